@@ -1,0 +1,220 @@
+"""
+Settings for E-Modal Portal, read from the environment (and `.env` when present).
+
+Every variable is documented in `.env.example` and the README. Defaults serve one machine:
+SQLite, the django-q2 ORM broker and the bundled upstream simulator. `DATABASE_URL` and
+`REDIS_URL` switch to PostgreSQL and the Redis broker for the at-scale set-up.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+# Development keys exist only so that a fresh clone runs with DEBUG on; production refuses
+# to start without real ones (and the deploy check refuses these very values).
+DEV_SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"  # noqa: S105
+DEV_FIELD_ENCRYPTION_KEY = "ZGV2LW9ubHktZmllbGQtZW5jcnlwdGlvbi1rZXkhISE="
+
+
+def _required_in_production(name: str, dev_default: str) -> str:
+    value = env.str(name, default="")
+    if value:
+        return value
+    if DEBUG:
+        return dev_default
+    raise ImproperlyConfigured(f"{name} must be set when DEBUG is off.")
+
+
+SECRET_KEY = _required_in_production("SECRET_KEY", DEV_SECRET_KEY)
+# A comma-separated list: the first key encrypts, every key decrypts (key rotation).
+FIELD_ENCRYPTION_KEY = [
+    key.strip()
+    for key in _required_in_production("FIELD_ENCRYPTION_KEY", DEV_FIELD_ENCRYPTION_KEY).split(",")
+    if key.strip()
+]
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "encrypted_model_fields",
+    "sessions_app",
+    "queries_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "emodal_portal.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "emodal_portal.wsgi.application"
+
+# --- Database -----------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several worker processes write to one file: WAL lets readers run beside the writer,
+    # IMMEDIATE takes the write lock at BEGIN (no deadlocking lock upgrades) and a long busy
+    # timeout makes writers queue instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env.int("SQLITE_BUSY_TIMEOUT", default=30),
+    }
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache and task queue -------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    # A database cache (not local memory) so that `qinfo`, `qmonitor` and health checks in
+    # another process can read the cluster's statistics.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "portal_cache",
+        }
+    }
+
+Q_WORKERS = env.int("Q_WORKERS", default=4)
+# Every task is one short step (one upstream call, plus at most one session creation and one
+# replay: about 2 x (150 s login + 180 s full container scroll) in the worst case).
+Q_TIMEOUT = env.int("Q_TIMEOUT", default=900)
+Q_CLUSTER = {
+    "name": "emodal_portal",
+    "workers": Q_WORKERS,
+    "timeout": Q_TIMEOUT,
+    # The broker hands a task out again when it has not been acknowledged `retry` seconds
+    # after it was taken. It must exceed `timeout` plus the time a task can wait in the
+    # cluster's local queue, or every long task runs twice (django-q's default is 60 s).
+    "retry": Q_TIMEOUT + 300,
+    # A task whose worker was killed is redelivered at most this many times in all; the
+    # query's own attempt counter and the stale-query sweep handle the rest.
+    "max_attempts": 3,
+    # A task that raised is acknowledged: query steps record their own failure on the Query
+    # row, so a broker redelivery of a failed step would only repeat the failure.
+    "ack_failures": True,
+    # Prefetch little: tasks waiting in one cluster's local queue can neither be taken by an
+    # idle cluster elsewhere nor survive that cluster's crash.
+    "queue_limit": Q_WORKERS,
+    "save_limit": 1000,
+    "catch_up": False,
+    "label": "Task queue",
+    "poll": 0.5,
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Upstream --------------------------------------------------------------------------------
+# Unset means the bundled simulator, which `make run` starts on this address.
+EMODAL_API_URL = env.str("EMODAL_API_URL", default="http://127.0.0.1:5010").rstrip("/")
+EMODAL_CONNECT_TIMEOUT = env.float("EMODAL_CONNECT_TIMEOUT", default=5.0)
+# Multiplies every read timeout; set it to the simulator's time scale (or a little above) to
+# make a time-scaled simulator's slow answers count as timeouts at the same proportion.
+EMODAL_TIMEOUT_SCALE = env.float("EMODAL_TIMEOUT_SCALE", default=1.0)
+EMODAL_MAX_DOWNLOAD_BYTES = env.int("EMODAL_MAX_DOWNLOAD_BYTES", default=50 * 1024 * 1024)
+EMODAL_SESSION_IDLE_SECONDS = env.float("EMODAL_SESSION_IDLE_SECONDS", default=600)
+# A stored session idle for longer than idle minus margin is treated as gone without asking.
+EMODAL_SESSION_MARGIN_SECONDS = env.float("EMODAL_SESSION_MARGIN_SECONDS", default=60)
+# A creation lease lasts longer than the slowest login (captcha gives up after ~2 min).
+EMODAL_LEASE_SECONDS = env.float("EMODAL_LEASE_SECONDS", default=300)
+# How long a worker waits for another's session creation or for the account's browser.
+EMODAL_WAIT_SECONDS = env.float("EMODAL_WAIT_SECONDS", default=900)
+EMODAL_POLL_SECONDS = env.float("EMODAL_POLL_SECONDS", default=0.25)
+
+# --- Auth, i18n, static -------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/admin/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="America/Los_Angeles")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "static")
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
+
+# --- Security (production) -----------------------------------------------------------------------
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Logging ------------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "sessions_app.redaction.RedactSecretsFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django": {"level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+        "urllib3": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,20 @@
+"""Test settings: the main settings plus what only tests want."""
+
+import os
+
+os.environ.setdefault("DEBUG", "true")
+
+from .settings import *  # noqa: E402,F403
+from .settings import BASE_DIR, DATABASES  # noqa: E402
+
+# A file, not an in-memory database, so that tests can run worker processes against it.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test_db.sqlite3")}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMODAL_POLL_SECONDS = 0.02
+EMODAL_WAIT_SECONDS = 60
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -1,0 +1,287 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.timesince import timesince
+from django.utils.translation import ngettext
+
+from . import tasks
+from .models import Account, SessionEvent
+from .services import update_account_credentials
+
+SECRET_INPUT = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+
+
+class AccountForm(forms.ModelForm):
+    """Secrets are write-only: the inputs never render a value, and blank keeps the current."""
+
+    new_password = forms.CharField(
+        label="E-Modal password",
+        required=False,
+        strip=False,
+        widget=SECRET_INPUT,
+        help_text="Leave blank to keep the current password.",
+    )
+    new_captcha_api_key = forms.CharField(
+        label="Captcha API key",
+        required=False,
+        widget=SECRET_INPUT,
+        help_text="Leave blank to keep the current key.",
+    )
+
+    class Meta:
+        model = Account
+        fields = ["user", "emodal_username", "trucking_company", "truck_plate", "own_chassis"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        username = self.instance.emodal_username if self.instance.pk else None
+        if username is not None and not isinstance(username, str):
+            self.initial["emodal_username"] = ""  # undecryptable: let staff enter it again
+        if not self.instance.pk:
+            for name in ("new_password", "new_captcha_api_key"):
+                self.fields[name].required = True
+                self.fields[name].help_text = ""
+
+    def clean_emodal_username(self) -> str:
+        return self.cleaned_data["emodal_username"].strip()
+
+
+class SessionStateFilter(admin.SimpleListFilter):
+    title = "session"
+    parameter_name = "session"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("live", "Live"), ("expired", "Expired"), ("none", "None")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Account]) -> QuerySet[Account]:
+        from django.conf import settings
+
+        usable = settings.EMODAL_SESSION_IDLE_SECONDS - settings.EMODAL_SESSION_MARGIN_SECONDS
+        cutoff = timezone.now() - timedelta(seconds=usable)
+        if self.value() == "live":
+            return queryset.with_session().filter(session_last_used_at__gt=cutoff)
+        if self.value() == "expired":
+            return queryset.with_session().filter(session_last_used_at__lte=cutoff)
+        if self.value() == "none":
+            return queryset.filter(session_id=None)
+        return queryset
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    form = AccountForm
+    list_display = [
+        "user",
+        "session_state_display",
+        "session_age",
+        "session_last_used_at",
+        "credential_state_display",
+        "captcha_solves_24h",
+        "trucking_company",
+    ]
+    list_filter = [SessionStateFilter, "credential_state", "trucking_company"]
+    list_select_related = ["user"]
+    search_fields = ["user__username", "user__email", "trucking_company", "truck_plate"]
+    readonly_fields = [
+        "credential_state",
+        "credential_error",
+        "credentials_changed_at",
+        "session_state_display",
+        "session_created_at",
+        "session_last_used_at",
+        "created_at",
+        "updated_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["user"]}),
+        (
+            "E-Modal credentials",
+            {"fields": ["emodal_username", "new_password", "new_captcha_api_key"]},
+        ),
+        (
+            "Appointment checks",
+            {"fields": ["trucking_company", "truck_plate", "own_chassis"]},
+        ),
+        (
+            "State",
+            {
+                "fields": [
+                    "credential_state",
+                    "credential_error",
+                    "credentials_changed_at",
+                    "session_state_display",
+                    "session_created_at",
+                    "session_last_used_at",
+                    "created_at",
+                    "updated_at",
+                ]
+            },
+        ),
+    ]
+    actions = ["force_session_refresh", "drop_session"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
+        since = timezone.now() - timedelta(hours=24)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                solves_24h=Count(
+                    "events",
+                    filter=Q(events__captcha_spent=True, events__created_at__gte=since),
+                )
+            )
+        )
+
+    @admin.display(description="session")
+    def session_state_display(self, account: Account) -> str:
+        return {"live": "Live", "expired": "Expired", "none": "None"}[account.session_state]
+
+    @admin.display(description="session age")
+    def session_age(self, account: Account) -> str:
+        if not account.session_created_at:
+            return "—"
+        return timesince(account.session_created_at)
+
+    @admin.display(description="credentials", ordering="credential_state")
+    def credential_state_display(self, account: Account) -> str:
+        text = account.get_credential_state_display()
+        if account.credential_state == Account.CredentialState.REJECTED:
+            text = f"{text}: {account.credential_error}"
+        return text
+
+    @admin.display(description="captcha solves (24 h)", ordering="solves_24h")
+    def captcha_solves_24h(self, account: Account) -> int:
+        return account.solves_24h
+
+    def save_model(
+        self, request: HttpRequest, obj: Account, form: AccountForm, change: bool
+    ) -> None:
+        changed = update_account_credentials(
+            account=obj,
+            emodal_username=form.cleaned_data.get("emodal_username"),
+            password=form.cleaned_data.get("new_password"),
+            captcha_api_key=form.cleaned_data.get("new_captcha_api_key"),
+            commit=False,
+        )
+        obj.save()
+        if changed and change:
+            messages.info(
+                request,
+                "Credentials changed; the old session was dropped and the next query will log in.",
+            )
+
+    def construct_change_message(
+        self, request: HttpRequest, form: AccountForm, formsets: Any, add: bool = False
+    ) -> list[dict[str, Any]]:
+        # Audited by field name only: Django's default does that too, but the secret fields
+        # are not model form fields here, so name them explicitly.
+        message = super().construct_change_message(request, form, formsets, add)
+        secrets_changed = [
+            name
+            for name, field in (
+                ("password", "new_password"),
+                ("captcha_api_key", "new_captcha_api_key"),
+            )
+            if form.cleaned_data.get(field)
+        ]
+        if secrets_changed and not add:
+            message.append({"changed": {"fields": secrets_changed}})
+        return message
+
+    def has_refresh_session_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("sessions_app.refresh_session")
+
+    @admin.action(
+        description="Force session refresh (spends a captcha per account)",
+        permissions=["refresh_session"],
+    )
+    def force_session_refresh(
+        self, request: HttpRequest, queryset: QuerySet[Account]
+    ) -> HttpResponse | None:
+        if request.POST.get("confirmed") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/sessions_app/account/confirm_refresh.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Force session refresh?",
+                    "accounts": queryset,
+                    "queryset": queryset,
+                    "opts": self.model._meta,
+                    "action_name": "force_session_refresh",
+                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        count = 0
+        for account in queryset:
+            tasks.enqueue_refresh_session(account_id=account.pk)
+            _log_action(request, account, "Queued a forced session refresh")
+            count += 1
+        self.message_user(
+            request,
+            ngettext(
+                "Queued a session refresh for %(count)d account.",
+                "Queued session refreshes for %(count)d accounts.",
+                count,
+            )
+            % {"count": count},
+            messages.SUCCESS,
+        )
+        return None
+
+    @admin.action(description="Drop session", permissions=["change"])
+    def drop_session(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
+        count = 0
+        for account in queryset.with_session():
+            tasks.enqueue_drop_session(account_id=account.pk)
+            _log_action(request, account, "Queued dropping the session")
+            count += 1
+        self.message_user(
+            request,
+            ngettext(
+                "Queued dropping the session of %(count)d account.",
+                "Queued dropping the sessions of %(count)d accounts.",
+                count,
+            )
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+
+def _log_action(request: HttpRequest, obj: Account, text: str) -> None:
+    # Django writes no admin log entry for custom actions by itself.
+    LogEntry.objects.log_actions(
+        user_id=request.user.pk,
+        queryset=[obj],
+        action_flag=CHANGE,
+        change_message=text,
+        single_object=True,
+    )
+
+
+@admin.register(SessionEvent)
+class SessionEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "account", "kind", "captcha_spent", "duration_ms", "detail"]
+    list_filter = ["kind", "captcha_spent", "created_at"]
+    list_select_related = ["account__user"]
+    search_fields = ["account__user__username", "detail"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

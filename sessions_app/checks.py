@@ -1,0 +1,71 @@
+"""System checks: refuse to run with encryption keys that would lose or expose secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError
+
+from .fields import configured_keys, crypter
+
+SAMPLE_SIZE = 50
+
+
+@register()
+def check_encryption_key(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    try:
+        crypter()
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="sessions_app.E001")]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_production_encryption_key(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    keys = configured_keys()
+    errors = []
+    if not keys or settings.DEV_FIELD_ENCRYPTION_KEY in keys:
+        errors.append(
+            Error(
+                "FIELD_ENCRYPTION_KEY is missing or is the development key.",
+                hint="Generate one with `python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'` and keep it out of the repository.",
+                id="sessions_app.E003",
+            )
+        )
+    if settings.SECRET_KEY in keys:
+        errors.append(
+            Error(
+                "FIELD_ENCRYPTION_KEY must not equal SECRET_KEY.",
+                hint="Use two separate keys: leaking one must not expose the other.",
+                id="sessions_app.E004",
+            )
+        )
+    return errors
+
+
+@register()
+def check_stored_secrets_decrypt(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """A changed key silently turns every stored credential into garbage: catch that when the
+    portal starts, not when a worker first sends a password upstream."""
+    from .models import Account
+
+    try:
+        sample = list(Account.objects.order_by("-updated_at")[:SAMPLE_SIZE])
+    except (DatabaseError, ImproperlyConfigured):
+        return []  # no database yet (first migrate): nothing stored to check
+    unreadable = [account.pk for account in sample if account.unreadable_secrets()]
+    if not unreadable:
+        return []
+    return [
+        Error(
+            f"{len(unreadable)} of {len(sample)} sampled accounts hold secrets that "
+            "FIELD_ENCRYPTION_KEY cannot decrypt.",
+            hint="The key was changed without keeping the old one. Set FIELD_ENCRYPTION_KEY to "
+            "'NEW_KEY,OLD_KEY' and run `manage.py rotate_encryption_key`.",
+            id="sessions_app.E002",
+        )
+    ]

@@ -1,0 +1,76 @@
+"""Store a portal user's E-Modal credentials, read from standard input.
+
+    printf '%s\n' "$EMODAL_USER" "$EMODAL_PASSWORD" "$CAPTCHA_KEY" | manage.py set_credentials alice
+
+Three lines: E-Modal username, password, captcha API key. They never go on the command line,
+where `ps` and shell history would show them. Creates the portal user if missing.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from sessions_app.models import Account
+from sessions_app.services import update_account_credentials
+
+
+class Command(BaseCommand):
+    help = (
+        "Store E-Modal username, password and captcha API key (three lines on standard input) "
+        "for a portal user, creating the user if missing."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("username", help="Portal username.")
+        parser.add_argument("--email", default="", help="E-mail for a newly created user.")
+        parser.add_argument("--trucking-company", help="Trucking company for appointment checks.")
+        parser.add_argument("--truck-plate", help="Truck plate for appointment checks.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        lines = [line.strip() for line in self.read_stdin().splitlines()]
+        lines = [line for line in lines if line]
+        if len(lines) != 3:
+            raise CommandError(
+                f"Expected 3 non-empty lines on standard input (E-Modal username, password, "
+                f"captcha API key); got {len(lines)}."
+            )
+        emodal_username, password, captcha_api_key = lines
+        with transaction.atomic():
+            user, user_created = get_user_model().objects.get_or_create(
+                username=options["username"], defaults={"email": options["email"]}
+            )
+            if user_created:
+                user.set_unusable_password()
+                user.save(update_fields=["password"])
+            account = Account.objects.filter(user=user).first() or Account(user=user)
+            created = account.pk is None
+            if options["trucking_company"] is not None:
+                account.trucking_company = options["trucking_company"]
+            if options["truck_plate"] is not None:
+                account.truck_plate = options["truck_plate"]
+            changed = update_account_credentials(
+                account=account,
+                emodal_username=emodal_username,
+                password=password,
+                captcha_api_key=captcha_api_key,
+                commit=False,
+            )
+            account.save()
+        if created:
+            verb = "Created account"
+        elif changed:
+            verb = f"Updated {', '.join(changed)} of account"
+        else:
+            verb = "Unchanged account"
+        suffix = " (new portal user)" if user_created else ""
+        self.stdout.write(self.style.SUCCESS(f"{verb} {user.get_username()}{suffix}."))
+
+    def read_stdin(self) -> str:
+        if sys.stdin.isatty():
+            self.stderr.write("E-Modal username, password, captcha API key (one per line):")
+        return sys.stdin.read()

@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .fields import SecretCharField, UndecryptableSecret
+
+
+class AccountQuerySet(models.QuerySet["Account"]):
+    def with_session(self) -> AccountQuerySet:
+        return self.exclude(session_id=None)
+
+    def rejected(self) -> AccountQuerySet:
+        return self.filter(credential_state=Account.CredentialState.REJECTED)
+
+
+class Account(models.Model):
+    """A portal user's E-Modal credentials and the state of their upstream session."""
+
+    class CredentialState(models.TextChoices):
+        UNKNOWN = "unknown", "Not tried yet"
+        WORKING = "working", "Working"
+        REJECTED = "rejected", "Rejected"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="emodal_account"
+    )
+    emodal_username = SecretCharField("E-Modal username", max_length=150)
+    password = SecretCharField("E-Modal password", max_length=255)
+    captcha_api_key = SecretCharField("captcha API key", max_length=255)
+
+    # Used by appointment checks; they belong to the company's account, not to code.
+    trucking_company = models.CharField(max_length=120, blank=True)
+    truck_plate = models.CharField(max_length=20, blank=True)
+    own_chassis = models.BooleanField(default=False)
+
+    credential_state = models.CharField(
+        max_length=10, choices=CredentialState.choices, default=CredentialState.UNKNOWN
+    )
+    credential_error = models.CharField(max_length=255, blank=True)
+    credentials_changed_at = models.DateTimeField(default=timezone.now)
+
+    # The upstream session id is a bearer token to a logged-in browser: stored encrypted.
+    session_id = SecretCharField("upstream session id", max_length=100, null=True, blank=True)
+    # Bumped on every change of session_id: encrypted values cannot be compared in SQL, so
+    # compare-and-set on the session ("drop it only if it is still the one that failed")
+    # compares this number instead.
+    session_version = models.PositiveIntegerField(default=0)
+    session_created_at = models.DateTimeField(null=True, blank=True)
+    session_last_used_at = models.DateTimeField(null=True, blank=True)
+
+    # The account's lease: whoever holds it may create a session and drive the account's
+    # browser. One holder at a time gives both "one captcha per need" and "one call per
+    # browser", across threads, processes and hosts (taken by a conditional UPDATE).
+    lease_token = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AccountQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["user__username"]
+        permissions = [("refresh_session", "Can force a session refresh (spends a captcha)")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(lease_token="") | Q(lease_expires_at__isnull=False),
+                name="account_lease_has_expiry",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.user.get_username()
+
+    SECRET_FIELDS = ("emodal_username", "password", "captcha_api_key", "session_id")
+
+    def unreadable_secrets(self) -> list[str]:
+        return [
+            name
+            for name in self.SECRET_FIELDS
+            if isinstance(getattr(self, name), UndecryptableSecret)
+        ]
+
+    def has_credentials(self) -> bool:
+        return all(
+            getattr(self, name) for name in ("emodal_username", "password", "captcha_api_key")
+        )
+
+    def session_deadline(self) -> timezone.datetime | None:
+        """When the stored session is to be treated as gone without asking the upstream."""
+        if not self.session_id or self.session_last_used_at is None:
+            return None
+        usable = settings.EMODAL_SESSION_IDLE_SECONDS - settings.EMODAL_SESSION_MARGIN_SECONDS
+        return self.session_last_used_at + timedelta(seconds=max(usable, 0))
+
+    def session_is_live(self, now: timezone.datetime | None = None) -> bool:
+        deadline = self.session_deadline()
+        return deadline is not None and (now or timezone.now()) < deadline
+
+    @property
+    def session_state(self) -> str:
+        if not self.session_id:
+            return "none"
+        return "live" if self.session_is_live() else "expired"
+
+
+class SessionEventQuerySet(models.QuerySet["SessionEvent"]):
+    def captcha_spent(self) -> SessionEventQuerySet:
+        return self.filter(captcha_spent=True)
+
+    def since(self, moment: timezone.datetime) -> SessionEventQuerySet:
+        return self.filter(created_at__gte=moment)
+
+
+class SessionEvent(models.Model):
+    """One outcome of getting or using an account's session: the audit trail and the source
+    of the admin's figures (captcha solves in the last 24 h, ...)."""
+
+    class Kind(models.TextChoices):
+        REUSED_STORED = "reused_stored", "Reused stored session"
+        REUSED_UPSTREAM = "reused_upstream", "Reused upstream session"
+        CREATED = "created", "Created (captcha spent)"
+        EXPIRED_LOCALLY = "expired_locally", "Expired by idle time"
+        REPLACED = "replaced", "Replaced after upstream said gone"
+        REFRESH_FORCED = "refresh_forced", "Refresh forced"
+        DROPPED = "dropped", "Dropped"
+        REJECTED = "rejected", "Credentials rejected"
+        FAILED = "failed", "Failed"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    captcha_spent = models.BooleanField(default=False)
+    duration_ms = models.PositiveIntegerField(default=0)
+    detail = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = SessionEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The admin's "captcha solves in the last 24 h" per account.
+            models.Index(fields=["account", "captcha_spent", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M:%S}"

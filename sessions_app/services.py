@@ -1,0 +1,468 @@
+"""SessionManager: a working upstream session for an account, spending one captcha per need.
+
+How a session is found, cheapest first:
+1. the stored one, while it is alive by local knowledge (idle timer) — no upstream call;
+2. one the upstream already holds for the account's E-Modal username (`GET /sessions`);
+3. a new one (`POST /get_session`, a paid captcha solve).
+
+Everything that touches an account's session or drives its browser happens under the
+account's lease: a row-level claim taken with a conditional UPDATE (works the same on SQLite
+and PostgreSQL, across threads, processes and hosts) that expires if its holder dies. One
+holder at a time means at most one session creation in flight per account, and never two
+calls on one browser. No database transaction is held open across an upstream call: the
+lease is committed state, and every write below is a short autocommit UPDATE.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from .client import (
+    CaptchaKeyRefused,
+    CredentialsRejected,
+    EModalClient,
+    SessionGone,
+    UpstreamError,
+    UpstreamRejected,
+)
+from .fields import SecretUnreadable
+from .models import Account, SessionEvent
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# A login that failed for a passing reason (captcha not solved, network) is retried this
+# many times in all before the call fails; a rejection is never retried.
+LOGIN_ATTEMPTS = 2
+
+
+class SessionError(Exception):
+    """Getting a session failed; the text says what to do about it (no secrets in it)."""
+
+    retryable = False
+
+
+class AccountRejected(SessionError):
+    """The account's credentials or captcha key were refused; nothing is spent on it until
+    someone edits them."""
+
+
+class AccountUnreadable(SessionError):
+    """The account's stored secrets cannot be decrypted with the configured keys."""
+
+
+class AccountIncomplete(SessionError):
+    """The account has no complete set of credentials."""
+
+
+class LeaseTimeout(SessionError):
+    """The account stayed busy (another worker held its lease) past the wait deadline."""
+
+    retryable = True
+
+
+class LeaseLost(SessionError):
+    """The lease expired while held and someone else took the account."""
+
+    retryable = True
+
+
+class SessionUnavailable(SessionError):
+    """The upstream could not give a session (after bounded retries)."""
+
+    retryable = True
+
+
+def _now() -> datetime:
+    return timezone.now()
+
+
+class SessionManager:
+    """Gets accounts working sessions and runs upstream operations with them."""
+
+    def __init__(
+        self,
+        *,
+        client: EModalClient | None = None,
+        wait_seconds: float | None = None,
+        lease_seconds: float | None = None,
+        poll_seconds: float | None = None,
+    ) -> None:
+        self.client = client or EModalClient.from_settings()
+        self.wait_seconds = settings.EMODAL_WAIT_SECONDS if wait_seconds is None else wait_seconds
+        self.lease_seconds = (
+            settings.EMODAL_LEASE_SECONDS if lease_seconds is None else lease_seconds
+        )
+        self.poll_seconds = settings.EMODAL_POLL_SECONDS if poll_seconds is None else poll_seconds
+
+    # -- public API --------------------------------------------------------------------------
+
+    def ensure_session(self, account: Account) -> str:
+        """A live session id for the account, reusing whatever can be reused."""
+        with self.lease(account) as token:
+            return self._ensure_session(account, token)
+
+    def refresh_session(self, account: Account) -> str:
+        """Close the account's session upstream and create a new one (spends a captcha)."""
+        with self.lease(account) as token:
+            account.refresh_from_db()
+            self._check_usable(account)
+            started = time.monotonic()
+            if account.session_id:
+                self._close_upstream(account)
+                self._clear_session(account, account.session_version)
+            self._record(account, SessionEvent.Kind.REFRESH_FORCED, started)
+            return self._create_session(account, token, reuse_upstream=False)
+
+    def drop_session(self, account: Account) -> bool:
+        """Forget the account's session here and close it upstream. False if there was none."""
+        with self.lease(account):
+            account.refresh_from_db()
+            if not account.session_id:
+                return False
+            started = time.monotonic()
+            if not account.unreadable_secrets():
+                self._close_upstream(account)
+            self._clear_session(account, account.session_version)
+            self._record(account, SessionEvent.Kind.DROPPED, started)
+            return True
+
+    def run(
+        self,
+        account: Account,
+        operation: Callable[[EModalClient, str], T],
+        *,
+        call_seconds: float | None = None,
+    ) -> T:
+        """Run `operation(client, session_id)` with a working session for the account.
+
+        The account's lease is held for the whole call (one call per browser). If the upstream
+        says the session is gone, it is replaced once and the call retried once; a second
+        failure is a real failure."""
+        if connection.in_atomic_block:
+            # A transaction held across a call of seconds to minutes would lock SQLite for
+            # every other worker and pin a PostgreSQL connection.
+            raise RuntimeError("SessionManager.run() must not be called inside a transaction")
+        if call_seconds is None:
+            call_seconds = self.client.longest_call_seconds() + 30
+        with self.lease(account) as token:
+            session_id = self._ensure_session(account, token)
+            version = account.session_version
+            self._extend_lease(account, token, call_seconds)
+            try:
+                result = self._call(account, operation, session_id, version)
+            except SessionGone:
+                started = time.monotonic()
+                self._clear_session(account, version)
+                self._record(account, SessionEvent.Kind.REPLACED, started)
+                session_id = self._ensure_session(account, token)
+                version = account.session_version
+                self._extend_lease(account, token, call_seconds)
+                result = self._call(account, operation, session_id, version)
+            return result
+
+    # -- the lease ---------------------------------------------------------------------------
+
+    @contextmanager
+    def lease(self, account: Account) -> Iterator[str]:
+        """Hold the account's lease (waiting for it, up to the deadline)."""
+        token = secrets.token_hex(16)
+        deadline = time.monotonic() + self.wait_seconds
+        while not self._try_acquire(account, token):
+            if time.monotonic() >= deadline:
+                raise LeaseTimeout(
+                    f"Account {account} stayed busy for {self.wait_seconds:.0f} s "
+                    "(another task is using its session); try again later."
+                )
+            time.sleep(self.poll_seconds * random.uniform(0.8, 1.2))  # noqa: S311
+        try:
+            yield token
+        finally:
+            Account.objects.filter(pk=account.pk, lease_token=token).update(
+                lease_token="", lease_expires_at=None
+            )
+
+    def _try_acquire(self, account: Account, token: str) -> bool:
+        now = _now()
+        free = Q(lease_token="") | Q(lease_expires_at__lt=now)
+        claimed = Account.objects.filter(free, pk=account.pk).update(
+            lease_token=token, lease_expires_at=now + timedelta(seconds=self.lease_seconds)
+        )
+        return claimed == 1
+
+    def _extend_lease(self, account: Account, token: str, seconds: float | None) -> None:
+        seconds = max(seconds or 0, self.lease_seconds)
+        kept = Account.objects.filter(pk=account.pk, lease_token=token).update(
+            lease_expires_at=_now() + timedelta(seconds=seconds)
+        )
+        if kept != 1:
+            raise LeaseLost(f"Account {account} was taken over by another worker; retry.")
+
+    # -- getting a session (lease held) --------------------------------------------------------
+
+    def _ensure_session(self, account: Account, token: str) -> str:
+        account.refresh_from_db()
+        self._check_usable(account)
+        if account.session_id:
+            if account.session_is_live():
+                self._record(account, SessionEvent.Kind.REUSED_STORED, time.monotonic())
+                return str(account.session_id)
+            started = time.monotonic()
+            self._clear_session(account, account.session_version)
+            self._record(account, SessionEvent.Kind.EXPIRED_LOCALLY, started)
+        return self._create_session(account, token, reuse_upstream=True)
+
+    def _check_usable(self, account: Account) -> None:
+        unreadable = account.unreadable_secrets()
+        if unreadable:
+            raise AccountUnreadable(
+                f"Account {account}: stored {', '.join(unreadable)} cannot be decrypted with "
+                "FIELD_ENCRYPTION_KEY. Restore the previous key (listed after the new one) "
+                "or enter the credentials again."
+            )
+        if not account.has_credentials():
+            raise AccountIncomplete(
+                f"Account {account} has no complete E-Modal credentials; set them in the admin "
+                "or with `manage.py set_credentials`."
+            )
+        if account.credential_state == Account.CredentialState.REJECTED:
+            raise AccountRejected(
+                f"Account {account}: {account.credential_error or 'credentials were rejected'}. "
+                "Fix the credentials (admin or `manage.py set_credentials`) to try again."
+            )
+
+    def _create_session(self, account: Account, token: str, *, reuse_upstream: bool) -> str:
+        if reuse_upstream:
+            found = self._find_upstream_session(account)
+            if found is not None:
+                return found
+        username = str(account.emodal_username)
+        for attempt in range(1, LOGIN_ATTEMPTS + 1):
+            self._extend_lease(account, token, None)
+            started = time.monotonic()
+            try:
+                grant = self.client.get_session(
+                    username=username,
+                    password=str(account.password),
+                    captcha_api_key=str(account.captcha_api_key),
+                )
+            except (CredentialsRejected, CaptchaKeyRefused) as exc:
+                self._mark_rejected(account, exc, started)
+                raise AccountRejected(
+                    f"Account {account}: {_rejection_text(exc)}. Fix the credentials "
+                    "(admin or `manage.py set_credentials`) to try again."
+                ) from None
+            except UpstreamError as exc:
+                self._record(
+                    account, SessionEvent.Kind.FAILED, started, detail=exc.readable()[:255]
+                )
+                if exc.retryable and attempt < LOGIN_ATTEMPTS:
+                    time.sleep(min(2.0**attempt, 10) * random.uniform(0.5, 1.0))  # noqa: S311
+                    continue
+                raise SessionUnavailable(
+                    f"Could not log account {account} in to E-Modal: {exc.readable()}"
+                ) from None
+            self._store_session(account, grant.session_id, last_used=None)
+            Account.objects.filter(pk=account.pk).update(
+                credential_state=Account.CredentialState.WORKING, credential_error=""
+            )
+            account.credential_state = Account.CredentialState.WORKING
+            kind = SessionEvent.Kind.CREATED if grant.is_new else SessionEvent.Kind.REUSED_UPSTREAM
+            self._record(account, kind, started, captcha_spent=grant.is_new)
+            return grant.session_id
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _find_upstream_session(self, account: Account) -> str | None:
+        started = time.monotonic()
+        try:
+            sessions = self.client.list_sessions()
+        except UpstreamError as exc:
+            # Listing fails when any browser upstream is unhealthy; a login still works.
+            logger.warning("Could not list upstream sessions: %s", exc.readable())
+            return None
+        username = str(account.emodal_username)
+        usable_for = settings.EMODAL_SESSION_IDLE_SECONDS - settings.EMODAL_SESSION_MARGIN_SECONDS
+        now = _now()
+        candidates = []
+        for item in sessions:
+            if item.username != username:
+                continue
+            last_used = _parse_time(item.last_used) or now
+            if (now - last_used).total_seconds() < usable_for:
+                candidates.append((last_used, item.session_id))
+        if not candidates:
+            return None
+        last_used, session_id = max(candidates)
+        self._store_session(account, session_id, last_used=last_used)
+        self._record(account, SessionEvent.Kind.REUSED_UPSTREAM, started)
+        return session_id
+
+    # -- calls (lease held) --------------------------------------------------------------------
+
+    def _call(
+        self,
+        account: Account,
+        operation: Callable[[EModalClient, str], T],
+        session_id: str,
+        version: int,
+    ) -> T:
+        try:
+            result = operation(self.client, session_id)
+        except UpstreamRejected:
+            # The browser answered (a validation error): the session is alive and was used.
+            self._touch(account, version)
+            raise
+        self._touch(account, version)
+        return result
+
+    def _touch(self, account: Account, version: int) -> None:
+        now = _now()
+        Account.objects.filter(pk=account.pk, session_version=version).update(
+            session_last_used_at=now
+        )
+        account.session_last_used_at = now
+
+    # -- state changes ---------------------------------------------------------------------------
+
+    def _store_session(
+        self, account: Account, session_id: str, *, last_used: datetime | None
+    ) -> None:
+        now = _now()
+        account.session_id = session_id
+        account.session_version += 1
+        account.session_created_at = now
+        account.session_last_used_at = last_used or now
+        with transaction.atomic():
+            account.save(
+                update_fields=[
+                    "session_id",
+                    "session_version",
+                    "session_created_at",
+                    "session_last_used_at",
+                    "updated_at",
+                ]
+            )
+
+    def _clear_session(self, account: Account, version: int) -> bool:
+        """Forget the session only if it is still the one of `version` (compare-and-set)."""
+        cleared = Account.objects.filter(pk=account.pk, session_version=version).update(
+            session_id=None,
+            session_version=version + 1,
+            session_created_at=None,
+            session_last_used_at=None,
+        )
+        account.refresh_from_db()
+        return cleared == 1
+
+    def _close_upstream(self, account: Account) -> None:
+        try:
+            self.client.delete_session(str(account.session_id))
+        except UpstreamError as exc:
+            logger.warning("Could not close the session of %s upstream: %s", account, exc)
+
+    def _mark_rejected(self, account: Account, exc: UpstreamError, started: float) -> None:
+        reason = _rejection_text(exc)[:255]
+        Account.objects.filter(pk=account.pk).update(
+            credential_state=Account.CredentialState.REJECTED, credential_error=reason
+        )
+        account.credential_state = Account.CredentialState.REJECTED
+        account.credential_error = reason
+        # E-Modal checks the password after the captcha is solved: that solve is paid for.
+        spent = isinstance(exc, CredentialsRejected)
+        self._record(
+            account, SessionEvent.Kind.REJECTED, started, detail=reason, captcha_spent=spent
+        )
+
+    def _record(
+        self,
+        account: Account,
+        kind: str,
+        started: float,
+        *,
+        detail: str = "",
+        captcha_spent: bool = False,
+    ) -> None:
+        duration_ms = int((time.monotonic() - started) * 1000)
+        SessionEvent.objects.create(
+            account=account,
+            kind=kind,
+            detail=detail,
+            captcha_spent=captcha_spent,
+            duration_ms=duration_ms,
+        )
+        logger.info("account %s: %s (%d ms)", account.pk, kind, duration_ms)
+
+
+def _rejection_text(exc: UpstreamError) -> str:
+    cause = getattr(exc, "cause", "")
+    if isinstance(exc, CaptchaKeyRefused):
+        return f"the captcha service refused the API key ({exc.details or cause})"
+    if cause == "vpn_required":
+        return "E-Modal requires a VPN connection for this login (vpn_required)"
+    return f"E-Modal rejected the username or password ({exc.details or cause})"
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = parse_datetime(value)
+    if parsed is None:
+        return None
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, timezone.get_default_timezone())
+    return parsed
+
+
+def update_account_credentials(
+    *,
+    account: Account,
+    emodal_username: str | None = None,
+    password: str | None = None,
+    captcha_api_key: str | None = None,
+    commit: bool = True,
+) -> list[str]:
+    """Store new credentials (None or "" keeps a field). A change clears a rejected state and
+    drops the stored session, which belonged to the old credentials. Returns the names of
+    the fields that changed (never their values)."""
+    changed = []
+    for name, value in (
+        ("emodal_username", emodal_username),
+        ("password", password),
+        ("captcha_api_key", captcha_api_key),
+    ):
+        if not value:
+            continue
+        current = getattr(account, name)
+        try:
+            same = str(current) == value if current is not None else False
+        except SecretUnreadable:
+            same = False
+        if not same:
+            setattr(account, name, value)
+            changed.append(name)
+    if changed:
+        account.credential_state = Account.CredentialState.UNKNOWN
+        account.credential_error = ""
+        account.credentials_changed_at = _now()
+        if account.session_id:
+            account.session_id = None
+            account.session_version += 1
+            account.session_created_at = None
+            account.session_last_used_at = None
+    if commit and (changed or account.pk is None):
+        account.save()
+    return changed

@@ -1,0 +1,98 @@
+"""Fixtures: the simulator on loopback, personas, and a guard against any other network."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from emodal_sim import SimConfig, SimServer
+from sessions_app.client import EModalClient
+from sessions_app.models import Account
+
+from .sim import FAST_SCALE, SimControl
+from .taskqueue import TaskQueue
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address: Any) -> Any:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0]
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback:
+            raise OSError(f"tests may only connect to loopback, not {host}")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_outside_network() -> Iterator[None]:
+    socket.socket.connect = _loopback_only  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = _real_connect  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session")
+def sim_server() -> Iterator[SimServer]:
+    server = SimServer(SimConfig(time_scale=FAST_SCALE), host="127.0.0.1", port=0).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sim(sim_server: SimServer, settings: Any) -> SimControl:
+    """A freshly reset simulator that the portal's settings point at."""
+    control = SimControl(sim_server.url)
+    control.reset()
+    settings.EMODAL_API_URL = sim_server.url
+    return control
+
+
+@pytest.fixture
+def client_api(sim: SimControl) -> Iterator[EModalClient]:
+    api = EModalClient(sim.url)
+    yield api
+    api.close()
+
+
+def make_account(username: str, **overrides: Any) -> Account:
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    fields = {
+        "emodal_username": f"{username}-emodal",
+        "password": f"{username}-password",
+        "captcha_api_key": f"{username}-captcha-key",
+        "trucking_company": "Acme Drayage",
+        "truck_plate": "7ABC123",
+        **overrides,
+    }
+    return Account.objects.create(user=user, **fields)
+
+
+@pytest.fixture
+def alice(db: Any) -> Account:
+    return make_account("alice")
+
+
+@pytest.fixture
+def bob(db: Any) -> Account:
+    return make_account("bob")
+
+
+@pytest.fixture
+def staff(db: Any, django_user_model: Any) -> Any:
+    return django_user_model.objects.create_superuser("charlie", "charlie@example.com", "pw")
+
+
+@pytest.fixture
+def task_queue(db: Any) -> TaskQueue:
+    """The task broker's queue, emptied before the test."""
+    queue = TaskQueue()
+    queue.purge()
+    return queue
