@@ -8,6 +8,8 @@ from typing import Any
 
 import requests
 
+from emodal_sim import DEFAULT_LATENCIES
+
 FAST_SCALE = 0.001
 
 
@@ -30,7 +32,12 @@ class SimControl:
 
     def reset(self, *, time_scale: float = FAST_SCALE, idle_timeout: float = 600.0) -> None:
         self._post("reset")
-        self.configure(time_scale=time_scale, idle_timeout=idle_timeout, capacity=10, latencies={})
+        self.configure(
+            time_scale=time_scale,
+            idle_timeout=idle_timeout,
+            capacity=10,
+            latencies=dict(DEFAULT_LATENCIES),
+        )
 
     def configure(self, **changes: Any) -> dict[str, Any]:
         return self._post("config", changes)

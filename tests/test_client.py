@@ -74,6 +74,7 @@ def test_list_sessions_failure_is_unavailable(client_api: EModalClient, sim: Sim
         ({"captcha_api_key": "bad-captcha-key"}, CaptchaKeyRefused, "recaptcha_failed"),
         ({"captcha_api_key": "no-balance-key"}, CaptchaKeyRefused, "recaptcha_failed"),
         ({"captcha_api_key": "flaky-captcha-key"}, LoginFailed, "network_error"),
+        ({"captcha_api_key": "unsolvable-captcha-key"}, LoginFailed, "recaptcha_failed"),
     ],
 )
 def test_login_failures_are_classified(

@@ -1,0 +1,340 @@
+"""HTTP front of the simulator: routing, faults, the /_sim/ control surface, SimServer."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from . import endpoints
+from .config import SimConfig
+from .endpoints import Context, Response
+from .state import ApiError, Call, SimState
+
+JSON_ERROR = "Request must be JSON"
+HTML_ERROR_PAGE = (
+    b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+    b"<body><h1>Bad Gateway</h1><p>The proxy received an invalid response.</p></body></html>"
+)
+
+
+class _NotJson(Exception):
+    pass
+
+
+class _ConnectionDropped(Exception):
+    """A "close" fault: hang up without answering."""
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    state: SimState
+    quiet: bool
+
+
+def _parse_json(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw.decode("utf-8")) if raw else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _NotJson from None
+    if not isinstance(value, dict):
+        raise _NotJson
+    return value
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without this, delayed ACKs add ~40 ms.
+    disable_nagle_algorithm = True
+    server: _HTTPServer
+    server_version = "Werkzeug/3.0.1"
+    sys_version = "Python/3.11"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if not self.server.quiet:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    # ------------------------------------------------------------- plumbing
+
+    def _read_body(self) -> bytes:
+        # The whole body must be consumed, or the next request on a kept-alive
+        # connection would be parsed from its leftovers.
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send(self, response: Response) -> None:
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def _base_url(self) -> str:
+        host = self.headers.get("Host")
+        if not host:
+            address, port = self.server.server_address[:2]
+            host = f"{address}:{port}"
+        return f"http://{host}"
+
+    def _dispatch(self, method: str) -> None:
+        raw = self._read_body()
+        parts = urlsplit(self.path)
+        path = unquote(parts.path)
+        try:
+            if path.startswith("/_sim/"):
+                response = self._control(method, path, parse_qs(parts.query), raw)
+            else:
+                response = self._public(method, path, raw)
+        except _ConnectionDropped:
+            self.close_connection = True
+            return
+        self._send(response)
+
+    # ---------------------------------------------------------- public API
+
+    def _public(self, method: str, path: str, raw: bytes) -> Response:
+        state = self.server.state
+        handler: Callable[..., Response]
+        args: tuple[str, ...] = ()
+        if method == "POST" and path in endpoints.POST_ENDPOINTS:
+            endpoint, handler = path, endpoints.POST_ENDPOINTS[path]
+        elif method == "GET" and path == "/health":
+            endpoint, handler = path, endpoints.health
+        elif method == "GET" and path == "/sessions":
+            endpoint, handler = path, endpoints.list_sessions
+        elif method == "DELETE" and path.startswith("/sessions/") and len(path) > 10:
+            endpoint, handler, args = "/sessions/{id}", endpoints.delete_session, (path[10:],)
+        elif method == "GET" and path.startswith("/files/") and len(path) > 7:
+            endpoint, handler, args = "/files/{name}", endpoints.get_file, (path[7:],)
+        elif path in endpoints.POST_ENDPOINTS or path in ("/health", "/sessions"):
+            return Response.json({"success": False, "error": "Method not allowed"}, 405)
+        else:
+            return Response.json({"success": False, "error": "Not found"}, 404)
+
+        body: dict[str, Any] = {}
+        not_json = False
+        if method == "POST":
+            try:
+                body = _parse_json(raw)
+            except _NotJson:
+                not_json = True
+        session_in = body.get("session_id") if isinstance(body.get("session_id"), str) else None
+        username = body.get("username") if isinstance(body.get("username"), str) else None
+        call = state.begin_call(endpoint, session_in, username)
+
+        fault = state.take_fault(endpoint)
+        if fault is not None:
+            if fault.mode == "close":
+                state.end_call(call, 0, "fault", "connection closed")
+                raise _ConnectionDropped
+            if fault.mode == "status":
+                state.end_call(call, fault.status or 500, "fault", fault.error)
+                return Response.json({"success": False, "error": fault.error}, fault.status or 500)
+            if fault.mode == "non_json":
+                status = fault.status or 200
+                state.end_call(call, status, "fault", "non-JSON answer")
+                return Response(status, HTML_ERROR_PAGE, "text/html; charset=utf-8")
+            call.extra_delay = fault.delay
+            if endpoint not in endpoints.POST_ENDPOINTS or endpoint == "/get_session":
+                # No session step to stretch: spend the delay up front.
+                state.sleep(fault.delay)
+                call.extra_delay = 0.0
+
+        if not_json:
+            state.end_call(call, 400, "error", JSON_ERROR)
+            return Response.json({"success": False, "error": JSON_ERROR}, 400)
+        return self._run(call, handler, body, args)
+
+    def _run(
+        self,
+        call: Call,
+        handler: Callable[..., Response],
+        body: dict[str, Any],
+        args: tuple[str, ...],
+    ) -> Response:
+        state = self.server.state
+        context = Context(state, body, call, self._base_url())
+        try:
+            response = handler(context, *args)
+        except ApiError as exc:
+            state.end_call(call, exc.status, exc.outcome, exc.payload["error"])
+            return Response.json(exc.payload, exc.status)
+        except Exception as exc:  # any bug must still answer like the real API
+            error = f"Automation failed: {type(exc).__name__}: {exc}"
+            state.end_call(call, 500, "error", error)
+            return Response.json({"success": False, "error": error}, 500)
+        state.end_call(call, response.status, "ok" if response.status < 400 else "error")
+        return response
+
+    # ------------------------------------------------------ control surface
+
+    def _control(self, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> Response:
+        state = self.server.state
+        try:
+            body = _parse_json(raw) if raw.strip() else {}
+        except _NotJson:
+            return Response.json({"success": False, "error": JSON_ERROR}, 400)
+        try:
+            payload = _control_action(state, method, path, query, body)
+        except (ValueError, TypeError, KeyError) as exc:
+            return Response.json({"success": False, "error": str(exc)}, 400)
+        if payload is None:
+            return Response.json({"success": False, "error": "Not found"}, 404)
+        return Response.json(payload)
+
+
+def _control_action(
+    state: SimState, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any]
+) -> dict[str, Any] | None:
+    route = (method, path.rstrip("/"))
+    if route == ("GET", "/_sim/stats"):
+        return state.stats()
+    if route == ("GET", "/_sim/calls"):
+        since = int(query.get("since", ["0"])[0] or 0)
+        return {"calls": state.calls(since)}
+    if route == ("GET", "/_sim/faults"):
+        return {"success": True, "faults": state.faults()}
+    if route == ("POST", "/_sim/faults"):
+        status = body.get("status")
+        fault = state.add_fault(
+            endpoint=str(body.get("endpoint", "*")),
+            count=int(body.get("count", 1)),
+            mode=str(body.get("mode", "status")),
+            status=int(status) if status is not None else None,
+            error=str(body.get("error", "Automation failed: injected fault")),
+            delay=float(body.get("delay", 0.0)),
+        )
+        return {"success": True, "fault": fault.public(), "faults": state.faults()}
+    if route == ("DELETE", "/_sim/faults"):
+        state.clear_faults()
+        return {"success": True, "faults": []}
+    if route == ("GET", "/_sim/sessions"):
+        return {"success": True, "sessions": state.sim_sessions()}
+    if route == ("POST", "/_sim/sessions/expire"):
+        if "session_id" not in body and "username" not in body:
+            raise ValueError("session_id or username required")
+        count = state.expire_sessions(body.get("session_id"), body.get("username"))
+        return {"success": True, "expired": count}
+    if route == ("POST", "/_sim/sessions/delete"):
+        if "session_id" not in body:
+            raise ValueError("session_id required")
+        return {"success": True, "deleted": state.delete_session(str(body["session_id"]))}
+    if route == ("POST", "/_sim/restart"):
+        state.restart()
+        return {"success": True, "message": "All sessions dropped"}
+    if route == ("POST", "/_sim/reset"):
+        state.reset()
+        return {"success": True, "message": "Simulator reset"}
+    if route == ("GET", "/_sim/config"):
+        return state.config.to_dict()
+    if route == ("POST", "/_sim/config"):
+        return state.update_config(body)
+    if route == ("POST", "/_sim/data/advance"):
+        username = body.get("username")
+        if not isinstance(username, str) or not username:
+            raise ValueError("username required")
+        generation = state.advance(username, int(body.get("steps", 1)))
+        return {"success": True, "username": username, "generation": generation}
+    if route == ("GET", "/_sim/data/containers"):
+        username = query.get("username", [""])[0]
+        if not username:
+            raise ValueError("username required")
+        return {
+            "username": username,
+            "generation": state.generation(username),
+            "containers": state.containers(username),
+        }
+    return None
+
+
+class SimServer:
+    """The simulator bound to a socket; ``start()`` serves from a daemon thread."""
+
+    def __init__(
+        self,
+        config: SimConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 5010,
+        quiet: bool = True,
+    ) -> None:
+        self.config = config or SimConfig()
+        self.state = SimState(self.config)
+        self._httpd = _HTTPServer((host, port), _Handler)
+        self._httpd.state = self.state
+        self._httpd.quiet = quiet
+        self._thread: threading.Thread | None = None
+
+    @property
+    def host(self) -> str:
+        return str(self._httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> SimServer:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="emodal-sim",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.state.shutdown()
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> SimServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
