@@ -1,1 +1,297 @@
-# Create your models here.
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from sessions_app.models import Account
+
+
+class QueryQuerySet(models.QuerySet["Query"]):
+    def live(self) -> QueryQuerySet:
+        return self.filter(status__in=Query.LIVE_STATUSES)
+
+    def visible_to(self, user: models.Model) -> QueryQuerySet:
+        """Staff see every query; a user only those of their own account."""
+        if getattr(user, "is_staff", False):
+            return self
+        return self.filter(account__user=user)
+
+
+class Query(models.Model):
+    """One request for data, run as a sequence of short steps. The row is the source of
+    truth: the next step to run, its progress, and who (which task) is running it now."""
+
+    class Kind(models.TextChoices):
+        AVAILABILITY = "availability", "Availability run"
+        CONTAINERS = "containers", "Containers"
+        APPOINTMENTS = "appointments", "Appointments"
+        TIMELINE = "timeline", "Container timeline"
+        BOOKING_NUMBER = "booking_number", "Booking number"
+        BULK_INFO = "bulk_info", "Bulk info"
+        APPOINTMENT_CHECK = "appointment_check", "Appointment check"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    LIVE_STATUSES = (Status.PENDING, Status.RUNNING)
+    TERMINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="queries")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    params = models.JSONField(default=dict, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    batch = models.CharField(max_length=64, blank=True, help_text="Set on queries started together.")
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    step = models.CharField(max_length=40, blank=True, help_text="The next step to run.")
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    # What later steps need from earlier ones (e.g. the containers to check).
+    state = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+
+    # Claim on the query while a task runs one of its steps (conditional UPDATE, as for
+    # the account lease). A claim past its expiry belongs to a dead worker.
+    claim_token = models.CharField(max_length=64, blank=True)
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    # A step that failed for a passing reason is retried by the sweep after this moment.
+    retry_at = models.DateTimeField(null=True, blank=True)
+    step_failures = models.PositiveSmallIntegerField(default=0)
+    # Every claim counts, including those of workers that were killed mid-step.
+    attempts = models.PositiveIntegerField(default=0)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = QueryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "queries"
+        permissions = [("run_query", "Can start queries for any account")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(progress_done__lte=models.F("progress_total")) | Q(progress_total=0),
+                name="query_progress_within_total",
+            ),
+        ]
+        indexes = [
+            # "My queries" and change detection's "previous successful query of this kind".
+            models.Index(fields=["account", "kind", "status", "created_at"]),
+            # The stale-query sweep.
+            models.Index(fields=["status", "claim_expires_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.get_kind_display()} for {self.account}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in self.LIVE_STATUSES
+
+    @property
+    def duration(self) -> timezone.timedelta | None:
+        if not self.started_at:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        if not self.progress_total:
+            return 0
+        return int(100 * self.progress_done / self.progress_total)
+
+
+class QueryFile(models.Model):
+    """A file the upstream produced for a query (sheet, screenshot), kept with it."""
+
+    class Kind(models.TextChoices):
+        CONTAINERS_SHEET = "containers_sheet", "Containers sheet"
+        APPOINTMENTS_SHEET = "appointments_sheet", "Appointments sheet"
+        SCREENSHOT = "screenshot", "Screenshot"
+
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="files")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    name = models.CharField(max_length=200)
+    file = models.FileField(upload_to="queries/%Y/%m/")
+    size = models.PositiveIntegerField(default=0)
+    content_type = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["query", "name"], name="queryfile_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ContainerRow(models.Model):
+    """One row of the containers sheet, typed."""
+
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="containers")
+    container_number = models.CharField(max_length=20)
+    trade_type = models.CharField(max_length=10, blank=True)
+    status = models.CharField(max_length=60, blank=True)
+    holds = models.BooleanField(null=True)
+    pregate_ticket = models.CharField(max_length=40, blank=True)
+    pregate_status = models.CharField(max_length=60, blank=True)
+    gate_status = models.CharField(max_length=40, blank=True)
+    origin = models.CharField(max_length=80, blank=True)
+    destination = models.CharField(max_length=80, blank=True)
+    current_location = models.CharField(max_length=80, blank=True)
+    line = models.CharField(max_length=40, blank=True)
+    vessel_name = models.CharField(max_length=80, blank=True)
+    vessel_code = models.CharField(max_length=20, blank=True)
+    voyage = models.CharField(max_length=20, blank=True)
+    size_type = models.CharField(max_length=20, blank=True)
+    fees = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    last_free_day = models.DateField(null=True, blank=True)
+    tags = models.CharField(max_length=200, blank=True)
+    raw = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["container_number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["query", "container_number"], name="containerrow_unique_per_query"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.container_number
+
+
+class ContainerInfo(models.Model):
+    """What the upstream said about one container: bulk info, a timeline or a booking
+    number. A per-container failure is kept here with its reason."""
+
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="infos")
+    container_number = models.CharField(max_length=20)
+    trade_type = models.CharField(max_length=10, blank=True)
+    success = models.BooleanField(default=True)
+    error = models.CharField(max_length=255, blank=True)
+    passed_pregate = models.BooleanField(null=True)
+    pregate_details = models.CharField(max_length=255, blank=True)
+    milestones = models.JSONField(default=list, blank=True)
+    manifested_at = models.DateTimeField(null=True, blank=True)
+    departed_terminal_at = models.DateTimeField(null=True, blank=True)
+    empty_received_at = models.DateTimeField(null=True, blank=True)
+    booking_number = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["container_number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["query", "container_number"], name="containerinfo_unique_per_query"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.container_number
+
+
+class AppointmentCheck(models.Model):
+    """Available appointment slots for one container (nothing is ever booked)."""
+
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="checks")
+    container_number = models.CharField(max_length=20)
+    trade_type = models.CharField(max_length=10, blank=True)
+    move_type = models.CharField(max_length=20, blank=True)
+    terminal = models.CharField(max_length=80, blank=True)
+    booking_number = models.CharField(max_length=40, blank=True)
+    success = models.BooleanField(default=True)
+    error = models.CharField(max_length=255, blank=True)
+    slots = models.JSONField(default=list, blank=True, help_text="ISO start times.")
+    slot_texts = models.JSONField(default=list, blank=True)
+    slot_count = models.PositiveIntegerField(default=0)
+    earliest_slot = models.DateTimeField(null=True, blank=True)
+    calendar_found = models.BooleanField(null=True)
+    screenshot = models.ForeignKey(
+        QueryFile, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["container_number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["query", "container_number"], name="appointmentcheck_unique_per_query"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.container_number
+
+
+class AppointmentRow(models.Model):
+    """One row of the account's appointments sheet."""
+
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="appointments")
+    row_number = models.PositiveIntegerField()
+    appointment_number = models.CharField(max_length=40, blank=True)
+    container_number = models.CharField(max_length=20, blank=True)
+    trade_type = models.CharField(max_length=10, blank=True)
+    terminal = models.CharField(max_length=80, blank=True)
+    move_type = models.CharField(max_length=20, blank=True)
+    appointment_date = models.DateField(null=True, blank=True)
+    time_slot = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=40, blank=True)
+    raw = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["row_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["query", "row_number"], name="appointmentrow_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.appointment_number or f"row {self.row_number}"
+
+
+class ContainerChange(models.Model):
+    """What changed for one container since the account's previous successful query of
+    the same kind."""
+
+    class Change(models.TextChoices):
+        NEW = "new", "New"
+        GONE = "gone", "Gone"
+        CHANGED = "changed", "Changed"
+
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="changes")
+    previous_query = models.ForeignKey(
+        Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    container_number = models.CharField(max_length=20)
+    change = models.CharField(max_length=10, choices=Change.choices)
+    fields = models.JSONField(default=dict, blank=True, help_text="field: [before, after]")
+
+    class Meta:
+        ordering = ["container_number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["query", "container_number"], name="containerchange_unique_per_query"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.container_number} {self.change}"
