@@ -154,6 +154,12 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# A query step that failed for a passing reason is retried after this back-off (doubling).
+QUERY_RETRY_BASE_SECONDS = env.float("QUERY_RETRY_BASE_SECONDS", default=30)
+# A live query with no running step and no task seen for this long lost its task (the Redis
+# broker keeps no copy of a task once a cluster took it); the sweep enqueues it again.
+QUERY_LOST_AFTER_SECONDS = env.float("QUERY_LOST_AFTER_SECONDS", default=Q_TIMEOUT + 600)
+
 # --- Upstream --------------------------------------------------------------------------------
 # Unset means the bundled simulator, which `make run` starts on this address.
 EMODAL_API_URL = env.str("EMODAL_API_URL", default="http://127.0.0.1:5010").rstrip("/")
@@ -168,7 +174,8 @@ EMODAL_SESSION_MARGIN_SECONDS = env.float("EMODAL_SESSION_MARGIN_SECONDS", defau
 # A creation lease lasts longer than the slowest login (captcha gives up after ~2 min).
 EMODAL_LEASE_SECONDS = env.float("EMODAL_LEASE_SECONDS", default=300)
 # How long a worker waits for another's session creation or for the account's browser.
-EMODAL_WAIT_SECONDS = env.float("EMODAL_WAIT_SECONDS", default=900)
+# Shorter than a task's timeout: a step that waited this long gives way and is retried later.
+EMODAL_WAIT_SECONDS = env.float("EMODAL_WAIT_SECONDS", default=300)
 EMODAL_POLL_SECONDS = env.float("EMODAL_POLL_SECONDS", default=0.25)
 
 # --- Auth, i18n, static -------------------------------------------------------------------------

@@ -29,3 +29,21 @@ class TaskQueue:
 
     def funcs(self) -> list[str]:
         return [task["func"] for task in self.drain()]
+
+
+def run_queued_tasks(queue: TaskQueue, *, until: Any, max_rounds: int = 500) -> int:
+    """Execute queued tasks in this process, oldest first, until `until()` holds.
+    Returns how many tasks ran. Fails if the queue runs dry before that."""
+    from django.utils.module_loading import import_string
+
+    ran = 0
+    for _ in range(max_rounds):
+        if until():
+            return ran
+        tasks = queue.drain()
+        if not tasks:
+            raise AssertionError("the task queue ran dry before the condition held")
+        for task in tasks:
+            import_string(task["func"])(*task["args"], **task["kwargs"])
+            ran += 1
+    raise AssertionError("too many rounds of tasks")

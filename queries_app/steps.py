@@ -1,0 +1,491 @@
+"""The steps queries are made of. A step makes at most one upstream operation (through the
+SessionManager), parses what came back, and returns an outcome: the rows to write and where
+the query goes next. Writing happens later, in the engine's short transaction, only if the
+step still holds its claim on the query — so a step that is run again writes the same rows
+(it deletes its own earlier rows first) and never duplicates them.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.db.models import Min
+
+from sessions_app.client import EModalClient, UpstreamError, UpstreamRejected
+from sessions_app.services import SessionManager
+
+from . import parsing
+from .models import (
+    AppointmentCheck,
+    AppointmentRow,
+    ContainerChange,
+    ContainerInfo,
+    ContainerRow,
+    Query,
+    QueryFile,
+)
+
+logger = logging.getLogger(__name__)
+
+DONE = ""  # the step after the last one
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+class QueryFailed(Exception):
+    """The query cannot succeed; the text is the readable reason shown to users."""
+
+
+@dataclass
+class Outcome:
+    next_step: str
+    write: Callable[[], None] | None = None
+    progress_done: int | None = None
+    progress_total: int | None = None
+    state: dict[str, Any] | None = None
+
+
+@dataclass
+class StepContext:
+    query: Query
+    manager: SessionManager
+    files: list[tuple[str, str, bytes, str]] = field(default_factory=list)
+
+    def call(self, operation: Callable[[EModalClient, str], Any]) -> Any:
+        return self.manager.run(self.query.account, operation)
+
+    def download(self, file_url: str) -> bytes:
+        buffer = io.BytesIO()
+        self.manager.client.download_file(file_url, buffer)
+        return buffer.getvalue()
+
+
+def save_file(query: Query, kind: str, name: str, content: bytes, content_type: str) -> QueryFile:
+    QueryFile.objects.filter(query=query, name=name).delete()
+    stored = QueryFile(
+        query=query, kind=kind, name=name, size=len(content), content_type=content_type
+    )
+    stored.file.save(f"{query.pk}-{name}", ContentFile(content), save=False)
+    stored.save()
+    return stored
+
+
+# -- containers ---------------------------------------------------------------------------------
+
+
+def containers(ctx: StepContext) -> Outcome:
+    meta = ctx.call(lambda api, sid: api.get_containers(sid))
+    content = ctx.download(meta["file_url"])
+    rows: dict[str, dict[str, Any]] = {}
+    for raw in parsing.sheet_rows(io.BytesIO(content)):
+        fields = parsing.container_fields(raw)
+        if fields["container_number"]:
+            rows.setdefault(fields["container_number"], fields)
+    query = ctx.query
+
+    def write() -> None:
+        ContainerRow.objects.filter(query=query).delete()
+        ContainerRow.objects.bulk_create(
+            [ContainerRow(query=query, **fields) for fields in rows.values()], batch_size=2000
+        )
+        save_file(query, QueryFile.Kind.CONTAINERS_SHEET, "containers.xlsx", content, XLSX)
+
+    if query.kind == Query.Kind.CONTAINERS:
+        return Outcome(next_step="changes", write=write, progress_done=1, progress_total=1)
+    # The availability run goes on with containers that could be picked up or dropped:
+    # no holds and no pregate ticket yet.
+    candidates = [
+        {
+            "container": number,
+            "trade_type": fields["trade_type"].upper(),
+            "origin": fields["origin"],
+            "destination": fields["destination"],
+        }
+        for number, fields in rows.items()
+        if fields["holds"] is False and not fields["pregate_ticket"]
+    ]
+    return Outcome(
+        next_step="bulk_info" if candidates else "appointments",
+        write=write,
+        progress_done=0,
+        progress_total=len(candidates),
+        state={"candidates": candidates},
+    )
+
+
+# -- bulk info ----------------------------------------------------------------------------------
+
+
+def _infos_from_bulk(query: Query, body: dict[str, Any]) -> list[ContainerInfo]:
+    results = body.get("results") or {}
+    infos = []
+    for item in results.get("import_results") or []:
+        timeline = item.get("timeline") or []
+        infos.append(
+            ContainerInfo(
+                query=query,
+                container_number=parsing.normalise_container_number(item.get("container_id", "")),
+                trade_type="IMPORT",
+                success=bool(item.get("success")),
+                error=str(item.get("error") or "")[:255],
+                passed_pregate=item.get("pregate_status")
+                if isinstance(item.get("pregate_status"), bool)
+                else None,
+                pregate_details=str(item.get("pregate_details") or "")[:255],
+                milestones=timeline,
+                **parsing.milestone_dates(timeline),
+            )
+        )
+    for item in results.get("export_results") or []:
+        infos.append(
+            ContainerInfo(
+                query=query,
+                container_number=parsing.normalise_container_number(item.get("container_id", "")),
+                trade_type="EXPORT",
+                success=bool(item.get("success")),
+                error=str(item.get("error") or "")[:255],
+                booking_number=str(item.get("booking_number") or "")[:40],
+            )
+        )
+    return infos
+
+
+def _write_infos(query: Query, infos: list[ContainerInfo]) -> Callable[[], None]:
+    def write() -> None:
+        numbers = [info.container_number for info in infos]
+        ContainerInfo.objects.filter(query=query, container_number__in=numbers).delete()
+        ContainerInfo.objects.bulk_create(infos, batch_size=1000)
+
+    return write
+
+
+def bulk_info(ctx: StepContext) -> Outcome:
+    query = ctx.query
+    if query.kind == Query.Kind.BULK_INFO:
+        imports = query.params.get("import_containers", [])
+        exports = query.params.get("export_containers", [])
+    else:
+        candidates = query.state["candidates"]
+        imports = [c["container"] for c in candidates if c["trade_type"] != "EXPORT"]
+        exports = [c["container"] for c in candidates if c["trade_type"] == "EXPORT"]
+    body = ctx.call(
+        lambda api, sid: api.get_info_bulk(
+            sid, import_containers=imports, export_containers=exports
+        )
+    )
+    infos = _infos_from_bulk(query, body)
+    write = _write_infos(query, infos)
+    if query.kind == Query.Kind.BULK_INFO:
+        return Outcome(next_step=DONE, write=write, progress_done=1, progress_total=1)
+    by_number = {info.container_number: info for info in infos}
+    checks = [plan_check(c, by_number.get(c["container"])) for c in query.state["candidates"]]
+    return Outcome(
+        next_step="appointment_check" if checks else "appointments",
+        write=write,
+        progress_done=0,
+        progress_total=len(checks),
+        state={**query.state, "checks": checks},
+    )
+
+
+def plan_check(candidate: dict[str, Any], info: ContainerInfo | None) -> dict[str, Any]:
+    """Move type and terminal for one container, as operators decide them (see the
+    contract's "full availability query")."""
+    if candidate["trade_type"] == "EXPORT":
+        return {
+            "container": candidate["container"],
+            "container_type": "export",
+            "move_type": "DROP FULL",
+            "terminal": candidate["destination"],
+            "booking_number": info.booking_number if info else "",
+        }
+    through_pregate = bool(info and info.passed_pregate)
+    return {
+        "container": candidate["container"],
+        "container_type": "import",
+        "move_type": "DROP EMPTY" if through_pregate else "PICK FULL",
+        "terminal": candidate["origin"] if through_pregate else candidate["destination"],
+        "booking_number": "",
+    }
+
+
+# -- appointment checks -------------------------------------------------------------------------
+
+
+def _check_item(query: Query) -> dict[str, Any]:
+    if query.kind == Query.Kind.APPOINTMENT_CHECK:
+        params = query.params
+        return {
+            "container": params.get("container_id") or params.get("booking_number", ""),
+            "container_type": params["container_type"],
+            "move_type": params["move_type"],
+            "terminal": params["terminal"],
+            "booking_number": params.get("booking_number", ""),
+        }
+    return query.state["checks"][query.progress_done]
+
+
+def _after_check(query: Query) -> tuple[str, int]:
+    if query.kind == Query.Kind.APPOINTMENT_CHECK:
+        return DONE, 1
+    done = query.progress_done + 1
+    return ("appointment_check" if done < query.progress_total else "appointments"), done
+
+
+def _write_check(query: Query, check: AppointmentCheck, screenshot: bytes | None) -> Callable:
+    def write() -> None:
+        AppointmentCheck.objects.filter(
+            query=query, container_number=check.container_number
+        ).delete()
+        if screenshot:
+            check.screenshot = save_file(
+                query,
+                QueryFile.Kind.SCREENSHOT,
+                f"slots-{check.container_number}.png",
+                screenshot,
+                "image/png",
+            )
+        check.save()
+
+    return write
+
+
+def appointment_check(ctx: StepContext) -> Outcome:
+    query, account = ctx.query, ctx.query.account
+    item = _check_item(query)
+    next_step, done = _after_check(query)
+    check = AppointmentCheck(
+        query=query,
+        container_number=item["container"],
+        trade_type=item["container_type"].upper(),
+        move_type=item["move_type"],
+        terminal=item["terminal"],
+        booking_number=item["booking_number"],
+    )
+    if item["container_type"] == "export" and not item["booking_number"]:
+        check.success = False
+        check.error = "No booking number is known for this export container."
+        return Outcome(next_step, _write_check(query, check, None), progress_done=done)
+    fields: dict[str, Any] = {
+        "container_type": item["container_type"],
+        "trucking_company": account.trucking_company,
+        "terminal": item["terminal"],
+        "move_type": item["move_type"],
+        "truck_plate": account.truck_plate,
+        "own_chassis": account.own_chassis,
+    }
+    if item["container_type"] == "export":
+        fields["booking_number"] = item["booking_number"]
+    else:
+        fields["container_id"] = item["container"]
+    try:
+        body = ctx.call(lambda api, sid: api.check_appointments(sid, **fields))
+    except UpstreamRejected as exc:
+        # This container cannot be checked (not found, validation): say why, go on.
+        check.success = False
+        check.error = exc.readable()[:255]
+        if query.kind == Query.Kind.APPOINTMENT_CHECK:
+            raise QueryFailed(f"Appointment check failed: {exc.readable()}") from None
+        return Outcome(next_step, _write_check(query, check, None), progress_done=done)
+    texts = [str(t) for t in body.get("available_times") or []]
+    starts = sorted(s for s in (parsing.parse_slot_start(t) for t in texts) if s is not None)
+    check.slot_texts = texts
+    check.slots = [s.isoformat() for s in starts]
+    check.slot_count = len(texts)
+    check.earliest_slot = starts[0] if starts else None
+    if "calendar_found" in body:
+        check.calendar_found = bool(body["calendar_found"])
+    screenshot = None
+    url = body.get("dropdown_screenshot_url") or body.get("calendar_screenshot_url")
+    if url:
+        try:
+            screenshot = ctx.download(url)
+        except UpstreamError as exc:
+            logger.warning("Query %s: screenshot not kept: %s", query.pk, exc.readable())
+    return Outcome(next_step, _write_check(query, check, screenshot), progress_done=done)
+
+
+def give_up_check(query: Query, reason: str) -> Outcome:
+    """After repeated passing failures on one container: record them against it, go on."""
+    item = _check_item(query)
+    next_step, done = _after_check(query)
+    check = AppointmentCheck(
+        query=query,
+        container_number=item["container"],
+        trade_type=item["container_type"].upper(),
+        move_type=item["move_type"],
+        terminal=item["terminal"],
+        booking_number=item["booking_number"],
+        success=False,
+        error=reason[:255],
+    )
+    return Outcome(next_step, _write_check(query, check, None), progress_done=done)
+
+
+# -- appointments -------------------------------------------------------------------------------
+
+
+def appointments(ctx: StepContext) -> Outcome:
+    query = ctx.query
+    body = ctx.call(lambda api, sid: api.get_appointments(sid))
+    content = ctx.download(body["file_url"])
+    rows = [
+        AppointmentRow(query=query, row_number=n, **parsing.appointment_fields(raw))
+        for n, raw in enumerate(parsing.sheet_rows(io.BytesIO(content)), start=1)
+    ]
+
+    def write() -> None:
+        AppointmentRow.objects.filter(query=query).delete()
+        AppointmentRow.objects.bulk_create(rows, batch_size=1000)
+        save_file(query, QueryFile.Kind.APPOINTMENTS_SHEET, "appointments.xlsx", content, XLSX)
+
+    if query.kind == Query.Kind.APPOINTMENTS:
+        return Outcome(next_step=DONE, write=write, progress_done=1, progress_total=1)
+    return Outcome(next_step="changes", write=write)
+
+
+# -- single containers ---------------------------------------------------------------------------
+
+
+def timeline(ctx: StepContext) -> Outcome:
+    query = ctx.query
+    number = query.params["container_id"]
+    try:
+        body = ctx.call(lambda api, sid: api.get_container_timeline(sid, container_id=number))
+    except UpstreamRejected as exc:
+        raise QueryFailed(f"Container {number}: {exc.readable()}") from None
+    items = body.get("timeline") or []
+    info = ContainerInfo(
+        query=query,
+        container_number=number,
+        passed_pregate=body.get("passed_pregate")
+        if isinstance(body.get("passed_pregate"), bool)
+        else None,
+        milestones=items,
+        **parsing.milestone_dates(items),
+    )
+    return Outcome(DONE, _write_infos(query, [info]), progress_done=1, progress_total=1)
+
+
+def booking_number(ctx: StepContext) -> Outcome:
+    query = ctx.query
+    number = query.params["container_id"]
+    try:
+        body = ctx.call(lambda api, sid: api.get_booking_number(sid, container_id=number))
+    except UpstreamRejected as exc:
+        raise QueryFailed(f"Container {number}: {exc.readable()}") from None
+    booking = body.get("booking_number")
+    info = ContainerInfo(
+        query=query,
+        container_number=number,
+        booking_number=str(booking or "")[:40],
+        success=bool(booking),
+        error="" if booking else str(body.get("message") or "No booking number for it.")[:255],
+    )
+    return Outcome(DONE, _write_infos(query, [info]), progress_done=1, progress_total=1)
+
+
+# -- change detection ---------------------------------------------------------------------------
+
+COMPARED = {
+    "status": "status",
+    "holds": "holds",
+    "last_free_day": "last free day",
+    "pregate_ticket": "pregate",
+}
+
+
+def _snapshot(query: Query) -> dict[str, dict[str, Any]]:
+    rows = {
+        row["container_number"]: row
+        for row in query.containers.values("container_number", *COMPARED)
+    }
+    slots = query.checks.values("container_number").annotate(earliest=Min("earliest_slot"))
+    for item in slots:
+        if item["container_number"] in rows:
+            rows[item["container_number"]]["earliest_slot"] = item["earliest"]
+    return rows
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def changes(ctx: StepContext) -> Outcome:
+    """What changed for each container since the account's previous successful query of the
+    same kind (no upstream call)."""
+    query = ctx.query
+    previous = (
+        Query.objects.filter(
+            account=query.account,
+            kind=query.kind,
+            status=Query.Status.SUCCEEDED,
+            created_at__lt=query.created_at,
+        )
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    found: list[ContainerChange] = []
+    if previous is not None:
+        now, before = _snapshot(query), _snapshot(previous)
+        compared = {**COMPARED, "earliest_slot": "earliest slot"}
+        for number, row in now.items():
+            old = before.get(number)
+            if old is None:
+                found.append(
+                    ContainerChange(change=ContainerChange.Change.NEW, container_number=number)
+                )
+                continue
+            diff = {
+                label: [_jsonable(old.get(name)), _jsonable(row.get(name))]
+                for name, label in compared.items()
+                if old.get(name) != row.get(name)
+            }
+            if diff:
+                found.append(
+                    ContainerChange(
+                        change=ContainerChange.Change.CHANGED, container_number=number, fields=diff
+                    )
+                )
+        found.extend(
+            ContainerChange(change=ContainerChange.Change.GONE, container_number=number)
+            for number in before.keys() - now.keys()
+        )
+    for change in found:
+        change.query, change.previous_query = query, previous
+
+    def write() -> None:
+        ContainerChange.objects.filter(query=query).delete()
+        ContainerChange.objects.bulk_create(found, batch_size=1000)
+
+    return Outcome(DONE, write)
+
+
+STEPS: dict[str, Callable[[StepContext], Outcome]] = {
+    "containers": containers,
+    "bulk_info": bulk_info,
+    "appointment_check": appointment_check,
+    "appointments": appointments,
+    "timeline": timeline,
+    "booking_number": booking_number,
+    "changes": changes,
+}
+
+# What to record when a step keeps failing for passing reasons: the per-container steps
+# give up on that container only; every other step fails the query.
+GIVE_UP: dict[str, Callable[[Query, str], Outcome]] = {"appointment_check": give_up_check}
+
+FIRST_STEP: dict[str, str] = {
+    Query.Kind.AVAILABILITY: "containers",
+    Query.Kind.CONTAINERS: "containers",
+    Query.Kind.APPOINTMENTS: "appointments",
+    Query.Kind.TIMELINE: "timeline",
+    Query.Kind.BOOKING_NUMBER: "booking_number",
+    Query.Kind.BULK_INFO: "bulk_info",
+    Query.Kind.APPOINTMENT_CHECK: "appointment_check",
+}
