@@ -7,9 +7,12 @@ os.environ.setdefault("DEBUG", "true")
 from .settings import *  # noqa: E402,F403
 from .settings import BASE_DIR, DATABASES  # noqa: E402
 
-# A file, not an in-memory database, so that tests can run worker processes against it.
+# A file, not an in-memory database, so that tests can run worker processes against it;
+# one per test run, so that two runs on one machine keep out of each other's way.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test_db.sqlite3")}
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(BASE_DIR / "var" / f"test_db-{os.getpid()}.sqlite3")
+    }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMODAL_POLL_SECONDS = 0.02

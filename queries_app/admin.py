@@ -1,1 +1,259 @@
-# Register your models here.
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import ngettext
+
+from sessions_app.admin import AccountAdmin
+from sessions_app.models import Account
+
+from .models import (
+    AppointmentCheck,
+    ContainerChange,
+    ContainerInfo,
+    Query,
+    QueryFile,
+)
+from .services import cancel_query, rerun_query, start_query
+
+
+def log_action(request: HttpRequest, obj: Any, text: str, flag: int = CHANGE) -> None:
+    # Django writes no admin log entry for custom actions by itself.
+    LogEntry.objects.log_actions(
+        user_id=request.user.pk,
+        queryset=[obj],
+        action_flag=flag,
+        change_message=text,
+        single_object=True,
+    )
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+    max_num = 0
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return list(self.fields or [])
+
+
+class FileInline(ReadOnlyInline):
+    model = QueryFile
+    fields = ["name", "kind", "size", "created_at"]
+
+
+class ChangeInline(ReadOnlyInline):
+    model = ContainerChange
+    fk_name = "query"
+    fields = ["container_number", "change", "fields"]
+
+
+class CheckInline(ReadOnlyInline):
+    model = AppointmentCheck
+    fields = [
+        "container_number",
+        "trade_type",
+        "move_type",
+        "terminal",
+        "success",
+        "error",
+        "slot_count",
+        "earliest_slot",
+    ]
+
+
+class InfoInline(ReadOnlyInline):
+    model = ContainerInfo
+    fields = [
+        "container_number",
+        "trade_type",
+        "success",
+        "error",
+        "passed_pregate",
+        "booking_number",
+    ]
+
+
+@admin.register(Query)
+class QueryAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "kind",
+        "account",
+        "status_display",
+        "step",
+        "progress",
+        "attempts",
+        "created_at",
+        "finished_at",
+        "results_link",
+    ]
+    list_filter = ["status", "kind", "account", "created_at"]
+    list_select_related = ["account__user"]
+    # "=": an exact container number, so the search uses the per-query unique index.
+    search_fields = ["account__user__username", "batch", "=containers__container_number"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "account",
+        "kind",
+        "params",
+        "started_by",
+        "batch",
+        "status",
+        "step",
+        "progress_done",
+        "progress_total",
+        "error",
+        "cancel_requested",
+        "attempts",
+        "step_failures",
+        "retry_at",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "results_link",
+    ]
+    exclude = ["state", "claim_token", "claim_expires_at", "enqueued_at"]
+    inlines = [InfoInline, CheckInline, ChangeInline, FileInline]
+    actions = ["rerun", "cancel"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # queries start from the account actions, the pages or the command
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="status", ordering="status")
+    def status_display(self, query: Query) -> str:
+        return query.get_status_display()
+
+    @admin.display(description="progress")
+    def progress(self, query: Query) -> str:
+        if not query.progress_total:
+            return "—"
+        return f"{query.progress_done} of {query.progress_total}"
+
+    @admin.display(description="results")
+    def results_link(self, query: Query) -> str:
+        return format_html('<a href="{}">open</a>', reverse("queries:detail", args=[query.pk]))
+
+    def has_run_query_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("queries_app.run_query")
+
+    @admin.action(description="Re-run selected queries", permissions=["run_query"])
+    def rerun(self, request: HttpRequest, queryset: QuerySet[Query]) -> None:
+        started = 0
+        for query in queryset.select_related("account"):
+            try:
+                new = rerun_query(query=query, started_by=request.user)
+            except ValidationError as exc:
+                self.message_user(request, f"{query}: {' '.join(exc.messages)}", messages.ERROR)
+                continue
+            log_action(request, new, f"Re-run of query #{query.pk}", ADDITION)
+            started += 1
+        self.message_user(
+            request,
+            ngettext("Started %(n)d query.", "Started %(n)d queries.", started) % {"n": started},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Cancel selected queries", permissions=["run_query"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Query]) -> None:
+        cancelled = 0
+        for query in queryset:
+            if cancel_query(query=query):
+                log_action(request, query, "Cancelled")
+                cancelled += 1
+        self.message_user(
+            request,
+            ngettext("Cancelled %(n)d query.", "Cancelled %(n)d queries.", cancelled)
+            % {"n": cancelled},
+            messages.SUCCESS,
+        )
+
+
+def _start_for_accounts(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Account],
+    kind: str,
+    action: str,
+) -> HttpResponse | None:
+    """Confirmation page, then one query per account (a costly action: it logs in)."""
+    label = Query.Kind(kind).label.lower()
+    if request.POST.get("confirmed") != "yes":
+        return TemplateResponse(
+            request,
+            "admin/queries_app/confirm_start.html",
+            {
+                **model_admin.admin_site.each_context(request),
+                "title": f"Run {label} for {queryset.count()} account(s)?",
+                "kind_label": label,
+                "accounts": queryset.select_related("user"),
+                "opts": model_admin.model._meta,
+                "action_name": action,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+    started = failed = 0
+    for account in queryset.select_related("user"):
+        try:
+            query = start_query(account=account, kind=kind, started_by=request.user)
+        except ValidationError as exc:
+            failed += 1
+            model_admin.message_user(
+                request, f"{account}: {' '.join(exc.messages)}", messages.ERROR
+            )
+            continue
+        log_action(request, account, f"Started {label} query #{query.pk}")
+        started += 1
+    model_admin.message_user(
+        request,
+        ngettext(
+            "Started %(label)s for %(n)d account.", "Started %(label)s for %(n)d accounts.", started
+        )
+        % {"label": label, "n": started},
+        messages.SUCCESS if not failed else messages.WARNING,
+    )
+    return None
+
+
+@admin.action(description="Run availability query", permissions=["run_query"])
+def run_availability(
+    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Account]
+) -> HttpResponse | None:
+    return _start_for_accounts(
+        model_admin, request, queryset, Query.Kind.AVAILABILITY, "run_availability"
+    )
+
+
+@admin.action(description="Run containers query", permissions=["run_query"])
+def run_containers(
+    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Account]
+) -> HttpResponse | None:
+    return _start_for_accounts(
+        model_admin, request, queryset, Query.Kind.CONTAINERS, "run_containers"
+    )
+
+
+# The account admin lives in sessions_app, which must not depend on queries_app; the query
+# actions are attached here instead.
+AccountAdmin.actions = [*AccountAdmin.actions, run_availability, run_containers]
+AccountAdmin.has_run_query_permission = lambda self, request: request.user.has_perm(  # type: ignore[attr-defined]
+    "queries_app.run_query"
+)

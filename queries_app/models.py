@@ -52,7 +52,9 @@ class Query(models.Model):
         blank=True,
         related_name="+",
     )
-    batch = models.CharField(max_length=64, blank=True, help_text="Set on queries started together.")
+    batch = models.CharField(
+        max_length=64, blank=True, help_text="Set on queries started together."
+    )
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     step = models.CharField(max_length=40, blank=True, help_text="The next step to run.")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+from sessions_app.models import Account
+
 from . import services
 
 
@@ -11,3 +15,10 @@ def run_query_step(query_id: int) -> str:
 
 def sweep_queries() -> dict[str, int]:
     return services.sweep_queries()
+
+
+def start_scheduled_query(account_id: int, kind: str, params_json: str = "{}") -> str:
+    """A recurring query's schedule fires: start it (or keep the one already running)."""
+    account = Account.objects.get(pk=account_id)
+    query = services.start_query(account=account, kind=kind, params=json.loads(params_json))
+    return f"query {query.pk}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -14,10 +15,21 @@ from emodal_sim import SimConfig, SimServer
 from sessions_app.client import EModalClient
 from sessions_app.models import Account
 
+from .processes import ROOT, Cluster
 from .sim import FAST_SCALE, SimControl
 from .taskqueue import TaskQueue
 
 _real_connect = socket.socket.connect
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # A run that was killed leaves its SQLite test database (and -wal/-shm files) behind.
+    for leftover in (ROOT / "var").glob("test_db-*.sqlite3*"):
+        pid = int(leftover.name.split("-")[1].split(".")[0])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            leftover.unlink(missing_ok=True)
 
 
 def _loopback_only(self: socket.socket, address: Any) -> Any:
@@ -96,3 +108,18 @@ def task_queue(db: Any) -> TaskQueue:
     queue = TaskQueue()
     queue.purge()
     return queue
+
+
+@pytest.fixture
+def clusters(transactional_db: Any, sim: SimControl) -> Iterator[Any]:
+    """Start real qcluster processes against the test database: `clusters()` → Cluster."""
+    started: list[Cluster] = []
+
+    def start(workers: int = 2, **extra: str) -> Cluster:
+        cluster = Cluster(sim.url, workers=workers, **extra)
+        started.append(cluster)
+        return cluster
+
+    yield start
+    for cluster in started:
+        cluster.stop()
