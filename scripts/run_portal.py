@@ -98,6 +98,8 @@ def main() -> int:
         )
     )
 
+    # Explicitly: a shell that starts this in the background leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         while True:
