@@ -163,6 +163,13 @@ QUERY_LOST_AFTER_SECONDS = env.float("QUERY_LOST_AFTER_SECONDS", default=Q_TIMEO
 # --- Upstream --------------------------------------------------------------------------------
 # Unset means the bundled simulator, which `make run` starts on this address.
 EMODAL_API_URL = env.str("EMODAL_API_URL", default="http://127.0.0.1:5010").rstrip("/")
+# Several automation servers (comma-separated): each account is assigned to one and stays there.
+EMODAL_API_URLS = [
+    url.rstrip("/") for url in env.list("EMODAL_API_URLS", default=[EMODAL_API_URL]) if url
+]
+# Sessions (browsers) the portal keeps at once on each server; the upstream holds 10 and
+# evicts the least recently used one, even mid-call, for an 11th login.
+EMODAL_MAX_SESSIONS = env.int("EMODAL_MAX_SESSIONS", default=10)
 EMODAL_CONNECT_TIMEOUT = env.float("EMODAL_CONNECT_TIMEOUT", default=5.0)
 # Multiplies every read timeout; set it to the simulator's time scale (or a little above) to
 # make a time-scaled simulator's slow answers count as timeouts at the same proportion.
@@ -186,7 +193,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "/admin/"
+LOGIN_REDIRECT_URL = "/queries/"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"

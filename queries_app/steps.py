@@ -61,7 +61,7 @@ class StepContext:
 
     def download(self, file_url: str) -> bytes:
         buffer = io.BytesIO()
-        self.manager.client.download_file(file_url, buffer)
+        self.manager.client_for(self.query.account).download_file(file_url, buffer)
         return buffer.getvalue()
 
 

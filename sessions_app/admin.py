@@ -4,6 +4,7 @@ from datetime import timedelta
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.db.models import Count, Q, QuerySet
@@ -15,7 +16,7 @@ from django.utils.translation import ngettext
 
 from . import tasks
 from .models import Account, SessionEvent
-from .services import update_account_credentials
+from .services import drop_session_locally, update_account_credentials
 
 SECRET_INPUT = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
 
@@ -37,12 +38,31 @@ class AccountForm(forms.ModelForm):
         help_text="Leave blank to keep the current key.",
     )
 
+    upstream_url = forms.ChoiceField(
+        label="Upstream server",
+        required=False,
+        help_text="Where this account's sessions live. Changing it drops the current session.",
+    )
+
     class Meta:
         model = Account
-        fields = ["user", "emodal_username", "trucking_company", "truck_plate", "own_chassis"]
+        fields = [
+            "user",
+            "emodal_username",
+            "upstream_url",
+            "trucking_company",
+            "truck_plate",
+            "own_chassis",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        servers = list(settings.EMODAL_API_URLS)
+        if self.instance.upstream_url and self.instance.upstream_url not in servers:
+            servers.append(self.instance.upstream_url)  # a server since removed: keep showing it
+        self.fields["upstream_url"].choices = [("", "Assign automatically")] + [
+            (url, url) for url in servers
+        ]
         username = self.instance.emodal_username if self.instance.pk else None
         if username is not None and not isinstance(username, str):
             self.initial["emodal_username"] = ""  # undecryptable: let staff enter it again
@@ -63,8 +83,6 @@ class SessionStateFilter(admin.SimpleListFilter):
         return [("live", "Live"), ("expired", "Expired"), ("none", "None")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Account]) -> QuerySet[Account]:
-        from django.conf import settings
-
         usable = settings.EMODAL_SESSION_IDLE_SECONDS - settings.EMODAL_SESSION_MARGIN_SECONDS
         cutoff = timezone.now() - timedelta(seconds=usable)
         if self.value() == "live":
@@ -86,9 +104,10 @@ class AccountAdmin(admin.ModelAdmin):
         "session_last_used_at",
         "credential_state_display",
         "captcha_solves_24h",
+        "upstream_url",
         "trucking_company",
     ]
-    list_filter = [SessionStateFilter, "credential_state", "trucking_company"]
+    list_filter = [SessionStateFilter, "credential_state", "upstream_url", "trucking_company"]
     list_select_related = ["user"]
     search_fields = ["user__username", "user__email", "trucking_company", "truck_plate"]
     readonly_fields = [
@@ -102,7 +121,7 @@ class AccountAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     fieldsets = [
-        (None, {"fields": ["user"]}),
+        (None, {"fields": ["user", "upstream_url"]}),
         (
             "E-Modal credentials",
             {"fields": ["emodal_username", "new_password", "new_captcha_api_key"]},
@@ -173,11 +192,16 @@ class AccountAdmin(admin.ModelAdmin):
             captcha_api_key=form.cleaned_data.get("new_captcha_api_key"),
             commit=False,
         )
+        if change and "upstream_url" in form.changed_data and obj.session_id:
+            # The session lives on the former server; the account starts afresh on the new one.
+            drop_session_locally(account=obj)
+            changed.append("upstream_url")
         obj.save()
         if changed and change:
             messages.info(
                 request,
-                "Credentials changed; the old session was dropped and the next query will log in.",
+                f"Changed {', '.join(changed)}: the old session was dropped; the next query "
+                "will log in.",
             )
 
     def construct_change_message(

@@ -38,6 +38,10 @@ class Account(models.Model):
     truck_plate = models.CharField(max_length=20, blank=True)
     own_chassis = models.BooleanField(default=False)
 
+    # The upstream server this account's sessions live on (one of EMODAL_API_URLS); assigned
+    # on first use to balance accounts across servers. Changing it drops the session.
+    upstream_url = models.CharField("upstream server", max_length=200, blank=True)
+
     credential_state = models.CharField(
         max_length=10, choices=CredentialState.choices, default=CredentialState.UNKNOWN
     )
@@ -129,6 +133,7 @@ class SessionEvent(models.Model):
         REPLACED = "replaced", "Replaced after upstream said gone"
         REFRESH_FORCED = "refresh_forced", "Refresh forced"
         DROPPED = "dropped", "Dropped"
+        CLOSED_FOR_CAPACITY = "closed_for_capacity", "Closed to free a browser"
         REJECTED = "rejected", "Credentials rejected"
         FAILED = "failed", "Failed"
 
@@ -150,3 +155,25 @@ class SessionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SessionSlot(models.Model):
+    """One of an upstream server's browsers, as the portal counts them. An account holds a slot
+    for as long as it keeps a session, so that the number of sessions in use on a server stays
+    under EMODAL_MAX_SESSIONS across all workers and hosts (claimed by conditional UPDATE)."""
+
+    server = models.CharField(max_length=200)
+    number = models.PositiveSmallIntegerField()
+    account = models.OneToOneField(
+        Account, on_delete=models.SET_NULL, null=True, blank=True, related_name="slot"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["server", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["server", "number"], name="sessionslot_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.server} #{self.number}"

@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -39,7 +39,7 @@ from .client import (
     UpstreamRejected,
 )
 from .fields import SecretUnreadable
-from .models import Account, SessionEvent
+from .models import Account, SessionEvent, SessionSlot
 
 logger = logging.getLogger(__name__)
 
@@ -102,12 +102,22 @@ class SessionManager:
         lease_seconds: float | None = None,
         poll_seconds: float | None = None,
     ) -> None:
-        self.client = client or EModalClient.from_settings()
+        # One client per upstream server; `client` (tests) serves every account.
+        self._client = client
+        self._clients: dict[str, EModalClient] = {}
         self.wait_seconds = settings.EMODAL_WAIT_SECONDS if wait_seconds is None else wait_seconds
         self.lease_seconds = (
             settings.EMODAL_LEASE_SECONDS if lease_seconds is None else lease_seconds
         )
         self.poll_seconds = settings.EMODAL_POLL_SECONDS if poll_seconds is None else poll_seconds
+
+    def client_for(self, account: Account) -> EModalClient:
+        if self._client is not None:
+            return self._client
+        url = account.upstream_url or settings.EMODAL_API_URLS[0]
+        if url not in self._clients:
+            self._clients[url] = EModalClient.from_settings(url)
+        return self._clients[url]
 
     # -- public API --------------------------------------------------------------------------
 
@@ -157,9 +167,9 @@ class SessionManager:
             # A transaction held across a call of seconds to minutes would lock SQLite for
             # every other worker and pin a PostgreSQL connection.
             raise RuntimeError("SessionManager.run() must not be called inside a transaction")
-        if call_seconds is None:
-            call_seconds = self.client.longest_call_seconds() + 30
         with self.lease(account) as token:
+            if call_seconds is None:
+                call_seconds = self.client_for(account).longest_call_seconds() + 30
             session_id = self._ensure_session(account, token)
             version = account.session_version
             self._extend_lease(account, token, call_seconds)
@@ -246,16 +256,25 @@ class SessionManager:
             )
 
     def _create_session(self, account: Account, token: str, *, reuse_upstream: bool) -> str:
-        if reuse_upstream:
-            found = self._find_upstream_session(account)
-            if found is not None:
-                return found
+        self._assign_upstream(account)
+        self._take_slot(account, token)
+        try:
+            if reuse_upstream:
+                found = self._find_upstream_session(account)
+                if found is not None:
+                    return found
+            return self._log_in(account, token)
+        except BaseException:
+            release_slot(account)  # no session came of it: give the browser back
+            raise
+
+    def _log_in(self, account: Account, token: str) -> str:
         username = str(account.emodal_username)
         for attempt in range(1, LOGIN_ATTEMPTS + 1):
             self._extend_lease(account, token, None)
             started = time.monotonic()
             try:
-                grant = self.client.get_session(
+                grant = self.client_for(account).get_session(
                     username=username,
                     password=str(account.password),
                     captcha_api_key=str(account.captcha_api_key),
@@ -289,7 +308,7 @@ class SessionManager:
     def _find_upstream_session(self, account: Account) -> str | None:
         started = time.monotonic()
         try:
-            sessions = self.client.list_sessions()
+            sessions = self.client_for(account).list_sessions()
         except UpstreamError as exc:
             # Listing fails when any browser upstream is unhealthy; a login still works.
             logger.warning("Could not list upstream sessions: %s", exc.readable())
@@ -311,6 +330,86 @@ class SessionManager:
         self._record(account, SessionEvent.Kind.REUSED_UPSTREAM, started)
         return session_id
 
+    # -- capacity: browsers per upstream server ---------------------------------------------------
+
+    def _assign_upstream(self, account: Account) -> None:
+        """Keep the account on its server; a new (or removed) one goes to the least loaded."""
+        urls = settings.EMODAL_API_URLS
+        if account.upstream_url in urls:
+            return
+        load = dict(
+            Account.objects.filter(upstream_url__in=urls)
+            .values_list("upstream_url")
+            .annotate(n=Count("pk"))
+        )
+        account.upstream_url = min(urls, key=lambda url: (load.get(url, 0), urls.index(url)))
+        Account.objects.filter(pk=account.pk).update(upstream_url=account.upstream_url)
+
+    def _take_slot(self, account: Account, token: str) -> None:
+        """Hold one of the server's browsers before logging in. When all are taken, close
+        the portal's own least recently used idle session rather than let the upstream evict
+        someone blindly (possibly mid-call); if every one is in use, wait for one."""
+        server = account.upstream_url
+        if SessionSlot.objects.filter(account=account, server=server).exists():
+            return
+        release_slot(account)  # a slot on a former server
+        limit = settings.EMODAL_MAX_SESSIONS
+        for number in range(limit):
+            SessionSlot.objects.get_or_create(server=server, number=number)
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            free = SessionSlot.objects.filter(server=server, number__lt=limit, account=None)
+            for slot_id in free.values_list("pk", flat=True)[:5]:
+                if SessionSlot.objects.filter(pk=slot_id, account=None).update(
+                    account=account, claimed_at=_now()
+                ):
+                    return
+            if self._reclaim_slot(server, limit):
+                continue
+            if time.monotonic() >= deadline:
+                raise LeaseTimeout(
+                    f"All {limit} upstream browsers stayed in use for {self.wait_seconds:.0f} s; "
+                    "the query waits its turn and is retried."
+                )
+            self._extend_lease(account, token, None)
+            time.sleep(self.poll_seconds * random.uniform(0.8, 1.2))  # noqa: S311
+
+    def _reclaim_slot(self, server: str, limit: int) -> bool:
+        """Free one slot: first a session that is dead by its idle timer, else the least
+        recently used idle one (closed upstream). Never one in the middle of a call: the
+        victim's own lease is taken first (without waiting)."""
+        holders = list(
+            SessionSlot.objects.filter(server=server, number__lt=limit, account__isnull=False)
+            .select_related("account")
+            .order_by("account__session_last_used_at")
+        )
+        now = _now()
+        dead_first = sorted(holders, key=lambda slot: slot.account.session_is_live(now))
+        for slot in dead_first:
+            victim = slot.account
+            token = secrets.token_hex(16)
+            if not self._try_acquire(victim, token):
+                continue  # in use right now
+            try:
+                victim.refresh_from_db()
+                started = time.monotonic()
+                if not victim.session_id:
+                    release_slot(victim)
+                    return True
+                if victim.session_is_live(now):
+                    self._close_upstream(victim)
+                    kind = SessionEvent.Kind.CLOSED_FOR_CAPACITY
+                else:
+                    kind = SessionEvent.Kind.EXPIRED_LOCALLY
+                self._clear_session(victim, victim.session_version)
+                self._record(victim, kind, started)
+                return True
+            finally:
+                Account.objects.filter(pk=victim.pk, lease_token=token).update(
+                    lease_token="", lease_expires_at=None
+                )
+        return False
+
     # -- calls (lease held) --------------------------------------------------------------------
 
     def _call(
@@ -321,7 +420,7 @@ class SessionManager:
         version: int,
     ) -> T:
         try:
-            result = operation(self.client, session_id)
+            result = operation(self.client_for(account), session_id)
         except UpstreamRejected:
             # The browser answered (a validation error): the session is alive and was used.
             self._touch(account, version)
@@ -365,12 +464,14 @@ class SessionManager:
             session_created_at=None,
             session_last_used_at=None,
         )
+        if cleared:
+            release_slot(account)
         account.refresh_from_db()
         return cleared == 1
 
     def _close_upstream(self, account: Account) -> None:
         try:
-            self.client.delete_session(str(account.session_id))
+            self.client_for(account).delete_session(str(account.session_id))
         except UpstreamError as exc:
             logger.warning("Could not close the session of %s upstream: %s", account, exc)
 
@@ -405,6 +506,20 @@ class SessionManager:
             duration_ms=duration_ms,
         )
         logger.info("account %s: %s (%d ms)", account.pk, kind, duration_ms)
+
+
+def drop_session_locally(*, account: Account) -> None:
+    """Forget the account's session without an upstream call (it idles out upstream); the
+    caller saves the account."""
+    account.session_id = None
+    account.session_version += 1
+    account.session_created_at = None
+    account.session_last_used_at = None
+    release_slot(account)
+
+
+def release_slot(account: Account) -> None:
+    SessionSlot.objects.filter(account=account).update(account=None, claimed_at=None)
 
 
 def _rejection_text(exc: UpstreamError) -> str:
@@ -459,10 +574,7 @@ def update_account_credentials(
         account.credential_error = ""
         account.credentials_changed_at = _now()
         if account.session_id:
-            account.session_id = None
-            account.session_version += 1
-            account.session_created_at = None
-            account.session_last_used_at = None
+            drop_session_locally(account=account)
     if commit and (changed or account.pk is None):
         account.save()
     return changed

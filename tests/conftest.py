@@ -64,6 +64,7 @@ def sim(sim_server: SimServer, settings: Any) -> SimControl:
     control = SimControl(sim_server.url)
     control.reset()
     settings.EMODAL_API_URL = sim_server.url
+    settings.EMODAL_API_URLS = [sim_server.url]
     return control
 
 

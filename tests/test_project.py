@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 
 
+@pytest.mark.django_db
 def test_system_checks_pass() -> None:
     call_command("check", fail_level="WARNING", stdout=io.StringIO())
 

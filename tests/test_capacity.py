@@ -1,0 +1,171 @@
+"""Never more browsers than the upstream has (design.md invariant 9), and several upstreams."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from emodal_sim import SimConfig, SimServer
+from sessions_app.models import Account, SessionEvent, SessionSlot
+from sessions_app.services import LeaseTimeout, SessionManager
+
+from .conftest import make_account
+from .sim import FAST_SCALE, SimControl
+from .test_session_manager import _in_threads
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def limit(settings: Any) -> Any:
+    def set_limit(n: int) -> None:
+        settings.EMODAL_MAX_SESSIONS = n
+
+    return set_limit
+
+
+def kinds(account: Account) -> list[str]:
+    return list(account.events.order_by("id").values_list("kind", flat=True))
+
+
+def test_at_the_limit_the_least_recently_used_idle_session_is_closed_by_the_portal(
+    db: Any, sim: SimControl, limit: Any
+) -> None:
+    limit(2)
+    alice, bob, carol = (make_account(n) for n in ("alice", "bob", "carol"))
+    manager = SessionManager()
+    manager.ensure_session(alice)
+    manager.ensure_session(bob)
+    manager.ensure_session(carol)
+    alice.refresh_from_db()
+    assert alice.session_id is None
+    assert kinds(alice)[-1] == SessionEvent.Kind.CLOSED_FOR_CAPACITY
+    stats = sim.stats()
+    assert stats["evictions"] == 0  # the upstream never had to evict
+    assert stats["deleted"] == 1
+    assert stats["active_sessions"] == 2
+    assert set(
+        SessionSlot.objects.exclude(account=None).values_list("account__user__username", flat=True)
+    ) == {"bob", "carol"}
+
+
+def test_a_session_dead_by_its_timer_is_reclaimed_first(
+    db: Any, sim: SimControl, limit: Any, settings: Any
+) -> None:
+    limit(2)
+    alice, bob, carol = (make_account(n) for n in ("alice", "bob", "carol"))
+    manager = SessionManager()
+    manager.ensure_session(alice)
+    manager.ensure_session(bob)
+    bob.refresh_from_db()
+    sim.expire(session_id=bob.session_id)
+    Account.objects.filter(pk=bob.pk).update(
+        session_last_used_at=timezone.now()
+        - timedelta(seconds=settings.EMODAL_SESSION_IDLE_SECONDS)
+    )
+    manager.ensure_session(carol)
+    alice.refresh_from_db()
+    bob.refresh_from_db()
+    assert alice.session_id and not bob.session_id
+    assert kinds(bob)[-1] == SessionEvent.Kind.EXPIRED_LOCALLY
+    assert sim.stats()["deleted"] == 0
+
+
+def test_a_session_in_the_middle_of_a_call_is_never_taken(
+    db: Any, sim: SimControl, limit: Any
+) -> None:
+    limit(1)
+    alice, bob = make_account("alice"), make_account("bob")
+    SessionManager().ensure_session(alice)
+    # Alice is mid-call: her lease is held.
+    Account.objects.filter(pk=alice.pk).update(
+        lease_token="in-a-call", lease_expires_at=timezone.now() + timedelta(minutes=5)
+    )
+    with pytest.raises(LeaseTimeout, match="upstream browsers stayed in use"):
+        SessionManager(wait_seconds=0.3).ensure_session(bob)
+    alice.refresh_from_db()
+    assert alice.session_id
+    assert sim.stats()["active_sessions"] == 1
+    Account.objects.filter(pk=alice.pk).update(lease_token="", lease_expires_at=None)
+    SessionManager().ensure_session(bob)
+    assert sim.stats()["evictions"] == 0
+
+
+def test_many_accounts_never_use_more_browsers_than_the_limit(
+    db: Any, sim: SimControl, limit: Any
+) -> None:
+    limit(3)
+    sim.configure(latencies={"captcha": 100, "get_appointments": 50})
+    accounts = [make_account(f"user{i}") for i in range(6)]
+
+    def work(i: int) -> None:
+        manager = SessionManager()
+        for _ in range(2):
+            manager.run(accounts[i], lambda api, sid: api.get_appointments(sid))
+
+    results = _in_threads(6, work)
+    assert results == [None] * 6
+    stats = sim.stats()
+    assert stats["max_concurrent_sessions"] <= 3
+    assert stats["evictions"] == 0
+    assert stats["collisions"] == 0
+    assert len(sim.calls("/get_appointments")) == 12
+
+
+@pytest.fixture
+def second_sim() -> Iterator[SimControl]:
+    server = SimServer(SimConfig(time_scale=FAST_SCALE), host="127.0.0.1", port=0).start()
+    yield SimControl(server.url)
+    server.stop()
+
+
+def test_accounts_are_balanced_across_upstreams_and_stay_there(
+    db: Any, sim: SimControl, second_sim: SimControl, settings: Any
+) -> None:
+    settings.EMODAL_API_URLS = [sim.url, second_sim.url]
+    accounts = [make_account(f"user{i}") for i in range(4)]
+    manager = SessionManager()
+    for account in accounts:
+        manager.run(account, lambda api, sid: api.get_appointments(sid))
+    servers = [Account.objects.get(pk=a.pk).upstream_url for a in accounts]
+    assert sorted(servers) == sorted([sim.url, second_sim.url] * 2)
+    assert sim.stats()["sessions_created"] == second_sim.stats()["sessions_created"] == 2
+    for account in accounts:  # later calls stay on the same server
+        manager.run(account, lambda api, sid: api.get_appointments(sid))
+    assert len(sim.calls("/get_appointments")) == len(second_sim.calls("/get_appointments")) == 4
+
+
+def test_staff_can_move_an_account_to_another_upstream(
+    alice: Account, sim: SimControl, second_sim: SimControl, settings: Any, staff: Any
+) -> None:
+    settings.EMODAL_API_URLS = [sim.url, second_sim.url]
+    SessionManager().ensure_session(alice)
+    alice.refresh_from_db()
+    assert alice.upstream_url == sim.url
+    client = Client()
+    client.force_login(staff)
+    url = reverse("admin:sessions_app_account_change", args=[alice.pk])
+    assert second_sim.url in client.get(url).content.decode()
+    client.post(
+        url,
+        {
+            "user": str(alice.user_id),
+            "emodal_username": "alice-emodal",
+            "upstream_url": second_sim.url,
+            "new_password": "",
+            "new_captcha_api_key": "",
+            "trucking_company": "Acme Drayage",
+            "truck_plate": "7ABC123",
+        },
+    )
+    alice.refresh_from_db()
+    assert (alice.upstream_url, alice.session_id) == (second_sim.url, None)
+    assert not SessionSlot.objects.filter(account=alice).exists()
+    SessionManager().run(alice, lambda api, sid: api.get_appointments(sid))
+    assert second_sim.stats()["sessions_created"] == 1
