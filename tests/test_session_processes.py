@@ -57,3 +57,32 @@ def test_a_lease_holder_killed_mid_creation_does_not_block_the_account(
     assert alice.session_id and alice.lease_token == ""
     # Let the orphaned login finish upstream so it cannot leak into the next test.
     sim.wait_for(lambda: all(c["end"] is not None for c in sim.calls()), timeout=10)
+
+
+def test_concurrent_refresh_commands_for_one_account_spend_one_captcha(
+    alice: Account, sim: SimControl
+) -> None:
+    import subprocess
+    import sys
+
+    from .processes import ROOT
+
+    sim.configure(latencies={"captcha": 2000})  # 2 s: the second command starts mid-login
+    env = worker_env(sim.url)
+    commands = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "refresh_sessions", "--user", "alice"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    sim.wait_for(lambda: any(c["end"] is None for c in sim.calls("/get_session")), timeout=60)
+    outputs = [c.communicate(timeout=60) for c in commands]
+    assert [c.returncode for c in commands] == [0, 0], outputs
+    assert all(out.startswith("alice: ") for out, _ in outputs)
+    assert sim.stats()["captcha_solves"] == 1
+    assert len(sim.calls("/get_session")) == 1
