@@ -255,18 +255,23 @@ def _write_check(query: Query, check: AppointmentCheck, screenshot: bytes | None
     return write
 
 
-def appointment_check(ctx: StepContext) -> Outcome:
-    query, account = ctx.query, ctx.query.account
-    item = _check_item(query)
-    next_step, done = _after_check(query)
-    check = AppointmentCheck(
+def _new_check(query: Query, item: dict[str, Any], **outcome: Any) -> AppointmentCheck:
+    return AppointmentCheck(
         query=query,
         container_number=item["container"],
         trade_type=item["container_type"].upper(),
         move_type=item["move_type"],
         terminal=item["terminal"],
         booking_number=item["booking_number"],
+        **outcome,
     )
+
+
+def appointment_check(ctx: StepContext) -> Outcome:
+    query, account = ctx.query, ctx.query.account
+    item = _check_item(query)
+    next_step, done = _after_check(query)
+    check = _new_check(query, item)
     if item["container_type"] == "export" and not item["booking_number"]:
         check.success = False
         check.error = "No booking number is known for this export container."
@@ -314,16 +319,7 @@ def give_up_check(query: Query, reason: str) -> Outcome:
     """After repeated passing failures on one container: record them against it, go on."""
     item = _check_item(query)
     next_step, done = _after_check(query)
-    check = AppointmentCheck(
-        query=query,
-        container_number=item["container"],
-        trade_type=item["container_type"].upper(),
-        move_type=item["move_type"],
-        terminal=item["terminal"],
-        booking_number=item["booking_number"],
-        success=False,
-        error=reason[:255],
-    )
+    check = _new_check(query, item, success=False, error=reason[:255])
     return Outcome(next_step, _write_check(query, check, None), progress_done=done)
 
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from queries_app.models import Query
 from queries_app.schedules import SCHEDULE_CHOICES, schedule_queries
 from queries_app.services import KIND_PARAMS, start_query, validate_params
-from sessions_app.models import Account
+from sessions_app.management.accounts import add_account_arguments, select_accounts
 
 LIST_PARAMS = {"import_containers", "export_containers"}
 
@@ -55,9 +55,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--kind", required=True, choices=list(KIND_PARAMS))
-        who = parser.add_mutually_exclusive_group(required=True)
-        who.add_argument("--user", action="append", dest="users", metavar="USERNAME")
-        who.add_argument("--all", action="store_true", help="Every account with credentials.")
+        add_account_arguments(parser)
         parser.add_argument(
             "--param",
             action="append",
@@ -76,7 +74,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         kind, params = options["kind"], parse_params(options["param"])
-        accounts = self.accounts(options)
+        accounts = select_accounts(options["users"])
         if options["schedule"]:
             created = schedule_queries(
                 accounts=accounts, kind=kind, params=params, every=options["schedule"]
@@ -113,19 +111,6 @@ class Command(BaseCommand):
         if options["dry_run"] or not options["wait"]:
             return
         self.wait(queries, options["timeout"], options["verbosity"])
-
-    def accounts(self, options: dict[str, Any]) -> list[Account]:
-        accounts = Account.objects.select_related("user")
-        if options["users"]:
-            wanted = set(options["users"])
-            accounts = accounts.filter(user__username__in=wanted)
-            missing = wanted - {a.user.get_username() for a in accounts}
-            if missing:
-                raise CommandError(f"No E-Modal account for: {', '.join(sorted(missing))}")
-        found = list(accounts)
-        if not found:
-            raise CommandError("No accounts to run.")
-        return found
 
     def wait(self, queries: list[Query], timeout: float, verbosity: int) -> None:
         deadline = time.monotonic() + timeout

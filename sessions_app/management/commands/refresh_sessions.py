@@ -15,6 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
 
+from sessions_app.management.accounts import add_account_arguments, select_accounts
 from sessions_app.models import Account
 from sessions_app.services import SessionError, SessionManager
 
@@ -44,22 +45,13 @@ class Command(BaseCommand):
     help = "Make sure accounts have a live E-Modal session; --force replaces it."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        who = parser.add_mutually_exclusive_group(required=True)
-        who.add_argument("--user", action="append", dest="users", metavar="USERNAME")
-        who.add_argument("--all", action="store_true", help="Every account.")
+        add_account_arguments(parser)
         parser.add_argument("--force", action="store_true", help="Replace live sessions too.")
         parser.add_argument("--dry-run", action="store_true", help="List, change nothing.")
         parser.add_argument("--parallel", type=int, default=4, help="Accounts at once (4).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        accounts = Account.objects.select_related("user")
-        if options["users"]:
-            wanted = set(options["users"])
-            accounts = accounts.filter(user__username__in=wanted)
-            missing = wanted - {a.user.get_username() for a in accounts}
-            if missing:
-                raise CommandError(f"No E-Modal account for: {', '.join(sorted(missing))}")
-        accounts = list(accounts)
+        accounts = select_accounts(options["users"])
         if options["dry_run"]:
             for account in accounts:
                 self.stdout.write(f"{account}: session {account.session_state} (dry run)")
