@@ -192,6 +192,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Brute-force protection for every login (the admin's and /accounts/login/): django-axes
+# counts failures per username and IP address together, and locks that pair out for the
+# cool-off time. Its backend comes first and needs the request: in tests, log in with
+# `client.force_login(user)` or `client.login(request=HttpRequest(), username=..., ...)`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_COOLOFF_MESSAGE = (
+    "Too many failed logins: this login is locked for "
+    f"{AXES_COOLOFF_TIME.total_seconds() / 60:g} minutes. Please wait, then try again."
+)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/queries/"
 LOGOUT_REDIRECT_URL = "login"

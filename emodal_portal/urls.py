@@ -7,7 +7,8 @@ admin.site.site_title = "E-Modal Portal"
 admin.site.index_title = "Administration"
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False), name="home"),
+    path("", RedirectView.as_view(pattern_name="queries:list", permanent=False), name="home"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
+    path("queries/", include("queries_app.urls")),
 ]

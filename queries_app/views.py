@@ -1,1 +1,349 @@
-# Create your views here.
+"""The results pages: a user's queries, one query's progress and results, exports, files.
+
+A user reaches only their own account's queries (anything else is a 404, as if it did not
+exist); staff reach all. Views shape input and output; starting and cancelling are the
+services' business.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Callable
+from datetime import tzinfo
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from sessions_app.models import Account
+
+from .exports import XLSX_CONTENT_TYPE, csv_lines, xlsx_bytes
+from .forms import StartQueryForm, TimeZoneForm
+from .models import Query, QueryFile
+from .services import KIND_PARAMS, cancel_query, start_query
+from .tables import containers_table
+
+QUERIES_PER_PAGE = 25
+RESULT_ROWS_PER_PAGE = 100
+# How often a live query's page asks for its progress.
+PROGRESS_POLL_MS = 2000
+TIMEZONE_SESSION_KEY = "timezone"
+
+# Pages name an account, never show its secrets: leaving them unloaded spares decrypting them.
+ACCOUNT_SECRETS = [f"account__{name}" for name in Account.SECRET_FIELDS]
+
+NO_ACCOUNT_MESSAGE = (
+    "Your login has no E-Modal account yet, so you cannot start queries. "
+    "Ask an administrator to add your E-Modal credentials."
+)
+
+View = Callable[..., HttpResponse]
+
+
+# -- time zone --------------------------------------------------------------------------------
+
+
+def user_zone(request: HttpRequest) -> tzinfo:
+    """The zone the user chose (kept in their session), else the site's."""
+    name = request.session.get(TIMEZONE_SESSION_KEY)
+    if name:
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    return timezone.get_default_timezone()
+
+
+def in_user_zone(view: View) -> View:
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        with timezone.override(user_zone(request)):
+            return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@require_POST
+@login_required
+def set_timezone(request: HttpRequest) -> HttpResponse:
+    form = TimeZoneForm(request.POST, current=str(user_zone(request)))
+    if form.is_valid():
+        request.session[TIMEZONE_SESSION_KEY] = form.cleaned_data["timezone"]
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("queries:list")
+    return redirect(target)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _own_account(user: Any) -> Account | None:
+    return Account.objects.defer(*Account.SECRET_FIELDS).filter(user=user).first()
+
+
+def _may_choose_account(user: Any) -> bool:
+    return user.is_staff and user.has_perm("queries_app.run_query")
+
+
+def _visible_query(request: HttpRequest, pk: int) -> Query:
+    # `state` holds a long run's plan (thousands of items) and no page shows it.
+    queries = (
+        Query.objects.visible_to(request.user)
+        .select_related("account__user")
+        .defer("state", *ACCOUNT_SECRETS)
+    )
+    return get_object_or_404(queries, pk=pk)
+
+
+def _page(request: HttpRequest, rows: QuerySet, param: str, per_page: int) -> Page:
+    return Paginator(rows, per_page).get_page(request.GET.get(param))
+
+
+# -- my queries --------------------------------------------------------------------------------
+
+
+def _start_form(
+    request: HttpRequest, own: Account | None, data: Any = None
+) -> StartQueryForm | None:
+    """The start form, or None for a user who has no account to run queries with."""
+    choose = _may_choose_account(request.user)
+    if own is None and not choose:
+        return None
+    return StartQueryForm(data, choose_account=choose, initial={"account": own})
+
+
+def _render_list(
+    request: HttpRequest, form: StartQueryForm | None, account: Account | None
+) -> HttpResponse:
+    queries = (
+        Query.objects.visible_to(request.user)
+        .select_related("account__user")
+        .defer("state", *ACCOUNT_SECRETS)
+    )
+    context = {
+        "page_obj": _page(request, queries, "page", QUERIES_PER_PAGE),
+        "form": form,
+        "account": account,
+        "no_account_message": NO_ACCOUNT_MESSAGE,
+        "show_account": request.user.is_staff,
+        "timezone_form": TimeZoneForm(
+            current=str(user_zone(request)), initial={"next": request.get_full_path()}
+        ),
+    }
+    return render(request, "queries/list.html", context)
+
+
+@require_GET
+@login_required
+@in_user_zone
+def query_list(request: HttpRequest) -> HttpResponse:
+    own = _own_account(request.user)
+    return _render_list(request, _start_form(request, own), own)
+
+
+@require_POST
+@login_required
+@in_user_zone
+def query_start(request: HttpRequest) -> HttpResponse:
+    own = _own_account(request.user)
+    form = _start_form(request, own, request.POST)
+    if form is None:
+        raise PermissionDenied(NO_ACCOUNT_MESSAGE)
+    if form.is_valid():
+        account = form.cleaned_data.get("account") or own
+        kind = form.cleaned_data["kind"]
+        asked_at = timezone.now()
+        try:
+            query = start_query(
+                account=account,
+                kind=kind,
+                params=form.params(KIND_PARAMS[kind]),
+                started_by=request.user,
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            if query.created_at >= asked_at:
+                messages.success(
+                    request, f"Query #{query.pk} ({query.get_kind_display()}) started."
+                )
+            else:
+                # Account-wide kinds run once at a time: the one already running is shown.
+                messages.info(
+                    request,
+                    f"A {query.get_kind_display().lower()} query for this account was already "
+                    f"running (#{query.pk}); here it is.",
+                )
+            return redirect("queries:detail", pk=query.pk)
+    return _render_list(request, form, own)
+
+
+# -- one query ---------------------------------------------------------------------------------
+
+
+def _results(request: HttpRequest, query: Query) -> dict[str, Any]:
+    """The result tables that have rows, each on its own page of rows."""
+    counts = {
+        "containers": query.containers.count(),
+        "infos": query.infos.count(),
+        "checks": query.checks.count(),
+        "appointments": query.appointments.count(),
+        "changes": query.changes.count(),
+    }
+    files = list(query.files.all())
+    results: dict[str, Any] = {
+        "counts": counts,
+        "files": files,
+        "sheets": [f for f in files if f.kind != QueryFile.Kind.SCREENSHOT],
+        "screenshots": [f for f in files if f.kind == QueryFile.Kind.SCREENSHOT],
+    }
+    if counts["containers"]:
+        zone = timezone.get_current_timezone()
+        table = containers_table(
+            query,
+            request.GET,
+            has_checks=bool(counts["checks"]),
+            has_changes=bool(counts["changes"]),
+            today=timezone.localdate(),
+        )
+        page = table.page(request)
+        results["table"] = table
+        results["containers_page"] = page
+        results["container_rows"] = [(row, table.row_html(row, zone)) for row in page]
+    if counts["infos"]:
+        results["infos_page"] = _page(
+            request, query.infos.all(), "infos_page", RESULT_ROWS_PER_PAGE
+        )
+    if counts["checks"]:
+        results["checks_page"] = _page(
+            request, query.checks.select_related("screenshot"), "checks_page", RESULT_ROWS_PER_PAGE
+        )
+    if counts["appointments"]:
+        results["appointments_page"] = _page(
+            request, query.appointments.defer("raw"), "appointments_page", RESULT_ROWS_PER_PAGE
+        )
+    if counts["changes"]:
+        results["changes_page"] = _page(
+            request, query.changes.all(), "changes_page", RESULT_ROWS_PER_PAGE
+        )
+    return results
+
+
+@require_GET
+@login_required
+@in_user_zone
+def query_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    query = _visible_query(request, pk)
+    context = {"query": query, "poll_ms": PROGRESS_POLL_MS, **_results(request, query)}
+    return render(request, "queries/detail.html", context)
+
+
+@never_cache
+@require_GET
+@login_required
+@in_user_zone
+def query_progress(request: HttpRequest, pk: int) -> JsonResponse:
+    """What the detail page's poller needs: the figures, and the status panel re-rendered so
+    that the page and the script never disagree on wording."""
+    query = _visible_query(request, pk)
+    return JsonResponse(
+        {
+            "status": query.status,
+            "status_label": query.get_status_display(),
+            "step": query.step,
+            "progress_done": query.progress_done,
+            "progress_total": query.progress_total,
+            "percent": query.progress_percent,
+            "error": query.error,
+            "is_live": query.is_live,
+            # The result tables are only worth reloading once the query has ended.
+            "reload_results": not query.is_live,
+            "status_html": render_to_string(
+                "queries/_status.html", {"query": query}, request=request
+            ),
+        }
+    )
+
+
+@require_POST
+@login_required
+def query_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    query = _visible_query(request, pk)
+    if cancel_query(query=query):
+        query.refresh_from_db(fields=["status"])
+        if query.status == Query.Status.CANCELLED:
+            messages.success(request, f"Query #{query.pk} is cancelled.")
+        else:
+            messages.info(
+                request, f"Query #{query.pk} will stop once the step in progress has finished."
+            )
+    else:
+        messages.warning(request, f"Query #{query.pk} had already ended.")
+    return redirect("queries:detail", pk=query.pk)
+
+
+@require_GET
+@login_required
+def export_containers(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+    query = _visible_query(request, pk)
+    zone = user_zone(request)
+    table = containers_table(
+        query,
+        request.GET,
+        has_checks=query.checks.exists(),
+        has_changes=query.changes.exists(),
+        today=timezone.localdate(timezone=zone),
+    )
+    filename = f"query-{query.pk}-containers.{fmt}"
+    disposition = f'attachment; filename="{filename}"'
+    if fmt == "csv":
+        return StreamingHttpResponse(
+            csv_lines(table, zone),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": disposition},
+        )
+    return HttpResponse(
+        xlsx_bytes(table, zone),
+        content_type=XLSX_CONTENT_TYPE,
+        headers={"Content-Disposition": disposition},
+    )
+
+
+@require_GET
+@login_required
+def query_file(request: HttpRequest, pk: int, file_id: int) -> FileResponse:
+    """An upstream file, only to whoever may see its query (media is never served as is)."""
+    visible = Query.objects.visible_to(request.user)
+    stored = get_object_or_404(QueryFile, pk=file_id, query_id=pk, query__in=visible)
+    try:
+        handle = stored.file.open("rb")
+    except FileNotFoundError:
+        raise Http404("This file is no longer stored.") from None
+    return FileResponse(
+        handle,
+        as_attachment=True,
+        filename=stored.name,
+        content_type=stored.content_type or "application/octet-stream",
+    )

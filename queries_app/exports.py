@@ -1,0 +1,82 @@
+"""CSV and XLSX files of a containers table: the rows and cells the page shows, all pages.
+
+Spreadsheet programs run a cell that starts like a formula, and container data comes from
+outside (tags, locations are typed by other people), so such text is defused with a leading
+apostrophe in both formats.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import date, datetime, tzinfo
+from decimal import Decimal
+from typing import Any
+
+from django.utils import timezone
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
+from .tables import ContainersTable, cell_text
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+CHUNK_SIZE = 2000
+
+XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def neutralise(text: str) -> str:
+    return f"'{text}" if text.startswith(FORMULA_PREFIXES) else text
+
+
+class _Echo:
+    """A file-like object whose write() hands the line back, for streaming csv.writer."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_lines(table: ContainersTable, zone: tzinfo) -> Iterator[str]:
+    # Streamed after the view has returned: the zone is passed in, not read from the
+    # request's active one.
+    writer = csv.writer(_Echo())
+    yield writer.writerow([column.label for column in table.columns])
+    for row in table.rows.iterator(chunk_size=CHUNK_SIZE):
+        yield writer.writerow([neutralise(text) for text in table.cells(row, zone)])
+
+
+def _xlsx_cell(sheet: WriteOnlyWorksheet, value: Any, zone: tzinfo) -> Any:
+    """Dates, times and amounts stay typed (sortable in the spreadsheet) and are formatted
+    as the page shows them; text is defused."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return cell_text(value, zone)
+    if isinstance(value, datetime):
+        cell = WriteOnlyCell(sheet, timezone.localtime(value, zone).replace(tzinfo=None))
+        cell.number_format = "yyyy-mm-dd hh:mm"
+        return cell
+    if isinstance(value, date):
+        cell = WriteOnlyCell(sheet, value)
+        cell.number_format = "yyyy-mm-dd"
+        return cell
+    if isinstance(value, Decimal):
+        cell = WriteOnlyCell(sheet, value)
+        cell.number_format = "0.00"
+        return cell
+    if isinstance(value, int):
+        return value
+    return neutralise(str(value))
+
+
+def xlsx_bytes(table: ContainersTable, zone: tzinfo) -> bytes:
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Containers")
+    sheet.append([column.label for column in table.columns])
+    for row in table.rows.iterator(chunk_size=CHUNK_SIZE):
+        sheet.append([_xlsx_cell(sheet, column.read(row), zone) for column in table.columns])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

@@ -1,0 +1,292 @@
+"""The containers table of a results page: its columns, filters and sort order.
+
+The page and its CSV/XLSX exports build their rows with `containers_table()`, so an export
+holds exactly the rows (all pages of them) and cells that the page shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from decimal import Decimal
+from typing import Any
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Exists, F, JSONField, OuterRef, QuerySet, Subquery
+from django.http import HttpRequest, QueryDict
+from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+from .forms import ContainerFilterForm
+from .models import AppointmentCheck, ContainerChange, ContainerRow, Query
+
+CONTAINERS_PER_PAGE = 100
+DEFAULT_SORT = "container_number"
+
+
+def change_text(kind: str | None, fields: dict[str, Any] | None) -> str:
+    """'new', 'changed: holds, last free day' or '' — the words that go with the marker."""
+    if kind == ContainerChange.Change.NEW:
+        return "new"
+    if kind == ContainerChange.Change.CHANGED:
+        return "changed: " + ", ".join(fields or {})
+    if kind == ContainerChange.Change.GONE:
+        return "gone"
+    return ""
+
+
+def change_details(fields: dict[str, Any] | None) -> str:
+    """'holds: Yes → No; last free day: 2025-05-01 → 2025-05-03' (a title, not a cell)."""
+
+    def shown(value: Any) -> str:
+        if value is None or value == "":
+            return "none"
+        if isinstance(value, bool):
+            return "Yes" if value else "No"
+        return str(value)
+
+    return "; ".join(
+        f"{name}: {shown(pair[0])} → {shown(pair[1])}"
+        for name, pair in (fields or {}).items()
+        if isinstance(pair, list | tuple) and len(pair) == 2
+    )
+
+
+def cell_text(value: Any, zone: tzinfo) -> str:
+    """How a value reads in a table cell and in a CSV file."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, datetime):
+        return timezone.localtime(value, zone).strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # the ?sort= name
+    label: str
+    numeric: bool = False
+    # What to order by (a field or an annotation of `annotated_containers`).
+    order_by: str = ""
+    value: Callable[[ContainerRow], Any] | None = None
+
+    def read(self, row: ContainerRow) -> Any:
+        return self.value(row) if self.value else getattr(row, self.key)
+
+
+CHANGE = Column(
+    "change",
+    "Change",
+    order_by="change_kind",
+    value=lambda row: change_text(row.change_kind, row.change_fields),
+)
+SLOT_COLUMNS = (
+    Column("earliest_slot", "Earliest slot"),
+    Column("slot_count", "Slots", numeric=True),
+)
+CONTAINER_COLUMNS: tuple[Column, ...] = (
+    Column("container_number", "Container"),
+    CHANGE,
+    Column("trade_type", "Trade type"),
+    Column("status", "Status"),
+    Column("holds", "Holds"),
+    Column("last_free_day", "Last free day"),
+    *SLOT_COLUMNS,
+    Column("pregate_ticket", "Pregate ticket"),
+    Column("pregate_status", "Pregate status"),
+    Column("gate_status", "Gate status"),
+    Column("origin", "Origin"),
+    Column("destination", "Destination"),
+    Column("current_location", "Current location"),
+    Column("line", "Line"),
+    Column("vessel_name", "Vessel"),
+    Column("vessel_code", "Vessel code"),
+    Column("voyage", "Voyage"),
+    Column("size_type", "Size/type"),
+    Column("fees", "Fees", numeric=True),
+    Column("tags", "Tags"),
+)
+SORTABLE = {column.key: column for column in CONTAINER_COLUMNS}
+
+
+def annotated_containers(query: Query) -> QuerySet[ContainerRow]:
+    """The query's containers with their slot check and change joined in SQL (one query for
+    any number of rows; both joins use the (query, container_number) unique indexes)."""
+    checks = AppointmentCheck.objects.filter(
+        query=OuterRef("query"), container_number=OuterRef("container_number")
+    )
+    changes = ContainerChange.objects.filter(
+        query=OuterRef("query"), container_number=OuterRef("container_number")
+    )
+    return (
+        ContainerRow.objects.filter(query=query)
+        # The raw sheet row is kept for audit, never shown.
+        .defer("raw")
+        .annotate(
+            earliest_slot=Subquery(checks.values("earliest_slot")[:1]),
+            slot_count=Subquery(checks.values("slot_count")[:1]),
+            change_kind=Subquery(changes.values("change")[:1]),
+            change_fields=Subquery(changes.values("fields")[:1], output_field=JSONField()),
+        )
+    )
+
+
+def filter_containers(
+    rows: QuerySet[ContainerRow], filters: dict[str, Any], *, today: date
+) -> QuerySet[ContainerRow]:
+    if filters.get("q"):
+        rows = rows.filter(container_number__icontains=filters["q"].strip())
+    if filters.get("holds") in ("yes", "no"):
+        rows = rows.filter(holds=filters["holds"] == "yes")
+    if filters.get("trade"):
+        rows = rows.filter(trade_type=filters["trade"])
+    if filters.get("lfd_within") is not None:
+        # Overdue containers are the most urgent, so "within N days" keeps them.
+        rows = rows.filter(last_free_day__lte=today + timedelta(days=filters["lfd_within"]))
+    if filters.get("slot") in ("yes", "no"):
+        has_slot = Exists(
+            AppointmentCheck.objects.filter(
+                query=OuterRef("query"),
+                container_number=OuterRef("container_number"),
+                slot_count__gt=0,
+            )
+        )
+        rows = rows.filter(has_slot if filters["slot"] == "yes" else ~has_slot)
+    if filters.get("changed") == "yes":
+        rows = rows.filter(
+            Exists(
+                ContainerChange.objects.filter(
+                    query=OuterRef("query"), container_number=OuterRef("container_number")
+                )
+            )
+        )
+    return rows
+
+
+def parse_sort(value: str, columns: Iterable[Column]) -> tuple[str, bool]:
+    """A whitelisted (column key, descending) from '?sort=key' or '?sort=-key'."""
+    descending = value.startswith("-")
+    key = value.removeprefix("-")
+    if key not in {column.key for column in columns}:
+        return DEFAULT_SORT, False
+    return key, descending
+
+
+def sort_containers(
+    rows: QuerySet[ContainerRow], key: str, descending: bool
+) -> QuerySet[ContainerRow]:
+    column = SORTABLE[key]
+    expression = F(column.order_by or column.key)
+    # Blanks go last either way: a dispatcher sorting by last free day wants dates first.
+    ordered = expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
+    # The container number breaks ties so that pages do not overlap.
+    return rows.order_by(ordered, "container_number")
+
+
+@dataclass(frozen=True)
+class Header:
+    column: Column
+    sort_value: str  # what its link puts in ?sort=
+    aria_sort: str  # "ascending", "descending" or "none"
+
+
+@dataclass
+class ContainersTable:
+    query: Query
+    form: ContainerFilterForm
+    columns: list[Column]
+    rows: QuerySet[ContainerRow]
+    sort: str
+    descending: bool
+    has_checks: bool
+    has_changes: bool
+    headers: list[Header] = field(default_factory=list)
+
+    def cells(self, row: ContainerRow, zone: tzinfo) -> list[str]:
+        return [cell_text(column.read(row), zone) for column in self.columns]
+
+    def row_html(self, row: ContainerRow, zone: tzinfo) -> SafeString:
+        """A row's cells as HTML. Built here rather than with template tags: a page of 100
+        rows of 20 columns costs ~200 ms through `{% for %}`/`{% if %}`, ~10 ms this way."""
+        cells = []
+        for column, text in zip(self.columns, self.cells(row, zone), strict=True):
+            shown = escape(text)
+            if column.key == "container_number":
+                cells.append(f'<th scope="row">{shown}</th>')
+            elif column is CHANGE and text:
+                title = escape(change_details(row.change_fields))
+                kind = escape(row.change_kind)
+                cells.append(
+                    f'<td><span class="change change-{kind}" title="{title}">{shown}</span></td>'
+                )
+            elif column.numeric:
+                cells.append(f'<td class="num">{shown}</td>')
+            else:
+                cells.append(f"<td>{shown}</td>")
+        return mark_safe("".join(cells))  # noqa: S308 - every value above is escaped
+
+    def page(self, request: HttpRequest) -> Page:
+        return Paginator(self.rows, CONTAINERS_PER_PAGE).get_page(request.GET.get("page"))
+
+
+def containers_table(
+    query: Query,
+    params: QueryDict,
+    *,
+    has_checks: bool,
+    has_changes: bool,
+    today: date,
+) -> ContainersTable:
+    """What the containers table shows for these request parameters. Slot and change columns
+    appear only when the query has checks or changes (the caller knows whether it has)."""
+    trades = (
+        ContainerRow.objects.filter(query=query)
+        .exclude(trade_type="")
+        .order_by("trade_type")
+        .values_list("trade_type", flat=True)
+        .distinct()
+    )
+    form = ContainerFilterForm(
+        params, trades=list(trades), with_slots=has_checks, with_changes=has_changes
+    )
+    # A bad value in one filter is reported and ignored; the others still apply.
+    form.is_valid()
+    filters = {name: value for name, value in form.cleaned_data.items() if name not in form.errors}
+    columns = [
+        column
+        for column in CONTAINER_COLUMNS
+        if (has_checks or column not in SLOT_COLUMNS) and (has_changes or column is not CHANGE)
+    ]
+    sort, descending = parse_sort(params.get("sort", ""), columns)
+    rows = sort_containers(
+        filter_containers(annotated_containers(query), filters, today=today), sort, descending
+    )
+    headers = []
+    for column in columns:
+        current = column.key == sort
+        headers.append(
+            Header(
+                column=column,
+                sort_value=f"-{column.key}" if current and not descending else column.key,
+                aria_sort=("descending" if descending else "ascending") if current else "none",
+            )
+        )
+    return ContainersTable(
+        query=query,
+        form=form,
+        columns=columns,
+        rows=rows,
+        sort=sort,
+        descending=descending,
+        has_checks=has_checks,
+        has_changes=has_changes,
+        headers=headers,
+    )

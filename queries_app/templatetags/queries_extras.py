@@ -1,0 +1,103 @@
+"""Small presentation helpers for the results pages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django import template
+
+from queries_app.tables import change_details, change_text
+
+register = template.Library()
+
+STEP_LABELS = {
+    "containers": "Reading the containers sheet",
+    "bulk_info": "Reading container details",
+    "appointment_check": "Checking appointment slots",
+    "appointments": "Reading the appointments sheet",
+    "timeline": "Reading the container's timeline",
+    "booking_number": "Looking up the booking number",
+    "changes": "Comparing with the previous run",
+}
+
+PARAM_LABELS = {
+    "container_id": "Container",
+    "import_containers": "Import containers",
+    "export_containers": "Export containers",
+    "container_type": "Import or export",
+    "booking_number": "Booking number",
+    "terminal": "Terminal",
+    "move_type": "Move type",
+}
+
+
+@register.filter
+def duration(value: timedelta | None) -> str:
+    """'45 s', '3 min 05 s', '2 h 07 min'."""
+    if value is None:
+        return ""
+    seconds = max(int(value.total_seconds()), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {seconds:02d} s"
+    return f"{seconds} s"
+
+
+@register.filter
+def step_label(step: str) -> str:
+    return STEP_LABELS.get(step, step.replace("_", " "))
+
+
+@register.filter
+def param_items(params: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A query's parameters as (label, text), lists joined, empty ones left out."""
+    items = []
+    for name, value in (params or {}).items():
+        text = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        if text:
+            items.append((PARAM_LABELS.get(name, name.replace("_", " ")), text))
+    return items
+
+
+@register.filter
+def param_summary(params: dict[str, Any] | None) -> str:
+    """One line for the list page; long container lists are counted, not spelled out."""
+    parts = []
+    for name, value in (params or {}).items():
+        if isinstance(value, list):
+            if value:
+                label = PARAM_LABELS.get(name, name).lower()
+                parts.append(f"{len(value)} {label}" if len(value) > 3 else ", ".join(value))
+        elif value:
+            parts.append(str(value))
+    return " · ".join(parts)
+
+
+@register.filter
+def yes_no(value: bool | None) -> str:
+    if value is None:
+        return ""
+    return "Yes" if value else "No"
+
+
+@register.simple_tag(takes_context=True)
+def querystring_param(context: template.Context, name: str, value: Any) -> str:
+    """The current query string with one parameter set: `{% querystring %}` for a parameter
+    whose name is itself a variable (each result table has its own page parameter)."""
+    params = context.request.GET.copy()
+    params[name] = value
+    return f"?{params.urlencode()}"
+
+
+@register.filter(name="change_details")
+def change_details_filter(fields: dict[str, Any] | None) -> str:
+    return change_details(fields)
+
+
+@register.filter
+def change_words(kind: str, fields: dict[str, Any] | None) -> str:
+    return change_text(kind, fields)
