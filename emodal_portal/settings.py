@@ -6,6 +6,7 @@ SQLite, the django-q2 ORM broker and the bundled upstream simulator. `DATABASE_U
 `REDIS_URL` switch to PostgreSQL and the Redis broker for the at-scale set-up.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_q",
     "encrypted_model_fields",
+    "axes",
     "sessions_app",
     "queries_app",
 ]
@@ -66,6 +68,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "emodal_portal.urls"
@@ -184,6 +188,23 @@ EMODAL_LEASE_SECONDS = env.float("EMODAL_LEASE_SECONDS", default=300)
 # Shorter than a task's timeout: a step that waited this long gives way and is retried later.
 EMODAL_WAIT_SECONDS = env.float("EMODAL_WAIT_SECONDS", default=300)
 EMODAL_POLL_SECONDS = env.float("EMODAL_POLL_SECONDS", default=0.25)
+# A transient upstream failure at login (5xx, captcha not solved, network) is tried this many
+# times in all, with back-off from the base doubling up to the maximum (with jitter).
+EMODAL_RETRY_ATTEMPTS = env.int("EMODAL_RETRY_ATTEMPTS", default=2)
+EMODAL_RETRY_BASE_SECONDS = env.float("EMODAL_RETRY_BASE_SECONDS", default=2.0)
+EMODAL_RETRY_MAX_SECONDS = env.float("EMODAL_RETRY_MAX_SECONDS", default=10.0)
+# The circuit breaker per server (shared by all workers): after this many transient failures
+# in a row, calls fail fast; after the reset time one probe call is let through.
+EMODAL_BREAKER_FAILURES = env.int("EMODAL_BREAKER_FAILURES", default=5)
+EMODAL_BREAKER_RESET_SECONDS = env.float("EMODAL_BREAKER_RESET_SECONDS", default=60)
+# Captcha solves allowed per hour, per account and for the whole portal; past either, no new
+# session is created until the hour frees up (0 turns a budget off).
+EMODAL_CAPTCHA_BUDGET_PER_ACCOUNT_HOUR = env.int(
+    "EMODAL_CAPTCHA_BUDGET_PER_ACCOUNT_HOUR", default=6
+)
+EMODAL_CAPTCHA_BUDGET_PER_HOUR = env.int("EMODAL_CAPTCHA_BUDGET_PER_HOUR", default=200)
+# /healthz asks each upstream server for its /health within this many seconds.
+HEALTHZ_UPSTREAM_TIMEOUT = env.float("HEALTHZ_UPSTREAM_TIMEOUT", default=3.0)
 
 # --- Auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -225,11 +246,13 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Load balancers probe /healthz over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 

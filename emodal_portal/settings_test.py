@@ -21,3 +21,9 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Login retries back off for milliseconds, not seconds.
+EMODAL_RETRY_BASE_SECONDS = 0.02
+EMODAL_RETRY_MAX_SECONDS = 0.1
+# Login brute-force protection stays on in tests (log in with force_login, or pass
+# `request=` to client.login).
+AXES_ENABLED = True

@@ -7,7 +7,8 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -16,7 +17,7 @@ from django.utils.translation import ngettext
 
 from . import tasks
 from .models import Account, SessionEvent
-from .services import drop_session_locally, update_account_credentials
+from .services import BUDGET_WINDOW, drop_session_locally, update_account_credentials
 
 SECRET_INPUT = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
 
@@ -150,6 +151,16 @@ class AccountAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
         since = timezone.now() - timedelta(hours=24)
+        hour_ago = timezone.now() - BUDGET_WINDOW
+        # The portal-wide count of the budget window, in the same SELECT (no query per row).
+        solves_all_1h = (
+            SessionEvent.objects.captcha_spent()
+            .since(hour_ago)
+            .order_by()
+            .values("captcha_spent")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
         return (
             super()
             .get_queryset(request)
@@ -157,7 +168,12 @@ class AccountAdmin(admin.ModelAdmin):
                 solves_24h=Count(
                     "events",
                     filter=Q(events__captcha_spent=True, events__created_at__gte=since),
-                )
+                ),
+                solves_1h=Count(
+                    "events",
+                    filter=Q(events__captcha_spent=True, events__created_at__gte=hour_ago),
+                ),
+                solves_all_1h=Coalesce(Subquery(solves_all_1h), 0),
             )
         )
 
@@ -179,8 +195,14 @@ class AccountAdmin(admin.ModelAdmin):
         return text
 
     @admin.display(description="captcha solves (24 h)", ordering="solves_24h")
-    def captcha_solves_24h(self, account: Account) -> int:
-        return account.solves_24h
+    def captcha_solves_24h(self, account: Account) -> str:
+        per_account = settings.EMODAL_CAPTCHA_BUDGET_PER_ACCOUNT_HOUR
+        portal = settings.EMODAL_CAPTCHA_BUDGET_PER_HOUR
+        if 0 < per_account <= account.solves_1h:
+            return f"{account.solves_24h} (budget reached)"
+        if 0 < portal <= account.solves_all_1h:
+            return f"{account.solves_24h} (portal budget reached)"
+        return str(account.solves_24h)
 
     def save_model(
         self, request: HttpRequest, obj: Account, form: AccountForm, change: bool

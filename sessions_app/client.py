@@ -1,7 +1,9 @@
 """EModalClient: the only code that speaks HTTP to the upstream automation API.
 
 Every call has a connect and a read timeout sized from the upstream's timings, reads the JSON
-body on every status and turns the outcome into a typed error (see `UpstreamError`). Only
+body on every status and turns the outcome into a typed error by one table,
+`CLASSIFICATION` (transient, session gone, permanent, indeterminate; see `Disposition`).
+`call_with_retries` is the one place a transient failure is retried with back-off. Only
 `get_session` carries credentials: operations send the session id alone, so that a dead
 session comes back as `SessionGone` instead of a silent re-login that spends a captcha.
 
@@ -11,9 +13,13 @@ Nothing here logs or raises with a password, captcha key or session id in the te
 from __future__ import annotations
 
 import logging
+import random
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import IO, Any, ClassVar
+from enum import StrEnum
+from typing import IO, Any, ClassVar, Protocol, TypeVar
 
 import requests
 from django.conf import settings
@@ -23,6 +29,8 @@ from urllib3.util.retry import Retry
 from .redaction import redact
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # The only reliable "session is gone" signal (a 400 with exactly this error text); every
 # other 400 is a real validation error and must not cause a new login.
@@ -57,10 +65,24 @@ CAPTCHA_KEY_REFUSALS = (
 )
 
 
-class UpstreamError(Exception):
-    """An upstream call did not succeed. `retryable` says whether repeating it may help."""
+class Disposition(StrEnum):
+    """What a caller does about an outcome (see `CLASSIFICATION`)."""
 
+    TRANSIENT = "transient"  # retry with capped exponential back-off, a few times
+    SESSION_GONE = "session gone"  # get a session once, replay the call once
+    PERMANENT = "permanent"  # never retry; the text says what to fix
+    INDETERMINATE = "indeterminate"  # may have happened upstream: never replay blindly
+
+
+class UpstreamError(Exception):
+    """An upstream call did not succeed. `disposition` says what to do about it right away;
+    `retryable` whether repeating it later may help (a query step retries later)."""
+
+    disposition: ClassVar[Disposition] = Disposition.PERMANENT
     retryable: ClassVar[bool] = False
+    # False where the call was not even tried (the breaker said wait): not a failure of the
+    # work that waits, so it does not use up that work's tries.
+    counts_as_failure: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -89,6 +111,8 @@ class UpstreamError(Exception):
 class SessionGone(UpstreamError):
     """The session id is unknown upstream (expired, evicted, deleted, server restarted)."""
 
+    disposition = Disposition.SESSION_GONE
+
 
 class LoginRejected(UpstreamError):
     """The upstream could not log in (HTTP 401). `cause` is the upstream's cause token."""
@@ -109,12 +133,14 @@ class CaptchaKeyRefused(LoginRejected):
 class LoginFailed(LoginRejected):
     """Login failed for a passing reason (captcha not solved in time, network)."""
 
+    disposition = Disposition.TRANSIENT
     retryable = True
 
 
 class UpstreamUnavailable(UpstreamError):
     """The upstream could not be reached or failed in its automation (5xx, bad body)."""
 
+    disposition = Disposition.TRANSIENT
     retryable = True
 
 
@@ -122,7 +148,15 @@ class UpstreamTimeout(UpstreamUnavailable):
     """No answer within the read timeout: the call may or may not have happened upstream,
     so it must not be replayed blindly."""
 
+    disposition = Disposition.INDETERMINATE
     retryable = False
+
+
+class CircuitOpen(UpstreamUnavailable):
+    """The server failed too often in a row (see `breaker.py`): calls to it fail fast, without
+    reaching it, until one probe after the reset time succeeds. Retryable later, not now."""
+
+    counts_as_failure = False
 
 
 class UpstreamRejected(UpstreamError):
@@ -157,39 +191,189 @@ class UpstreamSession:
         return f"UpstreamSession(username={self.username!r}, last_used={self.last_used!r})"
 
 
-def classify_login_failure(endpoint: str, status: int, body: dict[str, Any]) -> LoginRejected:
-    error = str(body.get("error") or "Authentication failed")
-    details = str(body.get("details") or "")
-    cause = details.split(":", 1)[0].strip().lower() or "unknown"
-    kwargs: dict[str, Any] = {"endpoint": endpoint, "status": status, "details": details}
-    if cause in ("invalid_credentials", "vpn_required", "account_locked"):
-        return CredentialsRejected(error, cause=cause, **kwargs)
-    if cause == "recaptcha_failed" and any(code in details for code in CAPTCHA_KEY_REFUSALS):
-        return CaptchaKeyRefused(error, cause=cause, **kwargs)
-    return LoginFailed(error, cause=cause, **kwargs)
+@dataclass(frozen=True)
+class Rule:
+    """One row of the classification: every condition given must hold. `fault` names a
+    failure without a usable JSON answer ("timeout", "connection", "not_json"); rows without
+    one match JSON answers by status, exact error `marker`, login `cause` (the part of
+    `details` before the first colon), refusal codes in `details`, or text in the error."""
+
+    error: type[UpstreamError]
+    note: str
+    fault: str = ""
+    status: range = range(0, 1000)
+    marker: str = ""
+    cause: str = ""
+    details_contains: tuple[str, ...] = ()
+    error_contains: str = ""
+
+    def matches(self, *, fault: str, status: int | None, body: dict[str, Any]) -> bool:
+        if self.fault or fault:
+            return self.fault == fault
+        error = str(body.get("error") or "")
+        details = str(body.get("details") or "")
+        return (
+            status in self.status
+            and (not self.marker or error.strip() == self.marker)
+            and (not self.cause or _cause(details) == self.cause)
+            and (not self.details_contains or any(c in details for c in self.details_contains))
+            and (not self.error_contains or self.error_contains in error.lower())
+        )
+
+
+def _status(code: int) -> range:
+    return range(code, code + 1)
+
+
+# Every upstream outcome that is not a success; the first matching row decides. The client
+# raises the row's class; callers act on the class's `disposition` (the SessionManager:
+# retry a login with back-off, replay once after a gone session; the circuit breaker: count
+# transient failures) or `retryable` (the query engine: retry the step later, or fail it).
+CLASSIFICATION: tuple[Rule, ...] = (
+    # -- no usable answer ----------------------------------------------------------------------
+    Rule(UpstreamTimeout, "read timed out: the call may have run upstream", fault="timeout"),
+    Rule(UpstreamUnavailable, "connection refused, reset or closed", fault="connection"),
+    Rule(UpstreamUnavailable, "an answer that is not JSON", fault="not_json"),
+    # -- session gone: this exact 400 text only; every other 400 is a validation error -----------
+    Rule(SessionGone, "session unknown upstream", status=_status(400), marker=SESSION_GONE_MARKER),
+    # -- login refused (401): the cause token decides --------------------------------------------
+    Rule(
+        CredentialsRejected,
+        "wrong username/password",
+        status=_status(401),
+        cause="invalid_credentials",
+    ),
+    Rule(CredentialsRejected, "E-Modal wants a VPN", status=_status(401), cause="vpn_required"),
+    Rule(
+        CredentialsRejected, "E-Modal locked the login", status=_status(401), cause="account_locked"
+    ),
+    Rule(
+        CaptchaKeyRefused,
+        "the captcha service refused the key (invalid, no balance)",
+        status=_status(401),
+        cause="recaptcha_failed",
+        details_contains=CAPTCHA_KEY_REFUSALS,
+    ),
+    Rule(
+        LoginFailed,
+        "captcha not solved (unsolvable, too slow)",
+        status=_status(401),
+        cause="recaptcha_failed",
+    ),
+    Rule(LoginFailed, "network error during login", status=_status(401), cause="network_error"),
+    Rule(LoginFailed, "any other login failure", status=_status(401)),
+    # -- the rest --------------------------------------------------------------------------------
+    Rule(UpstreamRejected, "validation error, unknown file or session", status=range(400, 500)),
+    # The automation reports a missing container as a 500 ("Search failed: ... not found");
+    # repeating the search cannot find it.
+    Rule(UpstreamRejected, "not found", status=range(500, 600), error_contains="not found"),
+    Rule(UpstreamUnavailable, "automation failure", status=range(500, 600)),
+    Rule(UpstreamUnavailable, "any other answer (2xx with success false, 3xx)"),
+)
+
+
+def find_rule(
+    *, status: int | None = None, body: dict[str, Any] | None = None, fault: str = ""
+) -> Rule:
+    for rule in CLASSIFICATION:
+        if rule.matches(fault=fault, status=status, body=body or {}):
+            return rule
+    raise ValueError(f"unknown upstream fault {fault!r}")
+
+
+def _cause(details: str) -> str:
+    return details.split(":", 1)[0].strip().lower()
 
 
 def classify_error(endpoint: str, status: int, body: dict[str, Any]) -> UpstreamError:
-    """Map a non-success answer to the error family (one table, used for every endpoint)."""
+    """The typed error for a JSON answer that is not a success (by `CLASSIFICATION`)."""
+    error_class = find_rule(status=status, body=body).error
     error = str(body.get("error") or f"HTTP {status}")
-    kwargs: dict[str, Any] = {"endpoint": endpoint, "status": status, "payload": body}
-    if status == 400 and error.strip() == SESSION_GONE_MARKER:
-        return SessionGone("The upstream session is gone", **kwargs)
-    if status == 401:
-        return classify_login_failure(endpoint, status, body)
+    if error_class is SessionGone:
+        return SessionGone(
+            "The upstream session is gone", endpoint=endpoint, status=status, payload=body
+        )
+    if issubclass(error_class, LoginRejected):
+        details = str(body.get("details") or "")
+        return error_class(
+            str(body.get("error") or "Authentication failed"),
+            cause=_cause(details) or "unknown",
+            endpoint=endpoint,
+            status=status,
+            details=details,
+        )
     detail = body.get("error_message") or body.get("details") or ""
-    kwargs["details"] = str(detail) if detail else ""
-    if 400 <= status < 500:
-        return UpstreamRejected(error, **kwargs)
-    if "not found" in error.lower():
-        # The automation reports a missing container as a 500 ("Search failed: ...");
-        # repeating the search cannot find it.
-        return UpstreamRejected(error, **kwargs)
-    return UpstreamUnavailable(error, **kwargs)
+    return error_class(
+        error, endpoint=endpoint, status=status, details=str(detail or ""), payload=body
+    )
+
+
+def classify_fault(
+    endpoint: str, fault: str, *, status: int | None = None, exc: Exception | None = None
+) -> UpstreamError:
+    """The typed error for a call without a usable answer (by `CLASSIFICATION`)."""
+    error_class = find_rule(fault=fault).error
+    if fault == "timeout":
+        text = f"No answer from the upstream within the time limit for {endpoint}"
+    elif fault == "not_json":
+        text = f"The upstream answered {endpoint} with HTTP {status} and a body that is not JSON"
+    else:
+        text = f"Could not reach the upstream for {endpoint}: {type(exc).__name__}"
+    return error_class(text, endpoint=endpoint, status=status)
+
+
+def backoff_seconds(attempt: int, *, base: float, cap: float) -> float:
+    """Capped exponential back-off with jitter (half fixed, half random) after `attempt`."""
+    ceiling = min(cap, base * 2 ** (attempt - 1))
+    return ceiling * random.uniform(0.5, 1.0)  # noqa: S311
+
+
+def call_with_retries(
+    call: Callable[[], T],
+    *,
+    attempts: int | None = None,
+    on_failure: Callable[[UpstreamError, int], None] | None = None,
+) -> T:
+    """Run `call`, repeating it after a transient failure (the one place upstream calls are
+    retried beyond the connection level): at most `attempts` tries in all
+    (EMODAL_RETRY_ATTEMPTS), back-off from EMODAL_RETRY_BASE_SECONDS doubling up to
+    EMODAL_RETRY_MAX_SECONDS. Anything else — session gone, permanent, indeterminate, an open
+    circuit — is raised at once. `on_failure(error, attempt)` sees every failure."""
+    attempts = settings.EMODAL_RETRY_ATTEMPTS if attempts is None else attempts
+    attempt = 1
+    while True:
+        try:
+            return call()
+        except UpstreamError as exc:
+            if on_failure is not None:
+                on_failure(exc, attempt)
+            # An open circuit is transient, but nothing will change within a back-off.
+            transient = exc.disposition is Disposition.TRANSIENT and not isinstance(
+                exc, CircuitOpen
+            )
+            if not transient or attempt >= attempts:
+                raise
+        time.sleep(
+            backoff_seconds(
+                attempt,
+                base=settings.EMODAL_RETRY_BASE_SECONDS,
+                cap=settings.EMODAL_RETRY_MAX_SECONDS,
+            )
+        )
+        attempt += 1
+
+
+class CallGuard(Protocol):
+    """Wraps every call to one server (the circuit breaker, `breaker.Breaker`)."""
+
+    def guard(self) -> AbstractContextManager[None]: ...
 
 
 class EModalClient:
-    """A thin, typed client over the upstream contract (see `emodal-api.md`)."""
+    """A thin, typed client over the upstream contract (see `emodal-api.md`).
+
+    With a `breaker` (as `from_settings` builds it), every call but `health()` passes the
+    server's shared circuit breaker and may fail fast with `CircuitOpen`."""
 
     def __init__(
         self,
@@ -199,8 +383,10 @@ class EModalClient:
         timeout_scale: float = 1.0,
         timeouts: dict[str, float] | None = None,
         max_download_bytes: int = 50 * 1024 * 1024,
+        breaker: CallGuard | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.breaker = breaker
         self.connect_timeout = connect_timeout
         self.timeout_scale = timeout_scale
         self.timeouts = {**DEFAULT_TIMEOUTS, **(timeouts or {})}
@@ -224,12 +410,21 @@ class EModalClient:
 
     @classmethod
     def from_settings(cls, base_url: str | None = None) -> EModalClient:
-        return cls(
+        from .breaker import Breaker  # the breaker's errors come from this module
+
+        client = cls(
             base_url or settings.EMODAL_API_URL,
             connect_timeout=settings.EMODAL_CONNECT_TIMEOUT,
             timeout_scale=settings.EMODAL_TIMEOUT_SCALE,
             max_download_bytes=settings.EMODAL_MAX_DOWNLOAD_BYTES,
         )
+        # A probe holds the half-open breaker at most as long as the longest call.
+        probe_seconds = client.longest_call_seconds() + 30
+        client.breaker = Breaker(client.base_url, probe_seconds=probe_seconds)
+        return client
+
+    def _guarded(self) -> AbstractContextManager[None]:
+        return self.breaker.guard() if self.breaker is not None else nullcontext()
 
     def longest_call_seconds(self) -> float:
         """The longest read timeout of any single call (how long a call may hold a browser)."""
@@ -252,6 +447,27 @@ class EModalClient:
         json: dict[str, Any] | None = None,
         extra_timeout: float = 0.0,
         label: str | None = None,
+        guarded: bool = True,
+    ) -> dict[str, Any]:
+        with self._guarded() if guarded else nullcontext():
+            return self._send(
+                method,
+                path,
+                timeout_name=timeout_name,
+                json=json,
+                extra_timeout=extra_timeout,
+                label=label,
+            )
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout_name: str,
+        json: dict[str, Any] | None,
+        extra_timeout: float,
+        label: str | None,
     ) -> dict[str, Any]:
         url = f"{self.base_url}{path}"
         # Errors and logs name the endpoint by `label`: a path can hold a session id.
@@ -263,23 +479,14 @@ class EModalClient:
                 method, url, json=json, timeout=self._timeout(timeout_name, extra_timeout)
             )
         except requests.exceptions.ReadTimeout:
-            raise UpstreamTimeout(
-                f"No answer from the upstream within the time limit for {path}", endpoint=path
-            ) from None
+            raise classify_fault(path, "timeout") from None
         except requests.exceptions.RequestException as exc:
-            raise UpstreamUnavailable(
-                f"Could not reach the upstream for {path}: {type(exc).__name__}", endpoint=path
-            ) from None
+            raise classify_fault(path, "connection", exc=exc) from None
         elapsed = time.monotonic() - started
         body = _json_body(response)
         logger.info("upstream %s %s -> %s in %.2fs", method, path, response.status_code, elapsed)
         if body is None:
-            raise UpstreamUnavailable(
-                f"The upstream answered {path} with HTTP {response.status_code} "
-                "and a body that is not JSON",
-                endpoint=path,
-                status=response.status_code,
-            )
+            raise classify_fault(path, "not_json", status=response.status_code)
         if response.status_code == 200 and body.get("success", True) is not False:
             return body
         raise classify_error(path, response.status_code, body)
@@ -301,8 +508,15 @@ class EModalClient:
 
     # -- sessions ------------------------------------------------------------------------------
 
-    def health(self) -> dict[str, Any]:
-        return self._request("GET", "/health", timeout_name="health")
+    def health(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """The server's own health report. Not guarded by the breaker: it is how reachability
+        is observed (`/healthz`); `timeout` overrides the read timeout (seconds)."""
+        if timeout is not None:
+            extra = timeout / self.timeout_scale - self.timeouts["health"]
+            return self._request(
+                "GET", "/health", timeout_name="health", extra_timeout=extra, guarded=False
+            )
+        return self._request("GET", "/health", timeout_name="health", guarded=False)
 
     def list_sessions(self) -> list[UpstreamSession]:
         body = self._request("GET", "/sessions", timeout_name="sessions")
@@ -431,6 +645,10 @@ class EModalClient:
         Raises `FileTooLarge` past `max_download_bytes` (checked while streaming, not only
         against Content-Length, which a server may omit)."""
         path = _path_of(file_url)
+        with self._guarded():
+            return self._download(path, destination)
+
+    def _download(self, path: str, destination: IO[bytes]) -> int:
         url = f"{self.base_url}{path}"
         try:
             with self.http.get(url, stream=True, timeout=self._timeout("file")) as response:
@@ -454,11 +672,9 @@ class EModalClient:
                     destination.write(chunk)
                 return size
         except requests.exceptions.ReadTimeout:
-            raise UpstreamTimeout(f"Download of {path} timed out", endpoint=path) from None
+            raise classify_fault(path, "timeout") from None
         except requests.exceptions.RequestException as exc:
-            raise UpstreamUnavailable(
-                f"Could not download {path}: {type(exc).__name__}", endpoint=path
-            ) from None
+            raise classify_fault(path, "connection", exc=exc) from None
 
 
 def _path_of(file_url: str) -> str:

@@ -177,3 +177,37 @@ class SessionSlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.server} #{self.number}"
+
+
+class UpstreamBreaker(models.Model):
+    """The circuit breaker of one upstream server, shared by every worker on every host (see
+    `breaker.py`). Changed only by conditional UPDATEs, so that exactly one worker opens it,
+    and exactly one gets the probe once it may half-open."""
+
+    class State(models.TextChoices):
+        CLOSED = "closed", "Closed (calls go through)"
+        OPEN = "open", "Open (calls fail fast)"
+        HALF_OPEN = "half_open", "Half-open (one probe in flight)"
+
+    server = models.CharField(max_length=200, unique=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.CLOSED)
+    # Transient failures in a row (reset by any answer that shows the server working).
+    failures = models.PositiveIntegerField(default=0)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    # The probe's holder and how long its claim lasts (a probe whose worker died expires).
+    probe_token = models.CharField(max_length=64, blank=True)
+    probe_expires_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=255, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["server"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state="closed") | Q(opened_at__isnull=False),
+                name="upstreambreaker_open_has_opened_at",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.server}: {self.get_state_display()}"

@@ -35,8 +35,10 @@ from .client import (
     CredentialsRejected,
     EModalClient,
     SessionGone,
+    SessionGrant,
     UpstreamError,
     UpstreamRejected,
+    call_with_retries,
 )
 from .fields import SecretUnreadable
 from .models import Account, SessionEvent, SessionSlot
@@ -45,15 +47,13 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# A login that failed for a passing reason (captcha not solved, network) is retried this
-# many times in all before the call fails; a rejection is never retried.
-LOGIN_ATTEMPTS = 2
-
 
 class SessionError(Exception):
-    """Getting a session failed; the text says what to do about it (no secrets in it)."""
+    """Getting a session failed; the text says what to do about it (no secrets in it).
+    `counts_as_failure` is false where nothing was tried (a budget or breaker said wait)."""
 
     retryable = False
+    counts_as_failure = True
 
 
 class AccountRejected(SessionError):
@@ -85,6 +85,61 @@ class SessionUnavailable(SessionError):
     """The upstream could not give a session (after bounded retries)."""
 
     retryable = True
+
+
+class CaptchaBudgetReached(SessionError):
+    """The hourly captcha budget (the account's or the portal's) is spent: no login until it
+    frees up. Retryable later."""
+
+    retryable = True
+    counts_as_failure = False
+
+
+BUDGET_WINDOW = timedelta(hours=1)
+
+
+def captcha_budget_frees_at(*, account: Account | None = None) -> datetime | None:
+    """When the hourly captcha budget lets a login spend again: the account's budget
+    (EMODAL_CAPTCHA_BUDGET_PER_ACCOUNT_HOUR) or, without an account, the portal's
+    (EMODAL_CAPTCHA_BUDGET_PER_HOUR). None while the budget is not reached; a limit of 0
+    turns that budget off. Counted from the `SessionEvent.captcha_spent` rows."""
+    limit = (
+        settings.EMODAL_CAPTCHA_BUDGET_PER_HOUR
+        if account is None
+        else settings.EMODAL_CAPTCHA_BUDGET_PER_ACCOUNT_HOUR
+    )
+    if limit <= 0:
+        return None
+    spent = SessionEvent.objects.captcha_spent().since(_now() - BUDGET_WINDOW)
+    if account is not None:
+        spent = spent.filter(account=account)
+    newest = list(spent.order_by("-created_at").values_list("created_at", flat=True)[:limit])
+    if len(newest) < limit:
+        return None
+    # Below the limit again once the limit-th newest solve leaves the window.
+    return newest[limit - 1] + BUDGET_WINDOW
+
+
+def check_captcha_budget(*, account: Account) -> None:
+    """Raise `CaptchaBudgetReached` when a login now could go over a budget. Per account this
+    is exact (logins run under the account's lease); the portal-wide budget can be overrun by
+    the logins already in flight when it is reached."""
+    frees_at = captcha_budget_frees_at(account=account)
+    if frees_at is not None:
+        limit = settings.EMODAL_CAPTCHA_BUDGET_PER_ACCOUNT_HOUR
+        raise CaptchaBudgetReached(
+            f"Captcha budget reached for account {account}: {limit} solves in the last hour "
+            f"(EMODAL_CAPTCHA_BUDGET_PER_ACCOUNT_HOUR); no new session before "
+            f"{timezone.localtime(frees_at):%H:%M:%S}."
+        )
+    frees_at = captcha_budget_frees_at()
+    if frees_at is not None:
+        limit = settings.EMODAL_CAPTCHA_BUDGET_PER_HOUR
+        raise CaptchaBudgetReached(
+            f"Captcha budget reached for the portal: {limit} solves in the last hour across "
+            f"all accounts (EMODAL_CAPTCHA_BUDGET_PER_HOUR); no new session before "
+            f"{timezone.localtime(frees_at):%H:%M:%S}."
+        )
 
 
 def _now() -> datetime:
@@ -270,40 +325,52 @@ class SessionManager:
 
     def _log_in(self, account: Account, token: str) -> str:
         username = str(account.emodal_username)
-        for attempt in range(1, LOGIN_ATTEMPTS + 1):
+        started = time.monotonic()
+
+        def attempt() -> SessionGrant:
+            nonlocal started
             self._extend_lease(account, token, None)
             started = time.monotonic()
             try:
-                grant = self.client_for(account).get_session(
-                    username=username,
-                    password=str(account.password),
-                    captcha_api_key=str(account.captcha_api_key),
-                )
-            except (CredentialsRejected, CaptchaKeyRefused) as exc:
-                self._mark_rejected(account, exc, started)
-                raise AccountRejected(
-                    f"Account {account}: {_rejection_text(exc)}. Fix the credentials "
-                    "(admin or `manage.py set_credentials`) to try again."
-                ) from None
-            except UpstreamError as exc:
-                self._record(
-                    account, SessionEvent.Kind.FAILED, started, detail=exc.readable()[:255]
-                )
-                if exc.retryable and attempt < LOGIN_ATTEMPTS:
-                    time.sleep(min(2.0**attempt, 10) * random.uniform(0.5, 1.0))  # noqa: S311
-                    continue
-                raise SessionUnavailable(
-                    f"Could not log account {account} in to E-Modal: {exc.readable()}"
-                ) from None
-            self._store_session(account, grant.session_id, last_used=None)
-            Account.objects.filter(pk=account.pk).update(
-                credential_state=Account.CredentialState.WORKING, credential_error=""
+                check_captcha_budget(account=account)
+            except CaptchaBudgetReached as exc:
+                self._record(account, SessionEvent.Kind.FAILED, started, detail=str(exc)[:255])
+                raise
+            return self.client_for(account).get_session(
+                username=username,
+                password=str(account.password),
+                captcha_api_key=str(account.captcha_api_key),
             )
-            account.credential_state = Account.CredentialState.WORKING
-            kind = SessionEvent.Kind.CREATED if grant.is_new else SessionEvent.Kind.REUSED_UPSTREAM
-            self._record(account, kind, started, captcha_spent=grant.is_new)
-            return grant.session_id
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def failed(exc: UpstreamError, number: int) -> None:
+            if not isinstance(exc, CredentialsRejected | CaptchaKeyRefused):
+                detail = exc.readable()[:255]
+                self._record(account, SessionEvent.Kind.FAILED, started, detail=detail)
+
+        try:
+            # Transient failures (5xx, captcha not solved, network) are retried with back-off
+            # a bounded number of times, in the one place that does so.
+            grant = call_with_retries(attempt, on_failure=failed)
+        except (CredentialsRejected, CaptchaKeyRefused) as exc:
+            self._mark_rejected(account, exc, started)
+            raise AccountRejected(
+                f"Account {account}: {_rejection_text(exc)}. Fix the credentials "
+                "(admin or `manage.py set_credentials`) to try again."
+            ) from None
+        except UpstreamError as exc:
+            unavailable = SessionUnavailable(
+                f"Could not log account {account} in to E-Modal: {exc.readable()}"
+            )
+            unavailable.counts_as_failure = exc.counts_as_failure
+            raise unavailable from None
+        self._store_session(account, grant.session_id, last_used=None)
+        Account.objects.filter(pk=account.pk).update(
+            credential_state=Account.CredentialState.WORKING, credential_error=""
+        )
+        account.credential_state = Account.CredentialState.WORKING
+        kind = SessionEvent.Kind.CREATED if grant.is_new else SessionEvent.Kind.REUSED_UPSTREAM
+        self._record(account, kind, started, captcha_spent=grant.is_new)
+        return grant.session_id
 
     def _find_upstream_session(self, account: Account) -> str | None:
         started = time.monotonic()

@@ -1,0 +1,128 @@
+"""Production settings: the deploy check passes, the security values hold, keys are required."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from .processes import ROOT
+
+# Variables the settings read that a developer's or CI's environment could set.
+_SCRUBBED = (
+    "DEBUG",
+    "SECRET_KEY",
+    "FIELD_ENCRYPTION_KEY",
+    "ALLOWED_HOSTS",
+    "CSRF_TRUSTED_ORIGINS",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_PRELOAD",
+    "DJANGO_SETTINGS_MODULE",
+)
+SECRET_KEY = secrets.token_urlsafe(50)
+FIELD_KEY = Fernet.generate_key().decode()
+
+
+def production_env(tmp_path: Path, **changes: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    env.update(
+        DJANGO_SETTINGS_MODULE="emodal_portal.settings",
+        DEBUG="false",
+        SECRET_KEY=SECRET_KEY,
+        FIELD_ENCRYPTION_KEY=FIELD_KEY,
+        ALLOWED_HOSTS="portal.example.com",
+        # An empty database of its own: nothing stored under another key to trip a check.
+        DATABASE_URL=f"sqlite:///{tmp_path / 'prod.sqlite3'}",
+        LOG_LEVEL="WARNING",
+    )
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_deploy_check_passes_with_production_settings(tmp_path: Path) -> None:
+    result = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"], production_env(tmp_path)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_security_values(tmp_path: Path) -> None:
+    script = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps({n: getattr(s, n) for n in ("
+        "'DEBUG', 'ALLOWED_HOSTS', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', "
+        "'SECURE_HSTS_SECONDS', 'SECURE_HSTS_INCLUDE_SUBDOMAINS', 'SECURE_HSTS_PRELOAD', "
+        "'SECURE_SSL_REDIRECT', 'SESSION_COOKIE_HTTPONLY', 'X_FRAME_OPTIONS')}))"
+    )
+    result = run(["-c", script], production_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values == {
+        "DEBUG": False,
+        "ALLOWED_HOSTS": ["portal.example.com"],
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SECURE_HSTS_SECONDS": 31536000,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+        "SECURE_HSTS_PRELOAD": True,
+        "SECURE_SSL_REDIRECT": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "X_FRAME_OPTIONS": "DENY",
+    }
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEY"])
+def test_production_refuses_to_start_without_a_key(tmp_path: Path, missing: str) -> None:
+    for value in (None, ""):
+        result = run(["manage.py", "check"], production_env(tmp_path, **{missing: value}))
+        assert result.returncode != 0
+        assert f"{missing} must be set when DEBUG is off." in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("field_key", "error"),
+    [
+        ("ZGV2LW9ubHktZmllbGQtZW5jcnlwdGlvbi1rZXkhISE=", "sessions_app.E003"),
+        (SECRET_KEY, "FIELD_ENCRYPTION_KEY defined incorrectly"),  # not even a Fernet key
+    ],
+    ids=["development-key", "not-a-fernet-key"],
+)
+def test_the_deploy_check_refuses_a_development_or_reused_key(
+    tmp_path: Path, field_key: str, error: str
+) -> None:
+    result = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        production_env(tmp_path, FIELD_ENCRYPTION_KEY=field_key),
+    )
+    assert result.returncode != 0
+    assert error in result.stderr
+    assert field_key not in result.stdout + result.stderr  # a key is never printed
+
+
+def test_the_deploy_check_refuses_a_field_key_equal_to_the_secret_key(tmp_path: Path) -> None:
+    result = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        production_env(tmp_path, SECRET_KEY=FIELD_KEY),
+    )
+    assert result.returncode != 0
+    assert "sessions_app.E004" in result.stderr
