@@ -252,6 +252,8 @@ def run_query_step(query_id: int, *, manager: SessionManager | None = None) -> s
         if not exc.retryable:
             _finish(query, token, Query.Status.FAILED, reason)
             return "failed"
+        if not exc.counts_as_failure:
+            return _wait(query, token, reason)
         return _failed_for_now(query, token, step, reason)
     except Exception:
         logger.exception("Query %s: step %s crashed", query_id, step)
@@ -289,6 +291,16 @@ def _commit(query: Query, token: str, outcome: Outcome) -> str:
         if not finished:
             enqueue_step(query_id=query.pk)
     return "succeeded" if finished else f"step {query.step} done"
+
+
+def _wait(query: Query, token: str, reason: str) -> str:
+    """The step was not tried (the upstream's breaker is open, or the captcha budget is
+    spent): come back later without counting it against the step's tries."""
+    retry_at = timezone.now() + timedelta(seconds=settings.QUERY_RETRY_BASE_SECONDS)
+    Query.objects.filter(pk=query.pk, claim_token=token).update(
+        claim_token="", claim_expires_at=None, retry_at=retry_at, error=f"Waiting: {reason}"[:2000]
+    )
+    return "waiting"
 
 
 def _failed_for_now(query: Query, token: str, step: str, reason: str) -> str:

@@ -352,3 +352,24 @@ def test_result_models_are_unique_per_query() -> None:
     for model in (ContainerRow, ContainerInfo, AppointmentCheck, AppointmentRow, ContainerChange):
         names = [c.name for c in model._meta.constraints]
         assert any("unique" in name for name in names), model
+
+
+def test_a_spent_captcha_budget_makes_the_query_wait_without_using_up_its_tries(
+    alice: Account, sim: SimControl, task_queue: TaskQueue, settings: Any
+) -> None:
+    from sessions_app.models import SessionEvent
+
+    settings.EMODAL_CAPTCHA_BUDGET_PER_ACCOUNT_HOUR = 1
+    SessionEvent.objects.create(account=alice, kind=SessionEvent.Kind.CREATED, captcha_spent=True)
+    query = start_query(account=alice, kind=Query.Kind.APPOINTMENTS)
+    for _ in range(4):  # more rounds than a step has tries
+        run_queued_tasks(task_queue, until=lambda: task_queue.size() == 0)
+        query.refresh_from_db()
+        assert query.status == Query.Status.RUNNING
+        assert query.step_failures == 0
+        assert query.error.startswith("Waiting:")
+        assert "budget" in query.error
+        sweep_queries(now=query.retry_at + timedelta(seconds=1))
+    assert sim.calls("/get_session") == []
+    settings.EMODAL_CAPTCHA_BUDGET_PER_ACCOUNT_HOUR = 2
+    assert run_to_end(query, task_queue).status == Query.Status.SUCCEEDED
