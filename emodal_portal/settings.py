@@ -96,6 +96,7 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(exist_ok=True)  # a fresh clone has no var/ yet
     # Several worker processes write to one file: WAL lets readers run beside the writer,
     # IMMEDIATE takes the write lock at BEGIN (no deadlocking lock upgrades) and a long busy
     # timeout makes writers queue instead of failing with "database is locked".
