@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +36,13 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     state: SimState
     quiet: bool
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up (a timed-out read, a closed pool) is ordinary here; anything
+        # else keeps the standard traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def _parse_json(raw: bytes) -> dict[str, Any]:
