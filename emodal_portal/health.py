@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_q.brokers import get_broker
+from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.status import Stat
 
@@ -62,13 +63,13 @@ def check_cache() -> Check:
 
 
 def check_cluster() -> Check:
-    stats = Stat.get_all()
-    return {
-        "ok": bool(stats),
-        "clusters": [
-            {"status": str(stat.status), "workers": len(stat.workers or [])} for stat in stats
-        ],
-    }
+    # A stopped cluster's statistics linger in the cache for a while: only a cluster that is
+    # working or idle counts as alive.
+    clusters = [
+        {"status": str(stat.status), "workers": len(stat.workers or [])} for stat in Stat.get_all()
+    ]
+    alive = [c for c in clusters if c["status"] in (str(Conf.WORKING), str(Conf.IDLE))]
+    return {"ok": bool(alive), "alive": len(alive), "clusters": clusters}
 
 
 def check_queue() -> Check:
