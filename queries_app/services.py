@@ -198,6 +198,13 @@ def cancel_query(*, query: Query) -> bool:
     return bool(stopped)
 
 
+def accounts_with_live_queries(account_ids: list[int]) -> set[int]:
+    """The accounts among these with a query still to run (EMODAL_SESSION_DEMAND)."""
+    return set(
+        Query.objects.live().filter(account_id__in=account_ids).values_list("account_id", flat=True)
+    )
+
+
 def enqueue_step(*, query_id: int) -> None:
     transaction.on_commit(
         lambda: async_task(

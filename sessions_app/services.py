@@ -29,6 +29,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.module_loading import import_string
 
 from .client import (
     CaptchaKeyRefused,
@@ -73,6 +74,13 @@ class LeaseTimeout(SessionError):
     """The account stayed busy (another worker held its lease) past the wait deadline."""
 
     retryable = True
+
+
+class BrowsersBusy(LeaseTimeout):
+    """Every browser of the account's server is in use by accounts with work to do: the
+    account waits its turn (its task gives the worker back and is retried later)."""
+
+    counts_as_failure = False
 
 
 class LeaseLost(SessionError):
@@ -249,7 +257,7 @@ class SessionManager:
         deadline = time.monotonic() + self.wait_seconds
         while not self._try_acquire(account, token):
             if time.monotonic() >= deadline:
-                raise LeaseTimeout(
+                raise BrowsersBusy(
                     f"Account {account} stayed busy for {self.wait_seconds:.0f} s "
                     "(another task is using its session); try again later."
                 )
@@ -423,7 +431,7 @@ class SessionManager:
         limit = settings.EMODAL_MAX_SESSIONS
         for number in range(limit):
             SessionSlot.objects.get_or_create(server=server, number=number)
-        deadline = time.monotonic() + self.wait_seconds
+        deadline = time.monotonic() + min(self.wait_seconds, settings.EMODAL_SLOT_WAIT_SECONDS)
         while True:
             free = SessionSlot.objects.filter(server=server, number__lt=limit, account=None)
             for slot_id in free.values_list("pk", flat=True)[:5]:
@@ -434,7 +442,7 @@ class SessionManager:
             if self._reclaim_slot(server, limit):
                 continue
             if time.monotonic() >= deadline:
-                raise LeaseTimeout(
+                raise BrowsersBusy(
                     f"All {limit} upstream browsers stayed in use for {self.wait_seconds:.0f} s; "
                     "the query waits its turn and is retried."
                 )
@@ -451,7 +459,15 @@ class SessionManager:
             .order_by("account__session_last_used_at")
         )
         now = _now()
-        dead_first = sorted(holders, key=lambda slot: slot.account.session_is_live(now))
+        wanted = accounts_in_demand([slot.account_id for slot in holders])
+        # A session dead by its timer is free to take; a live one only if its account has no
+        # work waiting (taking it would cost that account a new login at its next step).
+        candidates = [
+            slot
+            for slot in holders
+            if not slot.account.session_is_live(now) or slot.account_id not in wanted
+        ]
+        dead_first = sorted(candidates, key=lambda slot: slot.account.session_is_live(now))
         for slot in dead_first:
             victim = slot.account
             token = secrets.token_hex(16)
@@ -583,6 +599,16 @@ def drop_session_locally(*, account: Account) -> None:
     account.session_created_at = None
     account.session_last_used_at = None
     release_slot(account)
+
+
+def accounts_in_demand(account_ids: list[int]) -> set[int]:
+    """Which of these accounts have work waiting for their session, as told by the function
+    named in EMODAL_SESSION_DEMAND (the query engine's: accounts with a live query). This app
+    does not know about queries; the setting connects the two."""
+    path = settings.EMODAL_SESSION_DEMAND
+    if not path or not account_ids:
+        return set()
+    return set(import_string(path)(account_ids))
 
 
 def release_slot(account: Account) -> None:

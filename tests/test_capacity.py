@@ -169,3 +169,28 @@ def test_staff_can_move_an_account_to_another_upstream(
     assert not SessionSlot.objects.filter(account=alice).exists()
     SessionManager().run(alice, lambda api, sid: api.get_appointments(sid))
     assert second_sim.stats()["sessions_created"] == 1
+
+
+def test_a_browser_is_not_taken_from_an_account_with_work_waiting(
+    db: Any, sim: SimControl, limit: Any, settings: Any, task_queue: Any
+) -> None:
+    from queries_app.models import Query
+    from queries_app.services import cancel_query, start_query
+    from sessions_app.services import BrowsersBusy
+
+    limit(1)
+    settings.EMODAL_SLOT_WAIT_SECONDS = 0.3
+    alice, bob = make_account("alice"), make_account("bob")
+    SessionManager().ensure_session(alice)
+    waiting = start_query(account=alice, kind=Query.Kind.CONTAINERS)  # alice's next step
+    with pytest.raises(BrowsersBusy, match="upstream browsers stayed in use"):
+        SessionManager().ensure_session(bob)
+    alice.refresh_from_db()
+    assert alice.session_id
+    assert sim.stats()["deleted"] == 0
+    assert not BrowsersBusy.counts_as_failure  # a query waiting for it keeps its tries
+    cancel_query(query=waiting)
+    SessionManager().ensure_session(bob)
+    alice.refresh_from_db()
+    assert alice.session_id is None
+    assert sim.stats()["deleted"] == 1
