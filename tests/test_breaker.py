@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import close_old_connections
 from django.utils import timezone
 
 from queries_app.models import Query
@@ -19,6 +17,7 @@ from sessions_app.services import SessionManager, SessionUnavailable
 
 from .sim import SimControl
 from .taskqueue import TaskQueue, run_queued_tasks
+from .threads import in_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -145,33 +144,12 @@ def test_a_probe_whose_worker_died_expires(api: EModalClient, sim: SimControl) -
     assert breaker(sim).state == UpstreamBreaker.State.CLOSED
 
 
-def in_threads(count: int, work: Any) -> list[Any]:
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work()
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            close_old_connections()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
-
-
 def test_many_workers_after_the_reset_time_get_exactly_one_probe(
     api: EModalClient, sim: SimControl
 ) -> None:
     trip(api, sim)
     let_reset_time_pass(sim)
-    results = in_threads(8, lambda: Breaker(sim.url, probe_seconds=600).admit())
+    results = in_threads(8, lambda i: Breaker(sim.url, probe_seconds=600).admit())
     tokens = [r for r in results if isinstance(r, str)]
     assert len(tokens) == 1 and tokens[0]
     assert all(isinstance(r, CircuitOpen) for r in results if r is not tokens[0])
@@ -186,7 +164,7 @@ def test_two_threads_after_the_reset_time_send_exactly_one_call_upstream(
     calls = len(sim.calls("/sessions"))
     # The probe is slow upstream, so the other thread asks while it is in flight.
     sim.fault("/sessions", count=1, mode="delay", delay=1_500)
-    results = in_threads(2, lambda: EModalClient.from_settings(sim.url).list_sessions())
+    results = in_threads(2, lambda i: EModalClient.from_settings(sim.url).list_sessions())
     assert sorted(type(r).__name__ for r in results) == ["CircuitOpen", "list"]
     assert len(sim.calls("/sessions")) == calls + 1
     assert breaker(sim).state == UpstreamBreaker.State.CLOSED

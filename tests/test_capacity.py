@@ -17,7 +17,7 @@ from sessions_app.services import LeaseTimeout, SessionManager
 
 from .conftest import make_account
 from .sim import FAST_SCALE, SimControl
-from .test_session_manager import _in_threads
+from .threads import in_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -109,7 +109,7 @@ def test_many_accounts_never_use_more_browsers_than_the_limit(
         for _ in range(2):
             manager.run(accounts[i], lambda api, sid: api.get_appointments(sid))
 
-    results = _in_threads(6, work)
+    results = in_threads(6, work)
     assert results == [None] * 6
     stats = sim.stats()
     assert stats["max_concurrent_sessions"] <= 3

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from sessions_app.client import EModalClient, SessionGone, UpstreamRejected
@@ -23,6 +22,7 @@ from sessions_app.services import (
 
 from .conftest import make_account
 from .sim import SimControl
+from .threads import in_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -250,32 +250,11 @@ def test_a_live_lease_makes_others_wait_until_the_deadline(alice: Account, sim: 
     assert sim.calls() == []
 
 
-def _in_threads(count: int, work: Any) -> list[Any]:
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def runner(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except BaseException as exc:  # noqa: BLE001 - reported through results
-            results[index] = exc
-        finally:
-            close_old_connections()
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
-
-
 def test_concurrent_requests_for_one_account_spend_one_captcha(
     alice: Account, sim: SimControl
 ) -> None:
     sim.configure(latencies={"captcha": 300})  # 0.3 s: every thread arrives mid-login
-    results = _in_threads(8, lambda i: SessionManager().run(alice, appointments()))
+    results = in_threads(8, lambda i: SessionManager().run(alice, appointments()))
     assert all(isinstance(r, dict) for r in results), results
     stats = sim.stats()
     assert stats["captcha_solves"] == 1
@@ -285,7 +264,7 @@ def test_concurrent_requests_for_one_account_spend_one_captcha(
 
 def test_calls_on_one_session_never_overlap(alice: Account, sim: SimControl) -> None:
     sim.configure(latencies={"booking_number": 50})
-    _in_threads(6, lambda i: SessionManager().run(alice, appointments()))
+    in_threads(6, lambda i: SessionManager().run(alice, appointments()))
     calls = sorted(sim.calls("/get_appointments"), key=lambda c: c["start"])
     assert len(calls) == 6
     for earlier, later in zip(calls, calls[1:], strict=False):
@@ -296,7 +275,7 @@ def test_calls_on_one_session_never_overlap(alice: Account, sim: SimControl) -> 
 def test_eight_accounts_log_in_in_parallel(db: Any, sim: SimControl) -> None:
     sim.configure(latencies={"captcha": 500})  # 0.5 s at the test scale
     accounts = [make_account(f"user{i}") for i in range(8)]
-    results = _in_threads(8, lambda i: SessionManager().ensure_session(accounts[i]))
+    results = in_threads(8, lambda i: SessionManager().ensure_session(accounts[i]))
     assert all(isinstance(r, str) for r in results), results
     assert sim.stats()["captcha_solves"] == 8
     logins = sim.calls("/get_session")
