@@ -329,12 +329,12 @@ class Bound:
     total: float  # all accounts' needed upstream time
     parallel: int  # browsers usable at once: min(workers, session limit x upstreams)
     # With more than `parallel` calls, two of the `parallel + 1` longest run one after the
-    # other: the two shortest of those. Also a lower bound; the issue's formula leaves it out.
+    # other: the two shortest of those. Also a lower bound; the target's formula leaves it out.
     packing: float = 0.0
 
     @property
     def seconds(self) -> float:
-        """The issue's bound: max(longest chain, total / parallel)."""
+        """The target's bound: max(longest chain, total / parallel)."""
         return max(self.chain, self.total / self.parallel) if self.parallel else 0.0
 
 
