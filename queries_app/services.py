@@ -297,7 +297,29 @@ def _commit(query: Query, token: str, outcome: Outcome) -> str:
             outcome.write()
         if not finished:
             enqueue_step(query_id=query.pk)
+    if finished:
+        _ended(query)
     return "succeeded" if finished else f"step {query.step} done"
+
+
+WAITING = "Waiting: "
+
+
+def wake_waiting_queries(*, server: str, count: int = 1) -> int:
+    """A browser on `server` was given back: enqueue the queries that wait longest for one
+    there now, instead of at their retry time."""
+    now = timezone.now()
+    waiting = (
+        Query.objects.live()
+        .filter(
+            claim_token="",
+            retry_at__isnull=False,
+            error__startswith=WAITING,
+            account__upstream_url=server,
+        )
+        .order_by("retry_at", "pk")[:count]
+    )
+    return sum(_requeue(query, now, Q(retry_at__isnull=False)) for query in waiting)
 
 
 def _wait(query: Query, token: str, reason: str) -> str:
@@ -305,7 +327,7 @@ def _wait(query: Query, token: str, reason: str) -> str:
     spent): come back later without counting it against the step's tries."""
     retry_at = timezone.now() + timedelta(seconds=settings.QUERY_RETRY_BASE_SECONDS)
     Query.objects.filter(pk=query.pk, claim_token=token).update(
-        claim_token="", claim_expires_at=None, retry_at=retry_at, error=f"Waiting: {reason}"[:2000]
+        claim_token="", claim_expires_at=None, retry_at=retry_at, error=f"{WAITING}{reason}"[:2000]
     )
     return "waiting"
 
@@ -331,7 +353,7 @@ def _failed_for_now(query: Query, token: str, step: str, reason: str) -> str:
 
 
 def _finish(query: Query, token: str, status: str, error: str) -> None:
-    Query.objects.filter(pk=query.pk, claim_token=token).update(
+    ended = Query.objects.filter(pk=query.pk, claim_token=token).update(
         status=status,
         error=error[:2000],
         finished_at=timezone.now(),
@@ -339,6 +361,15 @@ def _finish(query: Query, token: str, status: str, error: str) -> None:
         claim_expires_at=None,
         retry_at=None,
     )
+    if ended:
+        _ended(query)
+
+
+def _ended(query: Query) -> None:
+    """The account may have no work left: its browser can now go to a query waiting for one."""
+    server = query.account.upstream_url
+    if server:
+        wake_waiting_queries(server=server)
 
 
 # -- recovery ------------------------------------------------------------------------------------

@@ -612,7 +612,10 @@ def accounts_in_demand(account_ids: list[int]) -> set[int]:
 
 
 def release_slot(account: Account) -> None:
-    SessionSlot.objects.filter(account=account).update(account=None, claimed_at=None)
+    freed = SessionSlot.objects.filter(account=account).update(account=None, claimed_at=None)
+    # Work that waits for a browser on this server need not wait for its retry time.
+    if freed and settings.EMODAL_BROWSER_FREED and account.upstream_url:
+        import_string(settings.EMODAL_BROWSER_FREED)(server=account.upstream_url, count=freed)
 
 
 def _rejection_text(exc: UpstreamError) -> str:

@@ -194,3 +194,31 @@ def test_a_browser_is_not_taken_from_an_account_with_work_waiting(
     alice.refresh_from_db()
     assert alice.session_id is None
     assert sim.stats()["deleted"] == 1
+
+
+def test_a_query_waiting_for_a_browser_runs_as_soon_as_one_is_free(
+    db: Any, sim: SimControl, limit: Any, settings: Any, task_queue: Any
+) -> None:
+    from queries_app.models import Query
+    from queries_app.services import start_query
+
+    from .taskqueue import run_queued_tasks
+
+    limit(1)
+    settings.EMODAL_SLOT_WAIT_SECONDS = 0.2
+    alice, bob = make_account("alice"), make_account("bob")
+    first = start_query(account=alice, kind=Query.Kind.CONTAINERS)
+    second = start_query(account=bob, kind=Query.Kind.CONTAINERS)
+    # No sweep runs here: the waiting query is woken when alice's query ends.
+    run_queued_tasks(
+        task_queue, until=lambda: not Query.objects.filter(pk__in=[first.pk, second.pk]).live()
+    )
+    second.refresh_from_db()
+    assert second.status == Query.Status.SUCCEEDED
+    # It did wait: one claim found no browser, then its two steps ran.
+    assert second.attempts == 3
+    assert second.step_failures == 0
+    stats = sim.stats()
+    assert stats["captcha_solves"] == 2
+    assert stats["evictions"] == 0
+    assert stats["deleted"] == 1  # alice's idle session, closed for bob
