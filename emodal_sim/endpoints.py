@@ -221,14 +221,21 @@ def _lookup(state: SimState, session: Session, container_id: str) -> dict[str, s
     return data.find_container(state.containers(session.username), container_id)
 
 
+def _searched(ctx: Context, session: Session, container_id: str) -> dict[str, str]:
+    """The account's container, after the browser searched for it; a missing one takes the
+    slow not-found search and fails as the real automation does."""
+    container = _lookup(ctx.state, session, container_id)
+    if container is None:
+        ctx.state.step("timeline_not_found", session, ctx.call.extra_delay)
+        raise ApiError(500, "Search failed: container not found")
+    return container
+
+
 def get_container_timeline(ctx: Context) -> Response:
     container_id = _required_str(ctx.body, "container_id").upper()
 
     def work(session: Session) -> dict[str, Any]:
-        container = _lookup(ctx.state, session, container_id)
-        if container is None:
-            ctx.state.step("timeline_not_found", session, ctx.call.extra_delay)
-            raise ApiError(500, "Search failed: container not found")
+        container = _searched(ctx, session, container_id)
         ctx.state.step("timeline", session, ctx.call.extra_delay)
         passed, timeline = data.timeline_for(container, session.username, ctx.state.config)
         return {
@@ -246,10 +253,7 @@ def get_booking_number(ctx: Context) -> Response:
     container_id = _required_str(ctx.body, "container_id").upper()
 
     def work(session: Session) -> dict[str, Any]:
-        container = _lookup(ctx.state, session, container_id)
-        if container is None:
-            ctx.state.step("timeline_not_found", session, ctx.call.extra_delay)
-            raise ApiError(500, "Search failed: container not found")
+        container = _searched(ctx, session, container_id)
         ctx.state.step("booking_number", session, ctx.call.extra_delay)
         booking = data.booking_number_for(container, ctx.state.config)
         result: dict[str, Any] = {"container_id": container_id, "booking_number": booking}

@@ -123,35 +123,34 @@ def containers(ctx: StepContext) -> Outcome:
 
 def _infos_from_bulk(query: Query, body: dict[str, Any]) -> list[ContainerInfo]:
     results = body.get("results") or {}
+
+    def info(item: dict[str, Any], trade_type: str, **fields: Any) -> ContainerInfo:
+        return ContainerInfo(
+            query=query,
+            container_number=parsing.normalise_container_number(item.get("container_id", "")),
+            trade_type=trade_type,
+            success=bool(item.get("success")),
+            error=str(item.get("error") or "")[:255],
+            **fields,
+        )
+
     infos = []
     for item in results.get("import_results") or []:
         timeline = item.get("timeline") or []
+        pregate = item.get("pregate_status")
         infos.append(
-            ContainerInfo(
-                query=query,
-                container_number=parsing.normalise_container_number(item.get("container_id", "")),
-                trade_type="IMPORT",
-                success=bool(item.get("success")),
-                error=str(item.get("error") or "")[:255],
-                passed_pregate=item.get("pregate_status")
-                if isinstance(item.get("pregate_status"), bool)
-                else None,
+            info(
+                item,
+                "IMPORT",
+                passed_pregate=pregate if isinstance(pregate, bool) else None,
                 pregate_details=str(item.get("pregate_details") or "")[:255],
                 milestones=timeline,
                 **parsing.milestone_dates(timeline),
             )
         )
     for item in results.get("export_results") or []:
-        infos.append(
-            ContainerInfo(
-                query=query,
-                container_number=parsing.normalise_container_number(item.get("container_id", "")),
-                trade_type="EXPORT",
-                success=bool(item.get("success")),
-                error=str(item.get("error") or "")[:255],
-                booking_number=str(item.get("booking_number") or "")[:40],
-            )
-        )
+        booking = str(item.get("booking_number") or "")[:40]
+        infos.append(info(item, "EXPORT", booking_number=booking))
     return infos
 
 

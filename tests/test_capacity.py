@@ -12,11 +12,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from emodal_sim import SimConfig, SimServer
+from queries_app.models import Query
+from queries_app.services import cancel_query, start_query
 from sessions_app.models import Account, SessionEvent, SessionSlot
-from sessions_app.services import LeaseTimeout, SessionManager
+from sessions_app.services import BrowsersBusy, LeaseTimeout, SessionManager
 
 from .conftest import make_account
 from .sim import FAST_SCALE, SimControl
+from .taskqueue import run_queued_tasks
 from .threads import in_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -174,10 +177,6 @@ def test_staff_can_move_an_account_to_another_upstream(
 def test_a_browser_is_not_taken_from_an_account_with_work_waiting(
     db: Any, sim: SimControl, limit: Any, settings: Any, task_queue: Any
 ) -> None:
-    from queries_app.models import Query
-    from queries_app.services import cancel_query, start_query
-    from sessions_app.services import BrowsersBusy
-
     limit(1)
     settings.EMODAL_SLOT_WAIT_SECONDS = 0.3
     alice, bob = make_account("alice"), make_account("bob")
@@ -199,11 +198,6 @@ def test_a_browser_is_not_taken_from_an_account_with_work_waiting(
 def test_a_query_waiting_for_a_browser_runs_as_soon_as_one_is_free(
     db: Any, sim: SimControl, limit: Any, settings: Any, task_queue: Any
 ) -> None:
-    from queries_app.models import Query
-    from queries_app.services import start_query
-
-    from .taskqueue import run_queued_tasks
-
     limit(1)
     settings.EMODAL_SLOT_WAIT_SECONDS = 0.2
     alice, bob = make_account("alice"), make_account("bob")
