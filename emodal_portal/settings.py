@@ -152,13 +152,19 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "catch_up": False,
     "label": "Task queue",
-    "poll": 0.5,
+    # How long the ORM broker's pusher sleeps when it found the queue empty: the delay before
+    # a new query's first step starts on an idle cluster.
+    "poll": env.float("Q_POLL", default=0.1),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
 
+# A worker runs steps back to back for at most this long, then hands what is left to the
+# broker (a task must end well within Q_TIMEOUT, whatever its last step takes). 0: one step
+# per task.
+QUERY_CHAIN_SECONDS = env.float("QUERY_CHAIN_SECONDS", default=120)
 # A query step that failed for a passing reason is retried after this back-off (doubling).
 QUERY_RETRY_BASE_SECONDS = env.float("QUERY_RETRY_BASE_SECONDS", default=30)
 # A live query with no running step and no task seen for this long lost its task (the Redis
@@ -205,6 +211,9 @@ EMODAL_RETRY_MAX_SECONDS = env.float("EMODAL_RETRY_MAX_SECONDS", default=10.0)
 # in a row, calls fail fast; after the reset time one probe call is let through.
 EMODAL_BREAKER_FAILURES = env.int("EMODAL_BREAKER_FAILURES", default=5)
 EMODAL_BREAKER_RESET_SECONDS = env.float("EMODAL_BREAKER_RESET_SECONDS", default=60)
+# A worker that saw the breaker closed and clean trusts that for this long before reading it
+# again (saves a read per upstream call; an opening elsewhere reaches it this much later).
+EMODAL_BREAKER_CACHE_SECONDS = env.float("EMODAL_BREAKER_CACHE_SECONDS", default=1.0)
 # Captcha solves allowed per hour, per account and for the whole portal; past either, no new
 # session is created until the hour frees up (0 turns a budget off).
 EMODAL_CAPTCHA_BUDGET_PER_ACCOUNT_HOUR = env.int(

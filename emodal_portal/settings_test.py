@@ -24,6 +24,9 @@ STORAGES = {
 # Login retries back off for milliseconds, not seconds.
 EMODAL_RETRY_BASE_SECONDS = 0.02
 EMODAL_RETRY_MAX_SECONDS = 0.1
+# Every call reads the shared breaker (tests change its row directly); the trust a worker
+# places in a clean breaker has a test of its own.
+EMODAL_BREAKER_CACHE_SECONDS = 0
 # Login brute-force protection stays on in tests (log in with force_login, or pass
 # `request=` to client.login).
 AXES_ENABLED = True

@@ -75,6 +75,8 @@ class Query(models.Model):
     step_failures = models.PositiveSmallIntegerField(default=0)
     # Every claim counts, including those of workers that were killed mid-step.
     attempts = models.PositiveIntegerField(default=0)
+    # Estimated upstream seconds still to go (`steps.work_left`): which step runs next.
+    work_left = models.PositiveIntegerField(default=0)
 
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -16,24 +16,45 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q, Value
+from django.db.models import (
+    Case,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from sessions_app.client import UpstreamError
-from sessions_app.models import Account
-from sessions_app.services import SessionError, SessionManager
+from sessions_app.models import Account, SessionSlot
+from sessions_app.services import SessionError, SessionManager, free_browsers
 
 from . import parsing
 from .models import Query
-from .steps import DONE, FIRST_STEP, GIVE_UP, STEPS, Outcome, QueryFailed, StepContext
+from .steps import (
+    DONE,
+    FIRST_STEP,
+    GIVE_UP,
+    STEP_SECONDS,
+    STEPS,
+    Outcome,
+    QueryFailed,
+    StepContext,
+    work_left,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +178,7 @@ def start_query(
             existing = Query.objects.live().filter(account=account, kind=kind).first()
             if existing is not None:
                 return existing
-        query = Query.objects.create(
+        query = Query(
             account=account,
             kind=kind,
             params=cleaned,
@@ -166,6 +187,8 @@ def start_query(
             step=FIRST_STEP[kind],
             enqueued_at=timezone.now(),
         )
+        query.work_left = work_left(query)
+        query.save()
         enqueue_step(query_id=query.pk)
     return query
 
@@ -206,19 +229,46 @@ def accounts_with_live_queries(account_ids: list[int]) -> set[int]:
 
 
 def enqueue_step(*, query_id: int) -> None:
+    _enqueue(query_id=query_id)
+
+
+def _enqueue(*, query_id: int | None) -> None:
+    """Wake a worker (after commit) to run steps, starting with this query's if it is free."""
+    name = f"query-{query_id}" if query_id is not None else "queries"
     transaction.on_commit(
-        lambda: async_task(
-            "queries_app.tasks.run_query_step", query_id, task_name=f"query-{query_id}"
-        )
+        lambda: async_task("queries_app.tasks.run_query_step", query_id, task_name=name)
     )
 
 
-# -- running a step ------------------------------------------------------------------------------
+# -- running steps ------------------------------------------------------------------------------
+#
+# A worker runs steps back to back (`run_queries`): after each step it takes whichever runnable
+# step should come next, often the same query's (its account's browser is warm and no hand-off
+# through the broker is needed). "Runnable": live, not claimed, not waiting for a retry, its
+# account not busy with another runner (one browser, one call at a time), and a browser to be
+# had for it. "Next": queries a person started come before batches; among those the one with
+# the least work left (a short look-up is not stuck behind availability runs); among batch
+# queries the one with the most work left, so that a batch's long runs start early and its
+# accounts finish together. The broker's tasks only wake workers up; the Query rows are the
+# queue.
+
+# A runner keeps its query unless another has this much more claim on the worker (upstream
+# seconds, see `steps.work_left`), so that near-equal queries do not swap at every step.
+SWITCH_MARGIN = 2 * STEP_SECONDS["appointment_check"]
 
 
 def _claim_seconds() -> float:
     # django-q kills a task at its timeout; past that the claim is certainly stale.
     return settings.Q_CLUSTER["timeout"] + 60
+
+
+def _account_busy(token: str, now: datetime) -> Exists:
+    """Another runner holds a live claim on a query of the same account."""
+    return Exists(
+        Query.objects.filter(account_id=OuterRef("account_id"), claim_expires_at__gte=now)
+        .exclude(claim_token="")
+        .exclude(claim_token=token)
+    )
 
 
 def _claim(query_id: int, token: str, now: datetime) -> bool:
@@ -227,6 +277,7 @@ def _claim(query_id: int, token: str, now: datetime) -> bool:
     claimed = (
         Query.objects.filter(free, not_waiting, pk=query_id, status__in=Query.LIVE_STATUSES)
         .exclude(step=DONE)
+        .exclude(_account_busy(token, now))
         .update(
             claim_token=token,
             claim_expires_at=now + timedelta(seconds=_claim_seconds()),
@@ -239,67 +290,247 @@ def _claim(query_id: int, token: str, now: datetime) -> bool:
     return claimed == 1
 
 
+def _load(query_id: int) -> Query:
+    return Query.objects.select_related("account__user").get(pk=query_id)
+
+
+def _order_key(query: Query) -> tuple[int, int]:
+    """Smaller runs first (see above), as `_runnable` orders in SQL."""
+    if query.batch:
+        return (1, -query.work_left)
+    return (0, query.work_left)
+
+
+def _runnable(token: str, now: datetime) -> QuerySet[Query]:
+    interactive = Q(batch="")
+    return (
+        Query.objects.live()
+        .exclude(step=DONE)
+        .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now), claim_token="")
+        .exclude(_account_busy(token, now))
+        .annotate(
+            has_browser=Exists(SessionSlot.objects.filter(account_id=OuterRef("account_id"))),
+            server=F("account__upstream_url"),
+        )
+        .order_by(
+            Case(When(interactive, then=Value(0)), default=Value(1)),
+            Case(
+                When(interactive, then=F("work_left")),
+                default=-F("work_left"),
+                output_field=IntegerField(),
+            ),
+            "created_at",
+            "pk",
+        )
+    )
+
+
+class _Browsers:
+    """Browsers free for a login, per server, looked up once per choice."""
+
+    def __init__(self, token: str, now: datetime) -> None:
+        self.token, self.now = token, now
+        self._free: dict[str, int] = {}
+
+    def available(self, server: str) -> bool:
+        servers = [server] if server in settings.EMODAL_API_URLS else settings.EMODAL_API_URLS
+        return any(self._count(url) > 0 for url in servers)
+
+    def _count(self, server: str) -> int:
+        if server not in self._free:
+            # Runners logging in right now will take a browser each.
+            logging_in = (
+                Query.objects.filter(
+                    account__upstream_url=server,
+                    account__slot__isnull=True,
+                    claim_expires_at__gte=self.now,
+                )
+                .exclude(claim_token="")
+                .exclude(claim_token=self.token)
+                .values("account_id")
+                .distinct()
+                .count()
+            )
+            self._free[server] = free_browsers(server=server) - logging_in
+        return self._free[server]
+
+
+def _candidates(token: str, now: datetime, *, exclude: int | None = None) -> list[Query]:
+    """Runnable queries in the order they should run, up to a few."""
+    browsers = _Browsers(token, now)
+    found = []
+    for query in _runnable(token, now).exclude(pk=exclude)[:20]:
+        if query.has_browser or browsers.available(query.server):
+            found.append(query)
+            if len(found) == 3:
+                break
+    return found
+
+
+def _claim_next(token: str, *, exclude: int | None = None) -> Query | None:
+    for _ in range(3):  # another runner may take a candidate first
+        now = timezone.now()
+        candidates = _candidates(token, now, exclude=exclude)
+        if not candidates:
+            return None
+        for candidate in candidates:
+            if _claim(candidate.pk, token, now):
+                return _load(candidate.pk)
+    return None
+
+
+def run_queries(
+    *,
+    first: int | None = None,
+    manager: SessionManager | None = None,
+    budget_seconds: float | None = None,
+) -> str:
+    """Run steps on this worker back to back: `first`'s query if it is free, then the next
+    runnable step each time (see above), until none is left or the budget is spent; then
+    hand the rest to the broker. Returns a summary (for the task's result)."""
+    manager = manager or SessionManager()
+    budget = settings.QUERY_CHAIN_SECONDS if budget_seconds is None else budget_seconds
+    ends = time.monotonic() + budget
+    token = secrets.token_hex(16)
+    query = None
+    if first is not None and _claim(first, token, timezone.now()):
+        query = _load(first)
+    steps = 0
+    while True:
+        if query is None:
+            query = _claim_next(token)
+            if query is None:
+                break
+        steps += 1
+        more = time.monotonic() < ends
+        last = query.pk
+        _, query = _run_claimed(query, token, manager, chain=more)
+        if not more:
+            if query is not None:  # still ours: let another task take it from here
+                _release(query, token)
+            # Runnable queries that were left to this runner get a task of their own (the
+            # last one's next step, if any, has one already).
+            if _candidates(token, timezone.now(), exclude=last):
+                _enqueue(query_id=None)
+            break
+    return f"{steps} step{'s' if steps != 1 else ''}"
+
+
 def run_query_step(query_id: int, *, manager: SessionManager | None = None) -> str:
-    """Run the next step of a query, if nobody else is. Returns what happened (for logs)."""
+    """Run the next step of one query, if nobody else is, and enqueue the one after. Returns
+    what happened (for logs)."""
     token = secrets.token_hex(16)
     if not _claim(query_id, token, timezone.now()):
         return "nothing to do"
-    query = Query.objects.select_related("account__user").get(pk=query_id)
+    result, _ = _run_claimed(_load(query_id), token, manager or SessionManager(), chain=False)
+    return result
+
+
+def _run_claimed(
+    query: Query, token: str, manager: SessionManager, *, chain: bool
+) -> tuple[str, Query | None]:
+    """Run the claimed query's next step. With `chain`, the runner goes on: the result says
+    which query it holds next (this one, another one it claimed, or None)."""
     if query.cancel_requested:
         _finish(query, token, Query.Status.CANCELLED, "Cancelled.")
-        return "cancelled"
+        return "cancelled", None
     step = query.step
     try:
-        outcome = STEPS[step](StepContext(query=query, manager=manager or SessionManager()))
+        outcome = STEPS[step](StepContext(query=query, manager=manager))
     except QueryFailed as exc:
         _finish(query, token, Query.Status.FAILED, str(exc))
-        return "failed"
+        return "failed", None
     except (SessionError, UpstreamError) as exc:
         reason = exc.readable() if isinstance(exc, UpstreamError) else str(exc)
         if not exc.retryable:
             _finish(query, token, Query.Status.FAILED, reason)
-            return "failed"
+            return "failed", None
         if not exc.counts_as_failure:
-            return _wait(query, token, reason)
-        return _failed_for_now(query, token, step, reason)
+            return _wait(query, token, reason), None
+        return _failed_for_now(query, token, step, reason), None
     except Exception:
-        logger.exception("Query %s: step %s crashed", query_id, step)
-        return _failed_for_now(query, token, step, f"Internal error in step {step}.")
-    return _commit(query, token, outcome)
+        logger.exception("Query %s: step %s crashed", query.pk, step)
+        return _failed_for_now(query, token, step, f"Internal error in step {step}."), None
+    return _commit(query, token, outcome, chain=chain)
 
 
-def _commit(query: Query, token: str, outcome: Outcome) -> str:
+def _commit(
+    query: Query, token: str, outcome: Outcome, *, chain: bool = False
+) -> tuple[str, Query | None]:
+    """Write the step's rows and move the query on, only while the claim holds. With `chain`,
+    the runner keeps the query for its next step unless another runnable query should come
+    first, which it then claims instead."""
     now = timezone.now()
-    changes: dict[str, Any] = {
-        "step": outcome.next_step,
-        "claim_token": "",
-        "claim_expires_at": None,
-        "step_failures": 0,
-        "error": "",
-    }
+    changes: dict[str, Any] = {"step": outcome.next_step, "step_failures": 0, "error": ""}
     if outcome.progress_total is not None:
         changes["progress_total"] = outcome.progress_total
     if outcome.progress_done is not None:
         changes["progress_done"] = outcome.progress_done
     if outcome.state is not None:
         changes["state"] = outcome.state
+    for name, value in changes.items():
+        setattr(query, name, value)
+    query.work_left = changes["work_left"] = work_left(query)
     finished = outcome.next_step == DONE
+    rival = None
     if finished:
         changes.update(status=Query.Status.SUCCEEDED, finished_at=now)
+    elif chain:
+        rivals = _candidates(token, now, exclude=query.pk)
+        rival = rivals[0] if rivals else None
+        if rival is not None and not _should_switch(query, rival):
+            rival = None
+    keep = chain and not finished and rival is None
+    if keep:
+        changes.update(
+            claim_expires_at=now + timedelta(seconds=_claim_seconds()),
+            attempts=F("attempts") + 1,
+        )
     else:
-        changes["enqueued_at"] = now
+        changes.update(claim_token="", claim_expires_at=None, enqueued_at=now)
     with transaction.atomic():
         if Query.objects.filter(pk=query.pk, claim_token=token).update(**changes) != 1:
             # Our claim expired and another worker took the query: its result stands.
             transaction.set_rollback(True)
-            return "claim lost"
+            return "claim lost", None
         if outcome.write is not None:
             outcome.write()
-        if not finished:
-            enqueue_step(query_id=query.pk)
+        if keep:
+            query.cancel_requested = (
+                Query.objects.filter(pk=query.pk).values_list("cancel_requested", flat=True).get()
+            )
+        elif not finished and not chain:
+            _enqueue(query_id=query.pk)
     if finished:
         _ended(query)
-    return "succeeded" if finished else f"step {query.step} done"
+        result = "succeeded"
+    else:
+        result = f"step {query.step} next"
+    if keep:
+        return result, query
+    if chain:
+        return result, _claim_next(token)
+    return result, None
+
+
+def _should_switch(current: Query, rival: Query) -> bool:
+    (current_class, current_rank), (rival_class, rival_rank) = (
+        _order_key(current),
+        _order_key(rival),
+    )
+    if rival_class != current_class:
+        return rival_class < current_class
+    return rival_rank + SWITCH_MARGIN < current_rank
+
+
+def _release(query: Query, token: str) -> None:
+    """Give the query back to the broker between two steps."""
+    now = timezone.now()
+    with transaction.atomic():
+        if Query.objects.filter(pk=query.pk, claim_token=token).update(
+            claim_token="", claim_expires_at=None, enqueued_at=now
+        ):
+            _enqueue(query_id=query.pk)
 
 
 WAITING = "Waiting: "
@@ -347,7 +578,8 @@ def _failed_for_now(query: Query, token: str, step: str, reason: str) -> str:
         return "will retry"
     give_up = GIVE_UP.get(step) if query.kind == Query.Kind.AVAILABILITY else None
     if give_up is not None:
-        return _commit(query, token, give_up(query, f"Gave up after {failures} tries: {reason}"))
+        outcome = give_up(query, f"Gave up after {failures} tries: {reason}")
+        return _commit(query, token, outcome)[0]
     _finish(query, token, Query.Status.FAILED, f"{reason} (gave up after {failures} tries)")
     return "failed"
 
@@ -383,7 +615,7 @@ def sweep_queries(*, now: datetime | None = None) -> dict[str, int]:
     - no claim and no task seen for too long: the broker lost the task (e.g. Redis restart).
     """
     now = now or timezone.now()
-    counts = {"dead_workers": 0, "retries": 0, "lost_tasks": 0, "failed": 0}
+    counts = {"dead_workers": 0, "retries": 0, "lost_tasks": 0, "failed": 0, "woken": 0}
     dead = Query.objects.live().exclude(claim_token="").filter(claim_expires_at__lt=now)
     for query in dead:
         failures = query.step_failures + 1
@@ -411,6 +643,12 @@ def sweep_queries(*, now: datetime | None = None) -> dict[str, int]:
         counts["retries"] += _requeue(query, now, Q(retry_at__lte=now))
     for query in idle.filter(retry_at__isnull=True, enqueued_at__lt=lost_before):
         counts["lost_tasks"] += _requeue(query, now, Q(enqueued_at__lt=lost_before))
+    # Runnable work with no runner at all (e.g. a wake-up lost with the broker): one task
+    # starts a runner, which takes the rest in turn.
+    running = Query.objects.live().exclude(claim_token="").filter(claim_expires_at__gte=now)
+    if not running.exists() and _candidates("", now):
+        _enqueue(query_id=None)
+        counts["woken"] = 1
     return counts
 
 

@@ -475,6 +475,45 @@ STEPS: dict[str, Callable[[StepContext], Outcome]] = {
 # give up on that container only; every other step fails the query.
 GIVE_UP: dict[str, Callable[[Query, str], Outcome]] = {"appointment_check": give_up_check}
 
+# Typical upstream seconds of each step (the contract's timings), to tell a long query from a
+# short one when choosing which step to run next; only their proportions matter.
+STEP_SECONDS = {
+    "containers": 165,
+    "bulk_info_per_container": 7,
+    "appointment_check": 35,
+    "appointments": 20,
+    "timeline": 8,
+    "booking_number": 8,
+    "changes": 0,
+}
+# An availability run's containers to check, before its container list is known.
+UNKNOWN_CHECKS = 40
+
+
+def work_left(query: Query) -> int:
+    """Estimated upstream seconds a query still needs, from its next step on."""
+    kind, step, state = query.kind, query.step, query.state or {}
+    done, total = query.progress_done, query.progress_total
+    if step == DONE:
+        return 0
+    if kind == Query.Kind.AVAILABILITY:
+        tail = STEP_SECONDS["appointments"]
+        per_check = STEP_SECONDS["appointment_check"]
+        bulk = STEP_SECONDS["bulk_info_per_container"]
+        if step == "containers":
+            return STEP_SECONDS["containers"] + (bulk + per_check) * UNKNOWN_CHECKS + tail
+        if step == "bulk_info":
+            return (bulk + per_check) * len(state.get("candidates", [])) + tail
+        if step == "appointment_check":
+            return per_check * max(total - done, 0) + tail
+        return STEP_SECONDS.get(step, 0)
+    if kind == Query.Kind.BULK_INFO and step == "bulk_info":
+        params = query.params or {}
+        count = len(params.get("import_containers", [])) + len(params.get("export_containers", []))
+        return STEP_SECONDS["bulk_info_per_container"] * max(count, 1)
+    return STEP_SECONDS.get(step, 0)
+
+
 FIRST_STEP: dict[str, str] = {
     Query.Kind.AVAILABILITY: "containers",
     Query.Kind.CONTAINERS: "containers",

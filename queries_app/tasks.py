@@ -9,8 +9,9 @@ from sessions_app.models import Account
 from . import services
 
 
-def run_query_step(query_id: int) -> str:
-    return services.run_query_step(query_id)
+def run_query_step(query_id: int | None = None) -> str:
+    """Run steps, starting with this query's if it is free (see `services.run_queries`)."""
+    return services.run_queries(first=query_id)
 
 
 def sweep_queries() -> dict[str, int]:

@@ -103,6 +103,7 @@ class AccountAdmin(admin.ModelAdmin):
         "session_state_display",
         "session_age",
         "session_last_used_at",
+        "session_uses",
         "credential_state_display",
         "captcha_solves_24h",
         "upstream_url",
@@ -118,6 +119,7 @@ class AccountAdmin(admin.ModelAdmin):
         "session_state_display",
         "session_created_at",
         "session_last_used_at",
+        "session_uses",
         "created_at",
         "updated_at",
     ]
@@ -141,6 +143,7 @@ class AccountAdmin(admin.ModelAdmin):
                     "session_state_display",
                     "session_created_at",
                     "session_last_used_at",
+                    "session_uses",
                     "created_at",
                     "updated_at",
                 ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -51,6 +52,7 @@ class Breaker:
         probe_seconds: float,
         failure_limit: int | None = None,
         reset_seconds: float | None = None,
+        cache_seconds: float | None = None,
     ) -> None:
         self.server = server
         self.probe_seconds = probe_seconds
@@ -60,6 +62,13 @@ class Breaker:
         self.reset_seconds = (
             settings.EMODAL_BREAKER_RESET_SECONDS if reset_seconds is None else reset_seconds
         )
+        # A closed breaker with nothing counted is taken on trust for this long, instead of
+        # being read before every call: another worker's opening it reaches this one that
+        # much later. Any failure seen here ends the trust at once.
+        self.cache_seconds = (
+            settings.EMODAL_BREAKER_CACHE_SECONDS if cache_seconds is None else cache_seconds
+        )
+        self._clean_until = 0.0
 
     @contextmanager
     def guard(self) -> Iterator[None]:
@@ -95,9 +104,14 @@ class Breaker:
     def _admit(self) -> tuple[str, bool]:
         """(probe token or "", whether the breaker was closed with no failures counted — a
         success then has nothing to reset, and costs no write)."""
+        if time.monotonic() < self._clean_until:
+            return "", True
         row = self._rows().first()
         if row is None or row.state == UpstreamBreaker.State.CLOSED:
-            return "", row is None or row.failures == 0
+            clean = row is None or row.failures == 0
+            if clean and self.cache_seconds > 0:
+                self._clean_until = time.monotonic() + self.cache_seconds
+            return "", clean
         now = timezone.now()
         token = secrets.token_hex(16)
         claim = {"state": UpstreamBreaker.State.HALF_OPEN, "probe_token": token}
@@ -136,6 +150,7 @@ class Breaker:
             )
 
     def failed(self, probe: str, error: str) -> None:
+        self._clean_until = 0.0
         if probe:
             self._reopen(probe, error)
             return

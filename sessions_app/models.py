@@ -56,6 +56,8 @@ class Account(models.Model):
     session_version = models.PositiveIntegerField(default=0)
     session_created_at = models.DateTimeField(null=True, blank=True)
     session_last_used_at = models.DateTimeField(null=True, blank=True)
+    # Calls made with the current session (a reuse is counted here, not as an event per call).
+    session_uses = models.PositiveIntegerField("calls with this session", default=0)
 
     # The account's lease: whoever holds it may create a session and drive the account's
     # browser. One holder at a time gives both "one captcha per need" and "one call per

@@ -18,15 +18,17 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Case, Count, DateTimeField, F, IntegerField, Q, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import import_string
@@ -154,6 +156,38 @@ def _now() -> datetime:
     return timezone.now()
 
 
+# One client per server and thread: its HTTP connections are kept from one call to the next
+# (a worker runs one task at a time). Keyed by the settings it is built from, so a change of
+# them (tests) builds a new one.
+_local = threading.local()
+
+
+def client_for_server(url: str) -> EModalClient:
+    key = (
+        url,
+        settings.EMODAL_CONNECT_TIMEOUT,
+        settings.EMODAL_TIMEOUT_SCALE,
+        settings.EMODAL_MAX_DOWNLOAD_BYTES,
+        settings.EMODAL_BREAKER_FAILURES,
+        settings.EMODAL_BREAKER_RESET_SECONDS,
+        settings.EMODAL_BREAKER_CACHE_SECONDS,
+    )
+    clients: dict[tuple[object, ...], EModalClient] = _local.__dict__.setdefault("clients", {})
+    client = clients.get(key)
+    if client is None:
+        client = clients[key] = EModalClient.from_settings(url)
+    return client
+
+
+@dataclass
+class Lease:
+    """A held account lease. `touch_version`, once set, makes the release also record the
+    use of that session (one UPDATE for both)."""
+
+    token: str
+    touch_version: int | None = None
+
+
 class SessionManager:
     """Gets accounts working sessions and runs upstream operations with them."""
 
@@ -165,9 +199,8 @@ class SessionManager:
         lease_seconds: float | None = None,
         poll_seconds: float | None = None,
     ) -> None:
-        # One client per upstream server; `client` (tests) serves every account.
+        # `client` (tests) serves every account; otherwise one per upstream server.
         self._client = client
-        self._clients: dict[str, EModalClient] = {}
         self.wait_seconds = settings.EMODAL_WAIT_SECONDS if wait_seconds is None else wait_seconds
         self.lease_seconds = (
             settings.EMODAL_LEASE_SECONDS if lease_seconds is None else lease_seconds
@@ -177,21 +210,21 @@ class SessionManager:
     def client_for(self, account: Account) -> EModalClient:
         if self._client is not None:
             return self._client
-        url = account.upstream_url or settings.EMODAL_API_URLS[0]
-        if url not in self._clients:
-            self._clients[url] = EModalClient.from_settings(url)
-        return self._clients[url]
+        return client_for_server(account.upstream_url or settings.EMODAL_API_URLS[0])
 
     # -- public API --------------------------------------------------------------------------
 
     def ensure_session(self, account: Account) -> str:
         """A live session id for the account, reusing whatever can be reused."""
-        with self.lease(account) as token:
-            return self._ensure_session(account, token)
+        with self.lease(account) as lease:
+            session_id, reused = self._ensure_session(account, lease.token)
+            if reused:
+                self._record(account, SessionEvent.Kind.REUSED_STORED, time.monotonic())
+            return session_id
 
     def refresh_session(self, account: Account) -> str:
         """Close the account's session upstream and create a new one (spends a captcha)."""
-        with self.lease(account) as token:
+        with self.lease(account) as lease:
             account.refresh_from_db()
             self._check_usable(account)
             started = time.monotonic()
@@ -199,7 +232,7 @@ class SessionManager:
                 self._close_upstream(account)
                 self._clear_session(account, account.session_version)
             self._record(account, SessionEvent.Kind.REFRESH_FORCED, started)
-            return self._create_session(account, token, reuse_upstream=False)
+            return self._create_session(account, lease.token, reuse_upstream=False)
 
     def drop_session(self, account: Account) -> bool:
         """Forget the account's session here and close it upstream. False if there was none."""
@@ -230,32 +263,35 @@ class SessionManager:
             # A transaction held across a call of seconds to minutes would lock SQLite for
             # every other worker and pin a PostgreSQL connection.
             raise RuntimeError("SessionManager.run() must not be called inside a transaction")
-        with self.lease(account) as token:
-            if call_seconds is None:
-                call_seconds = self.client_for(account).longest_call_seconds() + 30
-            session_id = self._ensure_session(account, token)
+        if call_seconds is None:
+            call_seconds = self.client_for(account).longest_call_seconds() + 30
+        with self.lease(account, seconds=call_seconds) as lease:
+            session_id, reused = self._ensure_session(account, lease.token)
+            if not reused:  # logging in took part of the lease's time
+                self._extend_lease(account, lease.token, call_seconds)
             version = account.session_version
-            self._extend_lease(account, token, call_seconds)
             try:
-                result = self._call(account, operation, session_id, version)
+                return self._call(account, operation, session_id, lease, version)
             except SessionGone:
                 started = time.monotonic()
+                lease.touch_version = None
                 self._clear_session(account, version)
                 self._record(account, SessionEvent.Kind.REPLACED, started)
-                session_id = self._ensure_session(account, token)
+                session_id, _ = self._ensure_session(account, lease.token)
+                self._extend_lease(account, lease.token, call_seconds)
                 version = account.session_version
-                self._extend_lease(account, token, call_seconds)
-                result = self._call(account, operation, session_id, version)
-            return result
+                return self._call(account, operation, session_id, lease, version)
 
     # -- the lease ---------------------------------------------------------------------------
 
     @contextmanager
-    def lease(self, account: Account) -> Iterator[str]:
-        """Hold the account's lease (waiting for it, up to the deadline)."""
-        token = secrets.token_hex(16)
+    def lease(self, account: Account, *, seconds: float | None = None) -> Iterator[Lease]:
+        """Hold the account's lease (waiting for it, up to the deadline) for `seconds`, at
+        least EMODAL_LEASE_SECONDS."""
+        lease = Lease(token=secrets.token_hex(16))
+        seconds = max(seconds or 0, self.lease_seconds)
         deadline = time.monotonic() + self.wait_seconds
-        while not self._try_acquire(account, token):
+        while not self._try_acquire(account, lease.token, seconds):
             if time.monotonic() >= deadline:
                 raise BrowsersBusy(
                     f"Account {account} stayed busy for {self.wait_seconds:.0f} s "
@@ -263,19 +299,37 @@ class SessionManager:
                 )
             time.sleep(self.poll_seconds * random.uniform(0.8, 1.2))  # noqa: S311
         try:
-            yield token
+            yield lease
         finally:
-            Account.objects.filter(pk=account.pk, lease_token=token).update(
-                lease_token="", lease_expires_at=None
-            )
+            self._release(account, lease)
 
-    def _try_acquire(self, account: Account, token: str) -> bool:
+    def _try_acquire(self, account: Account, token: str, seconds: float | None = None) -> bool:
         now = _now()
         free = Q(lease_token="") | Q(lease_expires_at__lt=now)
         claimed = Account.objects.filter(free, pk=account.pk).update(
-            lease_token=token, lease_expires_at=now + timedelta(seconds=self.lease_seconds)
+            lease_token=token,
+            lease_expires_at=now + timedelta(seconds=seconds or self.lease_seconds),
         )
         return claimed == 1
+
+    def _release(self, account: Account, lease: Lease) -> None:
+        changes: dict[str, object] = {"lease_token": "", "lease_expires_at": None}
+        if lease.touch_version is not None:
+            # The session was used: bump its idle timer, unless it was replaced meanwhile.
+            now = _now()
+            same = Q(session_version=lease.touch_version)
+            changes["session_last_used_at"] = Case(
+                When(same, then=Value(now)),
+                default=F("session_last_used_at"),
+                output_field=DateTimeField(),
+            )
+            changes["session_uses"] = Case(
+                When(same, then=F("session_uses") + 1),
+                default=F("session_uses"),
+                output_field=IntegerField(),
+            )
+            account.session_last_used_at = now
+        Account.objects.filter(pk=account.pk, lease_token=lease.token).update(**changes)
 
     def _extend_lease(self, account: Account, token: str, seconds: float | None) -> None:
         seconds = max(seconds or 0, self.lease_seconds)
@@ -287,17 +341,19 @@ class SessionManager:
 
     # -- getting a session (lease held) --------------------------------------------------------
 
-    def _ensure_session(self, account: Account, token: str) -> str:
+    def _ensure_session(self, account: Account, token: str) -> tuple[str, bool]:
+        """(session id, whether it is the stored one). Reusing the stored session is not
+        recorded as an event here: `run()` does it on every call, and the account counts
+        the uses of its session instead."""
         account.refresh_from_db()
         self._check_usable(account)
         if account.session_id:
             if account.session_is_live():
-                self._record(account, SessionEvent.Kind.REUSED_STORED, time.monotonic())
-                return str(account.session_id)
+                return str(account.session_id), True
             started = time.monotonic()
             self._clear_session(account, account.session_version)
             self._record(account, SessionEvent.Kind.EXPIRED_LOCALLY, started)
-        return self._create_session(account, token, reuse_upstream=True)
+        return self._create_session(account, token, reuse_upstream=True), False
 
     def _check_usable(self, account: Account) -> None:
         unreadable = account.unreadable_secrets()
@@ -500,23 +556,17 @@ class SessionManager:
         account: Account,
         operation: Callable[[EModalClient, str], T],
         session_id: str,
+        lease: Lease,
         version: int,
     ) -> T:
         try:
             result = operation(self.client_for(account), session_id)
         except UpstreamRejected:
             # The browser answered (a validation error): the session is alive and was used.
-            self._touch(account, version)
+            lease.touch_version = version
             raise
-        self._touch(account, version)
+        lease.touch_version = version
         return result
-
-    def _touch(self, account: Account, version: int) -> None:
-        now = _now()
-        Account.objects.filter(pk=account.pk, session_version=version).update(
-            session_last_used_at=now
-        )
-        account.session_last_used_at = now
 
     # -- state changes ---------------------------------------------------------------------------
 
@@ -528,6 +578,7 @@ class SessionManager:
         account.session_version += 1
         account.session_created_at = now
         account.session_last_used_at = last_used or now
+        account.session_uses = 0
         with transaction.atomic():
             account.save(
                 update_fields=[
@@ -535,6 +586,7 @@ class SessionManager:
                     "session_version",
                     "session_created_at",
                     "session_last_used_at",
+                    "session_uses",
                     "updated_at",
                 ]
             )
@@ -546,6 +598,7 @@ class SessionManager:
             session_version=version + 1,
             session_created_at=None,
             session_last_used_at=None,
+            session_uses=0,
         )
         if cleared:
             release_slot(account)
@@ -598,6 +651,7 @@ def drop_session_locally(*, account: Account) -> None:
     account.session_version += 1
     account.session_created_at = None
     account.session_last_used_at = None
+    account.session_uses = 0
     release_slot(account)
 
 
@@ -609,6 +663,17 @@ def accounts_in_demand(account_ids: list[int]) -> set[int]:
     if not path or not account_ids:
         return set()
     return set(import_string(path)(account_ids))
+
+
+def free_browsers(*, server: str) -> int:
+    """How many logins on `server` could get a browser now without waiting: the session limit
+    less the browsers held by accounts with work waiting (those are never taken from them)."""
+    held = list(
+        SessionSlot.objects.filter(
+            server=server, number__lt=settings.EMODAL_MAX_SESSIONS, account__isnull=False
+        ).values_list("account_id", flat=True)
+    )
+    return settings.EMODAL_MAX_SESSIONS - len(accounts_in_demand(held))
 
 
 def release_slot(account: Account) -> None:

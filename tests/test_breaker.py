@@ -75,6 +75,28 @@ def test_while_open_calls_fail_fast_without_reaching_the_upstream(
     assert api.health()["status"] == "healthy"  # reachability checks bypass the breaker
 
 
+def test_a_worker_trusts_a_clean_breaker_for_a_while_and_a_failure_ends_the_trust(
+    sim: SimControl, settings: Any
+) -> None:
+    settings.EMODAL_BREAKER_FAILURES = LIMIT
+    settings.EMODAL_BREAKER_CACHE_SECONDS = 60
+    api = EModalClient.from_settings(sim.url)
+    api.list_sessions()  # sees the breaker closed and clean
+    # Another worker opens it: this one learns of it only when its trust ends...
+    UpstreamBreaker.objects.create(
+        server=sim.url, state=UpstreamBreaker.State.OPEN, failures=LIMIT, opened_at=timezone.now()
+    )
+    api.list_sessions()
+    assert len(sim.calls("/sessions")) == 2
+    # ...or at once when it sees a failure itself.
+    sim.fault("/sessions", count=1, status=500)
+    with pytest.raises(UpstreamUnavailable):
+        api.list_sessions()
+    with pytest.raises(CircuitOpen):
+        api.list_sessions()
+    assert len(sim.calls("/sessions")) == 3
+
+
 def test_an_answer_resets_the_count(api: EModalClient, sim: SimControl) -> None:
     sim.fault("/sessions", count=LIMIT - 1, status=500)
     for _ in range(LIMIT - 1):

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from emodal_sim import SimConfig, SimServer
 from queries_app.models import Query
-from queries_app.services import cancel_query, start_query
+from queries_app.services import cancel_query, run_query_step, start_query
 from sessions_app.models import Account, SessionEvent, SessionSlot
 from sessions_app.services import BrowsersBusy, LeaseTimeout, SessionManager
 
@@ -195,22 +195,49 @@ def test_a_browser_is_not_taken_from_an_account_with_work_waiting(
     assert sim.stats()["deleted"] == 1
 
 
+def test_a_query_with_no_browser_to_be_had_does_not_take_a_worker_until_one_is_free(
+    db: Any, sim: SimControl, limit: Any, settings: Any, task_queue: Any
+) -> None:
+    limit(1)
+    alice, bob = make_account("alice"), make_account("bob")
+    first = start_query(account=alice, kind=Query.Kind.CONTAINERS)
+    second = start_query(account=bob, kind=Query.Kind.CONTAINERS)
+    run_queued_tasks(
+        task_queue, until=lambda: not Query.objects.filter(pk__in=[first.pk, second.pk]).live()
+    )
+    second.refresh_from_db()
+    assert second.status == Query.Status.SUCCEEDED
+    # Claimed for its two steps only: never while every browser was held by alice's query.
+    assert second.attempts == 2
+    assert not SessionEvent.objects.filter(kind=SessionEvent.Kind.FAILED).exists()
+    stats = sim.stats()
+    assert stats["max_concurrent_sessions"] == 1
+    assert stats["captcha_solves"] == 2
+    assert stats["evictions"] == 0
+    assert stats["deleted"] == 1  # alice's idle session, closed for bob
+
+
 def test_a_query_waiting_for_a_browser_runs_as_soon_as_one_is_free(
     db: Any, sim: SimControl, limit: Any, settings: Any, task_queue: Any
 ) -> None:
     limit(1)
     settings.EMODAL_SLOT_WAIT_SECONDS = 0.2
     alice, bob = make_account("alice"), make_account("bob")
+    SessionManager().ensure_session(alice)
     first = start_query(account=alice, kind=Query.Kind.CONTAINERS)
     second = start_query(account=bob, kind=Query.Kind.CONTAINERS)
+    # A worker that took bob's query anyway (e.g. two workers chose at the same moment)
+    # finds no browser and puts it back to wait.
+    assert run_query_step(second.pk) == "waiting"
+    second.refresh_from_db()
+    assert second.retry_at is not None and second.error.startswith("Waiting: ")
     # No sweep runs here: the waiting query is woken when alice's query ends.
     run_queued_tasks(
         task_queue, until=lambda: not Query.objects.filter(pk__in=[first.pk, second.pk]).live()
     )
     second.refresh_from_db()
     assert second.status == Query.Status.SUCCEEDED
-    # It did wait: one claim found no browser, then its two steps ran.
-    assert second.attempts == 3
+    assert second.attempts == 3  # the claim that found no browser, then its two steps
     assert second.step_failures == 0
     stats = sim.stats()
     assert stats["captcha_solves"] == 2

@@ -131,8 +131,11 @@ def test_a_dispatcher_runs_follows_filters_and_exports_an_availability_run(
     browser_page: Any,
     orm: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
 ) -> None:
     monkeypatch.setattr(views, "PROGRESS_POLL_MS", 150)
+    # One step per task: the page is watched between every two steps.
+    settings.QUERY_CHAIN_SECONDS = 0
     orm(lambda: (alice.user.set_password(PASSWORD), alice.user.save()))
     page = browser_page
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -45,8 +46,10 @@ def served_containers(sim_server: Any, account: Account) -> list[dict[str, str]]
 
 
 def test_availability_run_stores_exactly_what_the_simulator_served(
-    alice: Account, sim: SimControl, sim_server: Any, task_queue: TaskQueue
+    alice: Account, sim: SimControl, sim_server: Any, task_queue: TaskQueue, settings: Any
 ) -> None:
+    # One step per task, so that the row can be read between every two steps.
+    settings.QUERY_CHAIN_SECONDS = 0
     query = start_query(account=alice, kind=Query.Kind.AVAILABILITY)
     progress = []
     run_queued_tasks(
@@ -215,8 +218,9 @@ def test_cancel_a_pending_query(alice: Account, sim: SimControl, task_queue: Tas
 
 
 def test_cancel_a_running_query_stops_between_steps(
-    alice: Account, sim: SimControl, task_queue: TaskQueue
+    alice: Account, sim: SimControl, task_queue: TaskQueue, settings: Any
 ) -> None:
+    settings.QUERY_CHAIN_SECONDS = 0  # one step per task: stop after the first
     query = start_query(account=alice, kind=Query.Kind.AVAILABILITY)
     run_queued_tasks(task_queue, until=lambda: Query.objects.get(pk=query.pk).step == "bulk_info")
     Query.objects.filter(pk=query.pk).update(
@@ -228,6 +232,27 @@ def test_cancel_a_running_query_stops_between_steps(
     query = run_to_end(query, task_queue)
     assert query.status == Query.Status.CANCELLED
     assert sim.calls("/get_info_bulk") == []
+
+
+def test_cancel_stops_a_worker_running_steps_back_to_back(
+    alice: Account, sim: SimControl, task_queue: TaskQueue
+) -> None:
+    query = start_query(account=alice, kind=Query.Kind.AVAILABILITY)
+    # The first appointment check is slow; it is cancelled while that call is in flight.
+    sim.fault("/check_appointments", mode="delay", delay=500)
+
+    def cancel_during_first_check() -> None:
+        sim.wait_for(lambda: any(c["end"] is None for c in sim.calls("/check_appointments")))
+        cancel_query(query=Query.objects.get(pk=query.pk))
+
+    canceller = threading.Thread(target=cancel_during_first_check)
+    canceller.start()
+    query = run_to_end(query, task_queue)
+    canceller.join()
+    assert query.status == Query.Status.CANCELLED
+    assert len(sim.calls("/check_appointments")) == 1
+    assert sim.calls("/get_appointments") == []
+    assert query.checks.count() == 1  # the step in flight finished and kept its result
 
 
 def test_changes_since_the_previous_run_are_detected(

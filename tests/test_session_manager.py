@@ -131,6 +131,23 @@ def test_successful_call_bumps_last_used(alice: Account, sim: SimControl) -> Non
     manager.run(alice, appointments())
     alice.refresh_from_db()
     assert alice.session_last_used_at > before
+    assert alice.lease_token == ""  # released in the same statement
+
+
+def test_calls_are_counted_on_the_account_not_recorded_one_event_each(
+    alice: Account, sim: SimControl
+) -> None:
+    manager = SessionManager()
+    for _ in range(3):
+        manager.run(alice, appointments())
+    alice.refresh_from_db()
+    assert alice.session_uses == 3
+    assert kinds(alice) == [SessionEvent.Kind.CREATED]
+    sim.delete(str(alice.session_id))  # the next call finds it gone: a new session
+    manager.run(alice, appointments())
+    alice.refresh_from_db()
+    assert alice.session_uses == 1
+    assert kinds(alice)[-2:] == [SessionEvent.Kind.REPLACED, SessionEvent.Kind.CREATED]
 
 
 @pytest.mark.parametrize(
