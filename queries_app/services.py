@@ -18,29 +18,25 @@ import random
 import secrets
 import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import (
-    Case,
     Exists,
     F,
-    IntegerField,
     OuterRef,
     Q,
-    QuerySet,
     Value,
-    When,
 )
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from sessions_app.client import UpstreamError
-from sessions_app.models import Account, SessionSlot
-from sessions_app.services import SessionError, SessionManager, free_browsers
+from sessions_app.models import Account
+from sessions_app.services import SessionError, SessionManager
 
 from . import parsing
 from .models import Query
@@ -271,21 +267,24 @@ def _account_busy(token: str, now: datetime) -> Exists:
     )
 
 
-def _claim(query_id: int, token: str, now: datetime) -> bool:
+def _claim(query_id: int, token: str, now: datetime, *, account_checked: bool = False) -> bool:
+    """Claim the query for a step. Unless the caller has just seen its account free (the
+    choice of the next step does), no other runner may hold a query of the same account: a
+    scheduling rule — the account's lease is what keeps calls on one browser one at a time."""
     free = Q(claim_token="") | Q(claim_expires_at__lt=now)
     not_waiting = Q(retry_at__isnull=True) | Q(retry_at__lte=now)
-    claimed = (
-        Query.objects.filter(free, not_waiting, pk=query_id, status__in=Query.LIVE_STATUSES)
-        .exclude(step=DONE)
-        .exclude(_account_busy(token, now))
-        .update(
-            claim_token=token,
-            claim_expires_at=now + timedelta(seconds=_claim_seconds()),
-            retry_at=None,
-            status=Query.Status.RUNNING,
-            attempts=F("attempts") + 1,
-            started_at=Coalesce(F("started_at"), Value(now)),
-        )
+    claimable = Query.objects.filter(
+        free, not_waiting, pk=query_id, status__in=Query.LIVE_STATUSES
+    ).exclude(step=DONE)
+    if not account_checked:
+        claimable = claimable.exclude(_account_busy(token, now))
+    claimed = claimable.update(
+        claim_token=token,
+        claim_expires_at=now + timedelta(seconds=_claim_seconds()),
+        retry_at=None,
+        status=Query.Status.RUNNING,
+        attempts=F("attempts") + 1,
+        started_at=Coalesce(F("started_at"), Value(now)),
     )
     return claimed == 1
 
@@ -294,74 +293,86 @@ def _load(query_id: int) -> Query:
     return Query.objects.select_related("account__user").get(pk=query_id)
 
 
-def _order_key(query: Query) -> tuple[int, int]:
-    """Smaller runs first (see above), as `_runnable` orders in SQL."""
+def _order_key(query: Query | _Live) -> tuple[int, int]:
+    """Smaller runs first (see above)."""
     if query.batch:
         return (1, -query.work_left)
     return (0, query.work_left)
 
 
-def _runnable(token: str, now: datetime) -> QuerySet[Query]:
-    interactive = Q(batch="")
-    return (
-        Query.objects.live()
-        .exclude(step=DONE)
-        .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now), claim_token="")
-        .exclude(_account_busy(token, now))
-        .annotate(
-            has_browser=Exists(SessionSlot.objects.filter(account_id=OuterRef("account_id"))),
-            server=F("account__upstream_url"),
-        )
-        .order_by(
-            Case(When(interactive, then=Value(0)), default=Value(1)),
-            Case(
-                When(interactive, then=F("work_left")),
-                default=-F("work_left"),
-                output_field=IntegerField(),
-            ),
-            "created_at",
+class _Live(NamedTuple):
+    """What choosing the next step needs to know of a live query."""
+
+    pk: int
+    account_id: int
+    batch: str
+    work_left: int
+    created_at: datetime
+    step: str
+    claim_token: str
+    claim_expires_at: datetime | None
+    retry_at: datetime | None
+    server: str
+    slot: int | None
+
+
+def _candidates(token: str, now: datetime, *, exclude: int | None = None) -> list[_Live]:
+    """Runnable queries in the order they should run (see above), a few at most. One read
+    of the live queries (there are as many as accounts with work, not more), sorted here."""
+    live = [
+        _Live(*row)
+        for row in Query.objects.live().values_list(
             "pk",
+            "account_id",
+            "batch",
+            "work_left",
+            "created_at",
+            "step",
+            "claim_token",
+            "claim_expires_at",
+            "retry_at",
+            "account__upstream_url",
+            "account__slot",
         )
+    ]
+    others = {
+        q.pk for q in live if q.claim_token and q.claim_token != token and q.claim_expires_at >= now
+    }
+    busy = {q.account_id for q in live if q.pk in others}
+    runnable = sorted(
+        (
+            q
+            for q in live
+            if not q.claim_token
+            and q.step != DONE
+            and (q.retry_at is None or q.retry_at <= now)
+            and q.account_id not in busy
+            and q.pk != exclude
+        ),
+        key=lambda q: (*_order_key(q), q.created_at, q.pk),
     )
+    # Browsers free for a login on each server: the session limit less those held by accounts
+    # with work (never taken from them) and those other runners are logging in to take now.
+    limit = settings.EMODAL_MAX_SESSIONS
+    taken: dict[str, set[int]] = {}
+    for q in live:
+        if q.slot is not None or q.pk in others:
+            taken.setdefault(q.server, set()).add(q.account_id)
 
+    def browser_for(q: _Live) -> bool:
+        if q.slot is not None:
+            return True
+        servers = [q.server] if q.server in settings.EMODAL_API_URLS else settings.EMODAL_API_URLS
+        for server in servers:
+            if len(taken.get(server, ())) < limit:
+                taken.setdefault(server, set()).add(q.account_id)
+                return True
+        return False
 
-class _Browsers:
-    """Browsers free for a login, per server, looked up once per choice."""
-
-    def __init__(self, token: str, now: datetime) -> None:
-        self.token, self.now = token, now
-        self._free: dict[str, int] = {}
-
-    def available(self, server: str) -> bool:
-        servers = [server] if server in settings.EMODAL_API_URLS else settings.EMODAL_API_URLS
-        return any(self._count(url) > 0 for url in servers)
-
-    def _count(self, server: str) -> int:
-        if server not in self._free:
-            # Runners logging in right now will take a browser each.
-            logging_in = (
-                Query.objects.filter(
-                    account__upstream_url=server,
-                    account__slot__isnull=True,
-                    claim_expires_at__gte=self.now,
-                )
-                .exclude(claim_token="")
-                .exclude(claim_token=self.token)
-                .values("account_id")
-                .distinct()
-                .count()
-            )
-            self._free[server] = free_browsers(server=server) - logging_in
-        return self._free[server]
-
-
-def _candidates(token: str, now: datetime, *, exclude: int | None = None) -> list[Query]:
-    """Runnable queries in the order they should run, up to a few."""
-    browsers = _Browsers(token, now)
     found = []
-    for query in _runnable(token, now).exclude(pk=exclude)[:20]:
-        if query.has_browser or browsers.available(query.server):
-            found.append(query)
+    for q in runnable:
+        if browser_for(q):
+            found.append(q)
             if len(found) == 3:
                 break
     return found
@@ -374,7 +385,7 @@ def _claim_next(token: str, *, exclude: int | None = None) -> Query | None:
         if not candidates:
             return None
         for candidate in candidates:
-            if _claim(candidate.pk, token, now):
+            if _claim(candidate.pk, token, now, account_checked=True):
                 return _load(candidate.pk)
     return None
 
@@ -513,7 +524,7 @@ def _commit(
     return result, None
 
 
-def _should_switch(current: Query, rival: Query) -> bool:
+def _should_switch(current: Query, rival: _Live) -> bool:
     (current_class, current_rank), (rival_class, rival_rank) = (
         _order_key(current),
         _order_key(rival),
@@ -548,9 +559,10 @@ def wake_waiting_queries(*, server: str, count: int = 1) -> int:
             error__startswith=WAITING,
             account__upstream_url=server,
         )
-        .order_by("retry_at", "pk")[:count]
+        .order_by("retry_at", "pk")
+        .values_list("pk", flat=True)[:count]
     )
-    return sum(_requeue(query, now, Q(retry_at__isnull=False)) for query in waiting)
+    return sum(_requeue(pk, now, Q(retry_at__isnull=False)) for pk in waiting)
 
 
 def _wait(query: Query, token: str, reason: str) -> str:
@@ -640,9 +652,9 @@ def sweep_queries(*, now: datetime | None = None) -> dict[str, int]:
     lost_before = now - timedelta(seconds=settings.QUERY_LOST_AFTER_SECONDS)
     idle = Query.objects.live().filter(claim_token="")
     for query in idle.filter(retry_at__lte=now):
-        counts["retries"] += _requeue(query, now, Q(retry_at__lte=now))
+        counts["retries"] += _requeue(query.pk, now, Q(retry_at__lte=now))
     for query in idle.filter(retry_at__isnull=True, enqueued_at__lt=lost_before):
-        counts["lost_tasks"] += _requeue(query, now, Q(enqueued_at__lt=lost_before))
+        counts["lost_tasks"] += _requeue(query.pk, now, Q(enqueued_at__lt=lost_before))
     # Runnable work with no runner at all (e.g. a wake-up lost with the broker): one task
     # starts a runner, which takes the rest in turn.
     running = Query.objects.live().exclude(claim_token="").filter(claim_expires_at__gte=now)
@@ -652,11 +664,11 @@ def sweep_queries(*, now: datetime | None = None) -> dict[str, int]:
     return counts
 
 
-def _requeue(query: Query, now: datetime, still: Q) -> int:
+def _requeue(query_id: int, now: datetime, still: Q) -> int:
     with transaction.atomic():
         requeued = Query.objects.filter(
-            still, pk=query.pk, claim_token="", status__in=Query.LIVE_STATUSES
+            still, pk=query_id, claim_token="", status__in=Query.LIVE_STATUSES
         ).update(retry_at=None, enqueued_at=now)
         if requeued:
-            enqueue_step(query_id=query.pk)
+            enqueue_step(query_id=query_id)
     return requeued

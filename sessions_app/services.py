@@ -485,8 +485,9 @@ class SessionManager:
             return
         release_slot(account)  # a slot on a former server
         limit = settings.EMODAL_MAX_SESSIONS
-        for number in range(limit):
-            SessionSlot.objects.get_or_create(server=server, number=number)
+        if SessionSlot.objects.filter(server=server, number__lt=limit).count() < limit:
+            for number in range(limit):
+                SessionSlot.objects.get_or_create(server=server, number=number)
         deadline = time.monotonic() + min(self.wait_seconds, settings.EMODAL_SLOT_WAIT_SECONDS)
         while True:
             free = SessionSlot.objects.filter(server=server, number__lt=limit, account=None)
@@ -663,17 +664,6 @@ def accounts_in_demand(account_ids: list[int]) -> set[int]:
     if not path or not account_ids:
         return set()
     return set(import_string(path)(account_ids))
-
-
-def free_browsers(*, server: str) -> int:
-    """How many logins on `server` could get a browser now without waiting: the session limit
-    less the browsers held by accounts with work waiting (those are never taken from them)."""
-    held = list(
-        SessionSlot.objects.filter(
-            server=server, number__lt=settings.EMODAL_MAX_SESSIONS, account__isnull=False
-        ).values_list("account_id", flat=True)
-    )
-    return settings.EMODAL_MAX_SESSIONS - len(accounts_in_demand(held))
 
 
 def release_slot(account: Account) -> None:
