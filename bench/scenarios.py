@@ -61,7 +61,8 @@ class Scenario:
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
-        # Eight timelines (not an account-wide kind, which start_query would merge into one).
+        # Eight timelines of eight different containers (start_query merges a trigger into
+        # a live query of the same account, kind and parameters).
         Scenario("one-account-8-queries", workers=8, accounts=1, kind=Query.Kind.TIMELINE),
         Scenario("availability-25x-w8", workers=8, accounts=25, kind=Query.Kind.AVAILABILITY),
         Scenario("containers-25x-w16", workers=16, accounts=25, kind=Query.Kind.CONTAINERS),
@@ -513,7 +514,11 @@ def run_phase(
         plan: list[tuple[Account, dict[str, Any]]]
         if scenario.kind == Query.Kind.TIMELINE:
             account = accounts[0]
-            numbers = sims[0].container_numbers(str(account.emodal_username))
+            numbers = list(dict.fromkeys(sims[0].container_numbers(str(account.emodal_username))))
+            if len(numbers) < ONE_ACCOUNT_QUERIES:
+                raise RuntimeError(
+                    f"{name}: the account has fewer than {ONE_ACCOUNT_QUERIES} containers"
+                )
             plan = [(account, {"container_id": n}) for n in numbers[:ONE_ACCOUNT_QUERIES]]
         else:
             plan = [(account, {}) for account in accounts]

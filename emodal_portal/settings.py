@@ -170,6 +170,15 @@ QUERY_RETRY_BASE_SECONDS = env.float("QUERY_RETRY_BASE_SECONDS", default=30)
 # A live query with no running step and no task seen for this long lost its task (the Redis
 # broker keeps no copy of a task once a cluster took it); the sweep enqueues it again.
 QUERY_LOST_AFTER_SECONDS = env.float("QUERY_LOST_AFTER_SECONDS", default=Q_TIMEOUT + 600)
+# Queries a person (user or staff, on the pages or in the admin) may start per window of this
+# many seconds; triggers that return a query already running do not count. 0 turns it off.
+# Commands and schedules (operators) are not limited.
+QUERY_TRIGGER_LIMIT = env.int("QUERY_TRIGGER_LIMIT", default=30)
+QUERY_TRIGGER_WINDOW_SECONDS = env.int("QUERY_TRIGGER_WINDOW_SECONDS", default=600)
+if QUERY_TRIGGER_LIMIT < 0 or QUERY_TRIGGER_WINDOW_SECONDS <= 0:
+    raise ImproperlyConfigured(
+        "QUERY_TRIGGER_LIMIT must be 0 (off) or more, QUERY_TRIGGER_WINDOW_SECONDS more than 0."
+    )
 
 # --- Upstream --------------------------------------------------------------------------------
 # Unset means the bundled simulator, which `make run` starts on this address.

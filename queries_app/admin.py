@@ -22,7 +22,7 @@ from .models import (
     Query,
     QueryFile,
 )
-from .services import cancel_query, rerun_query, start_query
+from .services import TriggerLimitReached, cancel_query, rerun_query, start_query
 
 
 def log_action(request: HttpRequest, obj: Any, text: str, flag: int = CHANGE) -> None:
@@ -157,20 +157,26 @@ class QueryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-run selected queries", permissions=["run_query"])
     def rerun(self, request: HttpRequest, queryset: QuerySet[Query]) -> None:
-        started = 0
-        for query in queryset.select_related("account"):
+        started = running = 0
+        level = messages.SUCCESS
+        chosen = list(queryset.select_related("account"))
+        for index, query in enumerate(chosen):
             try:
                 new = rerun_query(query=query, started_by=request.user)
             except ValidationError as exc:
                 self.message_user(request, f"{query}: {' '.join(exc.messages)}", messages.ERROR)
                 continue
+            except TriggerLimitReached as limit:
+                level = messages.WARNING
+                _limit_message(self, request, limit, len(chosen) - index)
+                break
+            if new.already_running:
+                running += 1
+                continue
             log_action(request, new, f"Re-run of query #{query.pk}", ADDITION)
             started += 1
-        self.message_user(
-            request,
-            ngettext("Started %(n)d query.", "Started %(n)d queries.", started) % {"n": started},
-            messages.SUCCESS,
-        )
+        text = ngettext("Started %(n)d query.", "Started %(n)d queries.", started) % {"n": started}
+        self.message_user(request, text + _running_text(running), level)
 
     @admin.action(description="Cancel selected queries", permissions=["run_query"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Query]) -> None:
@@ -210,8 +216,9 @@ def _start_for_accounts(
                 "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
             },
         )
-    started = failed = 0
-    for account in queryset.select_related("user"):
+    started = failed = running = 0
+    chosen = list(queryset.select_related("user"))
+    for index, account in enumerate(chosen):
         try:
             query = start_query(account=account, kind=kind, started_by=request.user)
         except ValidationError as exc:
@@ -220,17 +227,46 @@ def _start_for_accounts(
                 request, f"{account}: {' '.join(exc.messages)}", messages.ERROR
             )
             continue
+        except TriggerLimitReached as limit:
+            failed += 1
+            _limit_message(model_admin, request, limit, len(chosen) - index)
+            break
+        if query.already_running:
+            running += 1
+            continue
         log_action(request, account, f"Started {label} query #{query.pk}")
         started += 1
+    text = ngettext(
+        "Started %(label)s for %(n)d account.", "Started %(label)s for %(n)d accounts.", started
+    ) % {"label": label, "n": started}
     model_admin.message_user(
         request,
-        ngettext(
-            "Started %(label)s for %(n)d account.", "Started %(label)s for %(n)d accounts.", started
-        )
-        % {"label": label, "n": started},
+        text + _running_text(running),
         messages.SUCCESS if not failed else messages.WARNING,
     )
     return None
+
+
+def _running_text(running: int) -> str:
+    if not running:
+        return ""
+    return ngettext(
+        " %(n)d was already running: nothing new started for it.",
+        " %(n)d were already running: nothing new started for them.",
+        running,
+    ) % {"n": running}
+
+
+def _limit_message(
+    model_admin: admin.ModelAdmin, request: HttpRequest, limit: TriggerLimitReached, left: int
+) -> None:
+    """The trigger limit stops the action: the rest of the selection is left alone."""
+    rest = ngettext(
+        "The last %(n)d of the selection was not started.",
+        "The last %(n)d of the selection were not started.",
+        left,
+    ) % {"n": left}
+    model_admin.message_user(request, f"{limit.readable()} {rest}", messages.ERROR)
 
 
 @admin.action(description="Run availability query", permissions=["run_query"])

@@ -1,11 +1,23 @@
 from __future__ import annotations
 
+import hashlib
+import json
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from sessions_app.models import Account
+
+
+def params_key(params: dict[str, Any]) -> str:
+    """A fixed-size key of a query's cleaned parameters: equal parameters, equal key. (A unique
+    index on the parameters themselves would fail on a bulk-info list longer than PostgreSQL's
+    index row limit.)"""
+    text = json.dumps(params, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class QueryQuerySet(models.QuerySet["Query"]):
@@ -45,12 +57,18 @@ class Query(models.Model):
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="queries")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     params = models.JSONField(default=dict, blank=True)
+    # Set by `services.start_query`. NULL (rows made any other way, ended duplicates from
+    # before the key existed) stays outside the one-live-query constraint below.
+    params_key = models.CharField(  # noqa: DJ001 - NULL, unlike "", is never a duplicate
+        max_length=64, null=True, blank=True, editable=False
+    )
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,  # the trigger-limit index below starts with it
     )
     batch = models.CharField(
         max_length=64, blank=True, help_text="Set on queries started together."
@@ -94,13 +112,26 @@ class Query(models.Model):
                 condition=Q(progress_done__lte=models.F("progress_total")) | Q(progress_total=0),
                 name="query_progress_within_total",
             ),
+            # One live query per account, kind and parameters, even when two web processes
+            # start the same one at once (start_query then returns the one that won).
+            models.UniqueConstraint(
+                fields=["account", "kind", "params_key"],
+                condition=Q(status__in=["pending", "running"]),  # LIVE_STATUSES
+                name="query_one_live_per_account_kind_params",
+            ),
         ]
         indexes = [
             # "My queries" and change detection's "previous successful query of this kind".
             models.Index(fields=["account", "kind", "status", "created_at"]),
             # The stale-query sweep.
             models.Index(fields=["status", "claim_expires_at"]),
+            # The trigger limit: the queries a person started within the window.
+            models.Index(fields=["started_by", "created_at"]),
         ]
+
+    # Not stored: set by `services.start_query` when it returned this live query instead of
+    # starting a second identical one.
+    already_running = False
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.get_kind_display()} for {self.account}"

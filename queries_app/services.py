@@ -14,6 +14,7 @@ for a passing reason after their back-off.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import secrets
 import time
@@ -21,17 +22,14 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import (
-    Exists,
-    F,
-    OuterRef,
-    Q,
-    Value,
-)
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.timesince import timesince
+from django.utils.translation import ngettext
 from django_q.tasks import async_task
 
 from sessions_app.client import UpstreamError
@@ -39,7 +37,7 @@ from sessions_app.models import Account
 from sessions_app.services import SessionError, SessionManager
 
 from . import parsing
-from .models import Query
+from .models import Query, params_key
 from .steps import (
     DONE,
     FIRST_STEP,
@@ -70,8 +68,6 @@ KIND_PARAMS: dict[str, list[str]] = {
         "move_type",
     ],
 }
-# Kinds that read the whole account: a second trigger while one runs returns the running one.
-ACCOUNT_WIDE_KINDS = (Query.Kind.AVAILABILITY, Query.Kind.CONTAINERS, Query.Kind.APPOINTMENTS)
 MOVE_TYPES = ("PICK FULL", "DROP EMPTY", "DROP FULL", "PICK EMPTY")
 MAX_BULK_CONTAINERS = 200
 
@@ -158,6 +154,56 @@ def validate_params(*, account: Account, kind: str, params: dict[str, Any]) -> d
     return cleaned
 
 
+class TriggerLimitReached(Exception):
+    """A person started as many queries as QUERY_TRIGGER_LIMIT allows per window."""
+
+    def __init__(self, *, limit: int, window_seconds: int, retry_at: datetime) -> None:
+        super().__init__(f"{limit} queries started within {window_seconds} s")
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self.retry_at = retry_at
+
+    def retry_after_seconds(self) -> int:
+        return max(1, math.ceil((self.retry_at - timezone.now()).total_seconds()))
+
+    def readable(self) -> str:
+        """What to tell the person, with the time in the zone now active."""
+        now = timezone.now()
+        wait = self.retry_after_seconds()
+        in_words = _seconds(wait) if wait < 60 else timesince(now, self.retry_at)
+        window = (
+            _seconds(self.window_seconds)
+            if self.window_seconds % 60
+            else timesince(now - timedelta(seconds=self.window_seconds), now)
+        )
+        at = timezone.localtime(self.retry_at).strftime("%H:%M:%S %Z")
+        return (
+            f"You have started {self.limit} queries in the last {window}, the most allowed. "
+            f"You can start another at {at} (in {in_words})."
+        )
+
+
+def _seconds(count: int) -> str:
+    return ngettext("%(n)d second", "%(n)d seconds", count) % {"n": count}
+
+
+def _trigger_limit_reached(person: Any, now: datetime) -> TriggerLimitReached | None:
+    """Counting the person's own rows is exact and shared by every process (a cache counter
+    would be neither on the database cache, whose incr is a read then a write)."""
+    limit, window = settings.QUERY_TRIGGER_LIMIT, settings.QUERY_TRIGGER_WINDOW_SECONDS
+    if not limit:
+        return None
+    since = now - timedelta(seconds=window)
+    recent = Query.objects.filter(started_by=person, created_at__gt=since).order_by("-created_at")
+    # The limit-th newest leaves the window first among those that fill it.
+    times = list(recent.values_list("created_at", flat=True)[:limit])
+    if len(times) < limit:
+        return None
+    return TriggerLimitReached(
+        limit=limit, window_seconds=window, retry_at=times[-1] + timedelta(seconds=window)
+    )
+
+
 def start_query(
     *,
     account: Account,
@@ -166,26 +212,59 @@ def start_query(
     started_by: Any = None,
     batch: str = "",
 ) -> Query:
-    """Create a query and enqueue its first step (after commit). For account-wide kinds, a
-    query of the same kind already live for the account is returned instead."""
+    """Create a query and enqueue its first step (after commit).
+
+    A live query of the same account, kind and cleaned parameters is returned instead, with
+    `already_running` set: a second one would fetch the same data. A query started by a
+    person (`started_by`: the pages, the admin) counts against their QUERY_TRIGGER_LIMIT;
+    past it TriggerLimitReached is raised and nothing is started. Commands and schedules
+    start queries for operators, with no person, and are not limited."""
     cleaned = validate_params(account=account, kind=kind, params=params or {})
+    key = params_key(cleaned)
+    person = started_by if getattr(started_by, "pk", None) else None
     with transaction.atomic():
-        if kind in ACCOUNT_WIDE_KINDS:
-            existing = Query.objects.live().filter(account=account, kind=kind).first()
-            if existing is not None:
-                return existing
-        query = Query(
-            account=account,
-            kind=kind,
-            params=cleaned,
-            started_by=started_by if getattr(started_by, "pk", None) else None,
-            batch=batch,
-            step=FIRST_STEP[kind],
-            enqueued_at=timezone.now(),
-        )
-        query.work_left = work_left(query)
-        query.save()
+        if person is not None:
+            # One person's triggers one at a time, so that the count below is exact across
+            # processes (on SQLite the IMMEDIATE transaction already serialises them). No-key:
+            # rows that merely reference the user (admin log entries) are not held up.
+            users = get_user_model().objects.select_for_update(no_key=True)
+            list(users.filter(pk=person.pk).values("pk"))
+        existing = _live_twin(account=account, kind=kind, key=key)
+        if existing is not None:
+            return existing
+        if person is not None:
+            reached = _trigger_limit_reached(person, timezone.now())
+            if reached is not None:
+                raise reached
+        try:
+            with transaction.atomic():
+                query = Query(
+                    account=account,
+                    kind=kind,
+                    params=cleaned,
+                    params_key=key,
+                    started_by=person,
+                    batch=batch,
+                    step=FIRST_STEP[kind],
+                    enqueued_at=timezone.now(),
+                )
+                query.work_left = work_left(query)
+                query.save(force_insert=True)
+        except IntegrityError:
+            # Another process started the same query since we looked (PostgreSQL: its
+            # insert committed while ours waited on the unique index): return that one.
+            existing = _live_twin(account=account, kind=kind, key=key)
+            if existing is None:
+                raise
+            return existing
         enqueue_step(query_id=query.pk)
+    return query
+
+
+def _live_twin(*, account: Account, kind: str, key: str) -> Query | None:
+    query = Query.objects.live().filter(account=account, kind=kind, params_key=key).first()
+    if query is not None:
+        query.already_running = True
     return query
 
 

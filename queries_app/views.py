@@ -39,7 +39,7 @@ from sessions_app.models import Account
 from .exports import XLSX_CONTENT_TYPE, csv_lines, xlsx_bytes
 from .forms import StartQueryForm, TimeZoneForm
 from .models import Query, QueryFile
-from .services import KIND_PARAMS, cancel_query, start_query
+from .services import KIND_PARAMS, TriggerLimitReached, cancel_query, start_query
 from .tables import containers_table
 
 QUERIES_PER_PAGE = 25
@@ -174,7 +174,6 @@ def query_start(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         account = form.cleaned_data.get("account") or own
         kind = form.cleaned_data["kind"]
-        asked_at = timezone.now()
         try:
             query = start_query(
                 account=account,
@@ -184,17 +183,23 @@ def query_start(request: HttpRequest) -> HttpResponse:
             )
         except ValidationError as error:
             form.add_service_error(error)
+        except TriggerLimitReached as limit:
+            form.add_error(None, limit.readable())
+            response = _render_list(request, form, own)
+            response.status_code = 429
+            response["Retry-After"] = str(limit.retry_after_seconds())
+            return response
         else:
-            if query.created_at >= asked_at:
-                messages.success(
-                    request, f"Query #{query.pk} ({query.get_kind_display()}) started."
-                )
-            else:
-                # Account-wide kinds run once at a time: the one already running is shown.
+            if query.already_running:
+                same = " with the same parameters" if KIND_PARAMS[kind] else ""
                 messages.info(
                     request,
-                    f"A {query.get_kind_display().lower()} query for this account was already "
-                    f"running (#{query.pk}); here it is.",
+                    f"A {query.get_kind_display().lower()} query for this account{same} was "
+                    f"already running (#{query.pk}): showing it.",
+                )
+            else:
+                messages.success(
+                    request, f"Query #{query.pk} ({query.get_kind_display()}) started."
                 )
             return redirect("queries:detail", pk=query.pk)
     return _render_list(request, form, own)

@@ -125,6 +125,59 @@ def test_starting_needs_the_csrf_token(alice: Account) -> None:
     assert not Query.objects.exists()
 
 
+def csrf_client(who: Any) -> Client:
+    """A client that must send the CSRF token, holding one from the list page."""
+    client = login(Client(enforce_csrf_checks=True), who)
+    client.get(reverse("queries:list"))
+    return client
+
+
+def post_with_token(client: Client, url: str, data: dict[str, Any]) -> Any:
+    return client.post(url, {**data, "csrfmiddlewaretoken": client.cookies["csrftoken"].value})
+
+
+def test_starting_the_same_timeline_again_shows_the_one_already_running(
+    alice: Account, task_queue: TaskQueue
+) -> None:
+    client = csrf_client(alice)
+    first = post_with_token(client, START, {"kind": "timeline", "container_id": "MSCU1234567"})
+    second = post_with_token(client, START, {"kind": "timeline", "container_id": "mscu1234567"})
+    other = post_with_token(client, START, {"kind": "timeline", "container_id": "MSCU7654321"})
+    running, new = Query.objects.order_by("pk")
+    assert first["Location"] == second["Location"] == reverse("queries:detail", args=[running.pk])
+    assert other["Location"] == reverse("queries:detail", args=[new.pk])
+    assert messages_of(second)[-1] == (
+        f"A container timeline query for this account with the same parameters was already "
+        f"running (#{running.pk}): showing it."
+    )
+
+
+def test_past_the_trigger_limit_the_form_answers_429_with_the_input_kept_and_when_to_retry(
+    alice: Account, task_queue: TaskQueue, settings: Any
+) -> None:
+    settings.QUERY_TRIGGER_LIMIT, settings.QUERY_TRIGGER_WINDOW_SECONDS = 2, 600
+    client = csrf_client(alice)
+    for number in ("MSCU0000001", "MSCU0000002"):
+        started = post_with_token(client, START, {"kind": "timeline", "container_id": number})
+        assert started.status_code == 302
+    response = post_with_token(client, START, {"kind": "timeline", "container_id": "MSCU0000003"})
+    html = response.content.decode()
+    assert response.status_code == 429
+    oldest = Query.objects.order_by("created_at").first().created_at
+    wait = (oldest + timedelta(seconds=600) - timezone.now()).total_seconds()
+    assert 0 < int(response["Retry-After"]) <= wait + 1
+    assert "You have started 2 queries in the last 10\xa0minutes, the most allowed." in html
+    retry_at = timezone.localtime(oldest + timedelta(seconds=600)).strftime("%H:%M:%S")
+    assert f"You can start another at {retry_at}" in html
+    assert 'value="MSCU0000003"' in html
+    assert '<option value="timeline" selected>' in html
+    assert Query.objects.count() == 2
+    # The running query a trigger returns is still shown at the limit.
+    again = post_with_token(client, START, {"kind": "timeline", "container_id": "MSCU0000001"})
+    assert again.status_code == 302
+    assert "was already running" in messages_of(again)[-1]
+
+
 def test_cancelling_a_query_between_steps_ends_it_at_once(client: Client, alice: Account) -> None:
     query = Query.objects.create(account=alice, kind=Query.Kind.CONTAINERS, step="containers")
     response = login(client, alice).post(reverse("queries:cancel", args=[query.pk]))

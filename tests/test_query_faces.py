@@ -87,6 +87,92 @@ def test_query_admin_pages_search_and_actions(
     assert rerun.status == Query.Status.CANCELLED
 
 
+@pytest.fixture
+def csrf_staff_client(staff: Any) -> Client:
+    """A staff client that must send the CSRF token, holding one from a changelist."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff)
+    client.get(reverse("admin:queries_app_query_changelist"))
+    return client
+
+
+def post_with_token(client: Client, url: str, data: dict[str, Any]) -> Any:
+    token = client.cookies["csrftoken"].value
+    return client.post(url, {**data, "csrfmiddlewaretoken": token}, follow=True)
+
+
+def finished_timelines(account: Account, count: int) -> list[Query]:
+    return [
+        Query.objects.create(
+            account=account,
+            kind=Query.Kind.TIMELINE,
+            params={"container_id": f"MSCU{i:07d}"},
+            status=Query.Status.SUCCEEDED,
+        )
+        for i in range(1, count + 1)
+    ]
+
+
+def test_rerun_stops_at_the_trigger_limit_and_says_what_was_left(
+    csrf_staff_client: Client, alice: Account, settings: Any, task_queue: TaskQueue
+) -> None:
+    settings.QUERY_TRIGGER_LIMIT = 2
+    chosen = finished_timelines(alice, 3)
+    done = post_with_token(
+        csrf_staff_client,
+        reverse("admin:queries_app_query_changelist"),
+        {"action": "rerun", "_selected_action": [q.pk for q in chosen]},
+    )
+    html = done.content.decode()
+    assert "You have started 2 queries in the last 10\xa0minutes, the most allowed." in html
+    assert "The last 1 of the selection was not started." in html
+    assert "Started 2 queries." in html
+    assert Query.objects.live().count() == 2
+    assert task_queue.size() == 2
+    assert LogEntry.objects.filter(change_message__startswith="Re-run").count() == 2
+
+
+def test_rerunning_a_query_already_running_starts_nothing_and_says_so(
+    csrf_staff_client: Client, alice: Account, task_queue: TaskQueue
+) -> None:
+    live = start_query(
+        account=alice, kind=Query.Kind.TIMELINE, params={"container_id": "MSCU0000001"}
+    )
+    done = post_with_token(
+        csrf_staff_client,
+        reverse("admin:queries_app_query_changelist"),
+        {"action": "rerun", "_selected_action": [live.pk]},
+    )
+    assert "Started 0 queries. 1 was already running: nothing new started for it." in (
+        done.content.decode()
+    )
+    assert Query.objects.count() == 1
+
+
+def test_run_containers_action_stops_at_the_trigger_limit(
+    csrf_staff_client: Client, alice: Account, bob: Account, settings: Any, task_queue: TaskQueue
+) -> None:
+    settings.QUERY_TRIGGER_LIMIT = 1
+    carol = make_account("carol")
+    start_query(account=bob, kind=Query.Kind.CONTAINERS)  # already running: not counted
+    done = post_with_token(
+        csrf_staff_client,
+        reverse("admin:sessions_app_account_changelist"),
+        {
+            "action": "run_containers",
+            "_selected_action": [alice.pk, bob.pk, carol.pk],
+            "confirmed": "yes",
+        },
+    )
+    html = done.content.decode()
+    assert "Started containers for 1 account. 1 was already running" in html
+    assert "The last 1 of the selection was not started." in html
+    assert sorted(Query.objects.values_list("account__user__username", flat=True)) == [
+        "alice",
+        "bob",
+    ]
+
+
 def run_command(*args: str) -> str:
     out = io.StringIO()
     call_command("run_queries", *args, stdout=out, stderr=out)

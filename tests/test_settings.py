@@ -126,3 +126,14 @@ def test_the_deploy_check_refuses_a_field_key_equal_to_the_secret_key(tmp_path: 
     )
     assert result.returncode != 0
     assert "sessions_app.E004" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "bad", [{"QUERY_TRIGGER_LIMIT": "-1"}, {"QUERY_TRIGGER_WINDOW_SECONDS": "0"}]
+)
+def test_a_negative_trigger_limit_or_an_empty_window_is_refused(
+    tmp_path: Path, bad: dict[str, str]
+) -> None:
+    result = run(["manage.py", "check"], production_env(tmp_path, **bad))
+    assert result.returncode != 0
+    assert "QUERY_TRIGGER_LIMIT must be 0 (off) or more" in result.stderr

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('queries_app', '0002_sweep_schedule'),
+        ('queries_app', '0003_one_live_query_and_trigger_limit'),
     ]
 
     operations = [
