@@ -328,8 +328,9 @@ class Bound:
     chain: float  # the longest account's needed upstream time (its calls are sequential)
     total: float  # all accounts' needed upstream time
     parallel: int  # browsers usable at once: min(workers, session limit x upstreams)
-    # With more than `parallel` calls, two of the `parallel + 1` longest run one after the
-    # other: the two shortest of those. Also a lower bound; the target's formula leaves it out.
+    # No call is split: of the k x parallel + 1 longest calls, k + 1 run one after another on
+    # one browser — at least the k + 1 shortest of them, for any k. Also a lower bound; the
+    # target's formula leaves it out.
     packing: float = 0.0
 
     @property
@@ -341,7 +342,11 @@ class Bound:
 def bound(calls_by_account: dict[str, list[float]], parallel: int) -> Bound:
     chains = [sum(calls) for calls in calls_by_account.values()]
     longest = sorted((s for calls in calls_by_account.values() for s in calls), reverse=True)
-    packing = longest[parallel - 1] + longest[parallel] if 0 < parallel < len(longest) else 0.0
+    packing = 0.0
+    k = 1
+    while parallel > 0 and k * parallel < len(longest):
+        packing = max(packing, sum(longest[k * parallel - k : k * parallel + 1]))
+        k += 1
     return Bound(max(chains, default=0.0), sum(chains), parallel, packing)
 
 

@@ -74,6 +74,14 @@ SCENARIOS: dict[str, Scenario] = {
             kind=Query.Kind.CONTAINERS,
             upstreams=2,
         ),
+        # As many workers as the two upstreams have browsers: one upstream can use only half.
+        Scenario(
+            "two-upstreams-40x-w20",
+            workers=20,
+            accounts=40,
+            kind=Query.Kind.CONTAINERS,
+            upstreams=2,
+        ),
         Scenario(
             "store-10k",
             workers=2,

@@ -457,13 +457,20 @@ def _candidates(token: str, now: datetime, *, exclude: int | None = None) -> lis
     return found
 
 
-def _claim_next(token: str, *, exclude: int | None = None) -> Query | None:
+def _claim_next(
+    token: str, manager: SessionManager, *, exclude: int | None = None
+) -> Query | None:
     for _ in range(3):  # another runner may take a candidate first
         now = timezone.now()
         candidates = _candidates(token, now, exclude=exclude)
         if not candidates:
             return None
         for candidate in candidates:
+            if candidate.slot is None and not manager.reserve_browser(
+                Account.objects.get(pk=candidate.account_id)
+            ):
+                # Another runner took the last browser since the read: this account waits.
+                continue
             if _claim(candidate.pk, token, now, account_checked=True):
                 return _load(candidate.pk)
     return None
@@ -488,7 +495,7 @@ def run_queries(
     steps = 0
     while True:
         if query is None:
-            query = _claim_next(token)
+            query = _claim_next(token, manager)
             if query is None:
                 break
         steps += 1
@@ -541,11 +548,16 @@ def _run_claimed(
     except Exception:
         logger.exception("Query %s: step %s crashed", query.pk, step)
         return _failed_for_now(query, token, step, f"Internal error in step {step}."), None
-    return _commit(query, token, outcome, chain=chain)
+    return _commit(query, token, outcome, chain=chain, manager=manager)
 
 
 def _commit(
-    query: Query, token: str, outcome: Outcome, *, chain: bool = False
+    query: Query,
+    token: str,
+    outcome: Outcome,
+    *,
+    chain: bool = False,
+    manager: SessionManager | None = None,
 ) -> tuple[str, Query | None]:
     """Write the step's rows and move the query on, only while the claim holds. With `chain`,
     the runner keeps the query for its next step unless another runnable query should come
@@ -599,7 +611,7 @@ def _commit(
     if keep:
         return result, query
     if chain:
-        return result, _claim_next(token)
+        return result, _claim_next(token, manager or SessionManager())
     return result, None
 
 

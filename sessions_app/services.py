@@ -375,7 +375,6 @@ class SessionManager:
             )
 
     def _create_session(self, account: Account, token: str, *, reuse_upstream: bool) -> str:
-        self._assign_upstream(account)
         self._take_slot(account, token)
         try:
             if reuse_upstream:
@@ -476,32 +475,42 @@ class SessionManager:
         account.upstream_url = min(urls, key=lambda url: (load.get(url, 0), urls.index(url)))
         Account.objects.filter(pk=account.pk).update(upstream_url=account.upstream_url)
 
-    def _take_slot(self, account: Account, token: str) -> None:
-        """Hold one of the server's browsers before logging in. When all are taken, close
-        the portal's own least recently used idle session rather than let the upstream evict
-        someone blindly (possibly mid-call); if every one is in use, wait for one."""
+    def reserve_browser(self, account: Account) -> bool:
+        """Hold one of the account's server's browsers, if one can be had now: a free one, or
+        one the portal frees by closing its own least recently used idle session (rather than
+        let the upstream evict someone blindly, possibly mid-call). False if every browser is
+        in use by accounts with work; nothing waits. The account keeps the browser for as
+        long as it keeps a session."""
+        self._assign_upstream(account)
         server = account.upstream_url
         if SessionSlot.objects.filter(account=account, server=server).exists():
-            return
+            return True
         release_slot(account)  # a slot on a former server
         limit = settings.EMODAL_MAX_SESSIONS
         if SessionSlot.objects.filter(server=server, number__lt=limit).count() < limit:
             for number in range(limit):
                 SessionSlot.objects.get_or_create(server=server, number=number)
-        deadline = time.monotonic() + min(self.wait_seconds, settings.EMODAL_SLOT_WAIT_SECONDS)
-        while True:
+        for _ in range(3):  # others may take a browser freed here first
             free = SessionSlot.objects.filter(server=server, number__lt=limit, account=None)
             for slot_id in free.values_list("pk", flat=True)[:5]:
                 if SessionSlot.objects.filter(pk=slot_id, account=None).update(
                     account=account, claimed_at=_now()
                 ):
-                    return
-            if self._reclaim_slot(server, limit):
-                continue
+                    return True
+            if not self._reclaim_slot(server, limit):
+                return False
+        return False
+
+    def _take_slot(self, account: Account, token: str) -> None:
+        """Hold one of the server's browsers before logging in; if every one is in use by
+        accounts with work, wait for one (up to EMODAL_SLOT_WAIT_SECONDS)."""
+        wait = min(self.wait_seconds, settings.EMODAL_SLOT_WAIT_SECONDS)
+        deadline = time.monotonic() + wait
+        while not self.reserve_browser(account):
             if time.monotonic() >= deadline:
                 raise BrowsersBusy(
-                    f"All {limit} upstream browsers stayed in use for {self.wait_seconds:.0f} s; "
-                    "the query waits its turn and is retried."
+                    f"All {settings.EMODAL_MAX_SESSIONS} upstream browsers stayed in use for "
+                    f"{wait:.0f} s; the query waits its turn and is retried."
                 )
             self._extend_lease(account, token, None)
             time.sleep(self.poll_seconds * random.uniform(0.8, 1.2))  # noqa: S311
