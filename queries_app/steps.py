@@ -29,6 +29,7 @@ from .models import (
     Query,
     QueryFile,
 )
+from .xlsx import SheetError
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +79,24 @@ def save_file(query: Query, kind: str, name: str, content: bytes, content_type: 
 # -- containers ---------------------------------------------------------------------------------
 
 
+def container_rows(content: bytes) -> dict[str, dict[str, Any]]:
+    """The containers sheet's rows as ContainerRow field values, by container number (the
+    first row of a number counts). A file that cannot be read fails the query."""
+    rows: dict[str, dict[str, Any]] = {}
+    try:
+        for raw in parsing.sheet_rows(io.BytesIO(content)):
+            fields = parsing.container_fields(raw)
+            if fields["container_number"]:
+                rows.setdefault(fields["container_number"], fields)
+    except SheetError as exc:
+        raise QueryFailed(f"The containers sheet cannot be read: {exc}.") from None
+    return rows
+
+
 def containers(ctx: StepContext) -> Outcome:
     meta = ctx.call(lambda api, sid: api.get_containers(sid))
     content = ctx.download(meta["file_url"])
-    rows: dict[str, dict[str, Any]] = {}
-    for raw in parsing.sheet_rows(io.BytesIO(content)):
-        fields = parsing.container_fields(raw)
-        if fields["container_number"]:
-            rows.setdefault(fields["container_number"], fields)
+    rows = container_rows(content)
     query = ctx.query
 
     def write() -> None:
@@ -329,10 +340,13 @@ def appointments(ctx: StepContext) -> Outcome:
     query = ctx.query
     body = ctx.call(lambda api, sid: api.get_appointments(sid))
     content = ctx.download(body["file_url"])
-    rows = [
-        AppointmentRow(query=query, row_number=n, **parsing.appointment_fields(raw))
-        for n, raw in enumerate(parsing.sheet_rows(io.BytesIO(content)), start=1)
-    ]
+    try:
+        rows = [
+            AppointmentRow(query=query, row_number=n, **parsing.appointment_fields(raw))
+            for n, raw in enumerate(parsing.sheet_rows(io.BytesIO(content)), start=1)
+        ]
+    except SheetError as exc:
+        raise QueryFailed(f"The appointments sheet cannot be read: {exc}.") from None
 
     def write() -> None:
         AppointmentRow.objects.filter(query=query).delete()
