@@ -20,8 +20,8 @@ from openpyxl.utils.datetime import CALENDAR_MAC_1904
 
 from emodal_sim import SimConfig
 from emodal_sim import data as simdata
-from queries_app import parsing, xlsx
-from queries_app.models import Query
+from queries_app import parsing, steps, xlsx
+from queries_app.models import AppointmentRow, ContainerRow, Query
 from queries_app.services import start_query
 from sessions_app.models import Account
 
@@ -440,3 +440,61 @@ def test_a_containers_row_is_typed_column_by_column() -> None:
     assert (odd["holds"], odd["fees"], odd["last_free_day"]) == (None, None, None)
     assert parsing.container_fields({"Holds": "N", "LFD/GTD": "31/12/2026"})["holds"] is False
     assert parsing.container_fields({"LFD/GTD": "31/12/2026"})["last_free_day"] is None
+
+
+# -- storing the rows ---------------------------------------------------------------------------
+
+
+def _stored(query: Query) -> dict[str, dict[str, Any]]:
+    return {
+        row.pop("container_number"): row
+        for row in ContainerRow.objects.filter(query=query).values(
+            *(name for name in parsing.CONTAINER_COLUMNS.values()), "raw"
+        )
+    }
+
+
+@pytest.mark.django_db
+def test_storing_a_sheet_twice_leaves_its_rows_once_with_their_types(alice: Account) -> None:
+    served = simdata.containers_for("carol+c1200", SimConfig())
+    served[0]["Status"] = "S" * 100  # longer than its column: cut to fit, kept whole in raw
+    content = simdata.xlsx_bytes(simdata.COLUMNS, served, "Containers")
+    rows = steps.container_rows(content)
+    assert len(rows) == 1200
+    query = Query.objects.create(account=alice, kind=Query.Kind.CONTAINERS)
+    other = Query.objects.create(account=alice, kind=Query.Kind.CONTAINERS)
+    steps.store_container_rows(other, dict(list(rows.items())[:3]), content)
+    steps.store_container_rows(query, rows, content)
+    steps.store_container_rows(query, rows, content)  # the step run again
+
+    stored = _stored(query)
+    assert len(stored) == ContainerRow.objects.filter(query=query).count() == 1200
+    for number, fields in rows.items():
+        expected = {k: v for k, v in fields.items() if k != "container_number"}
+        if number == served[0]["Container #"]:
+            expected["status"] = "S" * 60
+        assert stored[number] == expected
+    assert stored[served[0]["Container #"]]["raw"]["Status"] == "S" * 100
+    assert any(isinstance(row["fees"], Decimal) and row["fees"] for row in stored.values())
+    assert any(isinstance(row["last_free_day"], dt.date) for row in stored.values())
+    assert {row["holds"] for row in stored.values()} == {True, False}
+    assert query.files.get().size == len(content)
+
+    fewer = dict(list(rows.items())[:10])
+    steps.store_container_rows(query, fewer, content)
+    assert set(_stored(query)) == set(fewer)
+    assert len(_stored(other)) == 3  # another query's rows are left alone
+
+
+@pytest.mark.django_db
+def test_text_longer_than_its_column_is_cut_to_fit_and_kept_whole_in_raw(alice: Account) -> None:
+    query = Query.objects.create(account=alice, kind=Query.Kind.APPOINTMENTS)
+    raw = {"Appointment #": "A" * 80, "Status": "Confirmed - " + "x" * 60, "Trade Type": "IMPORT"}
+    fields = parsing.appointment_fields(raw)
+    steps.insert_rows(AppointmentRow, [{"query": query.pk, "row_number": 1, **fields}])
+    stored = AppointmentRow.objects.get(query=query)
+    assert stored.appointment_number == "A" * 40
+    assert stored.status == ("Confirmed - " + "x" * 60)[:40]
+    assert stored.trade_type == "IMPORT"
+    assert stored.appointment_date is None
+    assert stored.raw == raw
