@@ -26,8 +26,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from queries_app import parsing, steps
-from queries_app.models import ContainerRow, Query, QueryFile
+from queries_app import steps
+from queries_app.models import Query, QueryFile
 from queries_app.services import start_query
 from sessions_app.models import Account
 from sessions_app.services import update_account_credentials
@@ -401,30 +401,20 @@ def step_store_seconds(result: Result, query: Query) -> float | None:
 
 
 def store_in_process(query: Query) -> tuple[float, float, int]:
-    """Parse the stored sheet and write its rows again, as the containers step does:
-    (parse seconds, write seconds, rows)."""
+    """Parse the stored sheet and write its rows again with the containers step's own
+    functions: (parse seconds, write seconds, rows)."""
     sheet = query.files.get(kind=QueryFile.Kind.CONTAINERS_SHEET)
     with sheet.file.open("rb") as handle:
         content = handle.read()
     started = perf_counter()
-    rows: dict[str, dict[str, Any]] = {}
-    for raw in parsing.sheet_rows(io.BytesIO(content)):
-        fields = parsing.container_fields(raw)
-        if fields["container_number"]:
-            rows.setdefault(fields["container_number"], fields)
+    rows = steps.container_rows(content)
     parse = perf_counter() - started
     scratch = Query.objects.create(
         account=query.account, kind=query.kind, status=Query.Status.FAILED, error="bench scratch"
     )
     started = perf_counter()
     with transaction.atomic():
-        ContainerRow.objects.filter(query=scratch).delete()
-        ContainerRow.objects.bulk_create(
-            [ContainerRow(query=scratch, **fields) for fields in rows.values()], batch_size=2000
-        )
-        steps.save_file(
-            scratch, QueryFile.Kind.CONTAINERS_SHEET, "containers.xlsx", content, steps.XLSX
-        )
+        steps.store_container_rows(scratch, rows, content)
     write = perf_counter() - started
     scratch.delete()
     return parse, write, len(rows)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import IO, Any
 
 from django.utils import timezone
-from openpyxl import load_workbook
+
+from .xlsx import read_rows
 
 CONTAINER_NUMBER_RE = re.compile(r"^[A-Z]{4}\d{7}$")
 
@@ -49,8 +51,11 @@ APPOINTMENT_COLUMNS = {
 SLOT_RE = re.compile(r"(\d{2}/\d{2}/\d{4})\s+(\d{1,2}:\d{2})")
 
 
+SEPARATORS_RE = re.compile(r"[\s-]")
+
+
 def normalise_container_number(value: str) -> str:
-    return re.sub(r"[\s-]", "", value or "").upper()
+    return SEPARATORS_RE.sub("", value or "").upper()
 
 
 def is_container_number(value: str) -> bool:
@@ -58,17 +63,22 @@ def is_container_number(value: str) -> bool:
 
 
 def sheet_rows(stream: IO[bytes]) -> Iterator[dict[str, str]]:
-    """Rows of the first sheet as {header: text}; blank rows skipped."""
-    workbook = load_workbook(stream, read_only=True, data_only=True)
-    try:
-        rows = workbook.active.iter_rows(values_only=True)
-        header = [str(cell or "").strip() for cell in next(rows, ())]
-        for values in rows:
-            if not any(v not in (None, "") for v in values):
-                continue
-            yield {name: _text(value) for name, value in zip(header, values, strict=False) if name}
-    finally:
-        workbook.close()
+    """Rows of the workbook's active sheet as {header: text}, the header being row 1; blank
+    rows skipped. Raises SheetError (readable) for a file that is not a usable .xlsx."""
+    named: list[tuple[int, str]] = []
+    for number, values in read_rows(stream):
+        if number == 1:
+            header = [str(cell or "").strip() for cell in values]
+            named = [(index, name) for index, name in enumerate(header) if name]
+            continue
+        if not any(v not in (None, "") for v in values):
+            continue
+        size = len(values)
+        row = {}
+        for index, name in named:
+            value = values[index] if index < size else None
+            row[name] = value.strip() if type(value) is str else _text(value)
+        yield row
 
 
 def _text(value: Any) -> str:
@@ -79,6 +89,7 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
+@lru_cache(maxsize=4096)  # a sheet repeats the same few dates thousands of times
 def parse_us_date(value: str) -> date | None:
     value = (value or "").strip()
     if not value or value.upper() == "N/A":
@@ -109,6 +120,7 @@ def parse_slot_start(text: str) -> datetime | None:
     return parse_local_datetime(f"{match.group(1)} {match.group(2)}")
 
 
+@lru_cache(maxsize=4096)  # likewise the same few amounts
 def parse_money(value: str) -> Decimal | None:
     cleaned = (value or "").replace("$", "").replace(",", "").strip()
     if not cleaned:
@@ -119,25 +131,36 @@ def parse_money(value: str) -> Decimal | None:
         return None
 
 
+YES_NO = {"YES": True, "Y": True, "NO": False, "N": False}
+
+
 def parse_yes_no(value: str) -> bool | None:
-    return {"YES": True, "Y": True, "NO": False, "N": False}.get((value or "").strip().upper())
+    return YES_NO.get((value or "").strip().upper())
+
+
+def _clip(value: str) -> str:
+    return value[:200]
+
+
+_CONTAINER_PARSERS: dict[str, Callable[[str], Any]] = {
+    "holds": parse_yes_no,
+    "fees": parse_money,
+    "last_free_day": parse_us_date,
+    "container_number": normalise_container_number,
+}
+# (column, field, parser) once, rather than deciding per field of every row.
+CONTAINER_FIELDS = [
+    (column, field, _CONTAINER_PARSERS.get(field, _clip))
+    for column, field in CONTAINER_COLUMNS.items()
+]
 
 
 def container_fields(raw: dict[str, str]) -> dict[str, Any]:
     """A containers-sheet row → ContainerRow field values (raw row kept alongside)."""
-    fields: dict[str, Any] = {}
-    for column, field in CONTAINER_COLUMNS.items():
-        value = raw.get(column, "")
-        if field == "holds":
-            fields[field] = parse_yes_no(value)
-        elif field == "fees":
-            fields[field] = parse_money(value)
-        elif field == "last_free_day":
-            fields[field] = parse_us_date(value)
-        elif field == "container_number":
-            fields[field] = normalise_container_number(value)
-        else:
-            fields[field] = value[:200]
+    get = raw.get
+    fields: dict[str, Any] = {
+        field: parse(get(column, "")) for column, field, parse in CONTAINER_FIELDS
+    }
     fields["raw"] = raw
     return fields
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.files.base import ContentFile
+from django.db import connections, models, router, transaction
 from django.db.models import Min
 
 from sessions_app.client import EModalClient, UpstreamError, UpstreamRejected
@@ -29,6 +30,7 @@ from .models import (
     Query,
     QueryFile,
 )
+from .xlsx import SheetError
 
 logger = logging.getLogger(__name__)
 
@@ -78,22 +80,82 @@ def save_file(query: Query, kind: str, name: str, content: bytes, content_type: 
 # -- containers ---------------------------------------------------------------------------------
 
 
+def container_rows(content: bytes) -> dict[str, dict[str, Any]]:
+    """The containers sheet's rows as ContainerRow field values, by container number (the
+    first row of a number counts). A file that cannot be read fails the query."""
+    width = ContainerRow._meta.get_field("container_number").max_length
+    rows: dict[str, dict[str, Any]] = {}
+    try:
+        for raw in parsing.sheet_rows(io.BytesIO(content)):
+            fields = parsing.container_fields(raw)
+            if fields["container_number"]:
+                # Keyed as stored (see insert_rows), so two rows can never collide there.
+                rows.setdefault(fields["container_number"][:width], fields)
+    except SheetError as exc:
+        raise QueryFailed(f"The containers sheet cannot be read: {exc}.") from None
+    return rows
+
+
+def store_container_rows(query: Query, rows: dict[str, dict[str, Any]], content: bytes) -> None:
+    """Replace the query's container rows and sheet file, all or nothing."""
+    with transaction.atomic():
+        ContainerRow.objects.filter(query=query).delete()
+        insert_rows(ContainerRow, ({"query": query.pk, **fields} for fields in rows.values()))
+        save_file(query, QueryFile.Kind.CONTAINERS_SHEET, "containers.xlsx", content, XLSX)
+
+
+# Fields whose Python value (str, bool or None, a primary key) is already what every database
+# driver takes: get_db_prep_save would hand it back unchanged, at a microsecond a call.
+_AS_IS = {"CharField", "TextField", "BooleanField", "ForeignKey"}
+
+
+def insert_rows(model: type[models.Model], rows: Iterable[dict[str, Any]]) -> None:
+    """INSERT rows given as {field name: value} (a foreign key by its id) with one statement
+    run for each row (executemany), for every field but the primary key. bulk_create builds a
+    model instance per row and prepares every value through its field; on SQLite it also cuts
+    the rows into INSERTs of 999 parameters. Text longer than its column is cut to fit, as
+    PostgreSQL would otherwise refuse it (the row's raw values keep it whole). No pre_save:
+    not for models with auto_now or similar fields."""
+    connection = connections[router.db_for_write(model)]
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    plan = [
+        (
+            field.name,
+            field.max_length if field.get_internal_type() == "CharField" else None,
+            None if field.get_internal_type() in _AS_IS else field.get_db_prep_save,
+        )
+        for field in fields
+    ]
+    params = []
+    for row in rows:
+        values = []
+        for name, width, prepare in plan:
+            value = row[name]
+            if width is not None and value is not None and len(value) > width:
+                value = value[:width]
+            elif prepare is not None:
+                value = prepare(value, connection)
+            values.append(value)
+        params.append(values)
+    if not params:
+        return
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    # Only names from the model's options and placeholders go into the text.
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
 def containers(ctx: StepContext) -> Outcome:
     meta = ctx.call(lambda api, sid: api.get_containers(sid))
     content = ctx.download(meta["file_url"])
-    rows: dict[str, dict[str, Any]] = {}
-    for raw in parsing.sheet_rows(io.BytesIO(content)):
-        fields = parsing.container_fields(raw)
-        if fields["container_number"]:
-            rows.setdefault(fields["container_number"], fields)
+    rows = container_rows(content)
     query = ctx.query
 
     def write() -> None:
-        ContainerRow.objects.filter(query=query).delete()
-        ContainerRow.objects.bulk_create(
-            [ContainerRow(query=query, **fields) for fields in rows.values()], batch_size=2000
-        )
-        save_file(query, QueryFile.Kind.CONTAINERS_SHEET, "containers.xlsx", content, XLSX)
+        store_container_rows(query, rows, content)
 
     if query.kind == Query.Kind.CONTAINERS:
         return Outcome(next_step="changes", write=write, progress_done=1, progress_total=1)
@@ -329,14 +391,17 @@ def appointments(ctx: StepContext) -> Outcome:
     query = ctx.query
     body = ctx.call(lambda api, sid: api.get_appointments(sid))
     content = ctx.download(body["file_url"])
-    rows = [
-        AppointmentRow(query=query, row_number=n, **parsing.appointment_fields(raw))
-        for n, raw in enumerate(parsing.sheet_rows(io.BytesIO(content)), start=1)
-    ]
+    try:
+        rows = [
+            {"query": query.pk, "row_number": n, **parsing.appointment_fields(raw)}
+            for n, raw in enumerate(parsing.sheet_rows(io.BytesIO(content)), start=1)
+        ]
+    except SheetError as exc:
+        raise QueryFailed(f"The appointments sheet cannot be read: {exc}.") from None
 
     def write() -> None:
         AppointmentRow.objects.filter(query=query).delete()
-        AppointmentRow.objects.bulk_create(rows, batch_size=1000)
+        insert_rows(AppointmentRow, rows)
         save_file(query, QueryFile.Kind.APPOINTMENTS_SHEET, "appointments.xlsx", content, XLSX)
 
     if query.kind == Query.Kind.APPOINTMENTS:
