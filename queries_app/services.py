@@ -457,9 +457,7 @@ def _candidates(token: str, now: datetime, *, exclude: int | None = None) -> lis
     return found
 
 
-def _claim_next(
-    token: str, manager: SessionManager, *, exclude: int | None = None
-) -> Query | None:
+def _claim_next(token: str, manager: SessionManager, *, exclude: int | None = None) -> Query | None:
     for _ in range(3):  # another runner may take a candidate first
         now = timezone.now()
         candidates = _candidates(token, now, exclude=exclude)
