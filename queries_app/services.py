@@ -395,9 +395,12 @@ class _Live(NamedTuple):
     slot: int | None
 
 
-def _candidates(token: str, now: datetime, *, exclude: int | None = None) -> list[_Live]:
-    """Runnable queries in the order they should run (see above), a few at most. One read
-    of the live queries (there are as many as accounts with work, not more), sorted here."""
+def _candidates(
+    token: str, now: datetime, *, exclude: int | None = None, prefer: int | None = None
+) -> list[_Live]:
+    """Runnable queries in the order they should run (see above), a few at most; `prefer`
+    (the query a task was enqueued for) first if it is runnable. One read of the live
+    queries (there are as many as accounts with work, not more), sorted here."""
     live = [
         _Live(*row)
         for row in Query.objects.live().values_list(
@@ -428,7 +431,7 @@ def _candidates(token: str, now: datetime, *, exclude: int | None = None) -> lis
             and q.account_id not in busy
             and q.pk != exclude
         ),
-        key=lambda q: (*_order_key(q), q.created_at, q.pk),
+        key=lambda q: (q.pk != prefer, *_order_key(q), q.created_at, q.pk),
     )
     # Browsers free for a login on each server: the session limit less those held by accounts
     # with work (never taken from them) and those other runners are logging in to take now.
@@ -457,10 +460,12 @@ def _candidates(token: str, now: datetime, *, exclude: int | None = None) -> lis
     return found
 
 
-def _claim_next(token: str, manager: SessionManager, *, exclude: int | None = None) -> Query | None:
+def _claim_next(
+    token: str, manager: SessionManager, *, exclude: int | None = None, prefer: int | None = None
+) -> Query | None:
     for _ in range(3):  # another runner may take a candidate first
         now = timezone.now()
-        candidates = _candidates(token, now, exclude=exclude)
+        candidates = _candidates(token, now, exclude=exclude, prefer=prefer)
         if not candidates:
             return None
         for candidate in candidates:
@@ -480,20 +485,18 @@ def run_queries(
     manager: SessionManager | None = None,
     budget_seconds: float | None = None,
 ) -> str:
-    """Run steps on this worker back to back: `first`'s query if it is free, then the next
-    runnable step each time (see above), until none is left or the budget is spent; then
-    hand the rest to the broker. Returns a summary (for the task's result)."""
+    """Run steps on this worker back to back: `first`'s query if it can run now, then the
+    next runnable step each time (see above), until none is left or the budget is spent;
+    then hand the rest to the broker. Returns a summary (for the task's result)."""
     manager = manager or SessionManager()
     budget = settings.QUERY_CHAIN_SECONDS if budget_seconds is None else budget_seconds
     ends = time.monotonic() + budget
     token = secrets.token_hex(16)
     query = None
-    if first is not None and _claim(first, token, timezone.now()):
-        query = _load(first)
     steps = 0
     while True:
         if query is None:
-            query = _claim_next(token, manager)
+            query = _claim_next(token, manager, prefer=first)
             if query is None:
                 break
         steps += 1
