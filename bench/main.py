@@ -34,6 +34,7 @@ SCENARIO_NAMES = [
     "containers-25x-w16",
     "warm-repeat",
     "two-upstreams-40x-w16",
+    "two-upstreams-40x-w20",
     "store-10k",
 ]
 

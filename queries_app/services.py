@@ -496,7 +496,15 @@ def run_queries(
     steps = 0
     while True:
         if query is None:
-            query = _claim_next(token, manager, prefer=first)
+            try:
+                query = _claim_next(token, manager, prefer=first)
+            except Exception:
+                # Not a step's failure (those are recorded on their query): e.g. the
+                # database went away. Another task, or the sweep, carries on.
+                logger.exception("Choosing the next query step failed")
+                _enqueue_later()
+                break
+            first = None
             if query is None:
                 break
         steps += 1
@@ -549,20 +557,15 @@ def _run_claimed(
     except Exception:
         logger.exception("Query %s: step %s crashed", query.pk, step)
         return _failed_for_now(query, token, step, f"Internal error in step {step}."), None
-    return _commit(query, token, outcome, chain=chain, manager=manager)
+    return _commit(query, token, outcome, chain=chain)
 
 
 def _commit(
-    query: Query,
-    token: str,
-    outcome: Outcome,
-    *,
-    chain: bool = False,
-    manager: SessionManager | None = None,
+    query: Query, token: str, outcome: Outcome, *, chain: bool = False
 ) -> tuple[str, Query | None]:
     """Write the step's rows and move the query on, only while the claim holds. With `chain`,
-    the runner keeps the query for its next step unless another runnable query should come
-    first, which it then claims instead."""
+    the runner keeps the query (returned) for its next step, unless another runnable query
+    should come first."""
     now = timezone.now()
     changes: dict[str, Any] = {"step": outcome.next_step, "step_failures": 0, "error": ""}
     if outcome.progress_total is not None:
@@ -609,11 +612,7 @@ def _commit(
         result = "succeeded"
     else:
         result = f"step {query.step} next"
-    if keep:
-        return result, query
-    if chain:
-        return result, _claim_next(token, manager or SessionManager())
-    return result, None
+    return result, (query if keep else None)
 
 
 def _should_switch(current: Query, rival: _Live) -> bool:
@@ -624,6 +623,13 @@ def _should_switch(current: Query, rival: _Live) -> bool:
     if rival_class != current_class:
         return rival_class < current_class
     return rival_rank + SWITCH_MARGIN < current_rank
+
+
+def _enqueue_later() -> None:
+    try:
+        _enqueue(query_id=None)
+    except Exception:
+        logger.exception("Could not enqueue a task; the sweep will start one")
 
 
 def _release(query: Query, token: str) -> None:

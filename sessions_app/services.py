@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Count, DateTimeField, F, IntegerField, Q, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -493,9 +493,16 @@ class SessionManager:
         for _ in range(3):  # others may take a browser freed here first
             free = SessionSlot.objects.filter(server=server, number__lt=limit, account=None)
             for slot_id in free.values_list("pk", flat=True)[:5]:
-                if SessionSlot.objects.filter(pk=slot_id, account=None).update(
-                    account=account, claimed_at=_now()
-                ):
+                try:
+                    with transaction.atomic():
+                        taken = SessionSlot.objects.filter(pk=slot_id, account=None).update(
+                            account=account, claimed_at=_now()
+                        )
+                except IntegrityError:
+                    # Another worker reserved a browser for this account meanwhile (an
+                    # account holds one slot at most).
+                    return SessionSlot.objects.filter(account=account, server=server).exists()
+                if taken:
                     return True
             if not self._reclaim_slot(server, limit):
                 return False

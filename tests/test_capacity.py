@@ -243,3 +243,12 @@ def test_a_query_waiting_for_a_browser_runs_as_soon_as_one_is_free(
     assert stats["captcha_solves"] == 2
     assert stats["evictions"] == 0
     assert stats["deleted"] == 1  # alice's idle session, closed for bob
+
+
+def test_workers_reserving_a_browser_for_one_account_at_once_get_the_same_one(
+    db: Any, sim: SimControl
+) -> None:
+    alice = make_account("alice")
+    results = in_threads(6, lambda i: SessionManager().reserve_browser(alice))
+    assert results == [True] * 6, results
+    assert SessionSlot.objects.filter(account=alice).count() == 1
