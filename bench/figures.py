@@ -54,6 +54,7 @@ class Call:
     end: float
     username: str | None
     outcome: str
+    upstream: int = 0  # which simulator (several upstreams)
 
     @property
     def seconds(self) -> float:
@@ -71,13 +72,14 @@ class Call:
             end=float(item["end"]),
             username=item.get("username"),
             outcome=str(item.get("outcome") or ""),
+            upstream=int(item.get("upstream") or 0),
         )
 
 
 @dataclass(frozen=True)
 class TaskRun:
-    """One task run by a cluster worker: its name (`query-<id>` for query steps), the wall
-    clock around the task function, the start of what it returned, and its pauses
+    """One task run by a cluster worker (named `task:<name>`), or one query step within it
+    (`query-<id>`): the wall clock around it, the start of what it returned, and its pauses
     (function that slept, start, end)."""
 
     name: str
@@ -173,6 +175,7 @@ class Timing:
     samples: list[float] = field(default_factory=list)  # overhead before each call, s
     totals: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
     upstream: dict[str, list[float]] = field(default_factory=dict)  # needed calls' seconds
+    by_account: dict[str, dict[str, float]] = field(default_factory=dict)  # totals, each
     sql_statements: int = 0  # in the accounts' steps
     sql_seconds: float = 0.0
 
@@ -233,6 +236,15 @@ class _Levels:
     retrying: Level  # the account waits for a failed or put-off step to run again
     busy: Level  # steps of anyone running on the cluster
     workers: int
+    # Accounts at work on the account's upstream (from their first call to their last
+    # query's end): each holds a browser. Before its own first call, an account finding
+    # them all taken waits for a browser, with no worker needed for that.
+    holding: Level
+    browsers: int
+    first_call: float
+    # Accounts on that upstream waiting for a browser that got one before this account did:
+    # a browser freed goes to them first.
+    ahead: Level
 
     def split(self, start: float, end: float, totals: dict[str, float]) -> float:
         """Add [start, end] to `totals` by kind; return its overhead (in-task + hand-off)."""
@@ -247,6 +259,8 @@ class _Levels:
                 *self.browser.changes_within(start, end),
                 *self.retrying.changes_within(start, end),
                 *self.busy.changes_within(start, end),
+                *self.holding.changes_within(start, end),
+                *self.ahead.changes_within(start, end),
             }
         )
         overhead = 0.0
@@ -259,6 +273,10 @@ class _Levels:
                 kind = BROWSER if self.browser.at(middle) >= running else IN_TASK
             elif self.retrying.at(middle) > 0:
                 kind = RETRY
+            elif middle < self.first_call and self.ahead.at(
+                middle
+            ) >= self.browsers - self.holding.at(middle):
+                kind = BROWSER
             elif self.busy.at(middle) >= self.workers:
                 kind = QUEUE
             else:
@@ -270,14 +288,40 @@ class _Levels:
 
 
 def timing(
-    calls: list[Call], accounts: dict[str, Account], tasks: list[TaskRun], workers: int
+    calls: list[Call],
+    accounts: dict[str, Account],
+    tasks: list[TaskRun],
+    workers: int,
+    browsers: int,
 ) -> Timing:
     """Split each account's time, from its first enqueue to its last finish, into upstream
     calls and the kinds above; one overhead sample per call (the in-task and hand-off time
     since the account's previous call; the last call also takes the time after it)."""
     calls = attribute(calls, accounts, tasks)
-    busy = Level((t.start, t.stop) for t in tasks)
+    # Workers are busy for whole tasks (a task runs steps back to back); older logs have
+    # only one line per task, which is one step.
+    runs = [t for t in tasks if t.name.startswith("task:")] or tasks
+    busy = Level((t.start, t.stop) for t in runs)
     owner_of_query = {qid: name for name, a in accounts.items() for qid in a.query_ids}
+    first_call: dict[str, Call] = {}
+    for call in sorted(calls, key=lambda c: c.start):
+        if call.username in accounts and call.endpoint not in ANONYMOUS:
+            first_call.setdefault(call.username, call)
+    # An account holds a browser from its first step (which takes one, or waits for one on
+    # its worker) or first call, whichever comes first.
+    first_step: dict[str, float] = {}
+    for task in tasks:
+        name = owner_of_query.get(task.query_id or -1)
+        if name is not None:
+            first_step[name] = min(first_step.get(name, task.start), task.start)
+    began = {name: min(c.start, first_step.get(name, c.start)) for name, c in first_call.items()}
+    holding: dict[int, Level] = {}
+    for upstream in {c.upstream for c in first_call.values()}:
+        holding[upstream] = Level(
+            (began[name], accounts[name].finished)
+            for name, c in first_call.items()
+            if c.upstream == upstream
+        )
     out = Timing()
     for name, account in accounts.items():
         own_tasks = sorted(
@@ -303,6 +347,18 @@ def timing(
             retrying=Level(retry_spans),
             busy=busy,
             workers=workers,
+            holding=holding.get(first_call[name].upstream, Level(()))
+            if name in first_call
+            else Level(()),
+            browsers=browsers,
+            first_call=began.get(name, account.finished),
+            ahead=Level(
+                (accounts[other].enqueued, began[other])
+                for other, c in first_call.items()
+                if name in first_call
+                and c.upstream == first_call[name].upstream
+                and began[other] < began[name]
+            ),
         )
         out.upstream[name] = needed_calls(own, account)
         out.sql_statements += sum(t.sql_statements for t in own_tasks)
@@ -311,13 +367,16 @@ def timing(
 
         previous_end = account.enqueued
         samples = []
+        mine = out.by_account[name] = dict.fromkeys(KINDS, 0.0)
         for call in counted:
-            samples.append(levels.split(previous_end, call.start, out.totals))
+            samples.append(levels.split(previous_end, call.start, mine))
             previous_end = max(previous_end, call.end)
-        tail = levels.split(previous_end, account.finished, out.totals)
+        tail = levels.split(previous_end, account.finished, mine)
         if samples:
             samples[-1] += tail
         out.samples += samples
+        for kind, seconds in mine.items():
+            out.totals[kind] += seconds
     return out
 
 

@@ -1,11 +1,15 @@
-"""`manage.py qcluster`, plus one line per task run appended to `$BENCH_TASK_LOG`.
+"""`manage.py qcluster`, plus one line per task run and per query step appended to
+`$BENCH_TASK_LOG`.
 
 django-q2 records when a task was enqueued and when it stopped, not when a worker started
-it; the benchmark needs the latter to tell time spent in a step from time spent waiting for
-a worker. Two receivers of django-q2's own worker signals write
+it, and a task runs several query steps (of several accounts) back to back; the benchmark
+needs to know when a worker was busy and with which query's step. Two receivers of
+django-q2's own worker signals, and a wrapper of the engine's `_run_claimed` (one step),
+write
 
     name <TAB> start <TAB> stop <TAB> result <TAB> waits <TAB> sql
 
+with `task:<task name>` for a task and `query-<id>` for a step
 (wall clock, as the simulator's call history), where `waits` lists the step's deliberate
 pauses — the portal waits for a lease, a browser slot or a back-off with `time.sleep` — as
 `function:start:end` items (pauses of one function less than `MERGE_GAP` apart are one item),
@@ -84,6 +88,31 @@ def _clean(value: Any) -> str:
     return " ".join(str(value).split())[:80]
 
 
+def _line(name: str, start: float, stop: float, result: Any, waits: list, sql: list) -> None:
+    waits_text = ";".join(f"{function}:{begin:.6f}:{end:.6f}" for function, begin, end in waits)
+    fields = [_clean(name), f"{start:.6f}", f"{stop:.6f}"]
+    fields += [_clean(result), waits_text, f"{sql[0]}:{sql[1]:.6f}"]
+    os.write(_fd(), ("\t".join(fields) + "\n").encode())
+
+
+def _log_steps() -> None:
+    from queries_app import services
+
+    run_step = services._run_claimed
+
+    def logged(query: Any, token: str, manager: Any, *, chain: bool) -> Any:
+        start, first_wait, sql_before = time.time(), len(_waits), list(_sql)
+        outcome: Any = ("crashed", None)
+        try:
+            outcome = run_step(query, token, manager, chain=chain)
+            return outcome
+        finally:
+            sql = [_sql[0] - sql_before[0], _sql[1] - sql_before[1]]
+            _line(f"query-{query.pk}", start, time.time(), outcome[0], _waits[first_wait:], sql)
+
+    services._run_claimed = logged
+
+
 def before(sender: Any, func: Any, task: dict[str, Any], **kwargs: Any) -> None:
     global _in_task
     _waits.clear()
@@ -97,10 +126,7 @@ def after(sender: Any, func: Any, task: dict[str, Any], **kwargs: Any) -> None:
     stop = time.time()
     _in_task = False
     start = _task_started.pop(str(task.get("id")), stop)
-    waits = ";".join(f"{name}:{begin:.6f}:{end:.6f}" for name, begin, end in _waits)
-    fields = [_clean(task.get("name")), f"{start:.6f}", f"{stop:.6f}"]
-    fields += [_clean(task.get("result")), waits, f"{_sql[0]}:{_sql[1]:.6f}"]
-    os.write(_fd(), ("\t".join(fields) + "\n").encode())
+    _line(f"task:{task.get('name')}", start, stop, task.get("result"), _waits, _sql)
 
 
 def main() -> None:
@@ -113,6 +139,7 @@ def main() -> None:
     from django.db.backends.signals import connection_created
     from django_q.signals import post_execute_in_worker, pre_execute
 
+    _log_steps()
     pre_execute.connect(before, dispatch_uid="bench-task-start")
     post_execute_in_worker.connect(after, dispatch_uid="bench-task-stop")
     connection_created.connect(_on_connection, dispatch_uid="bench-sql-timer")

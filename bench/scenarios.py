@@ -319,7 +319,9 @@ def measure(
     first = min(a.enqueued for a in result.accounts.values())
     last = max(a.finished for a in result.accounts.values())
     result.makespan = last - first
-    result.timing = figures.timing(calls, result.accounts, tasks, scenario.workers)
+    result.timing = figures.timing(
+        calls, result.accounts, tasks, scenario.workers, min(session_limit(), UPSTREAM_CAPACITY)
+    )
     parallel = min(scenario.workers, min(session_limit(), UPSTREAM_CAPACITY) * len(sims))
     result.bound = figures.bound(result.timing.upstream, parallel)
     return result

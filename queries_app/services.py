@@ -567,6 +567,7 @@ def _commit(
     the runner keeps the query (returned) for its next step, unless another runnable query
     should come first."""
     now = timezone.now()
+    ran = query.step
     changes: dict[str, Any] = {"step": outcome.next_step, "step_failures": 0, "error": ""}
     if outcome.progress_total is not None:
         changes["progress_total"] = outcome.progress_total
@@ -581,7 +582,7 @@ def _commit(
     rival = None
     if finished:
         changes.update(status=Query.Status.SUCCEEDED, finished_at=now)
-    elif chain:
+    elif chain and query.work_left > 0:  # (see `_should_switch`)
         rivals = _candidates(token, now, exclude=query.pk)
         rival = rivals[0] if rivals else None
         if rival is not None and not _should_switch(query, rival):
@@ -611,11 +612,15 @@ def _commit(
         _ended(query)
         result = "succeeded"
     else:
-        result = f"step {query.step} next"
+        result = f"step {ran} done"
     return result, (query if keep else None)
 
 
 def _should_switch(current: Query, rival: _Live) -> bool:
+    if current.work_left == 0:
+        # What is left needs no upstream call (e.g. comparing with the previous run): finish
+        # it, so the account's browser is free for another.
+        return False
     (current_class, current_rank), (rival_class, rival_rank) = (
         _order_key(current),
         _order_key(rival),
