@@ -29,7 +29,7 @@ from django_q.tasks import async_task
 
 from sessions_app.client import UpstreamError
 from sessions_app.models import Account
-from sessions_app.services import SessionError, SessionManager
+from sessions_app.services import SessionError, SessionManager, drop_broken_connections
 
 from . import parsing
 from .models import Query
@@ -264,6 +264,7 @@ def run_query_step(query_id: int, *, manager: SessionManager | None = None) -> s
         return _failed_for_now(query, token, step, reason)
     except Exception:
         logger.exception("Query %s: step %s crashed", query_id, step)
+        drop_broken_connections()
         return _failed_for_now(query, token, step, f"Internal error in step {step}.")
     return _commit(query, token, outcome)
 

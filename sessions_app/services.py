@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -154,6 +154,16 @@ def _now() -> datetime:
     return timezone.now()
 
 
+def drop_broken_connections() -> None:
+    """Close database connections that failed and no longer answer (the server restarted, or
+    our backend was terminated) so that the next query connects again. Django checks this
+    only between requests and tasks; a step that lost its connection during an upstream call
+    must still give back its lease and record its failure."""
+    for conn in connections.all(initialized_only=True):
+        if conn.errors_occurred and not conn.in_atomic_block and not conn.is_usable():
+            conn.close()
+
+
 class SessionManager:
     """Gets accounts working sessions and runs upstream operations with them."""
 
@@ -265,6 +275,7 @@ class SessionManager:
         try:
             yield token
         finally:
+            drop_broken_connections()
             Account.objects.filter(pk=account.pk, lease_token=token).update(
                 lease_token="", lease_expires_at=None
             )

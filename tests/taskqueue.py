@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django_q.brokers import get_broker
+from django_q.models import Task
 from django_q.signing import SignedPackage
 
 
@@ -47,3 +48,14 @@ def run_queued_tasks(queue: TaskQueue, *, until: Any, max_rounds: int = 500) -> 
             import_string(task["func"])(*task["args"], **task["kwargs"])
             ran += 1
     raise AssertionError("too many rounds of tasks")
+
+
+def claims_reported(query_id: int) -> int:
+    """How many finished `run_query_step` tasks of this query said they held its claim
+    (any answer but "nothing to do"): a lower bound of its claims, since a task killed or
+    broken mid-step reports nothing. Read once the clusters have stopped."""
+    return sum(
+        1
+        for task in Task.objects.filter(func="queries_app.tasks.run_query_step", success=True)
+        if tuple(task.args or ()) == (query_id,) and task.result != "nothing to do"
+    )

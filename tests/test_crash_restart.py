@@ -1,0 +1,178 @@
+"""Crash and restart under real qclusters: the database restarts. Every query still ends,
+its results are complete where the upstream allowed, nothing is stored twice, no captcha is
+spent beyond the logins a lost session needs, and every claim counts on the query row."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+
+from emodal_sim import SimConfig, SimServer
+from emodal_sim.data import appointments_for, containers_for
+from queries_app.models import Query
+from queries_app.services import start_query, sweep_queries
+
+from .conftest import make_account
+from .processes import Cluster
+from .sim import SimControl
+from .taskqueue import TaskQueue, claims_reported
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+ENGINE = django_settings.DATABASES["default"]["ENGINE"]
+postgres_only = pytest.mark.skipif(
+    "postgresql" not in ENGINE,
+    reason="SQLite has no server to restart",
+)
+
+# The clusters' back-offs and breaker, in fractions of a second instead of minutes.
+QUICK = {
+    "QUERY_RETRY_BASE_SECONDS": "0.2",
+    "EMODAL_BREAKER_FAILURES": "3",
+    "EMODAL_BREAKER_RESET_SECONDS": "0.5",
+    "EMODAL_RETRY_BASE_SECONDS": "0.02",
+    "EMODAL_RETRY_MAX_SECONDS": "0.1",
+}
+# A username holding "+c6" has 6 containers upstream: a short availability run.
+SMALL = "+c6"
+
+
+def run_until(predicate: Callable[[], bool], *, timeout: float = 60.0) -> None:
+    """Poll until `predicate()` holds, playing the scheduler meanwhile: the sweep that sets
+    steps going again after their back-off (every minute in production) runs on each poll."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        sweep_queries()
+        time.sleep(0.05)
+
+
+def in_flight(sim: SimControl, endpoint: str) -> int:
+    return sum(1 for call in sim.calls(endpoint) if call["end"] is None)
+
+
+def all_ended(queries: list[Query]) -> bool:
+    return not Query.objects.filter(pk__in=[q.pk for q in queries]).live().exists()
+
+
+def start_availability_runs(names: list[str]) -> list[Query]:
+    return [
+        start_query(account=make_account(f"{name}{SMALL}"), kind=Query.Kind.AVAILABILITY)
+        for name in names
+    ]
+
+
+def assert_complete(query: Query, config: SimConfig) -> None:
+    """The run succeeded with everything the upstream serves, each row once; a container
+    whose check gave up after its tries says why."""
+    query.refresh_from_db()
+    assert query.status == Query.Status.SUCCEEDED, query.error
+    username = str(query.account.emodal_username)
+    served = containers_for(username, config)
+    candidates = sorted(
+        c["Container #"] for c in served if c["Holds"] == "NO" and not c["Pregate Ticket#"]
+    )
+    assert sorted(query.containers.values_list("container_number", flat=True)) == sorted(
+        c["Container #"] for c in served
+    )
+    assert list(query.infos.values_list("container_number", flat=True)) == candidates
+    assert list(query.checks.values_list("container_number", flat=True)) == candidates
+    assert query.appointments.count() == len(appointments_for(username, served, config))
+    assert query.progress_done == query.progress_total == len(candidates)
+    for error in query.checks.filter(success=False).values_list("error", flat=True):
+        assert re.fullmatch(r"Gave up after 3 tries: Could not reach the upstream .+", error)
+
+
+def assert_no_secret_logged(cluster: Cluster, queries: list[Query], sim: SimControl) -> None:
+    """The workers' log (tracebacks of the crash included) names no password, captcha key
+    or session id."""
+    output = cluster.output()
+    session_ids = {call["session_id_out"] for call in sim.calls()} - {None}
+    assert session_ids
+    for query in queries:
+        account = query.account
+        for secret in (str(account.password), str(account.captcha_api_key), *session_ids):
+            assert secret not in output
+
+
+def assert_every_claim_counted(queries: list[Query]) -> None:
+    """Read after the clusters stopped: each task that held a query's claim said so."""
+    for query in queries:
+        query.refresh_from_db()
+        assert query.attempts == claims_reported(query.pk) > 0
+
+
+# -- the database -------------------------------------------------------------------------------
+
+
+def _dsn() -> dict[str, Any]:
+    db = connection.settings_dict
+    return {
+        "host": db["HOST"] or "127.0.0.1",
+        "port": db["PORT"] or 5432,
+        "user": db["USER"],
+        "password": db["PASSWORD"] or None,
+        "dbname": db["NAME"],
+        "connect_timeout": 5,
+    }
+
+
+@contextmanager
+def connections_refused() -> Iterator[None]:
+    """The test database accepts no new connection (this test's own one stays open). The
+    flag is set from the maintenance database: PostgreSQL will not set it from inside."""
+    name = connection.ops.quote_name(connection.settings_dict["NAME"])
+    with psycopg.connect(**{**_dsn(), "dbname": "postgres"}, autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")
+        try:
+            yield
+        finally:
+            admin.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
+
+
+def terminate_other_connections() -> int:
+    """What a database restart does to every client but this test: its connection is gone."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+@postgres_only
+def test_queries_recover_from_a_database_restart_in_the_middle_of_their_steps(
+    sim: SimControl, sim_server: SimServer, task_queue: TaskQueue, clusters: Any
+) -> None:
+    sim.configure(latencies={"check_appointments": 2_500})  # 2.5 s: the restart fits in a call
+    cluster = clusters(workers=2, **QUICK)
+    queries = start_availability_runs(["db0", "db1"])
+    # Both workers are in an upstream call, their database connections idle.
+    run_until(lambda: in_flight(sim, "/check_appointments") == 2)
+    with connections_refused():
+        assert terminate_other_connections() >= 2
+        with pytest.raises(psycopg.OperationalError, match="not currently accepting"):
+            psycopg.connect(**_dsn()).close()
+    sim.configure(latencies={"check_appointments": 20})
+
+    run_until(lambda: all_ended(queries))
+    for query in queries:
+        assert_complete(query, sim_server.config)
+    # Each of the two steps whose answer could not be stored was run once more, no more.
+    checks = sum(query.progress_total for query in queries)
+    assert len(sim.calls("/check_appointments")) == checks + 2
+    assert sim.stats()["captcha_solves"] == len(queries)
+    assert cluster.process.poll() is None, cluster.output()
+    assert cluster.output().count("step appointment_check crashed") == 2, cluster.output()
+    assert_no_secret_logged(cluster, queries, sim)
+    cluster.stop()
+    assert_every_claim_counted(queries)
