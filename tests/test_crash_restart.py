@@ -1,10 +1,13 @@
-"""Crash and restart under real qclusters: the database restarts. Every query still ends,
-its results are complete where the upstream allowed, nothing is stored twice, no captcha is
-spent beyond the logins a lost session needs, and every claim counts on the query row."""
+"""Crash and restart under real qclusters: the database restarts (PostgreSQL) or stays
+locked for a while (SQLite), and the upstream goes away and comes back without its
+sessions. Every query still ends, its results are complete where the upstream allowed,
+nothing is stored twice, no captcha is spent beyond the logins a lost session needs, and
+every claim counts on the query row."""
 
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,10 +22,11 @@ from emodal_sim import SimConfig, SimServer
 from emodal_sim.data import appointments_for, containers_for
 from queries_app.models import Query
 from queries_app.services import start_query, sweep_queries
+from sessions_app.models import UpstreamBreaker
 
 from .conftest import make_account
 from .processes import Cluster
-from .sim import SimControl
+from .sim import FAST_SCALE, SimControl
 from .taskqueue import TaskQueue, claims_reported
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -30,7 +34,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 ENGINE = django_settings.DATABASES["default"]["ENGINE"]
 postgres_only = pytest.mark.skipif(
     "postgresql" not in ENGINE,
-    reason="SQLite has no server to restart",
+    reason="SQLite has no server to restart (its equivalent, a locked database, is tested)",
+)
+sqlite_only = pytest.mark.skipif(
+    "sqlite" not in ENGINE, reason="a locked database file is SQLite's form of an outage"
 )
 
 # The clusters' back-offs and breaker, in fractions of a second instead of minutes.
@@ -175,4 +182,115 @@ def test_queries_recover_from_a_database_restart_in_the_middle_of_their_steps(
     assert cluster.output().count("step appointment_check crashed") == 2, cluster.output()
     assert_no_secret_logged(cluster, queries, sim)
     cluster.stop()
+    assert_every_claim_counted(queries)
+
+
+@contextmanager
+def database_locked() -> Iterator[None]:
+    """Another process holds SQLite's write lock (a long write, a backup, a stuck tool)."""
+    holder = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+
+
+@sqlite_only
+def test_queries_wait_out_a_locked_database_file(
+    sim: SimControl, sim_server: SimServer, task_queue: TaskQueue, clusters: Any
+) -> None:
+    sim.configure(latencies={"check_appointments": 300})
+    cluster = clusters(workers=2, **QUICK)
+    queries = start_availability_runs(["lock0", "lock1"])
+    run_until(lambda: in_flight(sim, "/check_appointments") == 2)
+    with database_locked():
+        # The calls end upstream while nobody can write: their workers wait to store them.
+        sim.wait_for(lambda: in_flight(sim, "/check_appointments") == 0)
+        time.sleep(1.0)  # how long the lock lasts, not a wait for a race
+    sim.configure(latencies={"check_appointments": 20})
+
+    run_until(lambda: all_ended(queries))
+    for query in queries:
+        assert_complete(query, sim_server.config)
+    # Nothing failed, so nothing was asked twice.
+    assert len(sim.calls("/check_appointments")) == sum(q.progress_total for q in queries)
+    assert "crashed" not in cluster.output(), cluster.output()
+    assert_no_secret_logged(cluster, queries, sim)
+    cluster.stop()
+    assert_every_claim_counted(queries)
+
+
+# -- the upstream -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_upstream(settings: Any) -> Iterator[SimServer]:
+    """A simulator of this test's own, free to be stopped and started again."""
+    server = SimServer(SimConfig(time_scale=FAST_SCALE), port=0).start()
+    settings.EMODAL_API_URL = server.url
+    settings.EMODAL_API_URLS = [server.url]
+    yield server
+    server.stop()
+
+
+def test_queries_ride_out_an_upstream_that_goes_away_and_comes_back_without_sessions(
+    transactional_db: Any, own_upstream: SimServer, task_queue: TaskQueue
+) -> None:
+    server, sim = own_upstream, SimControl(own_upstream.url)
+    sim.configure(latencies={"check_appointments": 300})
+    cluster = Cluster(server.url, workers=2, **QUICK)
+    try:
+        queries = start_availability_runs(["up0", "up1", "up2"])
+        ids = [q.pk for q in queries]
+        run_until(
+            lambda: (
+                Query.objects.filter(pk__in=ids, step="appointment_check").count() == 3
+                and in_flight(sim, "/check_appointments") == 2
+            )
+        )
+        server.stop()  # connections refused, the two calls in flight dropped
+
+        def breaker() -> UpstreamBreaker | None:
+            return UpstreamBreaker.objects.filter(server=server.url).first()
+
+        errors: set[str] = set()
+
+        def breaker_open() -> bool:
+            errors.update(Query.objects.filter(pk__in=ids).values_list("error", flat=True))
+            row = breaker()
+            return row is not None and row.state == UpstreamBreaker.State.OPEN
+
+        run_until(breaker_open)
+        first_opened = breaker().opened_at
+        # After the reset time one probe goes through, finds the server still down, and
+        # the breaker opens again; meanwhile the steps wait instead of failing.
+        run_until(lambda: breaker_open() and breaker().opened_at > first_opened)
+        assert any(e.startswith("Waiting: ") and "Upstream circuit open" in e for e in errors), (
+            errors
+        )
+        assert not Query.objects.filter(pk__in=ids, status=Query.Status.FAILED).exists()
+
+        history = max(call["id"] for call in server.state.calls())  # no HTTP while it is down
+        server.start()  # the same address, no sessions
+        run_until(lambda: all_ended(queries))
+        for query in queries:
+            assert_complete(query, server.config)
+        row = breaker()
+        assert (row.state, row.failures) == (UpstreamBreaker.State.CLOSED, 0)
+        # One new login per account, for the session the restart took: nothing else.
+        relogins = sorted(
+            call["username"]
+            for call in sim.calls("/get_session")
+            if call["id"] > history and call["status"] == 200
+        )
+        assert relogins == sorted(str(q.account.emodal_username) for q in queries)
+        stats = sim.stats()
+        assert stats["captcha_solves"] == 2 * len(queries)
+        assert (stats["restarts"], stats["collisions"]) == (1, 0)
+        assert "crashed" not in cluster.output(), cluster.output()
+        assert_no_secret_logged(cluster, queries, sim)
+    finally:
+        cluster.stop()
     assert_every_claim_counted(queries)
