@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import connections
 
 
 def in_threads(count: int, work: Callable[[int], Any], *, timeout: float = 60) -> list[Any]:
@@ -21,7 +21,9 @@ def in_threads(count: int, work: Callable[[int], Any], *, timeout: float = 60) -
         except BaseException as exc:  # noqa: BLE001 - reported through results
             results[index] = exc
         finally:
-            close_old_connections()  # each thread had its own connection
+            # Each thread had its own connection; a persistent one (CONN_MAX_AGE) would
+            # outlive the thread and keep the test database from being dropped.
+            connections.close_all()
 
     threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
     for thread in threads:
