@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -36,6 +38,31 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     state: SimState
     quiet: bool
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__(address, _Handler)
+        # Open client connections, so that stopping hangs up on them too: a kept-alive
+        # connection would otherwise go on being served after the server stopped.
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def hang_up(self) -> None:
+        """Drop every open client connection without an answer (a crashed process)."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by its handler
+                connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up (a timed-out read, a closed pool) is ordinary here; anything
@@ -170,7 +197,10 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _ConnectionDropped
             if fault.mode == "status":
                 state.end_call(call, fault.status or 500, "fault", fault.error)
-                return Response.json({"success": False, "error": fault.error}, fault.status or 500)
+                answer = {"success": False, "error": fault.error}
+                if fault.details:
+                    answer["details"] = fault.details
+                return Response.json(answer, fault.status or 500)
             if fault.mode == "non_json":
                 status = fault.status or 200
                 state.end_call(call, status, "fault", "non-JSON answer")
@@ -244,6 +274,7 @@ def _control_action(
             status=int(status) if status is not None else None,
             error=str(body.get("error", "Automation failed: injected fault")),
             delay=float(body.get("delay", 0.0)),
+            details=str(body.get("details", "")),
         )
         return {"success": True, "fault": fault.public(), "faults": state.faults()}
     if route == ("DELETE", "/_sim/faults"):
@@ -289,7 +320,9 @@ def _control_action(
 
 
 class SimServer:
-    """The simulator bound to a socket; ``start()`` serves from a daemon thread."""
+    """The simulator bound to a socket; ``start()`` serves from a daemon thread. ``stop()``
+    closes the socket and hangs up on every client; ``start()`` after it listens again on
+    the same address, with every session gone, like a restarted upstream process."""
 
     def __init__(
         self,
@@ -300,10 +333,18 @@ class SimServer:
     ) -> None:
         self.config = config or SimConfig()
         self.state = SimState(self.config)
-        self._httpd = _HTTPServer((host, port), _Handler)
-        self._httpd.state = self.state
-        self._httpd.quiet = quiet
+        self.quiet = quiet
+        self._httpd = self._bind((host, port))
+        # The real port (when 0 was asked for), kept for a restart on the same address.
+        self._address = (self.host, self.port)
         self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def _bind(self, address: tuple[str, int]) -> _HTTPServer:
+        httpd = _HTTPServer(address)
+        httpd.state = self.state
+        httpd.quiet = self.quiet
+        return httpd
 
     @property
     def host(self) -> str:
@@ -318,6 +359,10 @@ class SimServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> SimServer:
+        if self._stopped:
+            self._httpd = self._bind(self._address)
+            self.state.resume()
+            self._stopped = False
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._httpd.serve_forever,
@@ -329,12 +374,18 @@ class SimServer:
         return self
 
     def stop(self) -> None:
-        self.state.shutdown()
+        """Stop as a crash would: new connections are refused, open ones are dropped without
+        an answer, and every session is lost (sleeping calls wake and end)."""
+        if self._stopped:
+            return
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join(timeout=5)
             self._thread = None
         self._httpd.server_close()
+        self._httpd.hang_up()
+        self.state.shutdown()
+        self._stopped = True
 
     def __enter__(self) -> SimServer:
         return self.start()

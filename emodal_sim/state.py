@@ -137,6 +137,7 @@ class Fault:
     status: int | None
     error: str
     delay: float
+    details: str = ""
 
     def public(self) -> dict[str, Any]:
         return {
@@ -145,6 +146,7 @@ class Fault:
             "mode": self.mode,
             "status": self.status,
             "error": self.error,
+            "details": self.details,
             "delay": self.delay,
         }
 
@@ -207,6 +209,13 @@ class SimState:
                 self._close_locked(session, "shutdown")
             self._sessions.clear()
 
+    def resume(self) -> None:
+        """Serve again after `shutdown()`, with every session gone, as a restarted upstream
+        process would (counts a restart; counters, history and data are kept)."""
+        with self._lock:
+            self._shutdown.clear()
+            self._counters["restarts"] += 1
+
     # ---------------------------------------------------------------- calls
 
     def begin_call(self, endpoint: str, session_id: str | None, username: str | None) -> Call:
@@ -238,6 +247,7 @@ class SimState:
         status: int | None = None,
         error: str = "Automation failed: injected fault",
         delay: float = 0.0,
+        details: str = "",
     ) -> Fault:
         if mode not in FAULT_MODES:
             raise ValueError(f"mode must be one of {', '.join(FAULT_MODES)}")
@@ -245,7 +255,7 @@ class SimState:
             raise ValueError("count must be >= 1")
         if mode == "status" and status is None:
             status = 500
-        fault = Fault(endpoint, count, mode, status, error, delay)
+        fault = Fault(endpoint, count, mode, status, error, delay, details)
         with self._lock:
             self._faults.append(fault)
         return fault

@@ -18,6 +18,7 @@ import math
 import random
 import secrets
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -34,7 +35,7 @@ from django_q.tasks import async_task
 
 from sessions_app.client import UpstreamError
 from sessions_app.models import Account
-from sessions_app.services import SessionError, SessionManager
+from sessions_app.services import SessionError, SessionManager, drop_broken_connections
 
 from . import parsing
 from .models import Query, params_key
@@ -493,7 +494,7 @@ def run_queries(
     ends = time.monotonic() + budget
     token = secrets.token_hex(16)
     query = None
-    steps = 0
+    ran: Counter[int] = Counter()  # steps run, by query
     while True:
         if query is None:
             try:
@@ -507,10 +508,20 @@ def run_queries(
             first = None
             if query is None:
                 break
-        steps += 1
+        ran[query.pk] += 1
         more = time.monotonic() < ends
         last = query.pk
-        _, query = _run_claimed(query, token, manager, chain=more)
+        try:
+            _, query = _run_claimed(query, token, manager, chain=more)
+        except Exception:
+            # The step's own failures are recorded on the query; this is the recording
+            # failing (e.g. the database went away mid-step). Give the query back so that it
+            # does not wait for its claim to expire, and let another task carry on.
+            logger.exception("Query %s: its step could not be recorded", last)
+            drop_broken_connections()
+            _give_back(last, token)
+            _enqueue_later()
+            break
         if not more:
             if query is not None:  # still ours: let another task take it from here
                 _release(query, token)
@@ -519,7 +530,16 @@ def run_queries(
             if _candidates(token, timezone.now(), exclude=last):
                 _enqueue(query_id=None)
             break
-    return f"{steps} step{'s' if steps != 1 else ''}"
+    return describe_steps(ran)
+
+
+def describe_steps(ran: Counter[int]) -> str:
+    """What a task did, for its result in the admin: "3 steps: #12 x2, #15 x1"."""
+    total = sum(ran.values())
+    text = f"{total} step{'s' if total != 1 else ''}"
+    if ran:
+        text += ": " + ", ".join(f"#{pk} x{count}" for pk, count in ran.items())
+    return text
 
 
 def run_query_step(query_id: int, *, manager: SessionManager | None = None) -> str:
@@ -556,6 +576,7 @@ def _run_claimed(
         return _failed_for_now(query, token, step, reason), None
     except Exception:
         logger.exception("Query %s: step %s crashed", query.pk, step)
+        drop_broken_connections()
         return _failed_for_now(query, token, step, f"Internal error in step {step}."), None
     return _commit(query, token, outcome, chain=chain)
 
@@ -628,6 +649,15 @@ def _should_switch(current: Query, rival: _Live) -> bool:
     if rival_class != current_class:
         return rival_class < current_class
     return rival_rank + SWITCH_MARGIN < current_rank
+
+
+def _give_back(query_id: int, token: str) -> None:
+    try:
+        Query.objects.filter(pk=query_id, claim_token=token).update(
+            claim_token="", claim_expires_at=None
+        )
+    except Exception:
+        logger.exception("Query %s: could not give back its claim; it expires", query_id)
 
 
 def _enqueue_later() -> None:

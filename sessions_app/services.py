@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from django.db.models import Case, Count, DateTimeField, F, IntegerField, Q, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -188,6 +188,19 @@ class Lease:
     touch_version: int | None = None
 
 
+def drop_broken_connections() -> bool:
+    """Close database connections that failed and no longer answer (the server restarted, or
+    our backend was terminated) so that the next query connects again. Django checks this
+    only between requests and tasks; a step that lost its connection during an upstream call
+    must still give back its lease and record its failure. True if one was closed."""
+    closed = False
+    for conn in connections.all(initialized_only=True):
+        if conn.errors_occurred and not conn.in_atomic_block and not conn.is_usable():
+            conn.close()
+            closed = True
+    return closed
+
+
 class SessionManager:
     """Gets accounts working sessions and runs upstream operations with them."""
 
@@ -301,7 +314,14 @@ class SessionManager:
         try:
             yield lease
         finally:
-            self._release(account, lease)
+            try:
+                self._release(account, lease)
+            except DatabaseError:
+                # The connection died during the call (e.g. the database restarted): the
+                # lease is given back on a new one, or the next step waits it out.
+                if not drop_broken_connections():
+                    raise
+                self._release(account, lease)
 
     def _try_acquire(self, account: Account, token: str, seconds: float | None = None) -> bool:
         now = _now()

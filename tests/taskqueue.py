@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django_q.brokers import get_broker
+from django_q.models import Task
 from django_q.signing import SignedPackage
 
 
@@ -47,3 +48,23 @@ def run_queued_tasks(queue: TaskQueue, *, until: Any, max_rounds: int = 500) -> 
             import_string(task["func"])(*task["args"], **task["kwargs"])
             ran += 1
     raise AssertionError("too many rounds of tasks")
+
+
+def claims_reported(query_id: int) -> int:
+    """How many steps of this query the finished `run_query_step` tasks said they ran (each
+    step is a claim on it): a lower bound of its claims, since a task killed or broken
+    mid-step reports nothing. Read once the clusters have stopped."""
+    return sum(
+        steps_reported(task.result).get(query_id, 0)
+        for task in Task.objects.filter(func="queries_app.tasks.run_query_step", success=True)
+    )
+
+
+def steps_reported(result: Any) -> dict[int, int]:
+    """Steps by query in a task's result ("3 steps: #12 x2, #15 x1")."""
+    _, _, listed = str(result or "").partition(": ")
+    found = {}
+    for item in filter(None, listed.split(", ")):
+        pk, _, count = item.partition(" x")
+        found[int(pk.lstrip("#"))] = int(count)
+    return found

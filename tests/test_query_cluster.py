@@ -17,7 +17,7 @@ from sessions_app.models import Account
 
 from .conftest import make_account
 from .sim import SimControl
-from .taskqueue import TaskQueue
+from .taskqueue import TaskQueue, claims_reported
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -56,8 +56,9 @@ def test_a_query_survives_its_worker_being_killed_mid_run(
     Account.objects.filter(pk=alice.pk).update(lease_expires_at=timezone.now())
     later = timezone.now() + timedelta(seconds=_claim_seconds() + 1)
     assert sweep_queries(now=later)["dead_workers"] == 1
-    clusters()
+    second = clusters()
     wait_until(lambda: not Query.objects.get(pk=query.pk).is_live)
+    second.stop()
 
     query.refresh_from_db()
     assert query.status == Query.Status.SUCCEEDED, query.error
@@ -73,6 +74,9 @@ def test_a_query_survives_its_worker_being_killed_mid_run(
     assert query.progress_total <= checks <= query.progress_total + 1
     assert stored_before >= 2
     assert sim.stats()["collisions"] == 0
+    # The killed worker's claim counts too, though its task never reported back.
+    assert query.attempts >= claims_reported(query.pk) + 1
+    assert claims_reported(query.pk) > 0
 
 
 def test_two_clusters_share_the_work_and_keep_every_invariant(

@@ -36,7 +36,7 @@ def test_one_task_runs_a_whole_query_without_handing_its_steps_to_the_broker(
     query.refresh_from_db()
     assert query.status == Query.Status.SUCCEEDED, query.error
     steps = 2 + query.progress_total + 2  # containers, bulk info, checks, appointments, changes
-    assert summary == f"{steps} steps"
+    assert summary == f"{steps} steps: #{query.pk} x{steps}"
     assert query.attempts == steps  # every step counted on the row
     assert task_queue.size() == 0  # no step went through the broker
 
@@ -124,5 +124,6 @@ def test_a_worker_does_not_take_a_query_of_an_account_another_worker_is_running(
     assert run_queries(first=second.pk) == "0 steps"
     assert sim.calls() == []
     Query.objects.filter(pk=first.pk).update(claim_token="", claim_expires_at=None)
-    assert run_queries(first=second.pk) == "2 steps"  # its own first, then the other
+    # Its own query first, then the other.
+    assert run_queries(first=second.pk) == f"2 steps: #{second.pk} x1, #{first.pk} x1"
     assert not Query.objects.live().exists()

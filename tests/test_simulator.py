@@ -664,6 +664,69 @@ def test_restart_and_reset(api: Api) -> None:
     assert api.server.state.stats() == api.stats()
 
 
+def test_stopped_server_refuses_and_hangs_up_then_restarts_on_the_same_port_without_sessions(
+    http: requests.Session,
+) -> None:
+    server = SimServer(SimConfig(time_scale=SCALE), port=0).start()
+    try:
+        url, api = server.url, Api(server, http)
+        kept, busy = api.login("kept"), api.login("busy")
+        assert api.post("/get_appointments", session_id=kept).status_code == 200  # kept alive
+        api.fault(endpoint="/get_containers", mode="delay", delay=60_000)
+        box: dict[str, Any] = {}
+
+        def in_flight() -> None:
+            try:
+                requests.post(url + "/get_containers", json={"session_id": busy}, timeout=30)
+            except requests.ConnectionError as exc:
+                box["error"] = exc
+
+        thread = threading.Thread(target=in_flight, daemon=True)
+        thread.start()
+        wait_for(lambda: api.is_busy(busy))
+
+        server.stop()
+        thread.join(timeout=10)
+        # The call in flight gets no answer, and nothing more is served on any connection.
+        assert "closed connection without response" in str(box["error"])
+        for call in (
+            lambda: requests.get(url + "/health", timeout=5),
+            lambda: http.post(url + "/get_appointments", json={"session_id": kept}, timeout=5),
+        ):
+            with pytest.raises(requests.ConnectionError):
+                call()
+        server.stop()  # stopping twice is harmless
+
+        server.start()
+        assert server.url == url
+        assert api.get("/health").json()["active_sessions"] == 0
+        gone = api.post("/get_appointments", session_id=kept)
+        assert gone.json()["error"] == SESSION_GONE_ERROR
+        assert api.login("kept") not in (kept, busy)
+        stats = api.stats()
+        assert stats["restarts"] == 1 and stats["active_sessions"] == 1
+        assert stats["calls"]["/get_session"] == 3  # the history outlives the restart
+    finally:
+        server.stop()
+
+
+def test_a_status_fault_can_carry_details(api: Api) -> None:
+    api.fault(
+        endpoint="/get_session",
+        status=401,
+        error="Authentication failed",
+        details="recaptcha_failed: ERROR_CAPTCHA_UNSOLVABLE",
+    )
+    failed = api.post("/get_session", **creds())
+    assert failed.status_code == 401
+    assert failed.json() == {
+        "success": False,
+        "error": "Authentication failed",
+        "details": "recaptcha_failed: ERROR_CAPTCHA_UNSOLVABLE",
+    }
+    assert api.post("/get_session", **creds()).status_code == 200
+
+
 def test_runtime_config(api: Api) -> None:
     updated = api.post("/_sim/config", capacity=3, latencies={"captcha": 1.5}).json()
     assert updated["capacity"] == 3 and updated["latencies"]["captcha"] == 1.5
