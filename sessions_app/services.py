@@ -492,8 +492,19 @@ class SessionManager:
             .values_list("upstream_url")
             .annotate(n=Count("pk"))
         )
-        account.upstream_url = min(urls, key=lambda url: (load.get(url, 0), urls.index(url)))
-        Account.objects.filter(pk=account.pk).update(upstream_url=account.upstream_url)
+        choice = min(urls, key=lambda url: (load.get(url, 0), urls.index(url)))
+        # Compare-and-set: two workers assigning the account at once agree on the first
+        # one's choice (a session on one server counted against another would let the
+        # upstream evict).
+        if Account.objects.filter(pk=account.pk, upstream_url=account.upstream_url).update(
+            upstream_url=choice
+        ):
+            account.upstream_url = choice
+        else:
+            account.upstream_url = Account.objects.values_list("upstream_url", flat=True).get(
+                pk=account.pk
+            )
+            self._assign_upstream(account)
 
     def reserve_browser(self, account: Account) -> bool:
         """Hold one of the account's server's browsers, if one can be had now: a free one, or

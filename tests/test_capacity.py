@@ -252,3 +252,21 @@ def test_workers_reserving_a_browser_for_one_account_at_once_get_the_same_one(
     results = in_threads(6, lambda i: SessionManager().reserve_browser(alice))
     assert results == [True] * 6, results
     assert SessionSlot.objects.filter(account=alice).count() == 1
+
+
+def test_a_worker_assigning_an_account_another_worker_just_assigned_keeps_that_server(
+    db: Any, sim: SimControl, settings: Any, second_sim: SimControl
+) -> None:
+    settings.EMODAL_API_URLS = [sim.url, second_sim.url]
+    alice = make_account("alice")
+    stale = Account.objects.get(pk=alice.pk)  # read before the other worker assigned it
+    assert SessionManager().reserve_browser(alice)
+    assert alice.upstream_url == sim.url
+    # Meanwhile the first server became the busier one: a fresh choice would differ.
+    for name in ("bob", "carol"):
+        Account.objects.filter(pk=make_account(name).pk).update(upstream_url=sim.url)
+    assert SessionManager().reserve_browser(stale)
+    assert stale.upstream_url == sim.url
+    assert list(SessionSlot.objects.filter(account=alice).values_list("server", flat=True)) == [
+        sim.url
+    ]
