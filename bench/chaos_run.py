@@ -453,6 +453,11 @@ def run(args: argparse.Namespace, *, var: Path, command: str) -> int:
     ]
     for check in checks:
         print(check.line(), flush=True)
+    checks_run = AppointmentCheck.objects.filter(query__in=ids)
+    print(
+        f"  note: {checks_run.filter(screenshot=None).count()} of {checks_run.count()} "
+        "appointment checks kept no screenshot (its download failed; the check is kept)"
+    )
     for error, count in Counter(
         q.error.splitlines()[0][:100] if q.error else "(no error text)"
         for q in Query.objects.filter(pk__in=ids, status=Query.Status.FAILED)

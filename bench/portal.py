@@ -5,10 +5,8 @@ waiting for queries to end."""
 from __future__ import annotations
 
 import io
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -18,11 +16,7 @@ from sessions_app.models import Account
 from sessions_app.services import update_account_credentials
 
 from .procs import Simulator
-from .scenarios import Options, Scenario, cluster_env
-
-
-def progress(name: str, text: str) -> None:
-    print(f"[{name}] {text}", file=sys.stderr, flush=True)
+from .scenarios import Options, Scenario, cluster_env, progress
 
 
 def migrate() -> None:
@@ -90,7 +84,3 @@ def wait_for_queries(name: str, ids: list[int], deadline_s: float) -> int:
             )
             last_report = now
         time.sleep(0.5)
-
-
-def own_queries(account: Account) -> list[Any]:
-    return list(Query.objects.filter(account=account).order_by("pk"))

@@ -41,9 +41,8 @@ def environment(
         "LOG_LEVEL": "WARNING",
         **overrides,
     }
-    env.pop("REDIS_URL", None)
-    if redis_url:
-        env["REDIS_URL"] = redis_url
+    # Empty, not absent: settings would otherwise take one from a `.env` file.
+    env["REDIS_URL"] = redis_url or ""
     if database_url:
         _recreate_postgres(database_url)
     if redis_url:
