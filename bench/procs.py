@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -93,9 +94,30 @@ class Simulator:
     def live_usernames(self) -> set[str]:
         return {str(s["username"]) for s in self._get("sessions")["sessions"]}
 
+    def containers(self, username: str) -> list[dict[str, str]]:
+        """The sheet rows the simulator serves to `username` (keyed by column name)."""
+        return self._get("data/containers", username=username)["containers"]
+
     def container_numbers(self, username: str) -> list[str]:
-        rows = self._get("data/containers", username=username)["containers"]
-        return [str(row["Container #"]) for row in rows]
+        return [str(row["Container #"]) for row in self.containers(username)]
+
+    def advance(self, username: str) -> None:
+        """The account's next data generation: some containers change, one goes, one comes."""
+        response = self.http.post(
+            f"{self.url}/_sim/data/advance", json={"username": username}, timeout=60
+        )
+        response.raise_for_status()
+
+    def evictions(self) -> list[dict[str, Any]]:
+        return self._get("evictions")["evictions"]
+
+    def chaos(self, **settings: Any) -> dict[str, Any] | None:
+        """Turn on probabilistic faults (`POST /_sim/chaos`) when given settings; the chaos
+        in force and what it injected so far."""
+        if settings:
+            response = self.http.post(f"{self.url}/_sim/chaos", json=settings, timeout=60)
+            response.raise_for_status()
+        return self._get("chaos")["chaos"]
 
     def stop(self) -> None:
         _stop(self.process)
@@ -120,6 +142,76 @@ class Cluster:
     def wait_ready(self, timeout: float = 60) -> None:
         try:
             _wait_for_line(self.log_path, r"Q Cluster \S+ .*running\.", self.process, timeout)
+        except ProcessError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self._log.close()
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds used so far by the live processes of a process group (Linux `/proc`),
+    including their children that have ended and been waited for."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        # After "pid (name)": state, ppid, pgrp, ... utime, stime, cutime, cstime (fields 14-17).
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid:
+            total += sum(int(value) for value in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, every process of every user."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - idle) / ticks, sum(values) / ticks
+
+
+def free_port() -> int:
+    """A loopback port free right now (the server binds it a moment later)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Web:
+    """gunicorn serving the portal (`emodal_portal.wsgi`) on a free loopback port."""
+
+    def __init__(self, log: Path, env: dict[str, str], *, workers: int) -> None:
+        self.log_path = log
+        self._log = log.open("wb")
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [PYTHON, "-m", "gunicorn", "emodal_portal.wsgi"]
+            + ["--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+            + ["--error-logfile", "-", "--log-level", "info"],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _wait_for_line(log, r"Listening at: http://\S+", self.process, 60)
+            deadline = time.monotonic() + 60
+            while True:
+                with contextlib.suppress(requests.RequestException):
+                    if requests.get(f"{self.url}/accounts/login/", timeout=10).ok:
+                        break
+                if time.monotonic() > deadline:
+                    raise ProcessError(f"gunicorn does not answer on {self.url}; see {log}")
+                time.sleep(0.2)
         except ProcessError:
             self.stop()
             raise

@@ -13,11 +13,12 @@ from .config import (
     SimConfig,
 )
 from .server import SimServer
-from .state import BUSY_ERROR, SESSION_GONE_ERROR, SimState
+from .state import BUSY_ERROR, CHAOS_ERROR, SESSION_GONE_ERROR, SimState
 
 __all__ = [
     "BAD_CAPTCHA_KEY",
     "BUSY_ERROR",
+    "CHAOS_ERROR",
     "DEFAULT_LATENCIES",
     "FLAKY_CAPTCHA_KEY",
     "INVALID_BOOKING_PREFIX",

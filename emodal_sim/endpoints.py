@@ -155,7 +155,7 @@ def get_session(ctx: Context) -> Response:
     username = ctx.body["username"].strip()
     ctx.call.username = username
     session, is_new = ctx.state.get_session(
-        username, ctx.body["password"], ctx.body["captcha_api_key"]
+        username, ctx.body["password"], ctx.body["captcha_api_key"], ctx.call
     )
     ctx.call.session_id_out = session.session_id
     return Response.json(

@@ -25,6 +25,10 @@ HTML_ERROR_PAGE = (
 )
 
 
+# Endpoint names chaos can be limited to, as they appear in the call history.
+CHAOS_ENDPOINTS = {*endpoints.POST_ENDPOINTS, "/sessions", "/sessions/{id}", "/files/{name}"}
+
+
 class _NotJson(Exception):
     pass
 
@@ -190,7 +194,9 @@ class _Handler(BaseHTTPRequestHandler):
         username = body.get("username") if isinstance(body.get("username"), str) else None
         call = state.begin_call(endpoint, session_in, username)
 
-        fault = state.take_fault(endpoint)
+        # A call that takes a counted fault is not rolled for chaos: tests that inject one
+        # fault expect exactly that one.
+        fault = state.take_fault(endpoint) or state.chaos_roll(endpoint)
         if fault is not None:
             if fault.mode == "close":
                 state.end_call(call, 0, "fault", "connection closed")
@@ -280,6 +286,30 @@ def _control_action(
     if route == ("DELETE", "/_sim/faults"):
         state.clear_faults()
         return {"success": True, "faults": []}
+    if route == ("GET", "/_sim/chaos"):
+        return {"success": True, "chaos": state.chaos()}
+    if route == ("POST", "/_sim/chaos"):
+        seed = body.get("seed")
+        endpoints = body.get("endpoints", [])
+        endpoints = [endpoints] if endpoints == "*" else endpoints
+        if not isinstance(endpoints, list):
+            raise ValueError("endpoints must be a list of endpoint paths")
+        unknown = sorted(set(endpoints) - CHAOS_ENDPOINTS - {"*"})
+        if unknown:
+            raise ValueError(f"unknown endpoints: {', '.join(map(str, unknown))}")
+        chaos = state.set_chaos(
+            error_rate=float(body.get("error_rate", 0.0)),
+            evict_rate=float(body.get("evict_rate", 0.0)),
+            close_share=float(body.get("close_share", 0.5)),
+            seed=int(seed) if seed is not None else None,
+            endpoints=endpoints,
+        )
+        return {"success": True, "chaos": chaos.public()}
+    if route == ("DELETE", "/_sim/chaos"):
+        state.clear_chaos()
+        return {"success": True, "chaos": None}
+    if route == ("GET", "/_sim/evictions"):
+        return {"evictions": state.evictions()}
     if route == ("GET", "/_sim/sessions"):
         return {"success": True, "sessions": state.sim_sessions()}
     if route == ("POST", "/_sim/sessions/expire"):

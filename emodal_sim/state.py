@@ -7,6 +7,7 @@ sleeps, so calls on different sessions really run concurrently.
 from __future__ import annotations
 
 import datetime as dt
+import random
 import secrets
 import threading
 import time
@@ -34,6 +35,10 @@ BUSY_ERROR = "Automation failed: browser busy (concurrent request on the same se
 CREDENTIAL_FIELDS = ("username", "password", "captcha_api_key")
 FAULT_MODES = ("status", "close", "non_json", "delay")
 MAX_CALL_HISTORY = 100_000
+MAX_EVICTION_HISTORY = 10_000
+CHAOS_ERROR = "Automation failed: injected transient error"
+# Chaos spares the health check: it answers for the server, not for a browser.
+CHAOS_EXEMPT = ("/health",)
 
 COUNTER_NAMES = (
     "captcha_solves",
@@ -113,6 +118,10 @@ class Call:
     error: str | None = None
     # Simulated seconds added by a "delay" fault; spent inside the session's main step.
     extra_delay: float = 0.0
+    # The call ran a login (a captcha solve and the portal's login form), whatever its result.
+    login: bool = False
+    # The call's login created a session (a browser) for its username.
+    session_created: bool = False
 
     def public(self) -> dict[str, Any]:
         return {
@@ -126,6 +135,8 @@ class Call:
             "status": self.status,
             "outcome": self.outcome,
             "error": self.error,
+            "login": self.login,
+            "session_created": self.session_created,
         }
 
 
@@ -148,6 +159,38 @@ class Fault:
             "error": self.error,
             "details": self.details,
             "delay": self.delay,
+        }
+
+
+@dataclass
+class Chaos:
+    """Probabilistic faults: each public call (but the health check) of the chosen endpoints
+    first evicts a random live session with probability ``evict_rate``, then fails with
+    probability ``error_rate`` — by hanging up with probability ``close_share``, else with a
+    500 automation error."""
+
+    error_rate: float
+    evict_rate: float
+    close_share: float
+    seed: int | None
+    endpoints: tuple[str, ...]  # empty: every public endpoint
+    errors: int = 0
+    closes: int = 0
+    evictions: int = 0
+
+    def applies_to(self, endpoint: str) -> bool:
+        if endpoint in CHAOS_EXEMPT:
+            return False
+        return not self.endpoints or endpoint in self.endpoints
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "error_rate": self.error_rate,
+            "evict_rate": self.evict_rate,
+            "close_share": self.close_share,
+            "seed": self.seed,
+            "endpoints": list(self.endpoints) or ["*"],
+            "injected": {"errors": self.errors, "closes": self.closes, "evictions": self.evictions},
         }
 
 
@@ -181,6 +224,9 @@ class SimState:
         self._calls: deque[Call] = deque(maxlen=MAX_CALL_HISTORY)
         self._next_call_id = 1
         self._faults: list[Fault] = []
+        self._chaos: Chaos | None = None
+        self._rng = random.Random()
+        self._evictions: deque[dict[str, Any]] = deque(maxlen=MAX_EVICTION_HISTORY)
         self._generations: dict[str, int] = {}
         self._flaky_attempts: dict[str, int] = {}
         self._booked: dict[str, list[dict[str, str]]] = {}
@@ -278,6 +324,69 @@ class SimState:
         with self._lock:
             self._faults.clear()
 
+    # ---------------------------------------------------------------- chaos
+
+    def set_chaos(
+        self,
+        *,
+        error_rate: float = 0.0,
+        evict_rate: float = 0.0,
+        close_share: float = 0.5,
+        seed: int | None = None,
+        endpoints: list[str] | tuple[str, ...] = (),
+    ) -> Chaos:
+        """Replace the chaos settings (and their counters); the seed makes the sequence of
+        decisions repeatable for the same sequence of calls."""
+        for name, value in (
+            ("error_rate", error_rate),
+            ("evict_rate", evict_rate),
+            ("close_share", close_share),
+        ):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if isinstance(endpoints, str) or not all(isinstance(e, str) for e in endpoints):
+            raise ValueError("endpoints must be a list of endpoint paths")
+        chosen = tuple(e for e in endpoints if e != "*")
+        chaos = Chaos(error_rate, evict_rate, close_share, seed, chosen)
+        with self._lock:
+            self._chaos = chaos
+            self._rng = random.Random(seed)
+        return chaos
+
+    def chaos(self) -> dict[str, Any] | None:
+        with self._lock:
+            return self._chaos.public() if self._chaos is not None else None
+
+    def clear_chaos(self) -> None:
+        with self._lock:
+            self._chaos = None
+
+    def chaos_roll(self, endpoint: str) -> Fault | None:
+        """Apply chaos to a call that is starting: maybe evict a random live session (a busy
+        one's call then fails at once, as under a capacity eviction), and return the fault
+        this call must fail with, if any."""
+        with self._lock:
+            chaos = self._chaos
+            if chaos is None or not chaos.applies_to(endpoint):
+                return None
+            if chaos.evict_rate and self._rng.random() < chaos.evict_rate:
+                self._expire_idle_locked()
+                if self._sessions:
+                    victim = self._rng.choice(list(self._sessions.values()))
+                    self._evict_locked(victim, "chaos")
+                    chaos.evictions += 1
+            if not chaos.error_rate or self._rng.random() >= chaos.error_rate:
+                return None
+            if self._rng.random() < chaos.close_share:
+                chaos.closes += 1
+                return Fault(endpoint, 1, "close", None, "connection closed (chaos)", 0.0)
+            chaos.errors += 1
+            return Fault(endpoint, 1, "status", 500, CHAOS_ERROR, 0.0)
+
+    def evictions(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._evictions)
+
     # ------------------------------------------------------------- sessions
 
     def _expire_idle_locked(self) -> None:
@@ -306,13 +415,25 @@ class SimState:
             return None
         return self._sessions.get(session_id)
 
+    def _evict_locked(self, session: Session, cause: str) -> None:
+        self._counters["evictions"] += 1
+        if session.busy:
+            self._counters["evictions_busy"] += 1
+        self._evictions.append(
+            {
+                "time": time.time(),
+                "session_id": session.session_id,
+                "username": session.username,
+                "busy": session.busy,
+                "cause": cause,
+            }
+        )
+        self._drop_locked(session, "evicted")
+
     def _create_locked(self, username: str, password: str, key: str, busy: bool) -> Session:
         while len(self._sessions) >= self.config.capacity:
             lru = min(self._sessions.values(), key=lambda s: s.last_used_mono)
-            self._counters["evictions"] += 1
-            if lru.busy:
-                self._counters["evictions_busy"] += 1
-            self._drop_locked(lru, "evicted")
+            self._evict_locked(lru, "capacity")
         now = time.time()
         session = Session(
             new_session_id(), username, password, key, now, now, time.monotonic(), busy=busy
@@ -322,8 +443,12 @@ class SimState:
         self._max_concurrent = max(self._max_concurrent, len(self._sessions))
         return session
 
-    def authenticate(self, username: str, password: str, key: str) -> None:
+    def authenticate(
+        self, username: str, password: str, key: str, call: Call | None = None
+    ) -> None:
         """Run the login (captcha + portal), spending its latency; 401 on failure."""
+        if call is not None:
+            call.login = True
 
         def fail(details: str) -> ApiError:
             with self._lock:
@@ -363,7 +488,9 @@ class SimState:
         with self._lock:
             self._counters["logins"] += 1
 
-    def get_session(self, username: str, password: str, key: str) -> tuple[Session, bool]:
+    def get_session(
+        self, username: str, password: str, key: str, call: Call | None = None
+    ) -> tuple[Session, bool]:
         """POST /get_session: reuse a live session of the same account, else log in."""
         with self._lock:
             self._expire_idle_locked()
@@ -383,9 +510,12 @@ class SimState:
             with self._lock:
                 self._touch_locked(reuse)
             return reuse, False
-        self.authenticate(username, password, key)
+        self.authenticate(username, password, key, call)
         with self._lock:
-            return self._create_locked(username, password, key, busy=False), True
+            session = self._create_locked(username, password, key, busy=False)
+            if call is not None:
+                call.session_created = True
+            return session, True
 
     def acquire(self, block: dict[str, Any], call: Call) -> tuple[Session, bool]:
         """Resolve a session block and mark the session busy for this call."""
@@ -404,11 +534,12 @@ class SimState:
             raise ApiError(400, SESSION_GONE_ERROR, outcome="session_gone")
         username = block["username"].strip()
         call.username = username
-        self.authenticate(username, block["password"], block["captcha_api_key"])
+        self.authenticate(username, block["password"], block["captcha_api_key"], call)
         with self._lock:
             session = self._create_locked(
                 username, block["password"], block["captcha_api_key"], busy=True
             )
+            call.session_created = True
             self._counters["silent_relogins"] += 1
             call.session_id_out = session.session_id
             return session, True
@@ -475,6 +606,8 @@ class SimState:
             self._calls.clear()
             self._next_call_id = 1
             self._faults.clear()
+            self._chaos = None
+            self._evictions.clear()
             self._generations.clear()
             self._flaky_attempts.clear()
             self._booked.clear()

@@ -18,6 +18,7 @@ import requests
 from emodal_sim import (
     BAD_CAPTCHA_KEY,
     BUSY_ERROR,
+    CHAOS_ERROR,
     DEFAULT_LATENCIES,
     FLAKY_CAPTCHA_KEY,
     NO_BALANCE_CAPTCHA_KEY,
@@ -267,6 +268,10 @@ def test_capacity_evicts_busy_lru_session(api: Api) -> None:
     assert later.status_code == 400 and later.json()["error"] == SESSION_GONE_ERROR
     outcomes = {c["outcome"] for c in api.get("/_sim/calls").json()["calls"]}
     assert {"evicted", "session_gone"} <= outcomes
+    evicted = api.get("/_sim/evictions").json()["evictions"]
+    assert [(e["session_id"], e["username"], e["busy"], e["cause"]) for e in evicted] == [
+        (victim, "victim", True, "capacity")
+    ]
 
 
 def test_collision_on_busy_session(api: Api) -> None:
@@ -637,6 +642,109 @@ def test_faults(api: Api) -> None:
     assert bad.status_code == 400
 
 
+def test_call_history_marks_logins_and_created_sessions(api: Api) -> None:
+    api.login("alice")
+    api.login("alice")  # reused: no login
+    api.post("/get_session", username="bob", password=WRONG_PASSWORD, captcha_api_key="key")
+    marks = [
+        (c["username"], c["login"], c["session_created"])
+        for c in api.get("/_sim/calls").json()["calls"]
+    ]
+    assert marks == [("alice", True, True), ("alice", False, False), ("bob", True, False)]
+
+
+def test_chaos_errors_fail_calls_without_harming_the_session(api: Api) -> None:
+    sid = api.login()
+    cid = pick(containers(api.server), "IMPORT")
+    chaos = api.post("/_sim/chaos", error_rate=1.0, close_share=0.0).json()["chaos"]
+    assert chaos["error_rate"] == 1.0 and chaos["endpoints"] == ["*"]
+    for _ in range(3):
+        failed = api.post("/get_container_timeline", session_id=sid, container_id=cid)
+        assert failed.status_code == 500
+        assert failed.json() == {"success": False, "error": CHAOS_ERROR}
+    assert api.get("/health").status_code == 200  # the health check is spared
+
+    api.post("/_sim/chaos", error_rate=1.0, close_share=1.0)
+    with pytest.raises(requests.ConnectionError):
+        api.post("/get_container_timeline", session_id=sid, container_id=cid)
+    injected = api.get("/_sim/chaos").json()["chaos"]["injected"]
+    assert injected == {"errors": 0, "closes": 1, "evictions": 0}  # counters start afresh
+
+    assert api.http.delete(api.server.url + "/_sim/chaos").json()["chaos"] is None
+    ok = api.post("/get_container_timeline", session_id=sid, container_id=cid)
+    assert ok.status_code == 200 and ok.json()["session_id"] == sid  # the browser survived
+    outcomes = [c["outcome"] for c in api.get("/_sim/calls").json()["calls"]]
+    assert outcomes.count("fault") == 4 and api.stats()["evictions"] == 0
+
+
+def test_chaos_is_random_at_its_rate_and_repeatable_by_seed(api: Api) -> None:
+    def outcomes() -> list[int]:
+        api.post("/_sim/chaos", error_rate=0.3, close_share=0.0, seed=7)
+        return [api.get("/sessions").status_code for _ in range(200)]
+
+    first = outcomes()
+    failed = first.count(500)
+    # Binomial(200, 0.3): mean 60, sd 6.5; these bounds are more than 4 sd away.
+    assert 30 <= failed <= 90 and set(first) == {200, 500}
+    assert outcomes() == first  # the same seed, the same decisions
+    api.post("/_sim/chaos", error_rate=0.3, close_share=0.0, seed=8)
+    assert [api.get("/sessions").status_code for _ in range(200)] != first
+
+
+def test_chaos_limited_to_named_endpoints(api: Api) -> None:
+    sid = api.login()
+    cid = pick(containers(api.server), "EXPORT")
+    api.post("/_sim/chaos", error_rate=1.0, close_share=0.0, endpoints=["/get_booking_number"])
+    timeline = api.post("/get_container_timeline", session_id=sid, container_id=cid)
+    assert timeline.status_code == 200
+    booking = api.post("/get_booking_number", session_id=sid, container_id=cid)
+    assert booking.status_code == 500 and booking.json()["error"] == CHAOS_ERROR
+    for bad in (
+        {"error_rate": 1.5},
+        {"evict_rate": -0.1},
+        {"close_share": 2},
+        {"endpoints": ["/nope"]},
+        {"endpoints": "/get_containers"},
+        {"error_rate": "often"},
+    ):
+        assert api.post("/_sim/chaos", **bad).status_code == 400, bad
+    # A rejected change leaves the chaos in force as it was.
+    assert api.get("/_sim/chaos").json()["chaos"]["endpoints"] == ["/get_booking_number"]
+
+
+def test_chaos_eviction_drops_a_busy_session_mid_call(api: Api) -> None:
+    victim = api.login("victim")
+    # A counted fault keeps the victim's own call out of the chaos roll: it sleeps 60 s.
+    api.fault(endpoint="/get_appointments", mode="delay", delay=60_000)
+    thread, box = in_background(
+        lambda: requests.post(
+            api.server.url + "/get_appointments", json={"session_id": victim}, timeout=30
+        )
+    )
+    wait_for(lambda: api.is_busy(victim))
+    api.post("/_sim/chaos", evict_rate=1.0)
+    started = time.monotonic()
+    assert api.get("/sessions").status_code == 200  # this call's roll evicts the only session
+    thread.join(timeout=10)
+    assert time.monotonic() - started < 5
+    assert box["response"].status_code == 500
+    assert box["response"].json() == {"success": False, "error": EVICTED_ERROR}
+
+    gone = api.post("/get_appointments", session_id=victim)
+    assert gone.status_code == 400 and gone.json()["error"] == SESSION_GONE_ERROR
+    stats = api.stats()
+    assert stats["evictions"] == 1 and stats["evictions_busy"] == 1
+    assert stats["active_sessions"] == 0
+    evicted = api.get("/_sim/evictions").json()["evictions"]
+    assert [(e["session_id"], e["username"], e["busy"], e["cause"]) for e in evicted] == [
+        (victim, "victim", True, "chaos")
+    ]
+    assert api.get("/_sim/chaos").json()["chaos"]["injected"]["evictions"] == 1
+    # With no live session left, a roll that comes up "evict" has nothing to drop.
+    api.login("other")  # this login's roll finds no session; the new one is created after it
+    assert api.stats()["active_sessions"] == 1
+
+
 def test_restart_and_reset(api: Api) -> None:
     busy, idle = api.login("busy"), api.login("idle")
     api.fault(endpoint="/get_containers", mode="delay", delay=60_000)
@@ -653,9 +761,16 @@ def test_restart_and_reset(api: Api) -> None:
     stats = api.stats()
     assert stats["restarts"] == 1 and stats["active_sessions"] == 0
 
+    api.post("/_sim/config", capacity=1)
+    api.login("a")
+    api.login("b")  # evicts a
+    assert len(api.get("/_sim/evictions").json()["evictions"]) == 1
     api.post("/_sim/data/advance", username="alice")
     api.fault(endpoint="*", count=3)
+    api.post("/_sim/chaos", error_rate=0.5)
     assert api.post("/_sim/reset").status_code == 200
+    assert api.get("/_sim/chaos").json()["chaos"] is None
+    assert api.get("/_sim/evictions").json()["evictions"] == []
     stats = api.stats()
     assert stats["restarts"] == 0 and stats["captcha_solves"] == 0 and stats["calls"] == {}
     assert api.get("/_sim/calls").json()["calls"] == []
