@@ -165,6 +165,9 @@ else:
 # broker (a task must end well within Q_TIMEOUT, whatever its last step takes). 0: one step
 # per task.
 QUERY_CHAIN_SECONDS = env.float("QUERY_CHAIN_SECONDS", default=120)
+# A worker with nothing to run waits for a step whose retry falls due within this many seconds
+# (instead of leaving it to the sweep's next round, up to a minute later).
+QUERY_RETRY_WAIT_SECONDS = env.float("QUERY_RETRY_WAIT_SECONDS", default=10)
 # A query step that failed for a passing reason is retried after this back-off (doubling).
 QUERY_RETRY_BASE_SECONDS = env.float("QUERY_RETRY_BASE_SECONDS", default=30)
 # A live query with no running step and no task seen for this long lost its task (the Redis

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models import Exists, F, Min, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -507,6 +507,8 @@ def run_queries(
                 break
             first = None
             if query is None:
+                if _wait_for_a_retry(ends):
+                    continue
                 break
         ran[query.pk] += 1
         more = time.monotonic() < ends
@@ -531,6 +533,26 @@ def run_queries(
                 _enqueue(query_id=None)
             break
     return describe_steps(ran)
+
+
+def _wait_for_a_retry(ends: float) -> bool:
+    """Nothing runnable now: if a step's retry falls due within QUERY_RETRY_WAIT_SECONDS
+    (and this runner's budget), wait for it here rather than leave it to the sweep's next
+    round, up to a minute away. True once it is due."""
+    horizon = min(settings.QUERY_RETRY_WAIT_SECONDS, ends - time.monotonic())
+    if horizon <= 0:
+        return False
+    now = timezone.now()
+    due = (
+        Query.objects.live()
+        .filter(claim_token="", retry_at__gt=now)
+        .exclude(step=DONE)
+        .aggregate(first=Min("retry_at"))["first"]
+    )
+    if due is None or (due - now).total_seconds() > horizon:
+        return False
+    time.sleep((due - now).total_seconds())
+    return True
 
 
 def describe_steps(ran: Counter[int]) -> str:

@@ -127,3 +127,27 @@ def test_a_worker_does_not_take_a_query_of_an_account_another_worker_is_running(
     # Its own query first, then the other.
     assert run_queries(first=second.pk) == f"2 steps: #{second.pk} x1, #{first.pk} x1"
     assert not Query.objects.live().exists()
+
+
+def test_a_worker_waits_for_a_retry_due_soon_instead_of_leaving_it_to_the_sweep(
+    alice: Account, sim: SimControl, task_queue: TaskQueue, settings: Any
+) -> None:
+    settings.QUERY_RETRY_BASE_SECONDS = 0.2
+    sim.fault("/get_containers", count=1, status=500, error="Automation failed")
+    query = start_query(account=alice, kind=Query.Kind.CONTAINERS)
+    # The containers step fails, waits out its back-off on this worker, then goes on.
+    assert run_queries() == f"3 steps: #{query.pk} x3"
+    query.refresh_from_db()
+    assert query.status == Query.Status.SUCCEEDED
+    assert len(sim.calls("/get_containers")) == 2
+
+
+def test_a_retry_due_later_is_left_to_the_sweep(
+    alice: Account, sim: SimControl, task_queue: TaskQueue, settings: Any
+) -> None:
+    settings.QUERY_RETRY_BASE_SECONDS = 60
+    sim.fault("/get_containers", count=1, status=500, error="Automation failed")
+    query = start_query(account=alice, kind=Query.Kind.CONTAINERS)
+    assert run_queries() == f"1 step: #{query.pk} x1"
+    query.refresh_from_db()
+    assert query.is_live and query.retry_at is not None
