@@ -516,7 +516,9 @@ class SessionManager:
         server = account.upstream_url
         if SessionSlot.objects.filter(account=account, server=server).exists():
             return True
-        release_slot(account)  # a slot on a former server
+        # A slot on a former server. Not one on this server: another worker may have just
+        # reserved it for this account.
+        release_slot(account, keep_server=server)
         limit = settings.EMODAL_MAX_SESSIONS
         if SessionSlot.objects.filter(server=server, number__lt=limit).count() < limit:
             for number in range(limit):
@@ -713,11 +715,16 @@ def accounts_in_demand(account_ids: list[int]) -> set[int]:
     return set(import_string(path)(account_ids))
 
 
-def release_slot(account: Account) -> None:
-    freed = SessionSlot.objects.filter(account=account).update(account=None, claimed_at=None)
-    # Work that waits for a browser on this server need not wait for its retry time.
-    if freed and settings.EMODAL_BROWSER_FREED and account.upstream_url:
-        import_string(settings.EMODAL_BROWSER_FREED)(server=account.upstream_url, count=freed)
+def release_slot(account: Account, *, keep_server: str | None = None) -> None:
+    """Give back the account's browser (but one on `keep_server`)."""
+    held = SessionSlot.objects.filter(account=account)
+    if keep_server is not None:
+        held = held.exclude(server=keep_server)
+    for server in set(held.values_list("server", flat=True)):
+        freed = held.filter(server=server).update(account=None, claimed_at=None)
+        # Work that waits for a browser on that server need not wait for its retry time.
+        if freed and settings.EMODAL_BROWSER_FREED:
+            import_string(settings.EMODAL_BROWSER_FREED)(server=server, count=freed)
 
 
 def _rejection_text(exc: UpstreamError) -> str:
