@@ -510,8 +510,22 @@ class SessionManager:
         """Hold one of the account's server's browsers, if one can be had now: a free one, or
         one the portal frees by closing its own least recently used idle session (rather than
         let the upstream evict someone blindly, possibly mid-call). False if every browser is
-        in use by accounts with work; nothing waits. The account keeps the browser for as
-        long as it keeps a session."""
+        in use by accounts with work, or the account is busy (whoever holds its lease sees
+        to its browser); nothing waits. The account keeps the browser for as long as it
+        keeps a session."""
+        if SessionSlot.objects.filter(account=account, server=account.upstream_url).exists():
+            return True
+        # Under the account's lease, so that two workers starting the account at once do
+        # not both free a browser for it.
+        token = secrets.token_hex(16)
+        if not self._try_acquire(account, token):
+            return False
+        try:
+            return self._reserve(account)
+        finally:
+            self._release(account, Lease(token=token))
+
+    def _reserve(self, account: Account) -> bool:
         self._assign_upstream(account)
         server = account.upstream_url
         if SessionSlot.objects.filter(account=account, server=server).exists():
@@ -546,7 +560,7 @@ class SessionManager:
         accounts with work, wait for one (up to EMODAL_SLOT_WAIT_SECONDS)."""
         wait = min(self.wait_seconds, settings.EMODAL_SLOT_WAIT_SECONDS)
         deadline = time.monotonic() + wait
-        while not self.reserve_browser(account):
+        while not self._reserve(account):
             if time.monotonic() >= deadline:
                 raise BrowsersBusy(
                     f"All {settings.EMODAL_MAX_SESSIONS} upstream browsers stayed in use for "

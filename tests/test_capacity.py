@@ -245,13 +245,20 @@ def test_a_query_waiting_for_a_browser_runs_as_soon_as_one_is_free(
     assert stats["deleted"] == 1  # alice's idle session, closed for bob
 
 
-def test_workers_reserving_a_browser_for_one_account_at_once_get_the_same_one(
-    db: Any, sim: SimControl
+def test_workers_reserving_a_browser_for_one_account_at_once_free_at_most_one(
+    db: Any, sim: SimControl, limit: Any
 ) -> None:
+    limit(3)
+    idle = [make_account(name) for name in ("idle1", "idle2", "busy")]
+    for account in idle:
+        SessionManager().ensure_session(account)
+    start_query(account=idle[2], kind=Query.Kind.CONTAINERS)  # its browser is not taken
     alice = make_account("alice")
     results = in_threads(6, lambda i: SessionManager().reserve_browser(alice))
-    assert results == [True] * 6, results
+    assert all(isinstance(r, bool) for r in results) and any(results), results
     assert SessionSlot.objects.filter(account=alice).count() == 1
+    assert sim.stats()["deleted"] == 1  # one idle session closed for her, not one per worker
+    assert [SessionManager().reserve_browser(alice) for _ in range(2)] == [True, True]
 
 
 def test_a_worker_assigning_an_account_another_worker_just_assigned_keeps_that_server(
