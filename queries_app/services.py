@@ -578,7 +578,7 @@ def _run_claimed(
     query: Query, token: str, manager: SessionManager, *, chain: bool
 ) -> tuple[str, Query | None]:
     """Run the claimed query's next step. With `chain`, the runner goes on: the result says
-    which query it holds next (this one, another one it claimed, or None)."""
+    whether it still holds this query for its next step (the query) or not (None)."""
     if query.cancel_requested:
         _finish(query, token, Query.Status.CANCELLED, "Cancelled.")
         return "cancelled", None
