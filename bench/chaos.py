@@ -13,10 +13,8 @@ See bench/README.md ("Chaos run") for what each check means.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -32,12 +30,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--accounts", type=int, default=5, help="accounts (portal users), default 5")
     p.add_argument("--queries", type=int, default=40, help="queries in all, default 40")
     p.add_argument("--workers", type=int, default=4, help="qcluster workers, default 4")
-    p.add_argument(
-        "--time-scale",
-        type=float,
-        default=0.02,
-        help="real seconds per simulated upstream second (default 0.02)",
-    )
     p.add_argument(
         "--error-rate", type=float, default=0.2, help="share of calls that fail (default 0.2)"
     )
@@ -58,22 +50,9 @@ def parser() -> argparse.ArgumentParser:
         "--deadline",
         type=float,
         default=1800,
-        # A step that failed waits for the sweep (once a minute, in real time) to run again.
         help="seconds the queries may take to end before the run is checked (default 1800)",
     )
-    p.add_argument(
-        "--database-url",
-        help="a scratch PostgreSQL database (dropped and created again), e.g. "
-        "postgres://postgres@127.0.0.1:5432/emodal_portal_chaos; default: a new SQLite file",
-    )
-    p.add_argument("--redis-url", help="Redis as broker and cache (its database is flushed first)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a portal setting for every process of the run (repeatable)",
-    )
+    stack.add_options(p, scratch="chaos")
     return p
 
 
@@ -82,14 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.accounts <= 10:
         raise SystemExit("--accounts must be between 1 and 10 (one browser each)")
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        # Unwind once, so that every started process is stopped.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stack.stop_on_signals()
     command = stack.command_line("bench/chaos.py", argv)
     var, env = stack.environment(
         "chaos",

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -46,25 +44,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--web-workers", type=int, default=4, help="gunicorn workers (default 4)")
     p.add_argument("--workers", type=int, default=4, help="qcluster workers (default 4)")
-    p.add_argument(
-        "--time-scale",
-        type=float,
-        default=0.02,
-        help="real seconds per simulated upstream second (default 0.02)",
-    )
-    p.add_argument(
-        "--database-url",
-        help="a scratch PostgreSQL database (dropped and created again), e.g. "
-        "postgres://postgres@127.0.0.1:5432/emodal_portal_load; default: a new SQLite file",
-    )
-    p.add_argument("--redis-url", help="Redis as broker and cache (its database is flushed)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a portal setting for every process of the run (repeatable)",
-    )
+    stack.add_options(p, scratch="load")
     return p
 
 
@@ -79,13 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_accounts > args.users:
         raise SystemExit("--batch-accounts cannot exceed --users (the batch runs their accounts)")
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stack.stop_on_signals()
     command = stack.command_line("bench/load.py", argv)
     var, env = stack.environment(
         "load",

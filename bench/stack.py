@@ -7,15 +7,18 @@ Nothing here imports Django: the environment must be in place before `django.set
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import math
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +72,41 @@ def _flush_redis(url: str) -> None:
     import redis
 
     redis.Redis.from_url(url).flushdb()
+
+
+def add_options(p: argparse.ArgumentParser, *, scratch: str) -> None:
+    """The options every run on this stack takes: time scale, databases, settings."""
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.02,
+        help="real seconds per simulated upstream second (default 0.02)",
+    )
+    p.add_argument(
+        "--database-url",
+        help="a scratch PostgreSQL database (dropped and created again), e.g. "
+        f"postgres://postgres@127.0.0.1:5432/emodal_portal_{scratch}; default: a new SQLite file",
+    )
+    p.add_argument("--redis-url", help="Redis as broker and cache (its database is flushed first)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a portal setting for every process of the run (repeatable)",
+    )
+
+
+def stop_on_signals() -> None:
+    """SIGINT/SIGTERM unwind the run once, so that every process it started is stopped."""
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
 
 
 def stamp(command: str, extra: str = "") -> str:
