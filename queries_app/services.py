@@ -304,11 +304,7 @@ def accounts_with_live_queries(account_ids: list[int]) -> set[int]:
     )
 
 
-def enqueue_step(*, query_id: int) -> None:
-    _enqueue(query_id=query_id)
-
-
-def _enqueue(*, query_id: int | None) -> None:
+def enqueue_step(*, query_id: int | None) -> None:
     """Wake a worker (after commit) to run steps, starting with this query's if it is free."""
     name = f"query-{query_id}" if query_id is not None else "queries"
     transaction.on_commit(
@@ -530,7 +526,7 @@ def run_queries(
             # Runnable queries that were left to this runner get a task of their own (the
             # last one's next step, if any, has one already).
             if _candidates(token, timezone.now(), exclude=last):
-                _enqueue(query_id=None)
+                enqueue_step(query_id=None)
             break
     return describe_steps(ran)
 
@@ -650,7 +646,7 @@ def _commit(
                 Query.objects.filter(pk=query.pk).values_list("cancel_requested", flat=True).get()
             )
         elif not finished and not chain:
-            _enqueue(query_id=query.pk)
+            enqueue_step(query_id=query.pk)
     if finished:
         _ended(query)
         result = "succeeded"
@@ -684,7 +680,7 @@ def _give_back(query_id: int, token: str) -> None:
 
 def _enqueue_later() -> None:
     try:
-        _enqueue(query_id=None)
+        enqueue_step(query_id=None)
     except Exception:
         logger.exception("Could not enqueue a task; the sweep will start one")
 
@@ -696,7 +692,7 @@ def _release(query: Query, token: str) -> None:
         if Query.objects.filter(pk=query.pk, claim_token=token).update(
             claim_token="", claim_expires_at=None, enqueued_at=now
         ):
-            _enqueue(query_id=query.pk)
+            enqueue_step(query_id=query.pk)
 
 
 WAITING = "Waiting: "
@@ -814,7 +810,7 @@ def sweep_queries(*, now: datetime | None = None) -> dict[str, int]:
     # starts a runner, which takes the rest in turn.
     running = Query.objects.live().exclude(claim_token="").filter(claim_expires_at__gte=now)
     if not running.exists() and _candidates("", now):
-        _enqueue(query_id=None)
+        enqueue_step(query_id=None)
         counts["woken"] = 1
     return counts
 
