@@ -35,7 +35,7 @@ def create_user(
 ) -> Account:
     """A portal user who logs in with `login_password`, and their E-Modal account."""
     user = get_user_model().objects.create_user(username=username, password=login_password)
-    account = Account(user=user, trucking_company="Bench Drayage", truck_plate=plate)
+    account = Account(user=user, trucking_company="K & R TRANSPORTATION LLC", truck_plate=plate)
     update_account_credentials(
         account=account,
         emodal_username=emodal_username,

@@ -116,7 +116,9 @@ def create_accounts(usernames: list[str], prefix: str) -> list[Account]:
     accounts = []
     for index, username in enumerate(usernames, start=1):
         user = users.objects.create(username=f"{prefix}-user-{index:02d}")
-        account = Account(user=user, trucking_company="Bench Drayage", truck_plate=f"BN{index:04d}")
+        account = Account(
+            user=user, trucking_company="K & R TRANSPORTATION LLC", truck_plate=f"BN{index:04d}"
+        )
         update_account_credentials(
             account=account,
             emodal_username=username,

@@ -205,8 +205,11 @@ EMODAL_CONNECT_TIMEOUT = env.float("EMODAL_CONNECT_TIMEOUT", default=5.0)
 # make a time-scaled simulator's slow answers count as timeouts at the same proportion.
 EMODAL_TIMEOUT_SCALE = env.float("EMODAL_TIMEOUT_SCALE", default=1.0)
 EMODAL_MAX_DOWNLOAD_BYTES = env.int("EMODAL_MAX_DOWNLOAD_BYTES", default=50 * 1024 * 1024)
-EMODAL_SESSION_IDLE_SECONDS = env.float("EMODAL_SESSION_IDLE_SECONDS", default=600)
-# A stored session idle for longer than idle minus margin is treated as gone without asking.
+# The upstream's docs say a session dies after 10 idle minutes, but the real server keeps it
+# until it is evicted or its browser breaks: by default (0) a stored session is never assumed
+# dead by time; a call that finds it gone replaces it. A positive value (e.g. 600) makes a
+# session idle for longer than this minus the margin count as gone without a call.
+EMODAL_SESSION_IDLE_SECONDS = env.float("EMODAL_SESSION_IDLE_SECONDS", default=0)
 EMODAL_SESSION_MARGIN_SECONDS = env.float("EMODAL_SESSION_MARGIN_SECONDS", default=60)
 # A creation lease lasts longer than the slowest login (captcha gives up after ~2 min).
 EMODAL_LEASE_SECONDS = env.float("EMODAL_LEASE_SECONDS", default=300)
@@ -217,6 +220,10 @@ EMODAL_POLL_SECONDS = env.float("EMODAL_POLL_SECONDS", default=0.25)
 # A transient upstream failure at login (5xx, captcha not solved, network) is tried this many
 # times in all, with back-off from the base doubling up to the maximum (with jitter).
 EMODAL_RETRY_ATTEMPTS = env.int("EMODAL_RETRY_ATTEMPTS", default=2)
+# Failed logins in a row that may each have spent a captcha without a verdict on the
+# credentials (captcha not solved; a cause E-Modal does not name) before the account is
+# flagged for a person and no further login is tried.
+EMODAL_LOGIN_FAILURE_LIMIT = env.int("EMODAL_LOGIN_FAILURE_LIMIT", default=2)
 EMODAL_RETRY_BASE_SECONDS = env.float("EMODAL_RETRY_BASE_SECONDS", default=2.0)
 EMODAL_RETRY_MAX_SECONDS = env.float("EMODAL_RETRY_MAX_SECONDS", default=10.0)
 # The circuit breaker per server (shared by all workers): after this many transient failures

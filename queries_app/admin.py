@@ -21,6 +21,7 @@ from .models import (
     ContainerInfo,
     Query,
     QueryFile,
+    Terminal,
 )
 from .services import TriggerLimitReached, cancel_query, rerun_query, start_query
 
@@ -69,8 +70,9 @@ class CheckInline(ReadOnlyInline):
         "container_number",
         "trade_type",
         "move_type",
+        "terminal_code",
         "terminal",
-        "success",
+        "outcome",
         "error",
         "slot_count",
         "earliest_slot",
@@ -191,6 +193,52 @@ class QueryAdmin(admin.ModelAdmin):
             % {"n": cancelled},
             messages.SUCCESS,
         )
+
+
+class NeedsNameFilter(admin.SimpleListFilter):
+    title = "E-Modal name"
+    parameter_name = "named"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("no", "Missing (seen in sheets, checks not sent)"), ("yes", "Named")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Terminal]) -> QuerySet[Terminal]:
+        if self.value() == "no":
+            return queryset.unnamed()
+        if self.value() == "yes":
+            return queryset.exclude(name="")
+        return queryset
+
+
+@admin.register(Terminal)
+class TerminalAdmin(admin.ModelAdmin):
+    """Terminal codes as sheets write them, and the names the appointment page offers. A code
+    a sheet named for the first time is added here with no name: until it has one, checks at
+    that terminal are not sent."""
+
+    list_display = ["code", "name", "active", "first_seen_at", "last_seen_at"]
+    list_editable = ["name", "active"]
+    list_filter = [NeedsNameFilter, "active"]
+    search_fields = ["code", "name"]
+    readonly_fields = ["first_seen_at", "last_seen_at", "created_at", "updated_at"]
+    ordering = ["code"]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        unnamed = Terminal.objects.unnamed().filter(active=True).count()
+        if unnamed and request.method == "GET":
+            self.message_user(
+                request,
+                ngettext(
+                    "%(n)d terminal code seen in sheets has no E-Modal name: appointment "
+                    "checks there are not sent until it has one.",
+                    "%(n)d terminal codes seen in sheets have no E-Modal name: appointment "
+                    "checks there are not sent until they have one.",
+                    unnamed,
+                )
+                % {"n": unnamed},
+                messages.WARNING,
+            )
+        return super().changelist_view(request, extra_context)
 
 
 def _start_for_accounts(

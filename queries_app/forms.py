@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 
 from sessions_app.models import Account
 
-from .models import Query
+from .models import Query, Terminal
 
 # The contract's move types, offered as a list; the service has the last word on them.
 MOVE_TYPE_CHOICES = [
@@ -35,6 +35,8 @@ FIELD_KINDS: dict[str, list[str]] = {
     "booking_number": [Query.Kind.APPOINTMENT_CHECK],
     "terminal": [Query.Kind.APPOINTMENT_CHECK],
     "move_type": [Query.Kind.APPOINTMENT_CHECK],
+    "line": [Query.Kind.APPOINTMENT_CHECK],
+    "equip_size": [Query.Kind.APPOINTMENT_CHECK],
 }
 
 
@@ -56,12 +58,18 @@ class StartQueryForm(forms.Form):
     import_containers = forms.CharField(
         label="Import containers",
         required=False,
+        # Room for the most a bulk query takes (see services.MAX_BULK_CONTAINERS), generously
+        # spaced; anything longer is refused before it is split.
+        max_length=8000,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="One per line, or separated by commas or spaces.",
     )
     export_containers = forms.CharField(
         label="Export containers",
         required=False,
+        # Room for the most a bulk query takes (see services.MAX_BULK_CONTAINERS), generously
+        # spaced; anything longer is refused before it is split.
+        max_length=8000,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="One per line, or separated by commas or spaces.",
     )
@@ -73,11 +81,27 @@ class StartQueryForm(forms.Form):
     booking_number = forms.CharField(
         label="Booking number", required=False, max_length=40, help_text="Exports only."
     )
-    terminal = forms.CharField(required=False, max_length=80)
+    terminal = forms.ChoiceField(
+        required=False,
+        help_text="Terminals E-Modal's appointment page lists; staff add more in the admin.",
+    )
     move_type = forms.ChoiceField(label="Move type", required=False, choices=MOVE_TYPE_CHOICES)
+    line = forms.CharField(
+        label="Line", required=False, max_length=40, help_text="Imports: the shipping line."
+    )
+    equip_size = forms.CharField(
+        label="Size/type",
+        required=False,
+        max_length=20,
+        help_text="Imports: e.g. 40DH (some terminals need line and size to find a container).",
+    )
 
     def __init__(self, *args: Any, choose_account: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        named = Terminal.objects.filter(active=True).exclude(name="").order_by("name")
+        self.fields["terminal"].choices = [("", "—")] + [
+            (code, f"{name} ({code})") for code, name in named.values_list("code", "name")
+        ]
         if choose_account:
             self.fields["account"].required = True
             self.fields["account"].label_from_instance = lambda account: str(account)

@@ -200,8 +200,11 @@ class ContainerRow(models.Model):
     vessel_code = models.CharField(max_length=20, blank=True)
     voyage = models.CharField(max_length=20, blank=True)
     size_type = models.CharField(max_length=20, blank=True)
-    fees = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    # E-Modal shows no amount here: `info` (fees exist, in a popup on its page) or nothing.
+    fees = models.CharField(max_length=40, blank=True)
+    # The LFD/GTD cell is a range: the last free day, then the good-through date.
     last_free_day = models.DateField(null=True, blank=True)
+    good_through = models.DateField("good through", null=True, blank=True)
     tags = models.CharField(max_length=200, blank=True)
     raw = models.JSONField(default=dict)
 
@@ -249,12 +252,24 @@ class ContainerInfo(models.Model):
 class AppointmentCheck(models.Model):
     """Available appointment slots for one container (nothing is ever booked)."""
 
+    class Outcome(models.TextChoices):
+        AVAILABLE = "available", "Slots available"
+        NONE = "none", "No slots"
+        FAILED = "failed", "Failed"
+        # The portal did not send it (no terminal name, no booking number, the account's
+        # trucking company or plate refused): a failed check would poison the browser.
+        NOT_SENT = "not_sent", "Not sent"
+
     query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="checks")
-    container_number = models.CharField(max_length=20)
+    # Empty for a single export check by booking number.
+    container_number = models.CharField(max_length=20, blank=True)
     trade_type = models.CharField(max_length=10, blank=True)
     move_type = models.CharField(max_length=20, blank=True)
-    terminal = models.CharField(max_length=80, blank=True)
+    # The sheet's terminal code and the E-Modal name sent for it.
+    terminal_code = models.CharField(max_length=20, blank=True)
+    terminal = models.CharField(max_length=120, blank=True)
     booking_number = models.CharField(max_length=40, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.NONE)
     success = models.BooleanField(default=True)
     error = models.CharField(max_length=255, blank=True)
     slots = models.JSONField(default=list, blank=True, help_text="ISO start times.")
@@ -330,3 +345,37 @@ class ContainerChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.container_number} {self.change}"
+
+
+class TerminalQuerySet(models.QuerySet["Terminal"]):
+    def unnamed(self) -> TerminalQuerySet:
+        return self.filter(name="")
+
+
+class Terminal(models.Model):
+    """A terminal code as E-Modal's sheets write it (`TTI`), and the name its appointment page
+    offers for it (`Total Terminals Intl LLC`): a check is sent with the name, never the code.
+    Codes seen in sheets without a name are added with none, for staff to fill in."""
+
+    code = models.CharField(max_length=20, unique=True)
+    name = models.CharField(
+        "E-Modal name",
+        max_length=120,
+        blank=True,
+        help_text="Exactly as the appointment page's terminal list shows it.",
+    )
+    active = models.BooleanField(
+        default=True, help_text="Inactive: checks for this terminal are not sent."
+    )
+    first_seen_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TerminalQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.name}" if self.name else self.code

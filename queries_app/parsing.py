@@ -1,21 +1,29 @@
-"""Turn what the upstream hands out (sheets, slot texts, milestone dates) into typed values."""
+"""What the upstream hands out, read by its real conventions, in one place: sheet cells,
+LFD/GTD ranges, slot texts, milestone names (see docs/upstream-contract.md).
+
+E-Modal writes every empty cell as `N/A` (sometimes masked: `N/A *******`) and hides some values
+behind asterisks (`**************`: a value exists but is not shown). `cell()` turns the first
+into "" and keeps the second as written; every field of a containers row goes through it, so
+no caller ever tests for `N/A` itself.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import date, datetime, timedelta
 from functools import lru_cache
+from itertools import chain
 from typing import IO, Any
 
 from django.utils import timezone
 
 from .xlsx import read_rows
 
-CONTAINER_NUMBER_RE = re.compile(r"^[A-Z]{4}\d{7}$")
+# ASCII only: `\d` would take Arabic-Indic and other Unicode digits.
+CONTAINER_NUMBER_RE = re.compile(r"^[A-Z]{4}[0-9]{7}$", re.ASCII)
 
-# Containers sheet column → ContainerRow field.
+# Containers sheet column → ContainerRow field ("LFD/GTD" fills two fields, see below).
 CONTAINER_COLUMNS = {
     "Container #": "container_number",
     "Trade Type": "trade_type",
@@ -36,6 +44,8 @@ CONTAINER_COLUMNS = {
     "LFD/GTD": "last_free_day",
     "Tags": "tags",
 }
+# Columns only a containers sheet has: a sheet with them is not an appointments sheet.
+CONTAINERS_SHEET_MARKERS = {"Pregate Ticket#", "Emodal Pregate Status", "LFD/GTD"}
 
 APPOINTMENT_COLUMNS = {
     "Appointment #": "appointment_number",
@@ -48,10 +58,11 @@ APPOINTMENT_COLUMNS = {
     "Status": "status",
 }
 
-SLOT_RE = re.compile(r"(\d{2}/\d{2}/\d{4})\s+(\d{1,2}:\d{2})")
-
-
 SEPARATORS_RE = re.compile(r"[\s-]")
+# `N/A`, alone or followed by asterisks: no value.
+NO_VALUE_RE = re.compile(r"^N/?A[\s*]*$", re.IGNORECASE)
+# Asterisks only: a value exists but is hidden.
+HIDDEN_RE = re.compile(r"^\*+$")
 
 
 def normalise_container_number(value: str) -> str:
@@ -62,23 +73,52 @@ def is_container_number(value: str) -> bool:
     return bool(CONTAINER_NUMBER_RE.match(value))
 
 
-def sheet_rows(stream: IO[bytes]) -> Iterator[dict[str, str]]:
-    """Rows of the workbook's active sheet as {header: text}, the header being row 1; blank
+def cell(value: Any) -> str:
+    """A sheet cell's value as text: "" for no value (blank, `N/A`, `N/A ****`); anything else
+    as written, stripped (a fully masked `****` included: it stands for a hidden value)."""
+    if value is None:
+        return ""
+    text = value.strip() if type(value) is str else _text(value)
+    if not text or NO_VALUE_RE.match(text):
+        return ""
+    return text
+
+
+def is_hidden(value: str) -> bool:
+    """A value E-Modal has but masks (`**************`)."""
+    return bool(HIDDEN_RE.match(value or ""))
+
+
+def read_sheet(stream: IO[bytes]) -> tuple[list[str], Iterator[dict[str, str]]]:
+    """The workbook's active sheet: its header (row 1) and its rows as {header: text}, blank
     rows skipped. Raises SheetError (readable) for a file that is not a usable .xlsx."""
-    named: list[tuple[int, str]] = []
-    for number, values in read_rows(stream):
-        if number == 1:
-            header = [str(cell or "").strip() for cell in values]
-            named = [(index, name) for index, name in enumerate(header) if name]
-            continue
-        if not any(v not in (None, "") for v in values):
-            continue
-        size = len(values)
-        row = {}
-        for index, name in named:
-            value = values[index] if index < size else None
-            row[name] = value.strip() if type(value) is str else _text(value)
-        yield row
+    numbered = read_rows(stream)
+    first = next(numbered, None)
+    header: list[str] = []
+    if first is not None and first[0] == 1:
+        header = [str(value or "").strip() for value in first[1]]
+    named = [(index, name) for index, name in enumerate(header) if name]
+
+    # A sheet whose first row is blank has no header: its rows are read, and named by none.
+    body = numbered if first is None or first[0] == 1 else chain([first], numbered)
+
+    def rows() -> Iterator[dict[str, str]]:
+        for _, values in body:
+            if not any(v not in (None, "") for v in values):
+                continue
+            size = len(values)
+            row = {}
+            for index, name in named:
+                value = values[index] if index < size else None
+                row[name] = value.strip() if type(value) is str else _text(value)
+            yield row
+
+    return header, rows()
+
+
+def sheet_rows(stream: IO[bytes]) -> Iterator[dict[str, str]]:
+    """The rows of `read_sheet`, without the header."""
+    return read_sheet(stream)[1]
 
 
 def _text(value: Any) -> str:
@@ -91,8 +131,8 @@ def _text(value: Any) -> str:
 
 @lru_cache(maxsize=4096)  # a sheet repeats the same few dates thousands of times
 def parse_us_date(value: str) -> date | None:
-    value = (value or "").strip()
-    if not value or value.upper() == "N/A":
+    value = cell(value)
+    if not value:
         return None
     try:
         return datetime.strptime(value, "%m/%d/%Y").date()  # noqa: DTZ007 - a calendar date
@@ -100,10 +140,25 @@ def parse_us_date(value: str) -> date | None:
         return None
 
 
+DATE_RANGE_RE = re.compile(
+    r"^(\d{1,2}/\d{1,2}/\d{4})(?:\s*-\s*(\d{1,2}/\d{1,2}/\d{4}))?$", re.ASCII
+)
+
+
+@lru_cache(maxsize=4096)
+def parse_date_range(value: str) -> tuple[date | None, date | None]:
+    """`MM/DD/YYYY - MM/DD/YYYY` (the LFD/GTD cell: last free day, then good-through date)
+    → both dates; a single date → (it, None); `N/A` or anything unreadable → (None, None)."""
+    match = DATE_RANGE_RE.match(cell(value))
+    if not match:
+        return None, None
+    return parse_us_date(match[1]), parse_us_date(match[2]) if match[2] else None
+
+
 def parse_local_datetime(value: str) -> datetime | None:
     """'MM/DD/YYYY HH:MM' in the terminals' (the portal's) time zone."""
-    value = (value or "").strip()
-    if not value or value.upper() == "N/A":
+    value = cell(value)
+    if not value:
         return None
     try:
         naive = datetime.strptime(value, "%m/%d/%Y %H:%M")  # noqa: DTZ007 - made aware below
@@ -112,46 +167,103 @@ def parse_local_datetime(value: str) -> datetime | None:
     return timezone.make_aware(naive, timezone.get_default_timezone())
 
 
-def parse_slot_start(text: str) -> datetime | None:
-    """'Tuesday 10/07/2025 09:00 - 10:00' → the slot's start, aware."""
-    match = SLOT_RE.search(text or "")
+# -- appointment slots ----------------------------------------------------------------------------
+
+# The page's placeholder when there is no slot, returned as the only "time" (count 1).
+NO_SLOTS_RE = re.compile(r"^\s*no\s+appointments?\s+available\s*!?\s*$", re.IGNORECASE)
+# `Tuesday 10/07/2025 09:00 - 10:00`, `Monday 10/06/2025 23:00 - 02:00` (past midnight),
+# `10/10/2025 08:00 AM - 09:00 AM` (12-hour clock, no weekday).
+SLOT_RE = re.compile(
+    r"(?P<date>\d{1,2}/\d{1,2}/\d{4})\s+"
+    r"(?P<start>\d{1,2}:\d{2})\s*(?P<start_half>[AP]M)?\s*"
+    r"(?:-|–|to)\s*"
+    r"(?P<end>\d{1,2}:\d{2})\s*(?P<end_half>[AP]M)?",
+    re.IGNORECASE,
+)
+
+
+def is_no_slots_placeholder(text: str) -> bool:
+    return bool(NO_SLOTS_RE.match(str(text or "")))
+
+
+def _clock(text: str, half: str | None) -> tuple[int, int] | None:
+    hours, minutes = (int(part) for part in text.split(":"))
+    if half:
+        if not 1 <= hours <= 12:
+            return None
+        hours = hours % 12 + (12 if half.upper() == "PM" else 0)
+    if hours > 23 or minutes > 59:
+        return None
+    return hours, minutes
+
+
+def parse_slot(text: str) -> tuple[datetime, datetime] | None:
+    """A slot text → its (start, end), aware, in the terminals' zone; an end at or before the
+    start is on the next day. None for the no-slots placeholder or an unreadable text."""
+    match = SLOT_RE.search(str(text or ""))
     if not match:
         return None
-    return parse_local_datetime(f"{match.group(1)} {match.group(2)}")
-
-
-@lru_cache(maxsize=4096)  # likewise the same few amounts
-def parse_money(value: str) -> Decimal | None:
-    cleaned = (value or "").replace("$", "").replace(",", "").strip()
-    if not cleaned:
-        return None
     try:
-        return Decimal(cleaned)
-    except InvalidOperation:
+        day = datetime.strptime(match["date"], "%m/%d/%Y").date()  # noqa: DTZ007
+    except ValueError:
         return None
+    # A 12-hour end without its own AM/PM shares the start's.
+    start = _clock(match["start"], match["start_half"])
+    end = _clock(match["end"], match["end_half"] or match["start_half"])
+    if start is None or end is None:
+        return None
+    zone = timezone.get_default_timezone()
+    begins = timezone.make_aware(datetime.combine(day, datetime.min.time()), zone).replace(
+        hour=start[0], minute=start[1]
+    )
+    ends = begins.replace(hour=end[0], minute=end[1])
+    if ends <= begins:
+        ends += timedelta(days=1)
+    return begins, ends
+
+
+def parse_slot_start(text: str) -> datetime | None:
+    slot = parse_slot(text)
+    return slot[0] if slot else None
+
+
+def available_slots(texts: list[Any]) -> tuple[list[str], list[tuple[datetime, datetime]]]:
+    """`available_times` → (the real slot texts, their parsed (start, end) in order). The
+    no-slots placeholder is not a slot; a text that cannot be read is kept as a slot with no
+    time (it is still something the page offered)."""
+    real = [str(t) for t in texts or [] if str(t).strip() and not is_no_slots_placeholder(t)]
+    parsed = sorted(slot for slot in (parse_slot(t) for t in real) if slot is not None)
+    return real, parsed
 
 
 YES_NO = {"YES": True, "Y": True, "NO": False, "N": False}
 
 
 def parse_yes_no(value: str) -> bool | None:
-    return YES_NO.get((value or "").strip().upper())
+    return YES_NO.get(cell(value).upper())
 
 
-def _clip(value: str) -> str:
-    return value[:200]
+def _clip(value: Any) -> str:
+    return cell(value)[:200]
+
+
+def _code(value: Any) -> str:
+    return cell(value).upper()[:80]
 
 
 _CONTAINER_PARSERS: dict[str, Callable[[str], Any]] = {
     "holds": parse_yes_no,
-    "fees": parse_money,
-    "last_free_day": parse_us_date,
     "container_number": normalise_container_number,
+    "trade_type": _code,
+    "origin": _code,
+    "destination": _code,
+    "current_location": _code,
 }
 # (column, field, parser) once, rather than deciding per field of every row.
 CONTAINER_FIELDS = [
     (column, field, _CONTAINER_PARSERS.get(field, _clip))
     for column, field in CONTAINER_COLUMNS.items()
+    if field != "last_free_day"
 ]
 
 
@@ -161,29 +273,62 @@ def container_fields(raw: dict[str, str]) -> dict[str, Any]:
     fields: dict[str, Any] = {
         field: parse(get(column, "")) for column, field, parse in CONTAINER_FIELDS
     }
+    fields["last_free_day"], fields["good_through"] = parse_date_range(get("LFD/GTD", ""))
     fields["raw"] = raw
     return fields
+
+
+def is_availability_candidate(fields: dict[str, Any]) -> bool:
+    """The customer's rule for containers worth an appointment check: Holds is `NO` and there
+    is no pregate ticket (the cell is `N/A`, masked or not — a fully masked cell is a hidden
+    ticket, so not a candidate)."""
+    return fields["holds"] is False and not fields["pregate_ticket"]
 
 
 def appointment_fields(raw: dict[str, str]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for column, field in APPOINTMENT_COLUMNS.items():
         value = raw.get(column, "")
-        fields[field] = parse_us_date(value) if field == "appointment_date" else value[:80]
+        fields[field] = parse_us_date(value) if field == "appointment_date" else cell(value)[:80]
     fields["raw"] = raw
     return fields
 
 
+def is_appointments_header(header: list[str]) -> bool:
+    """Whether a sheet's header row is an appointments export. The upstream hands back the
+    newest sheet its browser downloaded when the export failed (often the containers sheet):
+    that must not be stored as appointments."""
+    names = {name.strip() for name in header if name}
+    if names & CONTAINERS_SHEET_MARKERS:
+        return False
+    return any("appointment" in name.lower() for name in names)
+
+
+# -- timelines ----------------------------------------------------------------------------------
+
+# The milestones operators look at, by the names (and older spellings) the timeline page uses.
+MILESTONE_NAMES: dict[str, tuple[str, ...]] = {
+    "manifested_at": ("container manifested", "manifested"),
+    "departed_terminal_at": ("departed terminal", "container departed terminal"),
+    "empty_received_at": ("empty received", "empty container received", "empty returned"),
+}
+_MILESTONE_FIELD = {name: field for field, names in MILESTONE_NAMES.items() for name in names}
+_WORDS_RE = re.compile(r"[^a-z0-9]+")
+
+
+def milestone_key(name: Any) -> str:
+    """'Container  Manifested:' → 'container manifested' (case, spacing and punctuation)."""
+    return _WORDS_RE.sub(" ", str(name or "").lower()).strip()
+
+
 def milestone_dates(timeline: list[dict[str, Any]]) -> dict[str, datetime | None]:
-    """The three milestones operators look at, from an upstream timeline."""
-    wanted = {
-        "manifested": "manifested_at",
-        "departed terminal": "departed_terminal_at",
-        "empty received": "empty_received_at",
-    }
-    found: dict[str, datetime | None] = dict.fromkeys(wanted.values())
+    """The three milestones operators look at, from an upstream timeline (newest first): the
+    date of each, matched by its name variants; `N/A` dates stay empty."""
+    found: dict[str, datetime | None] = dict.fromkeys(MILESTONE_NAMES)
     for item in timeline or []:
-        name = str(item.get("milestone", "")).strip().lower()
-        if name in wanted and found[wanted[name]] is None:
-            found[wanted[name]] = parse_local_datetime(str(item.get("date", "")))
+        if not isinstance(item, dict):
+            continue
+        field = _MILESTONE_FIELD.get(milestone_key(item.get("milestone")))
+        if field is not None and found[field] is None:
+            found[field] = parse_local_datetime(str(item.get("date") or ""))
     return found

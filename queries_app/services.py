@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import re
 import secrets
 import time
 from collections import Counter
@@ -38,7 +39,7 @@ from sessions_app.models import Account
 from sessions_app.services import SessionError, SessionManager, drop_broken_connections
 
 from . import parsing
-from .models import Query, params_key
+from .models import AppointmentCheck, ContainerRow, Query, Terminal, params_key
 from .steps import (
     DONE,
     FIRST_STEP,
@@ -67,9 +68,13 @@ KIND_PARAMS: dict[str, list[str]] = {
         "booking_number",
         "terminal",
         "move_type",
+        "line",
+        "equip_size",
     ],
 }
 MOVE_TYPES = ("PICK FULL", "DROP EMPTY", "DROP FULL", "PICK EMPTY")
+# The most containers one bulk-info query takes (the upstream reads them one after another,
+# 5-10 s each: 200 is already half an hour).
 MAX_BULK_CONTAINERS = 200
 
 # A step that fails for a passing reason is tried this many times in all.
@@ -84,21 +89,66 @@ def _container(value: Any, errors: dict[str, list[str]], field: str) -> str:
     if not number:
         errors.setdefault(field, []).append("A container number is required.")
     elif not parsing.is_container_number(number):
+        shown = str(value)[:24] + ("…" if len(str(value)) > 24 else "")
         errors.setdefault(field, []).append(
-            f"“{value}” is not a container number (4 letters and 7 digits, e.g. MSCU1234567)."
+            f"“{shown}” is not a container number (4 letters and 7 digits, e.g. MSCU1234567)."
         )
     return number
 
 
 def _container_list(value: Any, errors: dict[str, list[str]], field: str) -> list[str]:
-    if isinstance(value, str):
-        value = [v for v in value.replace(",", " ").split() if v]
-    numbers = []
-    for item in value or []:
-        number = _container(item, errors, field)
-        if number and number not in numbers:
-            numbers.append(number)
-    return numbers
+    """A list of container numbers, each checked once (order kept, repeats dropped). The size is
+    checked first, so that a huge list costs no more than counting it."""
+    if value is None:
+        value = []
+    elif isinstance(value, str):
+        value = value.replace(",", " ").split()
+    if not isinstance(value, list | tuple):
+        errors.setdefault(field, []).append("Give a list of container numbers.")
+        return []
+    if len(value) > MAX_BULK_CONTAINERS:
+        errors.setdefault(field, []).append(
+            f"At most {MAX_BULK_CONTAINERS} containers at once (got {len(value)})."
+        )
+        return []
+    numbers: dict[str, None] = {}
+    mine: dict[str, list[str]] = {}
+    for item in value:
+        number = _container(item, mine, field)
+        if number:
+            numbers[number] = None
+    wrong = mine.get(field, [])
+    if wrong:
+        more = f" ({len(wrong) - 3} more like these)" if len(wrong) > 3 else ""
+        errors.setdefault(field, []).extend(wrong[:3])
+        if more:
+            errors[field][-1] += more
+    return list(numbers)
+
+
+BOOKING_NUMBER_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]*$", re.ASCII)
+
+
+def _booking_number(value: Any, errors: dict[str, list[str]]) -> str:
+    booking = str(value or "").strip().upper()
+    width = AppointmentCheck._meta.get_field("booking_number").max_length
+    if not booking:
+        errors["booking_number"] = ["An export check needs the booking number."]
+    elif len(booking) > width:
+        errors["booking_number"] = [f"A booking number has at most {width} characters."]
+    elif not BOOKING_NUMBER_RE.match(booking):
+        errors["booking_number"] = ["A booking number has only letters, digits and dashes."]
+    return booking
+
+
+def _text_param(params: dict[str, Any], name: str, field: Any, errors: dict[str, list[str]]) -> str:
+    """An optional text parameter, upper case, no longer than the column it is stored in."""
+    value = str(params.get(name) or "").strip().upper()
+    if len(value) > field.max_length:
+        errors[name] = [f"At most {field.max_length} characters."]
+    elif value and not value.isprintable():
+        errors[name] = ["Only printable characters, please."]
+    return value
 
 
 def validate_params(*, account: Account, kind: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -124,21 +174,27 @@ def validate_params(*, account: Account, kind: str, params: dict[str, Any]) -> d
             errors["import_containers"] = ["Give at least one import or export container."]
         if total > MAX_BULK_CONTAINERS:
             errors["import_containers"] = [f"At most {MAX_BULK_CONTAINERS} containers at once."]
+        both = set(cleaned["import_containers"]) & set(cleaned["export_containers"])
+        if both:
+            named = ", ".join(sorted(both)[:5])
+            errors["export_containers"] = [
+                f"A container is either an import or an export, not both: {named}."
+            ]
     elif kind == Query.Kind.APPOINTMENT_CHECK:
         container_type = str(params.get("container_type") or "").lower()
         if container_type not in ("import", "export"):
             errors["container_type"] = ["Choose import or export."]
         cleaned["container_type"] = container_type
         if container_type == "export":
-            booking = str(params.get("booking_number") or "").strip().upper()
-            if not booking:
-                errors["booking_number"] = ["An export check needs the booking number."]
-            cleaned["booking_number"] = booking
+            cleaned["booking_number"] = _booking_number(params.get("booking_number"), errors)
         elif container_type == "import":
             cleaned["container_id"] = _container(params.get("container_id"), errors, "container_id")
-        cleaned["terminal"] = str(params.get("terminal") or "").strip()
-        if not cleaned["terminal"]:
-            errors["terminal"] = ["Name the terminal."]
+        cleaned["terminal"] = _terminal_code(params.get("terminal"), errors)
+        if container_type == "import":
+            for name, column in (("line", "line"), ("equip_size", "size_type")):
+                value = _text_param(params, name, ContainerRow._meta.get_field(column), errors)
+                if value:
+                    cleaned[name] = value
         move_type = str(params.get("move_type") or "").strip().upper()
         if move_type not in MOVE_TYPES:
             errors["move_type"] = [f"Choose one of: {', '.join(MOVE_TYPES)}."]
@@ -153,6 +209,27 @@ def validate_params(*, account: Account, kind: str, params: dict[str, Any]) -> d
     if errors:
         raise ValidationError(errors)
     return cleaned
+
+
+def _terminal_code(value: Any, errors: dict[str, list[str]]) -> str:
+    """A terminal given by its code (`TTI`) or its E-Modal name → the code, if staff have
+    named it (checks go out with the name the appointment page lists)."""
+    text = str(value or "").strip()
+    if not text:
+        errors["terminal"] = ["Choose the terminal."]
+        return ""
+    named = Terminal.objects.filter(active=True).exclude(name="")
+    code = (
+        named.filter(code__iexact=text).values_list("code", flat=True).first()
+        or named.filter(name__iexact=text).values_list("code", flat=True).first()
+    )
+    if code is None:
+        errors["terminal"] = [
+            f"“{text}” is not a terminal with an E-Modal name; choose one from the list "
+            "(staff add terminals in the admin)."
+        ]
+        return text
+    return code
 
 
 class TriggerLimitReached(Exception):
@@ -600,14 +677,47 @@ def _run_claimed(
 
 
 def _commit(
-    query: Query, token: str, outcome: Outcome, *, chain: bool = False
+    query: Query,
+    token: str,
+    outcome: Outcome,
+    *,
+    chain: bool = False,
+    giving_up: bool = False,
 ) -> tuple[str, Query | None]:
     """Write the step's rows and move the query on, only while the claim holds. With `chain`,
     the runner keeps the query (returned) for its next step, unless another runnable query
-    should come first."""
+    should come first. Rows that cannot be written count as a failed try of the step, like an
+    upstream failure (with back-off, and an end after the tries): never an endless loop."""
+    try:
+        return _write_outcome(query, token, outcome, chain=chain)
+    except Exception as exc:
+        if drop_broken_connections():
+            raise  # the database went away: the runner gives the query back (see run_queries)
+        logger.exception(
+            "Query %s: the results of step %s could not be stored", query.pk, query.step
+        )
+        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+        reason = (
+            f"The results of step “{query.step}” could not be stored "
+            f"({type(exc).__name__}{': ' if first_line else ''}{first_line})."
+        )
+        if giving_up:
+            _finish(query, token, Query.Status.FAILED, reason)
+            return "failed", None
+        return _failed_for_now(query, token, query.step, reason), None
+
+
+def _write_outcome(
+    query: Query, token: str, outcome: Outcome, *, chain: bool
+) -> tuple[str, Query | None]:
     now = timezone.now()
     ran = query.step
-    changes: dict[str, Any] = {"step": outcome.next_step, "step_failures": 0, "error": ""}
+    kept = {name: getattr(query, name) for name in _OUTCOME_FIELDS}
+    changes: dict[str, Any] = {
+        "step": outcome.next_step,
+        "step_failures": 0,
+        "error": outcome.note[:2000],
+    }
     if outcome.progress_total is not None:
         changes["progress_total"] = outcome.progress_total
     if outcome.progress_done is not None:
@@ -634,25 +744,44 @@ def _commit(
         )
     else:
         changes.update(claim_token="", claim_expires_at=None, enqueued_at=now)
-    with transaction.atomic():
-        if Query.objects.filter(pk=query.pk, claim_token=token).update(**changes) != 1:
-            # Our claim expired and another worker took the query: its result stands.
-            transaction.set_rollback(True)
-            return "claim lost", None
-        if outcome.write is not None:
-            outcome.write()
-        if keep:
-            query.cancel_requested = (
-                Query.objects.filter(pk=query.pk).values_list("cancel_requested", flat=True).get()
-            )
-        elif not finished and not chain:
-            enqueue_step(query_id=query.pk)
+    try:
+        with transaction.atomic():
+            if Query.objects.filter(pk=query.pk, claim_token=token).update(**changes) != 1:
+                # Our claim expired and another worker took the query: its result stands.
+                transaction.set_rollback(True)
+                return "claim lost", None
+            if outcome.write is not None:
+                outcome.write()
+            if keep:
+                query.cancel_requested = (
+                    Query.objects.filter(pk=query.pk)
+                    .values_list("cancel_requested", flat=True)
+                    .get()
+                )
+            elif not finished and not chain:
+                enqueue_step(query_id=query.pk)
+    except Exception:
+        for name, value in kept.items():  # nothing was written: the query is as it was
+            setattr(query, name, value)
+        raise
     if finished:
         _ended(query)
         result = "succeeded"
     else:
         result = f"step {ran} done"
     return result, (query if keep else None)
+
+
+# What `_write_outcome` changes on the query object before it knows the write went through.
+_OUTCOME_FIELDS = (
+    "step",
+    "step_failures",
+    "error",
+    "progress_total",
+    "progress_done",
+    "state",
+    "work_left",
+)
 
 
 def _should_switch(current: Query, rival: _Live) -> bool:
@@ -742,7 +871,7 @@ def _failed_for_now(query: Query, token: str, step: str, reason: str) -> str:
     give_up = GIVE_UP.get(step) if query.kind == Query.Kind.AVAILABILITY else None
     if give_up is not None:
         outcome = give_up(query, f"Gave up after {failures} tries: {reason}")
-        return _commit(query, token, outcome)[0]
+        return _commit(query, token, outcome, giving_up=True)[0]
     _finish(query, token, Query.Status.FAILED, f"{reason} (gave up after {failures} tries)")
     return "failed"
 

@@ -16,8 +16,10 @@ from typing import Any
 from django.core.files.base import ContentFile
 from django.db import connections, models, router, transaction
 from django.db.models import Min
+from django.utils import timezone
 
-from sessions_app.client import EModalClient, UpstreamError, UpstreamRejected
+from sessions_app.client import EModalClient, UpstreamError, UpstreamRejected, UpstreamUnavailable
+from sessions_app.models import Account
 from sessions_app.services import SessionManager
 
 from . import parsing
@@ -29,6 +31,7 @@ from .models import (
     ContainerRow,
     Query,
     QueryFile,
+    Terminal,
 )
 from .xlsx import SheetError
 
@@ -50,6 +53,8 @@ class Outcome:
     progress_done: int | None = None
     progress_total: int | None = None
     state: dict[str, Any] | None = None
+    # Something the query's page should say though the query goes on (kept on `error`).
+    note: str = ""
 
 
 @dataclass
@@ -148,28 +153,60 @@ def insert_rows(model: type[models.Model], rows: Iterable[dict[str, Any]]) -> No
         cursor.executemany(sql, params)
 
 
+TERMINAL_FIELDS = ("origin", "destination", "current_location")
+
+
+def terminal_codes(rows: dict[str, dict[str, Any]]) -> set[str]:
+    """The terminal codes a sheet names (masked cells are no code)."""
+    return {
+        code
+        for fields in rows.values()
+        for code in (fields[name] for name in TERMINAL_FIELDS)
+        if code and not parsing.is_hidden(code)
+    }
+
+
+def note_terminal_codes(codes: set[str]) -> None:
+    """Record when sheets named these codes; a code never seen before is added with no name,
+    so that staff see it in the admin and can name it."""
+    if not codes:
+        return
+    now = timezone.now()
+    Terminal.objects.bulk_create(
+        [Terminal(code=code[:20], first_seen_at=now, last_seen_at=now) for code in codes],
+        ignore_conflicts=True,
+    )
+    Terminal.objects.filter(code__in=codes).update(last_seen_at=now)
+    Terminal.objects.filter(code__in=codes, first_seen_at__isnull=True).update(first_seen_at=now)
+
+
 def containers(ctx: StepContext) -> Outcome:
-    meta = ctx.call(lambda api, sid: api.get_containers(sid))
+    try:
+        meta = ctx.call(lambda api, sid: api.get_containers(sid))
+    except UpstreamRejected as exc:
+        raise QueryFailed(f"E-Modal gave no containers sheet: {exc.readable()}") from None
     content = ctx.download(meta["file_url"])
     rows = container_rows(content)
+    codes = terminal_codes(rows)
     query = ctx.query
 
     def write() -> None:
         store_container_rows(query, rows, content)
+        note_terminal_codes(codes)
 
     if query.kind == Query.Kind.CONTAINERS:
         return Outcome(next_step="changes", write=write, progress_done=1, progress_total=1)
-    # The availability run goes on with containers that could be picked up or dropped:
-    # no holds and no pregate ticket yet.
+    # The availability run goes on with the containers the customer's rule selects.
     candidates = [
         {
             "container": number,
-            "trade_type": fields["trade_type"].upper(),
-            "origin": fields["origin"],
-            "destination": fields["destination"],
+            "trade_type": fields["trade_type"],
+            **{name: fields[name] for name in TERMINAL_FIELDS},
+            "line": fields["line"],
+            "size_type": fields["size_type"],
         }
         for number, fields in rows.items()
-        if fields["holds"] is False and not fields["pregate_ticket"]
+        if parsing.is_availability_candidate(fields)
     ]
     return Outcome(
         next_step="bulk_info" if candidates else "appointments",
@@ -197,7 +234,19 @@ def _infos_from_bulk(query: Query, body: dict[str, Any]) -> list[ContainerInfo]:
         )
 
     infos = []
-    for item in results.get("import_results") or []:
+    seen: set[str] = set()
+
+    def first(item: Any) -> bool:
+        """One row per container (the upstream may repeat one); the first counts."""
+        if not isinstance(item, dict):
+            return False
+        number = parsing.normalise_container_number(str(item.get("container_id") or ""))
+        if not number or number in seen:
+            return False
+        seen.add(number)
+        return True
+
+    for item in filter(first, results.get("import_results") or []):
         timeline = item.get("timeline") or []
         pregate = item.get("pregate_status")
         infos.append(
@@ -210,8 +259,8 @@ def _infos_from_bulk(query: Query, body: dict[str, Any]) -> list[ContainerInfo]:
                 **parsing.milestone_dates(timeline),
             )
         )
-    for item in results.get("export_results") or []:
-        booking = str(item.get("booking_number") or "")[:40]
+    for item in filter(first, results.get("export_results") or []):
+        booking = parsing.cell(item.get("booking_number"))[:40]
         infos.append(info(item, "EXPORT", booking_number=booking))
     return infos
 
@@ -255,63 +304,87 @@ def bulk_info(ctx: StepContext) -> Outcome:
 
 
 def plan_check(candidate: dict[str, Any], info: ContainerInfo | None) -> dict[str, Any]:
-    """Move type and terminal for one container, as operators decide them (see the
-    contract's "full availability query")."""
+    """Move type and terminal for one container, as operators decide them (the contract's
+    "full availability query"): an import not through pregate is picked up full at its
+    Destination; one through pregate drops its empty at its Origin; an export drops full at
+    its Origin; each falls back to Current Loc when that cell is empty. The terminal is kept
+    as a code: it is named (the appointment page wants names) when the check runs."""
+    current = candidate.get("current_location", "")
     if candidate["trade_type"] == "EXPORT":
         return {
             "container": candidate["container"],
             "container_type": "export",
             "move_type": "DROP FULL",
-            "terminal": candidate["destination"],
+            "terminal_code": candidate["origin"] or current,
             "booking_number": info.booking_number if info else "",
         }
     through_pregate = bool(info and info.passed_pregate)
+    terminal = candidate["origin"] if through_pregate else candidate["destination"]
     return {
         "container": candidate["container"],
         "container_type": "import",
         "move_type": "DROP EMPTY" if through_pregate else "PICK FULL",
-        "terminal": candidate["origin"] if through_pregate else candidate["destination"],
+        "terminal_code": terminal or current,
         "booking_number": "",
+        "line": candidate.get("line", ""),
+        "equip_size": candidate.get("size_type", ""),
     }
 
 
 # -- appointment checks -------------------------------------------------------------------------
 
 
-def _check_item(query: Query) -> dict[str, Any]:
+def terminal_name(code: str) -> str | None:
+    """The E-Modal name of an active terminal code, if staff have given it one."""
+    return (
+        Terminal.objects.filter(code=code, active=True)
+        .exclude(name="")
+        .values_list("name", flat=True)
+        .first()
+    )
+
+
+def _check_items(query: Query) -> list[dict[str, Any]]:
     if query.kind == Query.Kind.APPOINTMENT_CHECK:
         params = query.params
-        return {
-            "container": params.get("container_id") or params.get("booking_number", ""),
-            "container_type": params["container_type"],
-            "move_type": params["move_type"],
-            "terminal": params["terminal"],
-            "booking_number": params.get("booking_number", ""),
-        }
-    return query.state["checks"][query.progress_done]
+        return [
+            {
+                "container": params.get("container_id", ""),
+                "container_type": params["container_type"],
+                "move_type": params["move_type"],
+                "terminal_code": params["terminal"],
+                "booking_number": params.get("booking_number", ""),
+                "line": params.get("line", ""),
+                "equip_size": params.get("equip_size", ""),
+            }
+        ]
+    return query.state["checks"]
 
 
-def _after_check(query: Query) -> tuple[str, int]:
+def _check_index(query: Query) -> int:
+    return 0 if query.kind == Query.Kind.APPOINTMENT_CHECK else query.progress_done
+
+
+def _after_check(query: Query, done: int) -> tuple[str, int]:
     if query.kind == Query.Kind.APPOINTMENT_CHECK:
         return DONE, 1
-    done = query.progress_done + 1
     return ("appointment_check" if done < query.progress_total else "appointments"), done
 
 
-def _write_check(query: Query, check: AppointmentCheck, screenshot: bytes | None) -> Callable:
+def _write_checks(
+    query: Query, checks: list[AppointmentCheck], screenshot: tuple[str, bytes] | None = None
+) -> Callable[[], None]:
     def write() -> None:
-        AppointmentCheck.objects.filter(
-            query=query, container_number=check.container_number
-        ).delete()
+        for check in checks:
+            AppointmentCheck.objects.filter(
+                query=query, container_number=check.container_number
+            ).delete()
         if screenshot:
-            check.screenshot = save_file(
-                query,
-                QueryFile.Kind.SCREENSHOT,
-                f"slots-{check.container_number}.png",
-                screenshot,
-                "image/png",
+            # Named by the portal (never by upstream or user text).
+            checks[0].screenshot = save_file(
+                query, QueryFile.Kind.SCREENSHOT, screenshot[0], screenshot[1], "image/png"
             )
-        check.save()
+        AppointmentCheck.objects.bulk_create(checks)
 
     return write
 
@@ -322,25 +395,71 @@ def _new_check(query: Query, item: dict[str, Any], **outcome: Any) -> Appointmen
         container_number=item["container"],
         trade_type=item["container_type"].upper(),
         move_type=item["move_type"],
-        terminal=item["terminal"],
+        terminal_code=item.get("terminal_code", ""),
         booking_number=item["booking_number"],
         **outcome,
     )
 
 
+def _not_sent(query: Query, item: dict[str, Any], reason: str) -> AppointmentCheck:
+    return _new_check(
+        query, item, success=False, outcome=AppointmentCheck.Outcome.NOT_SENT, error=reason[:255]
+    )
+
+
+def _stop_checks(query: Query, items: list[dict[str, Any]], index: int, reason: str) -> Outcome:
+    """The account's own set-up makes every remaining check fail the same way: record them
+    as not sent, and go on with the run's next step."""
+    checks = [_not_sent(query, item, f"Not checked: {reason}") for item in items[index:]]
+    next_step, done = _after_check(query, len(items))
+    return Outcome(next_step, _write_checks(query, checks), progress_done=done)
+
+
+# The appointment page refuses a field of the account (the same for every container): which
+# field, by the words of its Phase failure.
+ACCOUNT_FIELDS_REFUSED = {"trucking company": "trucking company", "truck plate": "truck plate"}
+
+
+def refused_account_field(error: UpstreamError) -> str | None:
+    """ "trucking company" or "truck plate" when the page refused that account field."""
+    text = f"{error.message} {error.details}".lower()
+    if "truck_plate" in text:
+        return "truck plate"
+    if "phase" not in text:
+        return None
+    return next((field for words, field in ACCOUNT_FIELDS_REFUSED.items() if words in text), None)
+
+
 def appointment_check(ctx: StepContext) -> Outcome:
-    query, account = ctx.query, ctx.query.account
-    item = _check_item(query)
-    next_step, done = _after_check(query)
-    check = _new_check(query, item)
+    query = ctx.query
+    items, index = _check_items(query), _check_index(query)
+    item = items[index]
+    next_step, done = _after_check(query, index + 1)
+    account = Account.objects.defer(*Account.SECRET_FIELDS).get(pk=query.account_id)
+    if account.appointment_error:
+        return _stop_checks(query, items, index, account.appointment_error)
     if item["container_type"] == "export" and not item["booking_number"]:
-        check.success = False
-        check.error = "No booking number is known for this export container."
-        return Outcome(next_step, _write_check(query, check, None), progress_done=done)
+        check = _not_sent(query, item, "No booking number is known for this export container.")
+        return Outcome(next_step, _write_checks(query, [check]), progress_done=done)
+    code = item.get("terminal_code", "")
+    name = terminal_name(code) if code else None
+    if name is None:
+        if not code:
+            reason = "No terminal is known for it (the sheet's terminal cells are N/A)."
+        else:
+            reason = (
+                f"Terminal code {code} has no E-Modal name: add its name under Admin › "
+                "Terminals, then run again."
+            )
+        if query.kind == Query.Kind.APPOINTMENT_CHECK:
+            raise QueryFailed(reason)
+        check = _not_sent(query, item, reason)
+        return Outcome(next_step, _write_checks(query, [check]), progress_done=done)
+    check = _new_check(query, item, terminal=name)
     fields: dict[str, Any] = {
         "container_type": item["container_type"],
         "trucking_company": account.trucking_company,
-        "terminal": item["terminal"],
+        "terminal": name,
         "move_type": item["move_type"],
         "truck_plate": account.truck_plate,
         "own_chassis": account.own_chassis,
@@ -349,39 +468,67 @@ def appointment_check(ctx: StepContext) -> Outcome:
         fields["booking_number"] = item["booking_number"]
     else:
         fields["container_id"] = item["container"]
+        # Some terminals' pages have no container field and need these to find it.
+        fields["line"] = item.get("line") or None
+        fields["equip_size"] = item.get("equip_size") or None
     try:
         body = ctx.call(lambda api, sid: api.check_appointments(sid, **fields))
     except UpstreamRejected as exc:
-        # This container cannot be checked (not found, validation): say why, go on.
-        check.success = False
-        check.error = exc.readable()[:255]
+        refused = refused_account_field(exc)
+        if refused is not None:
+            reason = (
+                f"E-Modal's appointment page refused the account's {refused} "
+                f"({exc.readable()}); fix it on the E-Modal account in the admin"
+            )[:255]
+            Account.objects.filter(pk=account.pk).update(appointment_error=reason)
+            logger.warning("account %s: appointment checks stopped (%s)", account.pk, refused)
         if query.kind == Query.Kind.APPOINTMENT_CHECK:
             raise QueryFailed(f"Appointment check failed: {exc.readable()}") from None
-        return Outcome(next_step, _write_check(query, check, None), progress_done=done)
-    texts = [str(t) for t in body.get("available_times") or []]
-    starts = sorted(s for s in (parsing.parse_slot_start(t) for t in texts) if s is not None)
-    check.slot_texts = texts
-    check.slots = [s.isoformat() for s in starts]
-    check.slot_count = len(texts)
-    check.earliest_slot = starts[0] if starts else None
-    if "calendar_found" in body:
-        check.calendar_found = bool(body["calendar_found"])
+        check.success = False
+        check.outcome = AppointmentCheck.Outcome.FAILED
+        check.error = exc.readable()[:255]
+        if refused is not None:
+            rest = _stop_checks(query, items, index + 1, reason)
+            inner = rest.write
+
+            def write() -> None:
+                _write_checks(query, [check])()
+                inner()
+
+            return Outcome(rest.next_step, write, progress_done=rest.progress_done)
+        return Outcome(next_step, _write_checks(query, [check]), progress_done=done)
+    if item["container_type"] == "import":
+        texts, slots = parsing.available_slots(body.get("available_times") or [])
+        check.slot_texts = texts
+        check.slots = [start.isoformat() for start, _ in slots]
+        check.slot_count = len(texts)
+        check.earliest_slot = slots[0][0] if slots else None
+        available = bool(texts)
+    else:
+        check.calendar_found = bool(body.get("calendar_found"))
+        available = check.calendar_found
+    check.outcome = (
+        AppointmentCheck.Outcome.AVAILABLE if available else AppointmentCheck.Outcome.NONE
+    )
     screenshot = None
     url = body.get("dropdown_screenshot_url") or body.get("calendar_screenshot_url")
     if url:
         try:
-            screenshot = ctx.download(url)
+            screenshot = (f"check-{index + 1}.png", ctx.download(url))
         except UpstreamError as exc:
             logger.warning("Query %s: screenshot not kept: %s", query.pk, exc.readable())
-    return Outcome(next_step, _write_check(query, check, screenshot), progress_done=done)
+    return Outcome(next_step, _write_checks(query, [check], screenshot), progress_done=done)
 
 
 def give_up_check(query: Query, reason: str) -> Outcome:
     """After repeated passing failures on one container: record them against it, go on."""
-    item = _check_item(query)
-    next_step, done = _after_check(query)
-    check = _new_check(query, item, success=False, error=reason[:255])
-    return Outcome(next_step, _write_check(query, check, None), progress_done=done)
+    index = _check_index(query)
+    item = _check_items(query)[index]
+    next_step, done = _after_check(query, index + 1)
+    check = _new_check(
+        query, item, success=False, outcome=AppointmentCheck.Outcome.FAILED, error=reason[:255]
+    )
+    return Outcome(next_step, _write_checks(query, [check]), progress_done=done)
 
 
 # -- appointments -------------------------------------------------------------------------------
@@ -392,9 +539,17 @@ def appointments(ctx: StepContext) -> Outcome:
     body = ctx.call(lambda api, sid: api.get_appointments(sid))
     content = ctx.download(body["file_url"])
     try:
+        header, raw_rows = parsing.read_sheet(io.BytesIO(content))
+        if not parsing.is_appointments_header(header):
+            # When its export fails the upstream hands back the newest sheet its browser
+            # downloaded (often the containers sheet): worth another try, never stored.
+            raise UpstreamUnavailable(
+                "E-Modal handed back another spreadsheet instead of the appointments export "
+                f"(columns: {', '.join(name for name in header if name)[:120] or 'none'})"
+            )
         rows = [
             {"query": query.pk, "row_number": n, **parsing.appointment_fields(raw)}
-            for n, raw in enumerate(parsing.sheet_rows(io.BytesIO(content)), start=1)
+            for n, raw in enumerate(raw_rows, start=1)
         ]
     except SheetError as exc:
         raise QueryFailed(f"The appointments sheet cannot be read: {exc}.") from None
@@ -407,6 +562,12 @@ def appointments(ctx: StepContext) -> Outcome:
     if query.kind == Query.Kind.APPOINTMENTS:
         return Outcome(next_step=DONE, write=write, progress_done=1, progress_total=1)
     return Outcome(next_step="changes", write=write)
+
+
+def give_up_appointments(query: Query, reason: str) -> Outcome:
+    """An availability run whose appointments sheet keeps failing keeps its checks: it goes on
+    without the sheet, saying so."""
+    return Outcome(next_step="changes", note=f"The account's appointments were not read: {reason}")
 
 
 # -- single containers ---------------------------------------------------------------------------
@@ -538,7 +699,10 @@ STEPS: dict[str, Callable[[StepContext], Outcome]] = {
 
 # What to record when a step keeps failing for passing reasons: the per-container steps
 # give up on that container only; every other step fails the query.
-GIVE_UP: dict[str, Callable[[Query, str], Outcome]] = {"appointment_check": give_up_check}
+GIVE_UP: dict[str, Callable[[Query, str], Outcome]] = {
+    "appointment_check": give_up_check,
+    "appointments": give_up_appointments,
+}
 
 # Typical upstream seconds of each step (the contract's timings), to tell a long query from a
 # short one when choosing which step to run next; only their proportions matter.

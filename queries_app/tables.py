@@ -99,6 +99,7 @@ CONTAINER_COLUMNS: tuple[Column, ...] = (
     Column("status", "Status"),
     Column("holds", "Holds"),
     Column("last_free_day", "Last free day"),
+    Column("good_through", "Good through"),
     *SLOT_COLUMNS,
     Column("pregate_ticket", "Pregate ticket"),
     Column("pregate_status", "Pregate status"),
@@ -111,7 +112,7 @@ CONTAINER_COLUMNS: tuple[Column, ...] = (
     Column("vessel_code", "Vessel code"),
     Column("voyage", "Voyage"),
     Column("size_type", "Size/type"),
-    Column("fees", "Fees", numeric=True),
+    Column("fees", "Fees"),
     Column("tags", "Tags"),
 )
 SORTABLE = {column.key: column for column in CONTAINER_COLUMNS}

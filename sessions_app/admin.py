@@ -17,7 +17,12 @@ from django.utils.translation import ngettext
 
 from . import tasks
 from .models import Account, SessionEvent
-from .services import BUDGET_WINDOW, drop_session_locally, update_account_credentials
+from .services import (
+    BUDGET_WINDOW,
+    allow_logins,
+    drop_session_locally,
+    update_account_credentials,
+)
 
 SECRET_INPUT = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
 
@@ -85,13 +90,31 @@ class SessionStateFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Account]) -> QuerySet[Account]:
         usable = settings.EMODAL_SESSION_IDLE_SECONDS - settings.EMODAL_SESSION_MARGIN_SECONDS
-        cutoff = timezone.now() - timedelta(seconds=usable)
+        # With the idle heuristic off, every stored session counts as live.
+        cutoff = (
+            timezone.now() - timedelta(seconds=usable)
+            if settings.EMODAL_SESSION_IDLE_SECONDS
+            else timezone.now() - timedelta(days=36500)
+        )
         if self.value() == "live":
             return queryset.with_session().filter(session_last_used_at__gt=cutoff)
         if self.value() == "expired":
             return queryset.with_session().filter(session_last_used_at__lte=cutoff)
         if self.value() == "none":
             return queryset.filter(session_id=None)
+        return queryset
+
+
+class NeedsPersonFilter(admin.SimpleListFilter):
+    title = "needs a person"
+    parameter_name = "attention"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Yes: logins or appointment checks stopped")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Account]) -> QuerySet[Account]:
+        if self.value() == "yes":
+            return queryset.needing_a_person()
         return queryset
 
 
@@ -109,12 +132,20 @@ class AccountAdmin(admin.ModelAdmin):
         "upstream_url",
         "trucking_company",
     ]
-    list_filter = [SessionStateFilter, "credential_state", "upstream_url", "trucking_company"]
+    list_filter = [
+        NeedsPersonFilter,
+        SessionStateFilter,
+        "credential_state",
+        "upstream_url",
+        "trucking_company",
+    ]
     list_select_related = ["user"]
     search_fields = ["user__username", "user__email", "trucking_company", "truck_plate"]
     readonly_fields = [
         "credential_state",
         "credential_error",
+        "login_failures",
+        "appointment_error",
         "credentials_changed_at",
         "session_state_display",
         "session_created_at",
@@ -131,7 +162,12 @@ class AccountAdmin(admin.ModelAdmin):
         ),
         (
             "Appointment checks",
-            {"fields": ["trucking_company", "truck_plate", "own_chassis"]},
+            {
+                "fields": ["trucking_company", "truck_plate", "own_chassis", "appointment_error"],
+                "description": "The trucking company is sent exactly as written here: it must "
+                "match its name in E-Modal's appointment page (e.g. K &amp; R TRANSPORTATION "
+                "LLC).",
+            },
         ),
         (
             "State",
@@ -139,6 +175,7 @@ class AccountAdmin(admin.ModelAdmin):
                 "fields": [
                     "credential_state",
                     "credential_error",
+                    "login_failures",
                     "credentials_changed_at",
                     "session_state_display",
                     "session_created_at",
@@ -150,7 +187,7 @@ class AccountAdmin(admin.ModelAdmin):
             },
         ),
     ]
-    actions = ["force_session_refresh", "drop_session"]
+    actions = ["force_session_refresh", "drop_session", "allow_logins_again"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
         since = timezone.now() - timedelta(hours=24)
@@ -193,8 +230,10 @@ class AccountAdmin(admin.ModelAdmin):
     @admin.display(description="credentials", ordering="credential_state")
     def credential_state_display(self, account: Account) -> str:
         text = account.get_credential_state_display()
-        if account.credential_state == Account.CredentialState.REJECTED:
+        if account.logins_blocked:
             text = f"{text}: {account.credential_error}"
+        if account.appointment_error:
+            text = f"{text}. Appointment checks stopped: {account.appointment_error}"
         return text
 
     @admin.display(description="captcha solves (24 h)", ordering="solves_24h")
@@ -217,6 +256,8 @@ class AccountAdmin(admin.ModelAdmin):
             captcha_api_key=form.cleaned_data.get("new_captcha_api_key"),
             commit=False,
         )
+        if change and {"trucking_company", "truck_plate"} & set(form.changed_data):
+            obj.appointment_error = ""  # the next run tries appointment checks again
         if change and "upstream_url" in form.changed_data and obj.session_id:
             # The session lives on the former server; the account starts afresh on the new one.
             drop_session_locally(account=obj)
@@ -287,6 +328,32 @@ class AccountAdmin(admin.ModelAdmin):
             messages.SUCCESS,
         )
         return None
+
+    @admin.action(
+        description="Allow logins again (captcha key checked, or E-Modal login tried by hand)",
+        permissions=["change"],
+    )
+    def allow_logins_again(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
+        count = 0
+        for account in queryset:
+            if allow_logins(account=account):
+                _log_action(request, account, "Allowed logins again")
+                count += 1
+        self.message_user(
+            request,
+            ngettext(
+                "Logins allowed again for %(count)d account.",
+                "Logins allowed again for %(count)d accounts.",
+                count,
+            )
+            % {"count": count}
+            + (
+                ""
+                if count == queryset.count()
+                else " Accounts with rejected credentials need the credentials changed."
+            ),
+            messages.SUCCESS,
+        )
 
     @admin.action(description="Drop session", permissions=["change"])
     def drop_session(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:

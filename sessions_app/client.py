@@ -6,8 +6,14 @@ body on every status and turns the outcome into a typed error by one table,
 `call_with_retries` is the one place a transient failure is retried with back-off. Only
 `get_session` carries credentials: operations send the session id alone, so that a dead
 session comes back as `SessionGone` instead of a silent re-login that spends a captcha.
+Every operation sends `debug: false` (the upstream otherwise builds a zip of screenshots on
+each call), container numbers go out trimmed and upper case (the upstream's page search is
+case-sensitive), and no redirect is ever followed (a redirect would resend credentials, or
+fetch a file, from wherever it points).
 
-Nothing here logs or raises with a password, captcha key or session id in the text.
+Nothing here logs or raises with a password, captcha key or session id in the text; file URLs
+hold a session id and are never logged either. The contract this implements is
+`docs/upstream-contract.md`.
 """
 
 from __future__ import annotations
@@ -43,26 +49,25 @@ SESSION_GONE_MARKER = (
 DEFAULT_TIMEOUTS: dict[str, float] = {
     "health": 15,
     "sessions": 15,
-    "get_session": 240,  # captcha (gives up after ~2 min) + login
+    # The captcha (the solver gives up after ~2 min), the login itself, and the 10 s the
+    # server waits for an operator to finish a failed login by hand before it answers.
+    "get_session": 250,
     "get_containers": 300,  # full scroll 90-180 s
     "get_containers_first_page": 120,
     "get_container_timeline": 120,  # not found: 30-60 s
     "get_booking_number": 120,
     "get_info_bulk": 60,  # plus `get_info_bulk_per_container` for each container
     "get_info_bulk_per_container": 20,  # 5-10 s each, sequential
-    "check_appointments": 120,  # 30-45 s
+    # 45-50 s of fixed waits, ~35 s before late validation answers, and ~30 s when the
+    # keep-alive moved an idle browser to another page.
+    "check_appointments": 180,
     "get_appointments": 120,  # 10-40 s
     "file": 60,
 }
 
-# Captcha-service answers that mean the key itself is refused: retrying cannot help.
-CAPTCHA_KEY_REFUSALS = (
-    "ERROR_ZERO_BALANCE",
-    "ERROR_KEY_DOES_NOT_EXIST",
-    "ERROR_WRONG_USER_KEY",
-    "ERROR_IP_NOT_ALLOWED",
-    "ERROR_NO_SLOT_AVAILABLE",
-)
+# The login failure types the upstream names in a 401's `details`, written exactly like
+# `LoginErrorType.INVALID_CREDENTIALS` (see "Login failures" in docs/upstream-contract.md).
+LOGIN_ERROR_PREFIX = "LoginErrorType."
 
 
 class Disposition(StrEnum):
@@ -126,12 +131,18 @@ class CredentialsRejected(LoginRejected):
     """E-Modal refused the username/password (or requires a VPN): fix the account."""
 
 
-class CaptchaKeyRefused(LoginRejected):
-    """The captcha service refused the API key (invalid, no balance): fix the key."""
+class CaptchaFailed(LoginRejected):
+    """The captcha was not solved (`RECAPTCHA_FAILED`): the key may be refused (invalid, no
+    balance) or the captcha unsolvable — the upstream does not say which. Worth one more try;
+    a second one in a row makes the key suspect (see the SessionManager)."""
+
+    disposition = Disposition.TRANSIENT
+    retryable = True
 
 
 class LoginFailed(LoginRejected):
-    """Login failed for a passing reason (captcha not solved in time, network)."""
+    """Login failed for another or an unknown reason (network, page, no cause given at all):
+    it may have spent a captcha, so it is retried only a bounded number of times."""
 
     disposition = Disposition.TRANSIENT
     retryable = True
@@ -195,8 +206,8 @@ class UpstreamSession:
 class Rule:
     """One row of the classification: every condition given must hold. `fault` names a
     failure without a usable JSON answer ("timeout", "connection", "not_json"); rows without
-    one match JSON answers by status, exact error `marker`, login `cause` (the part of
-    `details` before the first colon), refusal codes in `details`, or text in the error."""
+    one match JSON answers by status, exact error `marker`, login `cause` (the failure type
+    named in `details`, see `login_cause`), or text in the error."""
 
     error: type[UpstreamError]
     note: str
@@ -204,19 +215,16 @@ class Rule:
     status: range = range(0, 1000)
     marker: str = ""
     cause: str = ""
-    details_contains: tuple[str, ...] = ()
     error_contains: str = ""
 
     def matches(self, *, fault: str, status: int | None, body: dict[str, Any]) -> bool:
         if self.fault or fault:
             return self.fault == fault
         error = str(body.get("error") or "")
-        details = str(body.get("details") or "")
         return (
             status in self.status
             and (not self.marker or error.strip() == self.marker)
-            and (not self.cause or _cause(details) == self.cause)
-            and (not self.details_contains or any(c in details for c in self.details_contains))
+            and (not self.cause or login_cause(body.get("details")) == self.cause)
             and (not self.error_contains or self.error_contains in error.lower())
         )
 
@@ -234,39 +242,47 @@ CLASSIFICATION: tuple[Rule, ...] = (
     Rule(UpstreamTimeout, "read timed out: the call may have run upstream", fault="timeout"),
     Rule(UpstreamUnavailable, "connection refused, reset or closed", fault="connection"),
     Rule(UpstreamUnavailable, "an answer that is not JSON", fault="not_json"),
+    # Never followed: it would resend the request's credentials, or fetch a file, elsewhere.
+    Rule(UpstreamError, "a redirect", fault="redirect"),
     # -- session gone: this exact 400 text only; every other 400 is a validation error -----------
     Rule(SessionGone, "session unknown upstream", status=_status(400), marker=SESSION_GONE_MARKER),
-    # -- login refused (401): the cause token decides --------------------------------------------
+    # -- login refused (401): the failure type in `details` decides ----------------------------
     Rule(
         CredentialsRejected,
         "wrong username/password",
         status=_status(401),
-        cause="invalid_credentials",
+        cause="INVALID_CREDENTIALS",
     ),
-    Rule(CredentialsRejected, "E-Modal wants a VPN", status=_status(401), cause="vpn_required"),
+    Rule(CredentialsRejected, "E-Modal wants a VPN", status=_status(401), cause="VPN_REQUIRED"),
     Rule(
-        CredentialsRejected, "E-Modal locked the login", status=_status(401), cause="account_locked"
-    ),
-    Rule(
-        CaptchaKeyRefused,
-        "the captcha service refused the key (invalid, no balance)",
+        CaptchaFailed,
+        "captcha not solved: key refused or captcha unsolvable",
         status=_status(401),
-        cause="recaptcha_failed",
-        details_contains=CAPTCHA_KEY_REFUSALS,
+        cause="RECAPTCHA_FAILED",
     ),
-    Rule(
-        LoginFailed,
-        "captcha not solved (unsolvable, too slow)",
-        status=_status(401),
-        cause="recaptcha_failed",
-    ),
-    Rule(LoginFailed, "network error during login", status=_status(401), cause="network_error"),
-    Rule(LoginFailed, "any other login failure", status=_status(401)),
+    # NETWORK_ERROR, PAGE_LOAD_ERROR, UNKNOWN_ERROR, ..., and a 401 with no `details` at all
+    # (`Manual login interrupted: EOF when reading a line` from a server without a console).
+    Rule(LoginFailed, "any other or unknown login failure", status=_status(401)),
     # -- the rest --------------------------------------------------------------------------------
     Rule(UpstreamRejected, "validation error, unknown file or session", status=range(400, 500)),
     # The automation reports a missing container as a 500 ("Search failed: ... not found");
     # repeating the search cannot find it.
     Rule(UpstreamRejected, "not found", status=range(500, 600), error_contains="not found"),
+    # An appointment page refusing what it was given (a terminal or trucking company its
+    # dropdown does not have, a truck plate): the same input fails the same way, and every
+    # failed check poisons the browser, so it is never repeated.
+    Rule(
+        UpstreamRejected,
+        "appointment page refused a field",
+        status=range(500, 600),
+        error_contains="phase 1 failed - ",
+    ),
+    Rule(
+        UpstreamRejected,
+        "appointment page refused a field",
+        status=range(500, 600),
+        error_contains="phase 2 failed - ",
+    ),
     Rule(UpstreamUnavailable, "automation failure", status=range(500, 600)),
     Rule(UpstreamUnavailable, "any other answer (2xx with success false, 3xx)"),
 )
@@ -281,8 +297,14 @@ def find_rule(
     raise ValueError(f"unknown upstream fault {fault!r}")
 
 
-def _cause(details: str) -> str:
-    return details.split(":", 1)[0].strip().lower()
+def login_cause(details: Any) -> str:
+    """The failure type a 401 names: `LoginErrorType.INVALID_CREDENTIALS` → `INVALID_CREDENTIALS`;
+    "" when it names none (no `details`, or text of another form)."""
+    text = str(details or "").strip()
+    if not text.startswith(LOGIN_ERROR_PREFIX):
+        return ""
+    words = text[len(LOGIN_ERROR_PREFIX) :].split()
+    return words[0].strip(".:,").upper() if words else ""
 
 
 def classify_error(endpoint: str, status: int, body: dict[str, Any]) -> UpstreamError:
@@ -297,7 +319,7 @@ def classify_error(endpoint: str, status: int, body: dict[str, Any]) -> Upstream
         details = str(body.get("details") or "")
         return error_class(
             str(body.get("error") or "Authentication failed"),
-            cause=_cause(details) or "unknown",
+            cause=login_cause(details) or "UNKNOWN",
             endpoint=endpoint,
             status=status,
             details=details,
@@ -315,6 +337,11 @@ def classify_fault(
     error_class = find_rule(fault=fault).error
     if fault == "timeout":
         text = f"No answer from the upstream within the time limit for {endpoint}"
+    elif fault == "redirect":
+        text = (
+            f"The upstream answered {endpoint} with a redirect (HTTP {status}); redirects are "
+            "never followed"
+        )
     elif fault == "not_json":
         text = f"The upstream answered {endpoint} with HTTP {status} and a body that is not JSON"
     else:
@@ -370,7 +397,7 @@ class CallGuard(Protocol):
 
 
 class EModalClient:
-    """A thin, typed client over the upstream contract (see `emodal-api.md`).
+    """A thin, typed client over the upstream contract (`docs/upstream-contract.md`).
 
     With a `breaker` (as `from_settings` builds it), every call but `health()` passes the
     server's shared circuit breaker and may fail fast with `CircuitOpen`."""
@@ -476,15 +503,21 @@ class EModalClient:
         started = time.monotonic()
         try:
             response = self.http.request(
-                method, url, json=json, timeout=self._timeout(timeout_name, extra_timeout)
+                method,
+                url,
+                json=json,
+                timeout=self._timeout(timeout_name, extra_timeout),
+                allow_redirects=False,
             )
         except requests.exceptions.ReadTimeout:
             raise classify_fault(path, "timeout") from None
         except requests.exceptions.RequestException as exc:
             raise classify_fault(path, "connection", exc=exc) from None
         elapsed = time.monotonic() - started
-        body = _json_body(response)
         logger.info("upstream %s %s -> %s in %.2fs", method, path, response.status_code, elapsed)
+        if response.is_redirect:
+            raise classify_fault(path, "redirect", status=response.status_code)
+        body = _json_body(response)
         if body is None:
             raise classify_fault(path, "not_json", status=response.status_code)
         if response.status_code == 200 and body.get("success", True) is not False:
@@ -501,7 +534,11 @@ class EModalClient:
         extra_timeout: float = 0.0,
     ) -> dict[str, Any]:
         # The session id alone, never credentials (see the module docstring).
-        payload = {"session_id": session_id, **{k: v for k, v in fields.items() if v is not None}}
+        payload = {
+            "session_id": session_id,
+            **{k: v for k, v in fields.items() if v is not None},
+            "debug": False,
+        }
         return self._request(
             "POST", path, json=payload, timeout_name=timeout_name, extra_timeout=extra_timeout
         )
@@ -519,7 +556,9 @@ class EModalClient:
         return self._request("GET", "/health", timeout_name="health", guarded=False)
 
     def list_sessions(self) -> list[UpstreamSession]:
-        body = self._request("GET", "/sessions", timeout_name="sessions")
+        """Every tenant's sessions. Not guarded by the breaker: the upstream answers this with
+        an HTML 500 while any one browser is dead, which says nothing of the server."""
+        body = self._request("GET", "/sessions", timeout_name="sessions", guarded=False)
         return [
             UpstreamSession(
                 session_id=str(item["session_id"]),
@@ -528,7 +567,7 @@ class EModalClient:
                 last_used=item.get("last_used"),
             )
             for item in body.get("sessions") or []
-            if item.get("session_id")
+            if isinstance(item, dict) and item.get("session_id")
         ]
 
     def delete_session(self, session_id: str) -> bool:
@@ -578,7 +617,7 @@ class EModalClient:
             {
                 "infinite_scrolling": infinite_scrolling,
                 "target_count": target_count,
-                "target_container_id": target_container_id,
+                "target_container_id": upper(target_container_id) if target_container_id else None,
                 "return_url": True,
             },
             timeout_name="get_containers" if infinite_scrolling else "get_containers_first_page",
@@ -588,7 +627,7 @@ class EModalClient:
         return self._operation(
             "/get_container_timeline",
             session_id,
-            {"container_id": container_id},
+            {"container_id": upper(container_id)},
             timeout_name="get_container_timeline",
         )
 
@@ -596,7 +635,7 @@ class EModalClient:
         return self._operation(
             "/get_booking_number",
             session_id,
-            {"container_id": container_id},
+            {"container_id": upper(container_id)},
             timeout_name="get_booking_number",
         )
 
@@ -607,7 +646,8 @@ class EModalClient:
         import_containers: list[str] | None = None,
         export_containers: list[str] | None = None,
     ) -> dict[str, Any]:
-        imports, exports = list(import_containers or []), list(export_containers or [])
+        imports = [upper(number) for number in import_containers or []]
+        exports = [upper(number) for number in export_containers or []]
         return self._operation(
             "/get_info_bulk",
             session_id,
@@ -619,6 +659,9 @@ class EModalClient:
 
     def check_appointments(self, session_id: str, **fields: Any) -> dict[str, Any]:
         """Read available appointment slots. Never books anything."""
+        for name in ("container_id", "booking_number"):
+            if fields.get(name):
+                fields[name] = upper(fields[name])
         return self._operation(
             "/check_appointments", session_id, fields, timeout_name="check_appointments"
         )
@@ -650,8 +693,14 @@ class EModalClient:
 
     def _download(self, path: str, destination: IO[bytes]) -> int:
         url = f"{self.base_url}{path}"
+        # A file's path holds the session id: errors and logs name it by this label.
+        path = FILE_LABEL
         try:
-            with self.http.get(url, stream=True, timeout=self._timeout("file")) as response:
+            with self.http.get(
+                url, stream=True, timeout=self._timeout("file"), allow_redirects=False
+            ) as response:
+                if response.is_redirect:
+                    raise classify_fault(path, "redirect", status=response.status_code)
                 if response.status_code != 200:
                     body = _json_body(response) or {}
                     raise classify_error(path, response.status_code, body)
@@ -677,13 +726,21 @@ class EModalClient:
             raise classify_fault(path, "connection", exc=exc) from None
 
 
+FILE_LABEL = "/files/{path}"
+
+
+def upper(container_number: str) -> str:
+    """The upstream's page search is case-sensitive: numbers go out trimmed, upper case."""
+    return str(container_number).strip().upper()
+
+
 def _path_of(file_url: str) -> str:
     """The upstream hands out absolute URLs; only their path is used, always on the
     configured server (never a host named by a response)."""
     if "://" in file_url:
         file_url = "/" + file_url.split("://", 1)[1].split("/", 1)[-1]
     if not file_url.startswith("/files/") or ".." in file_url:
-        raise UpstreamRejected("The upstream named a file outside /files/", endpoint="/files")
+        raise UpstreamRejected("The upstream named a file outside /files/", endpoint=FILE_LABEL)
     return file_url
 
 

@@ -17,6 +17,12 @@ class AccountQuerySet(models.QuerySet["Account"]):
     def rejected(self) -> AccountQuerySet:
         return self.filter(credential_state=Account.CredentialState.REJECTED)
 
+    def needing_a_person(self) -> AccountQuerySet:
+        """Accounts that spend nothing until someone fixes or confirms something."""
+        return self.filter(credential_state__in=Account.BLOCKING_STATES) | self.exclude(
+            appointment_error=""
+        )
+
 
 class Account(models.Model):
     """A portal user's E-Modal credentials and the state of their upstream session."""
@@ -25,6 +31,10 @@ class Account(models.Model):
         UNKNOWN = "unknown", "Not tried yet"
         WORKING = "working", "Working"
         REJECTED = "rejected", "Rejected"
+        # The captcha was not solved twice in a row: the key may be refused or out of balance.
+        KEY_SUSPECT = "key_suspect", "Captcha key suspect"
+        # Logins failed for an unknown reason as often as EMODAL_LOGIN_FAILURE_LIMIT allows.
+        LOGIN_FAILING = "login_failing", "Login failing"
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="emodal_account"
@@ -43,10 +53,16 @@ class Account(models.Model):
     upstream_url = models.CharField("upstream server", max_length=200, blank=True)
 
     credential_state = models.CharField(
-        max_length=10, choices=CredentialState.choices, default=CredentialState.UNKNOWN
+        max_length=20, choices=CredentialState.choices, default=CredentialState.UNKNOWN
     )
     credential_error = models.CharField(max_length=255, blank=True)
     credentials_changed_at = models.DateTimeField(default=timezone.now)
+    # Failed logins in a row that may have spent a captcha without a verdict on the
+    # credentials (captcha not solved, unknown cause); reset by a login that works.
+    login_failures = models.PositiveSmallIntegerField(default=0)
+    # Set when E-Modal's appointment page refuses the account's trucking company or truck
+    # plate: appointment checks stop until someone edits them.
+    appointment_error = models.CharField(max_length=255, blank=True)
 
     # The upstream session id is a bearer token to a logged-in browser: stored encrypted.
     session_id = SecretCharField("upstream session id", max_length=100, null=True, blank=True)
@@ -58,6 +74,9 @@ class Account(models.Model):
     session_last_used_at = models.DateTimeField(null=True, blank=True)
     # Calls made with the current session (a reuse is counted here, not as an event per call).
     session_uses = models.PositiveIntegerField("calls with this session", default=0)
+    # Whether the portal's own login created the session. One adopted from the upstream
+    # (another system's, handed back for the same credentials) is never closed by the portal.
+    session_created_here = models.BooleanField(default=False)
 
     # The account's lease: whoever holds it may create a session and drive the account's
     # browser. One holder at a time gives both "one captcha per need" and "one call per
@@ -84,6 +103,12 @@ class Account(models.Model):
         return self.user.get_username()
 
     SECRET_FIELDS = ("emodal_username", "password", "captcha_api_key", "session_id")
+    # States in which no login is tried (nothing spent) until someone acts.
+    BLOCKING_STATES = (
+        CredentialState.REJECTED,
+        CredentialState.KEY_SUSPECT,
+        CredentialState.LOGIN_FAILING,
+    )
 
     def unreadable_secrets(self) -> list[str]:
         return [
@@ -97,16 +122,27 @@ class Account(models.Model):
             getattr(self, name) for name in ("emodal_username", "password", "captcha_api_key")
         )
 
+    @property
+    def logins_blocked(self) -> bool:
+        return self.credential_state in self.BLOCKING_STATES
+
     def session_deadline(self) -> timezone.datetime | None:
-        """When the stored session is to be treated as gone without asking the upstream."""
-        if not self.session_id or self.session_last_used_at is None:
+        """When the stored session is to be treated as gone without asking the upstream: never
+        with EMODAL_SESSION_IDLE_SECONDS at 0 (the upstream keeps sessions until they are
+        evicted or break; only a call can tell)."""
+        if not self.session_id or not settings.EMODAL_SESSION_IDLE_SECONDS:
+            return None
+        if self.session_last_used_at is None:
             return None
         usable = settings.EMODAL_SESSION_IDLE_SECONDS - settings.EMODAL_SESSION_MARGIN_SECONDS
         return self.session_last_used_at + timedelta(seconds=max(usable, 0))
 
     def session_is_live(self, now: timezone.datetime | None = None) -> bool:
+        """Alive as far as the portal knows without asking (see `session_deadline`)."""
+        if not self.session_id:
+            return False
         deadline = self.session_deadline()
-        return deadline is not None and (now or timezone.now()) < deadline
+        return deadline is None or (now or timezone.now()) < deadline
 
     @property
     def session_state(self) -> str:

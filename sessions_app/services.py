@@ -34,13 +34,15 @@ from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import import_string
 
 from .client import (
-    CaptchaKeyRefused,
+    CaptchaFailed,
     CredentialsRejected,
     EModalClient,
+    LoginFailed,
     SessionGone,
     SessionGrant,
     UpstreamError,
     UpstreamRejected,
+    UpstreamTimeout,
     call_with_retries,
 )
 from .fields import SecretUnreadable
@@ -60,8 +62,9 @@ class SessionError(Exception):
 
 
 class AccountRejected(SessionError):
-    """The account's credentials or captcha key were refused; nothing is spent on it until
-    someone edits them."""
+    """The account's credentials were refused, its captcha key is suspect, or its logins keep
+    failing for an unknown reason: nothing is spent on it until someone edits the credentials
+    or confirms them (see `allow_logins`)."""
 
 
 class AccountUnreadable(SessionError):
@@ -236,7 +239,9 @@ class SessionManager:
             return session_id
 
     def refresh_session(self, account: Account) -> str:
-        """Close the account's session upstream and create a new one (spends a captcha)."""
+        """Close the account's session upstream and create a new one (spends a captcha). A
+        session the portal adopted rather than created is only forgotten, not closed (it may be
+        another system's); the upstream then hands it back to the login, with no captcha."""
         with self.lease(account) as lease:
             account.refresh_from_db()
             self._check_usable(account)
@@ -248,7 +253,8 @@ class SessionManager:
             return self._create_session(account, lease.token, reuse_upstream=False)
 
     def drop_session(self, account: Account) -> bool:
-        """Forget the account's session here and close it upstream. False if there was none."""
+        """Forget the account's session here and close it upstream (if the portal created it).
+        False if there was none."""
         with self.lease(account):
             account.refresh_from_db()
             if not account.session_id:
@@ -388,13 +394,14 @@ class SessionManager:
                 f"Account {account} has no complete E-Modal credentials; set them in the admin "
                 "or with `manage.py set_credentials`."
             )
-        if account.credential_state == Account.CredentialState.REJECTED:
-            raise AccountRejected(
-                f"Account {account}: {account.credential_error or 'credentials were rejected'}. "
-                "Fix the credentials (admin or `manage.py set_credentials`) to try again."
-            )
+
+    def _check_logins_allowed(self, account: Account) -> None:
+        """No login (nothing spent) on an account someone must look at first."""
+        if account.logins_blocked:
+            raise AccountRejected(blocked_text(account))
 
     def _create_session(self, account: Account, token: str, *, reuse_upstream: bool) -> str:
+        self._check_logins_allowed(account)
         self._take_slot(account, token)
         try:
             if reuse_upstream:
@@ -407,6 +414,13 @@ class SessionManager:
             raise
 
     def _log_in(self, account: Account, token: str) -> str:
+        """Log in (POST /get_session). A refused username/password or a VPN requirement marks
+        the account rejected at once. Logins failing without a verdict on the credentials (the
+        captcha not solved, a cause the upstream does not name) may each have spent a captcha:
+        they count on the account, across tasks, and at EMODAL_LOGIN_FAILURE_LIMIT in a row
+        the account is flagged for a person — captcha key suspect, or login failing — and no
+        further login is tried. Every failure that may have reached the captcha counts against
+        the captcha budgets."""
         username = str(account.emodal_username)
         started = time.monotonic()
 
@@ -414,6 +428,8 @@ class SessionManager:
             nonlocal started
             self._extend_lease(account, token, None)
             started = time.monotonic()
+            account.refresh_from_db(fields=["credential_state", "credential_error"])
+            self._check_logins_allowed(account)
             try:
                 check_captcha_budget(account=account)
             except CaptchaBudgetReached as exc:
@@ -426,34 +442,68 @@ class SessionManager:
             )
 
         def failed(exc: UpstreamError, number: int) -> None:
-            if not isinstance(exc, CredentialsRejected | CaptchaKeyRefused):
-                detail = exc.readable()[:255]
-                self._record(account, SessionEvent.Kind.FAILED, started, detail=detail)
+            if isinstance(exc, CredentialsRejected):
+                return  # recorded by _mark_rejected below
+            spent = may_have_spent_captcha(exc)
+            detail = exc.readable()[:255]
+            self._record(
+                account, SessionEvent.Kind.FAILED, started, detail=detail, captcha_spent=spent
+            )
+            if spent:
+                self._count_login_failure(account, exc)
 
         try:
-            # Transient failures (5xx, captcha not solved, network) are retried with back-off
-            # a bounded number of times, in the one place that does so.
+            # Transient failures are retried with back-off a bounded number of times, in the
+            # one place that does so; a flag set by a failure stops the next attempt.
             grant = call_with_retries(attempt, on_failure=failed)
-        except (CredentialsRejected, CaptchaKeyRefused) as exc:
+        except CredentialsRejected as exc:
             self._mark_rejected(account, exc, started)
-            raise AccountRejected(
-                f"Account {account}: {_rejection_text(exc)}. Fix the credentials "
-                "(admin or `manage.py set_credentials`) to try again."
-            ) from None
+            raise AccountRejected(blocked_text(account)) from None
         except UpstreamError as exc:
+            if account.logins_blocked:
+                raise AccountRejected(blocked_text(account)) from None
             unavailable = SessionUnavailable(
                 f"Could not log account {account} in to E-Modal: {exc.readable()}"
             )
             unavailable.counts_as_failure = exc.counts_as_failure
             raise unavailable from None
-        self._store_session(account, grant.session_id, last_used=None)
+        self._store_session(account, grant.session_id, last_used=None, created_here=grant.is_new)
         Account.objects.filter(pk=account.pk).update(
-            credential_state=Account.CredentialState.WORKING, credential_error=""
+            credential_state=Account.CredentialState.WORKING, credential_error="", login_failures=0
         )
         account.credential_state = Account.CredentialState.WORKING
+        account.credential_error = ""
+        account.login_failures = 0
         kind = SessionEvent.Kind.CREATED if grant.is_new else SessionEvent.Kind.REUSED_UPSTREAM
         self._record(account, kind, started, captcha_spent=grant.is_new)
         return grant.session_id
+
+    def _count_login_failure(self, account: Account, exc: UpstreamError) -> None:
+        """One more failed login in a row; at the limit, flag the account for a person."""
+        Account.objects.filter(pk=account.pk).update(login_failures=F("login_failures") + 1)
+        account.refresh_from_db(fields=["login_failures"])
+        limit = settings.EMODAL_LOGIN_FAILURE_LIMIT
+        if account.login_failures < limit:
+            return
+        if isinstance(exc, CaptchaFailed):
+            state = Account.CredentialState.KEY_SUSPECT
+            reason = (
+                f"the captcha was not solved in {account.login_failures} logins in a row "
+                f"({exc.details or exc.message}): the captcha API key may be invalid or out of "
+                "balance"
+            )
+        else:
+            state = Account.CredentialState.LOGIN_FAILING
+            reason = (
+                f"{account.login_failures} logins in a row failed for a reason E-Modal did not "
+                f"name (last: {exc.readable()}); try the E-Modal login by hand"
+            )
+        reason = reason[:255]
+        Account.objects.filter(pk=account.pk).update(
+            credential_state=state, credential_error=reason
+        )
+        account.credential_state, account.credential_error = state, reason
+        logger.warning("account %s: logins stopped (%s)", account.pk, state)
 
     def _find_upstream_session(self, account: Account) -> str | None:
         started = time.monotonic()
@@ -464,19 +514,21 @@ class SessionManager:
             logger.warning("Could not list upstream sessions: %s", exc.readable())
             return None
         username = str(account.emodal_username)
-        usable_for = settings.EMODAL_SESSION_IDLE_SECONDS - settings.EMODAL_SESSION_MARGIN_SECONDS
+        idle = settings.EMODAL_SESSION_IDLE_SECONDS
+        usable_for = idle - settings.EMODAL_SESSION_MARGIN_SECONDS
         now = _now()
         candidates = []
         for item in sessions:
             if item.username != username:
                 continue
             last_used = _parse_time(item.last_used) or now
-            if (now - last_used).total_seconds() < usable_for:
+            # With the idle heuristic off (0), every session listed for the username counts.
+            if not idle or (now - last_used).total_seconds() < usable_for:
                 candidates.append((last_used, item.session_id))
         if not candidates:
             return None
         last_used, session_id = max(candidates)
-        self._store_session(account, session_id, last_used=last_used)
+        self._store_session(account, session_id, last_used=last_used, created_here=False)
         self._record(account, SessionEvent.Kind.REUSED_UPSTREAM, started)
         return session_id
 
@@ -635,7 +687,12 @@ class SessionManager:
     # -- state changes ---------------------------------------------------------------------------
 
     def _store_session(
-        self, account: Account, session_id: str, *, last_used: datetime | None
+        self,
+        account: Account,
+        session_id: str,
+        *,
+        last_used: datetime | None,
+        created_here: bool,
     ) -> None:
         now = _now()
         account.session_id = session_id
@@ -643,6 +700,7 @@ class SessionManager:
         account.session_created_at = now
         account.session_last_used_at = last_used or now
         account.session_uses = 0
+        account.session_created_here = created_here
         with transaction.atomic():
             account.save(
                 update_fields=[
@@ -651,6 +709,7 @@ class SessionManager:
                     "session_created_at",
                     "session_last_used_at",
                     "session_uses",
+                    "session_created_here",
                     "updated_at",
                 ]
             )
@@ -670,6 +729,10 @@ class SessionManager:
         return cleared == 1
 
     def _close_upstream(self, account: Account) -> None:
+        """Close the account's session upstream — only one the portal created itself: one
+        adopted from the upstream may be another system's, which it would break."""
+        if not account.session_created_here:
+            return
         try:
             self.client_for(account).delete_session(str(account.session_id))
         except UpstreamError as exc:
@@ -683,9 +746,8 @@ class SessionManager:
         account.credential_state = Account.CredentialState.REJECTED
         account.credential_error = reason
         # E-Modal checks the password after the captcha is solved: that solve is paid for.
-        spent = isinstance(exc, CredentialsRejected)
         self._record(
-            account, SessionEvent.Kind.REJECTED, started, detail=reason, captcha_spent=spent
+            account, SessionEvent.Kind.REJECTED, started, detail=reason, captcha_spent=True
         )
 
     def _record(
@@ -741,13 +803,50 @@ def release_slot(account: Account, *, keep_server: str | None = None) -> None:
             import_string(settings.EMODAL_BROWSER_FREED)(server=server, count=freed)
 
 
+def may_have_spent_captcha(exc: UpstreamError) -> bool:
+    """Whether a failed login may have got as far as the captcha (and so cost a solve): any
+    answer of the login page itself, and a login that timed out. Not a server that could not
+    be reached or answered with an error of its own before trying."""
+    return isinstance(exc, LoginFailed | CaptchaFailed | CredentialsRejected | UpstreamTimeout)
+
+
 def _rejection_text(exc: UpstreamError) -> str:
-    cause = getattr(exc, "cause", "")
-    if isinstance(exc, CaptchaKeyRefused):
-        return f"the captcha service refused the API key ({exc.details or cause})"
-    if cause == "vpn_required":
-        return "E-Modal requires a VPN connection for this login (vpn_required)"
-    return f"E-Modal rejected the username or password ({exc.details or cause})"
+    if getattr(exc, "cause", "") == "VPN_REQUIRED":
+        return f"E-Modal requires a VPN connection for this login ({exc.details})"
+    return f"E-Modal rejected the username or password ({exc.details or exc.message})"
+
+
+def blocked_text(account: Account) -> str:
+    """Why no login is tried for the account, and what a person does about it."""
+    state = account.credential_state
+    reason = account.credential_error or account.get_credential_state_display()
+    if state == Account.CredentialState.REJECTED:
+        fix = "Fix the credentials (admin or `manage.py set_credentials`) to try again."
+    elif state == Account.CredentialState.KEY_SUSPECT:
+        fix = (
+            "Check the key with the captcha service, then enter it again or choose "
+            "“Allow logins again” in the admin."
+        )
+    else:
+        fix = "Then choose “Allow logins again” in the admin, or enter the credentials again."
+    return f"Account {account}: {reason}. {fix}"
+
+
+def allow_logins(*, account: Account) -> bool:
+    """A person confirmed the account's credentials (after a suspect key or failing logins):
+    logins may spend again. False if it was not blocked for one of those reasons (rejected
+    credentials are cleared only by changing them)."""
+    updated = Account.objects.filter(
+        pk=account.pk,
+        credential_state__in=[
+            Account.CredentialState.KEY_SUSPECT,
+            Account.CredentialState.LOGIN_FAILING,
+        ],
+    ).update(
+        credential_state=Account.CredentialState.UNKNOWN, credential_error="", login_failures=0
+    )
+    account.refresh_from_db()
+    return updated == 1
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -791,6 +890,7 @@ def update_account_credentials(
     if changed:
         account.credential_state = Account.CredentialState.UNKNOWN
         account.credential_error = ""
+        account.login_failures = 0
         account.credentials_changed_at = _now()
         if account.session_id:
             drop_session_locally(account=account)

@@ -6,18 +6,22 @@ import ipaddress
 import os
 import socket
 from collections.abc import Iterator
+from importlib import import_module
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 
 from emodal_sim import SimConfig, SimServer
+from queries_app.models import Terminal
 from sessions_app.client import EModalClient
 from sessions_app.models import Account
 
 from .processes import ROOT, Cluster
 from .sim import FAST_SCALE, SimControl
 from .taskqueue import TaskQueue
+
+TERMINAL_NAMES = import_module("queries_app.migrations.0006_terminal_names").TERMINALS
 
 _real_connect = socket.socket.connect
 
@@ -75,13 +79,21 @@ def client_api(sim: SimControl) -> Iterator[EModalClient]:
     api.close()
 
 
+def name_terminals() -> None:
+    """The terminal names the data migration installs (a transactional test's flush removes
+    them)."""
+    for code, name in TERMINAL_NAMES.items():
+        Terminal.objects.get_or_create(code=code, defaults={"name": name})
+
+
 def make_account(username: str, **overrides: Any) -> Account:
+    name_terminals()
     user, _ = get_user_model().objects.get_or_create(username=username)
     fields = {
         "emodal_username": f"{username}-emodal",
         "password": f"{username}-password",
         "captcha_api_key": f"{username}-captcha-key",
-        "trucking_company": "Acme Drayage",
+        "trucking_company": "K & R TRANSPORTATION LLC",
         "truck_plate": "7ABC123",
         **overrides,
     }

@@ -75,7 +75,7 @@ def _change_form(account: Account, **overrides: str) -> dict[str, str]:
         "emodal_username": "alice-emodal",
         "new_password": "",
         "new_captcha_api_key": "",
-        "trucking_company": "Acme Drayage",
+        "trucking_company": "K & R TRANSPORTATION LLC",
         "truck_plate": "7ABC123",
         **overrides,
     }

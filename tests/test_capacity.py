@@ -163,7 +163,7 @@ def test_staff_can_move_an_account_to_another_upstream(
             "upstream_url": second_sim.url,
             "new_password": "",
             "new_captcha_api_key": "",
-            "trucking_company": "Acme Drayage",
+            "trucking_company": "K & R TRANSPORTATION LLC",
             "truck_plate": "7ABC123",
         },
     )

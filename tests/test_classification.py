@@ -10,7 +10,7 @@ import pytest
 from sessions_app.client import (
     CLASSIFICATION,
     SESSION_GONE_MARKER,
-    CaptchaKeyRefused,
+    CaptchaFailed,
     CircuitOpen,
     CredentialsRejected,
     Disposition,
@@ -42,6 +42,10 @@ def login_failure(details: str) -> dict[str, Any]:
     return {"success": False, "error": "Authentication failed", "details": details}
 
 
+# A server without a console answers a failed login at once, naming no cause.
+NO_CONSOLE = {"success": False, "error": "Manual login interrupted: EOF when reading a line"}
+
+
 ANSWERS = [
     # (status, body, error class, disposition, retryable later)
     (400, {"error": SESSION_GONE_MARKER}, SessionGone, G, False),
@@ -49,19 +53,33 @@ ANSWERS = [
     (400, {"error": "Missing required field: container_id"}, UpstreamRejected, P, False),
     (400, {"error": "Booking number validation failed"}, UpstreamRejected, P, False),
     (400, {"error": "Missing required fields: username"}, UpstreamRejected, P, False),
-    (401, login_failure("invalid_credentials: bad password"), CredentialsRejected, P, False),
-    (401, login_failure("vpn_required: use the VPN"), CredentialsRejected, P, False),
-    (401, login_failure("account_locked"), CredentialsRejected, P, False),
-    (401, login_failure("recaptcha_failed: ERROR_ZERO_BALANCE"), CaptchaKeyRefused, P, False),
-    (401, login_failure("recaptcha_failed: ERROR_KEY_DOES_NOT_EXIST"), CaptchaKeyRefused, P, False),
-    (401, login_failure("recaptcha_failed: ERROR_WRONG_USER_KEY"), CaptchaKeyRefused, P, False),
-    (401, login_failure("recaptcha_failed: ERROR_CAPTCHA_UNSOLVABLE"), LoginFailed, T, True),
-    (401, login_failure("recaptcha_failed: timed out"), LoginFailed, T, True),
-    (401, login_failure("network_error: connection reset"), LoginFailed, T, True),
+    # The real 401s: the failure type named exactly like the upstream's enum.
+    (401, login_failure("LoginErrorType.INVALID_CREDENTIALS"), CredentialsRejected, P, False),
+    (401, login_failure("LoginErrorType.VPN_REQUIRED"), CredentialsRejected, P, False),
+    (401, login_failure("LoginErrorType.RECAPTCHA_FAILED"), CaptchaFailed, T, True),
+    (401, login_failure("LoginErrorType.NETWORK_ERROR"), LoginFailed, T, True),
+    (401, login_failure("LoginErrorType.UNKNOWN_ERROR"), LoginFailed, T, True),
+    (401, login_failure("LoginErrorType.PAGE_LOAD_ERROR"), LoginFailed, T, True),
+    (401, login_failure("LoginErrorType.LOGIN_BUTTON_NOT_FOUND"), LoginFailed, T, True),
+    (401, NO_CONSOLE, LoginFailed, T, True),
+    (401, {"error": "Manual login failed - not on eModal dashboard"}, LoginFailed, T, True),
+    (401, {"error": "Verification failed: code expired"}, LoginFailed, T, True),
+    # Text of another form names no cause: not a verdict on the credentials.
+    (401, login_failure("invalid_credentials: bad password"), LoginFailed, T, True),
     (401, login_failure(""), LoginFailed, T, True),
     (404, {"error": "File not found"}, UpstreamRejected, P, False),
     (404, {"error": "Session not found"}, UpstreamRejected, P, False),
     (500, {"error": "Search failed: container not found"}, UpstreamRejected, P, False),
+    (
+        500,
+        {"error": "Pregate status check failed: Pregate milestone not found"},
+        UpstreamRejected,
+        P,
+        False,
+    ),
+    (500, {"error": "Phase 1 failed - Terminal: 'TTI' not in list"}, UpstreamRejected, P, False),
+    (500, {"error": "Phase 2 failed - Truck plate: rejected"}, UpstreamRejected, P, False),
+    (500, {"error": "Phase 3 failed - page timeout"}, UpstreamUnavailable, T, True),
     (500, {"error": "Navigation failed: timeout"}, UpstreamUnavailable, T, True),
     (500, {"error": "Failed to allocate session capacity"}, UpstreamUnavailable, T, True),
     (502, {"error": "Bad gateway"}, UpstreamUnavailable, T, True),
@@ -91,6 +109,7 @@ def test_answers_are_classified_by_the_table(
         ("timeout", UpstreamTimeout, I, False),
         ("connection", UpstreamUnavailable, T, True),
         ("not_json", UpstreamUnavailable, T, True),
+        ("redirect", UpstreamError, P, False),
     ],
 )
 def test_failures_without_an_answer_are_classified_by_the_table(
@@ -104,7 +123,8 @@ def test_failures_without_an_answer_are_classified_by_the_table(
 
 def test_every_row_of_the_table_is_documented_and_exercised_above() -> None:
     hit = {find_rule(status=status, body=body) for status, body, *_ in ANSWERS}
-    hit |= {find_rule(fault=fault) for fault in ("timeout", "connection", "not_json")}
+    faults = ("timeout", "connection", "not_json", "redirect")
+    hit |= {find_rule(fault=fault) for fault in faults}
     assert hit == set(CLASSIFICATION)
     assert all(rule.note for rule in CLASSIFICATION)
 
@@ -161,8 +181,6 @@ def test_transient_login_failure_is_retried(client_api: EModalClient, sim: SimCo
     [
         ({"password": "wrong-password"}, CredentialsRejected),
         ({"username": "vpn-dora"}, CredentialsRejected),
-        ({"captcha_api_key": "bad-captcha-key"}, CaptchaKeyRefused),
-        ({"captcha_api_key": "no-balance-key"}, CaptchaKeyRefused),
         ({"password": ""}, UpstreamRejected),
     ],
 )

@@ -407,10 +407,21 @@ def test_a_containers_row_is_typed_column_by_column() -> None:
     raw = {
         "Container #": " msku-123 4567 ",
         "Trade Type": "IMPORT",
-        "Holds": " yes ",
-        "Pregate Ticket#": "",
-        "Fees": "$1,050.00",
-        "LFD/GTD": "12/03/2026",
+        "Status": "IN YARD",
+        "Holds": " NO ",
+        "Pregate Ticket#": "N/A *******",
+        "Emodal Pregate Status": "**************",
+        "Gate Status": "N/A",
+        "Origin": "tti",
+        "Destination": "N/A",
+        "Current Loc": "TRP1",
+        "Line": "MAERSK",
+        "Vessel Name": "MAERSK ESSEN",
+        "Vessel Code": "9456771",
+        "Voyage": "N/A",
+        "Size Type": "4310",
+        "Fees": "info",
+        "LFD/GTD": "09/26/2025 - 03/03/2026",
         "Tags": "x" * 300,
         "Unknown column": "ignored",
     }
@@ -418,28 +429,42 @@ def test_a_containers_row_is_typed_column_by_column() -> None:
     assert fields == {
         "container_number": "MSKU1234567",
         "trade_type": "IMPORT",
-        "status": "",
-        "holds": True,
+        "status": "IN YARD",
+        "holds": False,
         "pregate_ticket": "",
-        "pregate_status": "",
+        "pregate_status": "**************",
         "gate_status": "",
-        "origin": "",
+        "origin": "TTI",
         "destination": "",
-        "current_location": "",
-        "line": "",
-        "vessel_name": "",
-        "vessel_code": "",
+        "current_location": "TRP1",
+        "line": "MAERSK",
+        "vessel_name": "MAERSK ESSEN",
+        "vessel_code": "9456771",
         "voyage": "",
-        "size_type": "",
-        "fees": Decimal("1050.00"),
-        "last_free_day": dt.date(2026, 12, 3),
+        "size_type": "4310",
+        "fees": "info",
+        "last_free_day": dt.date(2025, 9, 26),
+        "good_through": dt.date(2026, 3, 3),
         "tags": "x" * 200,
         "raw": raw,
     }
-    odd = parsing.container_fields({"Holds": "maybe", "Fees": "n/a", "LFD/GTD": "N/A"})
-    assert (odd["holds"], odd["fees"], odd["last_free_day"]) == (None, None, None)
+    unknown = parsing.container_fields(
+        {column: "N/A" for column in parsing.CONTAINER_COLUMNS} | {"Container #": "MSCU7654321"}
+    )
+    # A container E-Modal knows nothing about: every value empty, none of them "N/A".
+    assert unknown["container_number"] == "MSCU7654321"
+    assert {k: v for k, v in unknown.items() if k not in ("container_number", "raw")} == {
+        **{k: "" for k in parsing.CONTAINER_COLUMNS.values() if k != "container_number"},
+        "holds": None,
+        "last_free_day": None,
+        "good_through": None,
+    }
+    odd = parsing.container_fields({"Holds": "maybe", "Fees": "N/A", "LFD/GTD": "N/A"})
+    assert (odd["holds"], odd["fees"], odd["last_free_day"]) == (None, "", None)
     assert parsing.container_fields({"Holds": "N", "LFD/GTD": "31/12/2026"})["holds"] is False
     assert parsing.container_fields({"LFD/GTD": "31/12/2026"})["last_free_day"] is None
+    single = parsing.container_fields({"LFD/GTD": "10/09/2025"})
+    assert (single["last_free_day"], single["good_through"]) == (dt.date(2025, 10, 9), None)
 
 
 # -- storing the rows ---------------------------------------------------------------------------
@@ -449,7 +474,7 @@ def _stored(query: Query) -> dict[str, dict[str, Any]]:
     return {
         row.pop("container_number"): row
         for row in ContainerRow.objects.filter(query=query).values(
-            *(name for name in parsing.CONTAINER_COLUMNS.values()), "raw"
+            *(name for name in parsing.CONTAINER_COLUMNS.values()), "good_through", "raw"
         )
     }
 
@@ -475,9 +500,10 @@ def test_storing_a_sheet_twice_leaves_its_rows_once_with_their_types(alice: Acco
             expected["status"] = "S" * 60
         assert stored[number] == expected
     assert stored[served[0]["Container #"]]["raw"]["Status"] == "S" * 100
-    assert any(isinstance(row["fees"], Decimal) and row["fees"] for row in stored.values())
+    assert {row["fees"] for row in stored.values()} == {"", "info"}
     assert any(isinstance(row["last_free_day"], dt.date) for row in stored.values())
-    assert {row["holds"] for row in stored.values()} == {True, False}
+    assert any(isinstance(row["good_through"], dt.date) for row in stored.values())
+    assert {row["holds"] for row in stored.values()} == {True, False, None}
     assert query.files.get().size == len(content)
 
     fewer = dict(list(rows.items())[:10])

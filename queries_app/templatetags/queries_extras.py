@@ -29,6 +29,8 @@ PARAM_LABELS = {
     "booking_number": "Booking number",
     "terminal": "Terminal",
     "move_type": "Move type",
+    "line": "Line",
+    "equip_size": "Size/type",
 }
 
 

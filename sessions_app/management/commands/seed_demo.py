@@ -44,7 +44,7 @@ class Command(BaseCommand):
                 user.set_password(DEMO_PASSWORD)
                 user.save()
             account = Account.objects.filter(user=user).first() or Account(
-                user=user, trucking_company="Demo Drayage LLC", truck_plate="DEMO123"
+                user=user, trucking_company="K & R TRANSPORTATION LLC", truck_plate="DEMO123"
             )
             update_account_credentials(
                 account=account,
