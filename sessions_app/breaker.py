@@ -128,6 +128,15 @@ class Breaker:
             return token, False
         raise CircuitOpen(self._open_text(row), endpoint="", status=None)
 
+    def refuse_if_open(self) -> None:
+        """For a call that must neither count nor probe (listing sessions): raise
+        `CircuitOpen` unless the breaker is closed."""
+        if time.monotonic() < self._clean_until:
+            return
+        row = self._rows().first()
+        if row is not None and row.state != UpstreamBreaker.State.CLOSED:
+            raise CircuitOpen(self._open_text(row), endpoint="", status=None)
+
     def succeeded(self, probe: str) -> None:
         if probe:
             closed = (

@@ -395,6 +395,8 @@ class CallGuard(Protocol):
 
     def guard(self) -> AbstractContextManager[None]: ...
 
+    def refuse_if_open(self) -> None: ...
+
 
 class EModalClient:
     """A thin, typed client over the upstream contract (`docs/upstream-contract.md`).
@@ -556,8 +558,11 @@ class EModalClient:
         return self._request("GET", "/health", timeout_name="health", guarded=False)
 
     def list_sessions(self) -> list[UpstreamSession]:
-        """Every tenant's sessions. Not guarded by the breaker: the upstream answers this with
-        an HTML 500 while any one browser is dead, which says nothing of the server."""
+        """Every tenant's sessions. Refused while the breaker is open, but its failures do not
+        count there: the upstream answers this with an HTML 500 while any one browser is dead,
+        which says nothing of the server."""
+        if self.breaker is not None:
+            self.breaker.refuse_if_open()
         body = self._request("GET", "/sessions", timeout_name="sessions", guarded=False)
         return [
             UpstreamSession(

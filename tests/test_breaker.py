@@ -31,16 +31,21 @@ def api(sim: SimControl, settings: Any) -> EModalClient:
     return EModalClient.from_settings(sim.url)
 
 
+def probe(api: EModalClient) -> bool:
+    """A guarded call that reaches the server and needs no session (an unknown one's 404)."""
+    return api.delete_session("session_1_1")
+
+
 def breaker(sim: SimControl) -> UpstreamBreaker:
     return UpstreamBreaker.objects.get(server=sim.url)
 
 
 def trip(api: EModalClient, sim: SimControl) -> None:
     """LIMIT transient failures in a row: a 500 and dropped connections."""
-    sim.fault("/sessions", count=1, status=500, error="Browser health check failed")
+    sim.fault("/sessions/{id}", count=1, status=500, error="Browser health check failed")
     sim.fault("/get_session", count=LIMIT - 1, mode="close")
     with pytest.raises(UpstreamUnavailable):
-        api.list_sessions()
+        probe(api)
     for _ in range(LIMIT - 1):
         with pytest.raises(UpstreamUnavailable, match="Could not reach"):
             api.get_session(username="u", password="p", captcha_api_key="k")
@@ -67,7 +72,7 @@ def test_while_open_calls_fail_fast_without_reaching_the_upstream(
 ) -> None:
     trip(api, sim)
     calls = len(sim.calls())
-    for call in (api.list_sessions, lambda: api.get_appointments("session_1_1")):
+    for call in (lambda: probe(api), lambda: api.get_appointments("session_1_1")):
         with pytest.raises(CircuitOpen, match="Upstream circuit open") as caught:
             call()
         assert caught.value.retryable
@@ -81,34 +86,34 @@ def test_a_worker_trusts_a_clean_breaker_for_a_while_and_a_failure_ends_the_trus
     settings.EMODAL_BREAKER_FAILURES = LIMIT
     settings.EMODAL_BREAKER_CACHE_SECONDS = 60
     api = EModalClient.from_settings(sim.url)
-    api.list_sessions()  # sees the breaker closed and clean
+    probe(api)  # sees the breaker closed and clean
     # Another worker opens it: this one learns of it only when its trust ends...
     UpstreamBreaker.objects.create(
         server=sim.url, state=UpstreamBreaker.State.OPEN, failures=LIMIT, opened_at=timezone.now()
     )
-    api.list_sessions()
-    assert len(sim.calls("/sessions")) == 2
+    probe(api)
+    assert len(sim.calls("/sessions/{id}")) == 2
     # ...or at once when it sees a failure itself.
-    sim.fault("/sessions", count=1, status=500)
+    sim.fault("/sessions/{id}", count=1, status=500)
     with pytest.raises(UpstreamUnavailable):
-        api.list_sessions()
+        probe(api)
     with pytest.raises(CircuitOpen):
-        api.list_sessions()
-    assert len(sim.calls("/sessions")) == 3
+        probe(api)
+    assert len(sim.calls("/sessions/{id}")) == 3
 
 
 def test_an_answer_resets_the_count(api: EModalClient, sim: SimControl) -> None:
-    sim.fault("/sessions", count=LIMIT - 1, status=500)
+    sim.fault("/sessions/{id}", count=LIMIT - 1, status=500)
     for _ in range(LIMIT - 1):
         with pytest.raises(UpstreamUnavailable):
-            api.list_sessions()
+            probe(api)
     assert breaker(sim).failures == LIMIT - 1
-    api.list_sessions()
+    probe(api)
     assert breaker(sim).failures == 0
-    sim.fault("/sessions", count=LIMIT - 1, status=500)
+    sim.fault("/sessions/{id}", count=LIMIT - 1, status=500)
     for _ in range(LIMIT - 1):
         with pytest.raises(UpstreamUnavailable):
-            api.list_sessions()
+            probe(api)
     assert breaker(sim).state == UpstreamBreaker.State.CLOSED
 
 
@@ -128,28 +133,28 @@ def test_after_the_reset_time_one_probe_goes_through_and_its_success_closes_it(
 ) -> None:
     trip(api, sim)
     let_reset_time_pass(sim)
-    calls = len(sim.calls("/sessions"))
-    assert api.list_sessions() == []
-    assert len(sim.calls("/sessions")) == calls + 1
+    calls = len(sim.calls("/sessions/{id}"))
+    assert probe(api) is False
+    assert len(sim.calls("/sessions/{id}")) == calls + 1
     row = breaker(sim)
     assert (row.state, row.failures, row.opened_at) == (UpstreamBreaker.State.CLOSED, 0, None)
-    api.list_sessions()
-    assert len(sim.calls("/sessions")) == calls + 2
+    probe(api)
+    assert len(sim.calls("/sessions/{id}")) == calls + 2
 
 
 def test_a_failed_probe_opens_it_again(api: EModalClient, sim: SimControl) -> None:
     trip(api, sim)
     let_reset_time_pass(sim)
-    sim.fault("/sessions", count=1, status=500, error="still down")
+    sim.fault("/sessions/{id}", count=1, status=500, error="still down")
     with pytest.raises(UpstreamUnavailable, match="still down"):
-        api.list_sessions()
+        probe(api)
     row = breaker(sim)
     assert row.state == UpstreamBreaker.State.OPEN
     assert row.opened_at is not None
     assert row.opened_at > timezone.now() - timedelta(seconds=5)
     calls = len(sim.calls())
     with pytest.raises(CircuitOpen, match="still down"):
-        api.list_sessions()
+        probe(api)
     assert len(sim.calls()) == calls
 
 
@@ -158,11 +163,11 @@ def test_a_probe_whose_worker_died_expires(api: EModalClient, sim: SimControl) -
     let_reset_time_pass(sim)
     assert Breaker(sim.url, probe_seconds=600).admit()  # taken, never reported back
     with pytest.raises(CircuitOpen, match="a probe call is testing it now"):
-        api.list_sessions()
+        probe(api)
     UpstreamBreaker.objects.filter(server=sim.url).update(
         probe_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    api.list_sessions()
+    probe(api)
     assert breaker(sim).state == UpstreamBreaker.State.CLOSED
 
 
@@ -183,12 +188,14 @@ def test_two_threads_after_the_reset_time_send_exactly_one_call_upstream(
 ) -> None:
     trip(api, sim)
     let_reset_time_pass(sim)
-    calls = len(sim.calls("/sessions"))
+    calls = len(sim.calls("/sessions/{id}"))
     # The probe is slow upstream, so the other thread asks while it is in flight.
-    sim.fault("/sessions", count=1, mode="delay", delay=1_500)
-    results = in_threads(2, lambda i: EModalClient.from_settings(sim.url).list_sessions())
-    assert sorted(type(r).__name__ for r in results) == ["CircuitOpen", "list"]
-    assert len(sim.calls("/sessions")) == calls + 1
+    sim.fault("/sessions/{id}", count=1, mode="delay", delay=1_500)
+    results = in_threads(
+        2, lambda i: EModalClient.from_settings(sim.url).delete_session("session_1_1")
+    )
+    assert sorted(type(r).__name__ for r in results) == ["CircuitOpen", "bool"]
+    assert len(sim.calls("/sessions/{id}")) == calls + 1
     assert breaker(sim).state == UpstreamBreaker.State.CLOSED
 
 
@@ -229,3 +236,15 @@ def test_a_query_waits_with_a_readable_reason_while_the_breaker_is_open(
     assert query.error.startswith("Waiting: Could not log account alice in to E-Modal: ")
     assert f"Upstream circuit open for {sim.url} after 2 failures in a row" in query.error
     assert "one call tries it again from " in query.error, query.error
+
+
+def test_listing_sessions_is_not_guarded_an_html_500_there_says_nothing_of_the_server(
+    api: EModalClient, sim: SimControl
+) -> None:
+    # The upstream answers GET /sessions with an HTML 500 while any one browser is dead.
+    sim.fault("/sessions", count=LIMIT + 1, mode="non_json", status=500)
+    for _ in range(LIMIT + 1):
+        with pytest.raises(UpstreamUnavailable, match="not JSON"):
+            api.list_sessions()
+    assert not UpstreamBreaker.objects.filter(server=sim.url, failures__gt=0).exists()
+    assert probe(api) is False  # calls still go through

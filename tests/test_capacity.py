@@ -61,6 +61,7 @@ def test_at_the_limit_the_least_recently_used_idle_session_is_closed_by_the_port
 def test_a_session_dead_by_its_timer_is_reclaimed_first(
     db: Any, sim: SimControl, limit: Any, settings: Any
 ) -> None:
+    settings.EMODAL_SESSION_IDLE_SECONDS = 600  # the idle heuristic, on
     limit(2)
     alice, bob, carol = (make_account(n) for n in ("alice", "bob", "carol"))
     manager = SessionManager()

@@ -10,7 +10,7 @@ import pytest
 
 from emodal_sim.data import containers_for
 from sessions_app.client import (
-    CaptchaKeyRefused,
+    CaptchaFailed,
     CredentialsRejected,
     EModalClient,
     FileTooLarge,
@@ -69,12 +69,14 @@ def test_list_sessions_failure_is_unavailable(client_api: EModalClient, sim: Sim
 @pytest.mark.parametrize(
     ("overrides", "error", "cause"),
     [
-        ({"password": "wrong-password"}, CredentialsRejected, "invalid_credentials"),
-        ({"username": "vpn-carrier"}, CredentialsRejected, "vpn_required"),
-        ({"captcha_api_key": "bad-captcha-key"}, CaptchaKeyRefused, "recaptcha_failed"),
-        ({"captcha_api_key": "no-balance-key"}, CaptchaKeyRefused, "recaptcha_failed"),
-        ({"captcha_api_key": "flaky-captcha-key"}, LoginFailed, "network_error"),
-        ({"captcha_api_key": "unsolvable-captcha-key"}, LoginFailed, "recaptcha_failed"),
+        ({"password": "wrong-password"}, CredentialsRejected, "INVALID_CREDENTIALS"),
+        ({"username": "vpn-carrier"}, CredentialsRejected, "VPN_REQUIRED"),
+        ({"captcha_api_key": "bad-captcha-key"}, CaptchaFailed, "RECAPTCHA_FAILED"),
+        ({"captcha_api_key": "no-balance-key"}, CaptchaFailed, "RECAPTCHA_FAILED"),
+        ({"captcha_api_key": "unsolvable-captcha-key"}, CaptchaFailed, "RECAPTCHA_FAILED"),
+        ({"captcha_api_key": "flaky-captcha-key"}, LoginFailed, "NETWORK_ERROR"),
+        ({"username": "unknown-carrier"}, LoginFailed, "UNKNOWN_ERROR"),
+        ({"username": "dashboard-carrier"}, LoginFailed, "UNKNOWN"),
     ],
 )
 def test_login_failures_are_classified(
@@ -84,7 +86,7 @@ def test_login_failures_are_classified(
         client_api.get_session(**{**CREDS, **overrides})
     assert caught.value.cause == cause
     assert caught.value.status == 401
-    assert caught.value.retryable is (error is LoginFailed)
+    assert caught.value.retryable is (error is not CredentialsRejected)
 
 
 def test_login_failure_never_echoes_credentials(client_api: EModalClient) -> None:
@@ -216,7 +218,7 @@ def test_check_appointments_import_and_export(
     imported = next(c for c in served if c["Trade Type"] == "IMPORT")
     common = {
         "trucking_company": "Acme",
-        "terminal": imported["Destination"],
+        "terminal": "TTI",
         "move_type": "PICK FULL",
         "truck_plate": "7ABC123",
     }

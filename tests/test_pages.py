@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 
@@ -61,15 +60,16 @@ def add_containers(query: Query, count: int, **overrides: Any) -> list[Container
             query=query,
             container_number=number(i),
             trade_type="IMPORT" if i % 2 == 0 else "EXPORT",
-            status=("Available", "On Vessel", "Gated Out")[i % 3],
+            status=("IN YARD", "ON VESSEL", "GATE OUT")[i % 3],
             holds=(i % 3 == 0) if i % 7 else None,
-            origin=f"Terminal {i % 4}",
-            destination=f"Yard {i % 5}",
+            origin=("TTI", "ITS", "PCT", "TRP1")[i % 4],
+            destination=("", "TTI", "ETSLAX", "PNCT", "WUT")[i % 5],
             line=("MSC", "MAERSK", "COSCO")[i % 3],
             vessel_name=f"Vessel {i % 6}",
             size_type="40HC",
-            fees=Decimal(i % 50) + Decimal("0.5") if i % 4 else None,
+            fees="info" if i % 4 else "",
             last_free_day=today + timedelta(days=i % 15 - 3) if i % 5 else None,
+            good_through=today + timedelta(days=i % 11) if i % 5 else None,
             tags=f"tag-{i % 9}" if i % 2 else "",
             raw={"Container #": number(i)},
             **overrides,
@@ -88,7 +88,11 @@ def add_checks(query: Query, numbers: list[str], slots: int = 2) -> None:
                 container_number=n,
                 trade_type="IMPORT",
                 move_type="PICK FULL",
-                terminal="Terminal 1",
+                terminal_code="TTI",
+                terminal="Total Terminals Intl LLC",
+                outcome=AppointmentCheck.Outcome.AVAILABLE
+                if slots
+                else AppointmentCheck.Outcome.NONE,
                 slot_count=slots,
                 slots=[earliest.isoformat()] * slots,
                 slot_texts=["Tuesday 10/07/2025 09:00 - 10:00"] * slots,
@@ -451,7 +455,11 @@ def test_infos_checks_and_changes_are_shown_with_their_errors(
     )
     add_checks(query, [number(0)], slots=3)
     AppointmentCheck.objects.create(
-        query=query, container_number=number(1), success=False, error="Phase 1 failed"
+        query=query,
+        container_number=number(1),
+        success=False,
+        outcome=AppointmentCheck.Outcome.FAILED,
+        error="Phase 1 failed",
     )
     ContainerChange.objects.create(
         query=query, container_number="GONE0000001", change=ContainerChange.Change.GONE
@@ -596,7 +604,14 @@ def test_changed_containers_are_marked_with_words_not_only_colour(
     ("sort", "key"),
     [
         ("last_free_day", lambda r: (r.last_free_day is None, r.last_free_day, r.container_number)),
-        ("-fees", lambda r: (r.fees is None, -(r.fees or 0), r.container_number)),
+        (
+            "-good_through",
+            lambda r: (
+                r.good_through is None,
+                -(r.good_through.toordinal() if r.good_through else 0),
+                r.container_number,
+            ),
+        ),
         ("destination", lambda r: (r.destination, r.container_number)),
         ("-container_number", lambda r: [-ord(c) for c in r.container_number]),
     ],
@@ -676,7 +691,8 @@ def test_xlsx_export_holds_exactly_what_the_page_shows_under_the_same_filters(
         if value is None:
             return ""
         if isinstance(value, datetime):
-            return value.strftime("%Y-%m-%d" if label == "Last free day" else "%Y-%m-%d %H:%M")
+            dates = ("Last free day", "Good through")
+            return value.strftime("%Y-%m-%d" if label in dates else "%Y-%m-%d %H:%M")
         if isinstance(value, float):
             return f"{value:.2f}"
         return str(value)

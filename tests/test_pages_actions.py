@@ -96,7 +96,7 @@ def test_an_account_level_problem_is_shown_above_the_form(
             "kind": "appointment_check",
             "container_type": "import",
             "container_id": "MSCU1234567",
-            "terminal": "Yard 1",
+            "terminal": "TTI",
             "move_type": "PICK FULL",
         },
     )

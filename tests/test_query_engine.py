@@ -320,7 +320,7 @@ def test_single_container_kinds(
             params={
                 "container_type": "import",
                 "container_id": imported["Container #"],
-                "terminal": imported["Destination"],
+                "terminal": "TTI",
                 "move_type": "PICK FULL",
             },
         ),

@@ -126,13 +126,17 @@ class FaultMatrix:
         return self.manager.run(self.account, lambda api, sid: api.get_appointments(sid))
 
     def fresh_login(self) -> Any:
+        self.account.refresh_from_db()
+        session_id = self.account.session_id
         self.manager.drop_session(self.account)
+        if session_id:  # one the portal adopted is not closed by it: close it here
+            self.sim.delete(str(session_id))
         return self.manager.ensure_session(self.account)
 
     def accept_credentials_again(self) -> None:
         # As an edit of the credentials would; the canaries themselves stay as they are.
         Account.objects.filter(pk=self.account.pk).update(
-            credential_state=Account.CredentialState.UNKNOWN, credential_error=""
+            credential_state=Account.CredentialState.UNKNOWN, credential_error="", login_failures=0
         )
 
 
@@ -165,28 +169,33 @@ def run_fault_matrix(matrix: FaultMatrix, settings: Any) -> None:
     settings.EMODAL_TIMEOUT_SCALE = scale
     sim.wait_for(lambda: all(call["end"] is not None for call in sim.calls()))
 
-    # Logins: passing failures are retried, then given up; refusals mark the account.
+    # Logins: server failures are retried, then given up; failures that may have spent a
+    # captcha flag the account after two in a row; refusals mark it at once.
     for fault in (
         {"status": 500, "error": "Failed to allocate session capacity"},
         {"mode": "close"},
-        {
-            "status": 401,
-            "error": "Authentication failed",
-            "details": "recaptcha_failed: ERROR_CAPTCHA_UNSOLVABLE",
-        },
-        {
-            "status": 401,
-            "error": "Authentication failed",
-            "details": "network_error: net::ERR_CONNECTION_RESET",
-        },
     ):
         sim.fault("/get_session", count=2, **fault)
         matrix.expect(SessionUnavailable, matrix.fresh_login)
-    for details in (
-        "invalid_credentials: Invalid username or password",
-        "vpn_required: Please connect through the VPN",
-        "recaptcha_failed: ERROR_ZERO_BALANCE",
+    UpstreamBreaker.objects.all().delete()  # four server failures in a row opened it
+    for fault in (
+        {
+            "status": 401,
+            "error": "Authentication failed",
+            "details": "LoginErrorType.RECAPTCHA_FAILED",
+        },
+        {
+            "status": 401,
+            "error": "Authentication failed",
+            "details": "LoginErrorType.NETWORK_ERROR",
+        },
+        {"status": 401, "error": "Manual login interrupted: EOF when reading a line"},
     ):
+        sim.fault("/get_session", count=2, **fault)
+        matrix.expect(AccountRejected, matrix.fresh_login)
+        matrix.expect(AccountRejected, matrix.fresh_login)  # nothing more is tried
+        matrix.accept_credentials_again()
+    for details in ("LoginErrorType.INVALID_CREDENTIALS", "LoginErrorType.VPN_REQUIRED"):
         sim.fault("/get_session", status=401, error="Authentication failed", details=details)
         matrix.expect(AccountRejected, matrix.fresh_login)
         matrix.expect(AccountRejected, matrix.fresh_login)  # nothing more is tried
@@ -252,12 +261,16 @@ def run_query_flows(
     run(Query.Kind.BULK_INFO, import_containers=imports, export_containers=[export])
     run(Query.Kind.APPOINTMENT_CHECK, container_type="import", container_id=imports[0], **check)
     run(Query.Kind.APPOINTMENT_CHECK, container_type="export", booking_number="INVALID9", **check)
+    account.refresh_from_db()
+    last_session = account.session_id
     SessionManager().drop_session(account)
+    if last_session:
+        sim.delete(str(last_session))
     sim.fault(
         "/get_session",
         status=401,
         error="Authentication failed",
-        details="invalid_credentials: Invalid username or password",
+        details="LoginErrorType.INVALID_CREDENTIALS",
     )
     run(Query.Kind.CONTAINERS)
     Account.objects.filter(pk=account.pk).update(
@@ -377,6 +390,6 @@ def test_canaries_appear_nowhere(
         "rejected the username or password",
     ):
         assert reason in errors, errors
-    assert "ERROR_ZERO_BALANCE" in texts["database"]  # the refusal's reason was stored
+    assert "LoginErrorType.VPN_REQUIRED" in texts["database"]  # the refusal's reason was stored
     assert "canary" in texts["pages"] and "Server Error (500)" in texts["pages"]
     assert "a view failed while holding 2 credentials" in texts["logs"]

@@ -69,9 +69,10 @@ def test_a_session_the_upstream_holds_is_adopted_without_a_captcha(
     assert len(sim.calls("/get_session")) == 1
 
 
-def test_session_idle_past_the_timeout_is_replaced_without_calling_with_the_dead_id(
+def test_with_the_idle_heuristic_on_an_idle_session_is_replaced_without_a_call_with_it(
     alice: Account, sim: SimControl, settings: Any
 ) -> None:
+    settings.EMODAL_SESSION_IDLE_SECONDS = 600
     manager = SessionManager()
     old = manager.ensure_session(alice)
     Account.objects.filter(pk=alice.pk).update(
@@ -83,6 +84,21 @@ def test_session_idle_past_the_timeout_is_replaced_without_calling_with_the_dead
     assert new != old
     assert not [c for c in sim.calls() if c["session_id"] == old and c["endpoint"] != "/sessions"]
     assert SessionEvent.Kind.EXPIRED_LOCALLY in kinds(alice)
+
+
+def test_by_default_a_session_is_never_assumed_dead_by_time(
+    alice: Account, sim: SimControl
+) -> None:
+    manager = SessionManager()
+    session_id = manager.ensure_session(alice)
+    Account.objects.filter(pk=alice.pk).update(
+        session_last_used_at=timezone.now() - timedelta(days=3)
+    )
+    calls = len(sim.calls())
+    manager.run(alice, appointments())
+    # Straight to the call with the stored session: no listing, no login.
+    assert [c["endpoint"] for c in sim.calls()[calls:]] == ["/get_appointments"]
+    assert sim.calls()[-1]["session_id"] == session_id
 
 
 def test_session_deleted_upstream_mid_use_is_replaced_once_and_the_call_retried(
