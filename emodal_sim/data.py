@@ -250,15 +250,16 @@ class Sheet:
     changes: dict[str, list[str]] = field(default_factory=dict)
     # The forced candidates (positions in _FORCED): generations keep them candidates.
     forced: set[str] = field(default_factory=set)
+    _index: dict[str, dict[str, str]] | None = field(default=None, repr=False, compare=False)
 
     def find(self, container_id: str) -> dict[str, str] | None:
         """The row the page's search finds: exact (case-sensitive) number of a known container."""
         if container_id == NOT_FOUND_CONTAINER:
             return None
-        for row in self.rows:
-            if row["Container #"] == container_id:
-                return row if is_known(row) else None
-        return None
+        if self._index is None or len(self._index) != len(self.rows):
+            self._index = {row["Container #"]: row for row in self.rows}
+        row = self._index.get(container_id)
+        return row if row is not None and is_known(row) else None
 
 
 # ------------------------------------------------------------------ generation
@@ -563,6 +564,7 @@ def _advance(
     hidden[row["Container #"]] = extra
     changes["added"].append(row["Container #"])
     sheet.changes = changes
+    sheet._index = None
 
 
 def sheet_for(username: str, config: SimConfig, generation: int = 0) -> Sheet:
