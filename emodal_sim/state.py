@@ -202,6 +202,9 @@ class Session:
     dead: bool = False
     # Spreadsheets this browser downloaded: (monotonic time, content), newest last.
     downloads: list[tuple[float, bytes]] = field(default_factory=list)
+    # When an operation last drove the browser (get_session reuse does not): the keep-alive
+    # thread moves a browser left alone longer than keep_alive_idle to another page.
+    driven_mono: float = field(default_factory=time.monotonic)
 
     @property
     def busy(self) -> bool:
@@ -626,11 +629,12 @@ class SimState:
         if session.active:
             self._counters["collisions"] += 1
             call.collided_with = session.active[0]
-        elif time.monotonic() - session.last_used_mono > self.config.scaled("keep_alive_idle"):
+        elif time.monotonic() - session.driven_mono > self.config.scaled("keep_alive_idle"):
             call.page_return = True
             self._counters["page_returns"] += 1
         session.active.append(call)
         self._touch_locked(session)
+        session.driven_mono = time.monotonic()
         call.username = session.username
         call.session_id_out = session.session_id
 
@@ -754,9 +758,10 @@ class SimState:
                 session.active.remove(call)
             if session.closed_reason is None:
                 self._touch_locked(session)
+                session.driven_mono = time.monotonic()
 
     def current_url(self, session: Session) -> str:
-        idle = time.monotonic() - session.last_used_mono
+        idle = time.monotonic() - session.driven_mono
         if not session.busy and idle > self.config.scaled("keep_alive_idle"):
             return KEEP_ALIVE_PAGE
         return CONTAINERS_PAGE

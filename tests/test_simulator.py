@@ -425,6 +425,7 @@ def test_sessions_never_idle_out_by_default(api: Api, server: SimServer) -> None
     sid = api.login()
     # Ten simulated hours (36 real seconds at this scale) without a call.
     server.state._sessions[sid].last_used_mono -= 36_000 * SCALE
+    server.state._sessions[sid].driven_mono -= 36_000 * SCALE
     served = api.post("/get_containers", session_id=sid, debug=False)
     assert served.status_code == 200
     assert api.stats()["expired"] == 0 and api.stats()["active_sessions"] == 1
@@ -451,9 +452,10 @@ def test_keep_alive_moves_idle_browsers_and_the_next_call_pays_to_come_back(
     imp = pick(api.server, "IMPORT", has_pregate_milestone=True)
     quick = api.post("/get_container_timeline", session_id=sid, container_id=imp, debug=False)
     assert quick.status_code == 200
-    server.state._sessions[sid].last_used_mono -= 301 * SCALE  # idle past keep_alive_idle
+    server.state._sessions[sid].driven_mono -= 301 * SCALE  # idle past keep_alive_idle
     listed = api.get("/sessions").json()["sessions"][0]
     assert listed["current_url"].endswith("/dashboard")
+    assert api.login() == sid  # handing the session back does not bring the page back
     slow = api.post("/get_container_timeline", session_id=sid, container_id=imp, debug=False)
     assert slow.status_code == 200
     first, second = api.calls("/get_container_timeline")
