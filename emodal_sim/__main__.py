@@ -34,7 +34,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--time-scale", type=float, default=1.0, help="real seconds per simulated second"
     )
     parser.add_argument(
-        "--idle-timeout", type=float, default=600.0, help="session idle expiry, real seconds"
+        "--idle-timeout",
+        type=float,
+        default=None,
+        help="expire sessions idle this many real seconds (default: never, like the real server)",
+    )
+    parser.add_argument(
+        "--no-console",
+        action="store_true",
+        help="run without a login console: failed logins answer at once with the EOF error",
+    )
+    parser.add_argument(
+        "--trucking-company",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a trucking company of the appointment page's dropdown (repeatable; replaces the "
+        "default list)",
     )
     parser.add_argument("--capacity", type=int, default=10, help="maximum live sessions")
     parser.add_argument("--seed", type=int, default=0, help="data seed")
@@ -61,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             containers=args.containers,
             latencies=dict(args.latency),
+            login_console=not args.no_console,
+            **({"trucking_companies": args.trucking_company} if args.trucking_company else {}),
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

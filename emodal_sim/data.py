@@ -2,6 +2,11 @@
 
 Everything derives from a stable hash of (config seed, username, ...), never from Python's
 randomised ``hash()``, so two runs with the same seed serve identical data.
+
+The containers sheet follows the real export's conventions (see the README): every cell is
+text, empty values are ``N/A``, some are masked, terminals are codes (some without an E-Modal
+name), LFD/GTD is a date range. A ``Sheet`` also carries what the page knows but the sheet does
+not show (``Hidden``: milestone progress, the container's terminal, its appointment slots).
 """
 
 from __future__ import annotations
@@ -12,12 +17,15 @@ import io
 import random
 import re
 import struct
+import zipfile
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from openpyxl import Workbook
 
-from .config import NOT_FOUND_CONTAINER, SimConfig
+from .config import NOT_FOUND_CONTAINER, TERMINAL_NAMES, SimConfig
 
 COLUMNS: list[str] = [
     "Container #",
@@ -53,19 +61,41 @@ APPOINTMENT_COLUMNS: list[str] = [
     "Trucking Company",
 ]
 
+NA = "N/A"
+NA_MASKED = "N/A *******"  # no value, masked
+MASKED = "**************"  # a value exists but is hidden
+# The customer's candidate rule: Holds NO and no pregate ticket ("N/A", masked or not).
+NO_TICKET_RE = re.compile(r"N/A( \*+)?")
+
 FIRST_PAGE_SIZE = 25
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PNG_CONTENT_TYPE = "image/png"
+ZIP_CONTENT_TYPE = "application/zip"
 
-TERMINALS = [
-    "ITS Long Beach",
-    "TraPac Los Angeles",
-    "Pier 400 APM",
-    "LBCT",
-    "Fenix Marine",
-    "Yusen YTI",
-    "WBCT",
-]
+# Named codes (TERMINAL_NAMES) weighted like a Los Angeles / Long Beach account.
+_CODE_WEIGHTS: dict[str, int] = {"TTI": 6, "TRP1": 4, "ITS": 4, "PCT": 3, "ETSLAX": 3, "SSA": 2}
+NAMED_TERMINAL_CODES: list[str] = list(TERMINAL_NAMES)
+_NAMED_WEIGHTS = [_CODE_WEIGHTS.get(code, 1) for code in NAMED_TERMINAL_CODES]
+# Codes E-Modal uses that have no name in the operators' list (BNLPC is a rail ramp).
+UNNAMED_TERMINAL_CODES: list[str] = ["PNCT", "BNLPC", "LBCT", "YTI", "WBCT"]
+UNNAMED_SHARE = 0.09
+UNKNOWN_SHARE = 0.02  # rows E-Modal knows nothing about: N/A but the number
+
+# Terminals whose appointment page writes slots on a 12-hour clock without a weekday.
+TWELVE_HOUR_TERMINALS = frozenset(
+    {"Total Terminals Intl LLC", "Pacific Container Terminal", "SSA Terminal - PierA / LB"}
+)
+# Terminals whose import page has no container field: 'line' and 'equip_size' are required.
+NO_CONTAINER_FIELD_TERMINALS = frozenset(
+    {
+        "TraPac LLC - Los Angeles",
+        "ITS Long Beach",
+        "Everport Terminal Services - Los Angeles",
+    }
+)
+NO_SLOTS = "No Appointments Available!"
+NO_SLOTS_PLAIN = "No Appointments Available"
+MOVE_TYPES = ("PICK FULL", "DROP EMPTY", "DROP FULL", "PICK EMPTY")
 
 LINES: dict[str, dict[str, list[str]]] = {
     "MAERSK": {"prefixes": ["MSKU", "MRKU", "MAEU"], "vessels": ["MAERSK ESSEN", "MAERSK EMDEN"]},
@@ -77,45 +107,70 @@ LINES: dict[str, dict[str, list[str]]] = {
     "EVERGREEN": {"prefixes": ["EGHU", "EMCU"], "vessels": ["EVER ACE", "EVER GIVEN"]},
 }
 
-SIZE_TYPES = ["40HC", "40HC", "40HC", "20GP", "20GP", "40GP", "45HC", "20RF", "40RH"]
-FEES = ["$150.00", "$275.00", "$95.50", "$412.75", "$1,050.00"]
-TAGS = ["HOT", "Priority", "Reefer", "Overweight", "Customer: ACME", "Chassis split"]
-TRUCKING_COMPANIES = ["K & R TRANSPORTATION", "PACIFIC DRAYAGE", "HARBOR FREIGHT LINES"]
-MOVE_TYPES = {"IMPORT": ["PICK FULL", "DROP EMPTY"], "EXPORT": ["DROP FULL", "PICK EMPTY"]}
+SIZE_TYPES = [
+    *["40DH"] * 5,
+    *["20GP"] * 3,
+    "45DH",
+    "40RH",
+    "20DH",
+    "40GP",
+    "40GP",
+    "4310",
+    "22G1",
+    "45G1",
+]
+TRUCKING_COMPANIES = ["K & R TRANSPORTATION LLC", "PACIFIC DRAYAGE SERVICES INC"]
 
-# Milestones in chronological order; a container's Status says how many are completed.
+# Milestones in chronological order; Hidden.progress counts the completed ones.
 IMPORT_MILESTONES = [
-    "Manifested",
-    "Vessel Arrived",
+    "Container Manifested",
     "Discharged",
-    "Available for Pickup",
-    "Gate Out Full",
+    "Ready for pick up",
+    "Pregate",
     "Departed Terminal",
+    "Arrived at customer",
     "Empty Received",
 ]
-IMPORT_STATUSES = [
-    "Manifested",
-    "Vessel Arrived",
-    "Discharged",
-    "Available",
-    "Gated Out",
-    "In Transit",
-    "Empty Returned",
-]
+OLD_MANIFESTED = "Manifested"  # the older pages' label
 EXPORT_MILESTONES = [
     "Booking Confirmed",
     "Empty Picked Up",
+    "Pregate",
     "Full Received",
     "Loaded on Vessel",
     "Vessel Departed",
 ]
-EXPORT_STATUSES = ["Booked", "Empty Out", "Received", "Loaded", "Departed"]
-# Index (1-based count of completed milestones) from which the container counts as past pregate.
-IMPORT_PREGATE_PROGRESS = IMPORT_MILESTONES.index("Departed Terminal") + 1
-EXPORT_PREGATE_PROGRESS = EXPORT_MILESTONES.index("Full Received") + 1
+IMPORT_STATUS = {
+    1: "ON VESSEL",
+    2: "IN YARD",
+    3: "IN YARD",
+    4: "IN YARD",
+    5: "GATE OUT",
+    6: "GATE OUT",
+    7: "GATE IN",
+}
+EXPORT_STATUS = {1: NA, 2: "GATE OUT", 3: "GATE OUT", 4: "GATE IN", 5: "ON VESSEL", 6: "ON VESSEL"}
+# Progress from which the Pregate milestone is completed.
+IMPORT_PREGATE_PROGRESS = IMPORT_MILESTONES.index("Pregate") + 1
+EXPORT_PREGATE_PROGRESS = EXPORT_MILESTONES.index("Pregate") + 1
 
-# Positions forced to be "importable" (Holds NO, no pregate ticket) so every account has work.
-_FORCED: dict[int, str] = {0: "IMPORT", 2: "EXPORT", 4: "IMPORT", 7: "EXPORT", 9: "IMPORT"}
+# Positions forced to be candidates (Holds NO, no pregate ticket) so every account of 10 or
+# more containers has work of each kind: a PICK FULL at a named terminal, an export, a DROP
+# EMPTY (through pregate, Destination and Current Loc N/A, no slots until generation 1) and an
+# import at a terminal code without a name.
+_FORCED: dict[int, str] = {0: "import-pick", 3: "export", 6: "import-drop", 9: "import-unnamed"}
+
+# What one data generation changes (``changes_between``), in the order they are chosen.
+CHANGE_KINDS = (
+    "slots_opened",
+    "slots_closed",
+    "holds_released",
+    "lfd",
+    "pregate_ticket_set",
+    "status",
+    "removed",
+    "added",
+)
 
 _COUNT_RE = re.compile(r"\+c(\d+)")
 
@@ -138,156 +193,446 @@ def _fmt_date(day: dt.date) -> str:
     return day.strftime("%m/%d/%Y")
 
 
-def _progress(container: dict[str, str]) -> int:
-    statuses = IMPORT_STATUSES if container["Trade Type"] == "IMPORT" else EXPORT_STATUSES
-    try:
-        return statuses.index(container["Status"]) + 1
-    except ValueError:
-        return 1
+def is_candidate(row: dict[str, str]) -> bool:
+    """The customer's rule: Holds ``NO`` and Pregate Ticket# ``N/A`` (optionally masked)."""
+    return row["Holds"] == "NO" and bool(NO_TICKET_RE.fullmatch(row["Pregate Ticket#"]))
 
 
-def _apply_progress(container: dict[str, str], progress: int) -> None:
-    """Keep Status, Gate Status and Current Loc coherent with the milestone progress."""
-    if container["Trade Type"] == "IMPORT":
-        progress = max(1, min(progress, len(IMPORT_STATUSES)))
-        container["Status"] = IMPORT_STATUSES[progress - 1]
-        if progress <= 2:
-            container["Gate Status"], container["Current Loc"] = "N/A", "On Vessel"
-        elif progress <= 4:
-            container["Gate Status"], container["Current Loc"] = (
-                "Not Gated",
-                container["Destination"],
-            )
-        elif progress <= 6:
-            container["Gate Status"], container["Current Loc"] = "Gated Out", "In Transit"
+def is_known(row: dict[str, str]) -> bool:
+    return row["Trade Type"] != NA
+
+
+def has_ticket(row: dict[str, str]) -> bool:
+    return not NO_TICKET_RE.fullmatch(row["Pregate Ticket#"])
+
+
+# ------------------------------------------------------------ hidden properties
+
+
+def has_pregate_milestone(container_id: str, config: SimConfig) -> bool:
+    """About 1 container in 20 has a timeline page without a Pregate milestone."""
+    return stable_int(config.seed, "pregate-milestone", container_id) % 20 != 0
+
+
+def has_booking(container_id: str, config: SimConfig) -> bool:
+    """About 1 export in 10 has no booking number on its page."""
+    return stable_int(config.seed, "has-booking", container_id) % 10 != 0
+
+
+def old_spelling(container_id: str, config: SimConfig) -> bool:
+    """About 1 page in 3 is an older page that writes "Manifested"."""
+    return stable_int(config.seed, "old-page", container_id) % 3 == 0
+
+
+def detection_method(container_id: str, config: SimConfig) -> str:
+    if stable_int(config.seed, "detection", container_id) % 3 == 0:
+        return "image_processing"
+    return "dom_class_check"
+
+
+@dataclass
+class Hidden:
+    """What the pages know about a container beyond its sheet row."""
+
+    progress: int  # completed milestones; 0 for a container E-Modal knows nothing about
+    terminal: str  # the container's terminal code
+    has_slots: bool = True
+    slot_version: int = 0
+
+
+@dataclass
+class Sheet:
+    """One account's data at one generation."""
+
+    rows: list[dict[str, str]]
+    hidden: dict[str, Hidden]
+    # What the step into this generation changed (empty lists for generation 0).
+    changes: dict[str, list[str]] = field(default_factory=dict)
+    # The forced candidates (positions in _FORCED): generations keep them candidates.
+    forced: set[str] = field(default_factory=set)
+    _index: dict[str, dict[str, str]] | None = field(default=None, repr=False, compare=False)
+
+    def find(self, container_id: str) -> dict[str, str] | None:
+        """The row the page's search finds: exact (case-sensitive) number of a known container."""
+        if container_id == NOT_FOUND_CONTAINER:
+            return None
+        if self._index is None or len(self._index) != len(self.rows):
+            self._index = {row["Container #"]: row for row in self.rows}
+        row = self._index.get(container_id)
+        return row if row is not None and is_known(row) else None
+
+
+# ------------------------------------------------------------------ generation
+
+
+def _code(rng: random.Random) -> str:
+    if rng.random() < UNNAMED_SHARE:
+        return rng.choice(UNNAMED_TERMINAL_CODES)
+    return _named_code(rng)
+
+
+def _named_code(rng: random.Random) -> str:
+    return rng.choices(NAMED_TERMINAL_CODES, weights=_NAMED_WEIGHTS)[0]
+
+
+def _ticket(rng: random.Random, code: str) -> str:
+    return f"{code}-{rng.randint(1000, 9999)}-{rng.randrange(10**5):05d} {rng.randrange(10**6):06d}"
+
+
+def _lfd(rng: random.Random, today: dt.date) -> str:
+    if rng.random() < 0.12:
+        return NA
+    return _lfd_range(rng, today)
+
+
+def _lfd_range(rng: random.Random, today: dt.date) -> str:
+    last_free = today + dt.timedelta(days=rng.randint(-5, 10))
+    good_through = last_free
+    if rng.random() < 0.12:
+        good_through = last_free + dt.timedelta(days=rng.randint(3, 160))
+    return f"{_fmt_date(last_free)} - {_fmt_date(good_through)}"
+
+
+def _pregate_progress(row: dict[str, str]) -> int:
+    return IMPORT_PREGATE_PROGRESS if row["Trade Type"] == "IMPORT" else EXPORT_PREGATE_PROGRESS
+
+
+def _set_ticket(row: dict[str, str], hidden: Hidden, rng: random.Random, present: bool) -> None:
+    """Pregate Ticket# and Emodal Pregate Status, coherent with each other."""
+    passed = hidden.progress >= _pregate_progress(row)
+    if present:
+        row["Pregate Ticket#"] = (
+            MASKED if rng.random() < 0.15 else _ticket(rng, hidden.terminal or "TTI")
+        )
+        roll = rng.random()
+        if roll < 0.12:
+            row["Emodal Pregate Status"] = rng.choice([NA_MASKED, MASKED])
+        elif passed:
+            row["Emodal Pregate Status"] = "COMPLETED"
         else:
-            container["Gate Status"], container["Current Loc"] = "Gated In", container["Origin"]
+            row["Emodal Pregate Status"] = "CONFIRMED" if roll < 0.85 else "MISSED"
     else:
-        progress = max(1, min(progress, len(EXPORT_STATUSES)))
-        container["Status"] = EXPORT_STATUSES[progress - 1]
-        if progress <= 2:
-            container["Gate Status"], container["Current Loc"] = "Not Gated", "In Transit"
-        elif progress == 3:
-            container["Gate Status"], container["Current Loc"] = (
-                "Gated In",
-                container["Destination"],
-            )
+        row["Pregate Ticket#"] = NA_MASKED if rng.random() < 0.3 else NA
+        roll = rng.random()
+        row["Emodal Pregate Status"] = _pick(
+            roll, (0.8, NA), (0.9, "CANCELED"), (0.95, "MISSED"), (1.0, NA_MASKED)
+        )
+
+
+def _pick(roll: float, *choices: tuple[float, str]) -> str:
+    """The value of the first (threshold, value) whose threshold ``roll`` is under."""
+    return next((value for limit, value in choices if roll < limit), choices[-1][1])
+
+
+def _place(row: dict[str, str], hidden: Hidden, rng: random.Random) -> None:
+    """Status, Current Loc and Gate Status, coherent with the milestone progress."""
+    progress, terminal = hidden.progress, hidden.terminal
+    roll = rng.random()
+    if row["Trade Type"] == "IMPORT":
+        row["Status"] = IMPORT_STATUS[progress]
+        if progress == 1:
+            current = terminal if roll < 0.3 else NA
+            gate = NA if roll < 0.9 else NA_MASKED
+        elif progress <= 4:
+            current = terminal if roll < 0.9 else NA
+            gate = _pick(roll, (0.6, NA), (0.9, "CONFIRMED"), (0.95, "REJECTED"), (1.0, MASKED))
+        elif progress <= 6:
+            destination = row["Destination"]
+            current = destination if destination != NA and roll < 0.3 else NA
+            gate = "ACCEPTED" if roll < 0.8 else "CONFIRMED" if roll < 0.9 else MASKED
         else:
-            container["Gate Status"], container["Current Loc"] = "Gated In", "On Vessel"
+            current = terminal
+            gate = "ACCEPTED" if roll < 0.9 else NA_MASKED
+    else:
+        row["Status"] = EXPORT_STATUS[progress]
+        if progress == 1:
+            current, gate = NA, NA
+        elif progress <= 3:
+            current = NA
+            gate = "ACCEPTED" if roll < 0.8 else "CONFIRMED" if roll < 0.9 else MASKED
+        elif progress == 4:
+            current = terminal if roll < 0.9 else NA
+            gate = "ACCEPTED" if roll < 0.85 else "REJECTED" if roll < 0.9 else MASKED
+        else:
+            current = NA
+            gate = "ACCEPTED" if roll < 0.85 else NA_MASKED
+    row["Current Loc"], row["Gate Status"] = current, gate
 
 
-def _set_pregate(container: dict[str, str], ticket: str) -> None:
-    container["Pregate Ticket#"] = ticket
-    container["Emodal Pregate Status"] = "Pregate Approved" if ticket else "N/A"
+def _vessel_code(vessel: str) -> str:
+    return f"9{stable_int('imo', vessel) % 10**6:06d}"
+
+
+def _voyage(rng: random.Random) -> str:
+    if rng.random() < 0.5:
+        return f"{rng.randrange(1, 999):03d}{rng.choice('EWNS')}"
+    return f"0{rng.choice('MAFX')}{rng.choice('ABCR')}{rng.randint(1, 9)}{rng.choice('EWNS')}"
+
+
+def _number(
+    rng: random.Random, prefixes: list[str], used: set[str], config: SimConfig, forced: bool
+) -> str:
+    while True:
+        number = rng.choice(prefixes) + f"{rng.randrange(10**7):07d}"
+        if number in used:
+            continue
+        if forced and not (has_pregate_milestone(number, config) and has_booking(number, config)):
+            continue
+        used.add(number)
+        return number
 
 
 def _make_container(
-    rng: random.Random, used: set[str], today: dt.date, forced: str | None
-) -> dict[str, str]:
+    rng: random.Random, used: set[str], today: dt.date, config: SimConfig, forced: str | None
+) -> tuple[dict[str, str], Hidden]:
     line = rng.choice(list(LINES))
     info = LINES[line]
-    while True:
-        number = rng.choice(info["prefixes"]) + f"{rng.randrange(10**7):07d}"
-        if number not in used:
-            used.add(number)
-            break
-    trade = forced or ("IMPORT" if rng.random() < 0.7 else "EXPORT")
-    origin, destination = rng.sample(TERMINALS, 2)
+    number = _number(rng, info["prefixes"], used, config, forced is not None)
+    if forced is None and rng.random() < UNKNOWN_SHARE:
+        row = dict.fromkeys(COLUMNS, NA)
+        row["Container #"] = number
+        return row, Hidden(progress=0, terminal=NA, has_slots=False)
+
+    trade = "IMPORT" if rng.random() < 0.75 else "EXPORT"
+    if forced:
+        trade = "EXPORT" if forced == "export" else "IMPORT"
+    terminal = _code(rng)
+    if trade == "IMPORT":
+        progress = rng.choices(range(1, 8), weights=[10, 10, 25, 10, 20, 10, 15])[0]
+        origin = terminal if rng.random() < 0.85 else NA
+        destination = NA
+        if rng.random() >= 0.8:
+            destination = "BNLPC" if rng.random() < 0.25 else _code(rng)
+    else:
+        progress = rng.choices(range(1, 7), weights=[15, 20, 10, 25, 20, 10])[0]
+        origin = terminal if rng.random() < 0.85 else NA
+        destination = NA if rng.random() < 0.6 else _code(rng)
     vessel = rng.choice(info["vessels"])
-    container = dict.fromkeys(COLUMNS, "")
-    container.update(
+    holds_roll = rng.random()
+    row = dict.fromkeys(COLUMNS, NA)
+    row.update(
         {
             "Container #": number,
             "Trade Type": trade,
-            "Holds": "YES" if rng.random() < 0.3 else "NO",
+            "Holds": "YES" if holds_roll < 0.35 else "NO" if holds_roll < 0.9 else NA,
             "Origin": origin,
             "Destination": destination,
             "Line": line,
             "Vessel Name": vessel,
-            "Vessel Code": "".join(w[0] for w in vessel.split())[:2] + vessel.split()[-1][:2],
-            "Voyage": f"{rng.randrange(1, 999):03d}{rng.choice('EW')}",
+            "Vessel Code": _vessel_code(vessel),
+            "Voyage": _voyage(rng),
             "Size Type": rng.choice(SIZE_TYPES),
-            "Tags": rng.choice(TAGS) if rng.random() < 0.3 else "",
+            "Fees": "info" if rng.random() < 0.3 else NA,
+            "LFD/GTD": _lfd(rng, today),
+            "Tags": "info" if rng.random() < 0.1 else NA,
         }
     )
-    _set_pregate(container, f"PGT{rng.randrange(10**7):07d}" if rng.random() < 0.25 else "")
-    if trade == "IMPORT":
-        progress = rng.choice([1, 2, 3, 3, 4, 4, 4, 4, 5, 6, 7])
-        container["Fees"] = "$0.00" if rng.random() < 0.6 else rng.choice(FEES)
-        lfd = today + dt.timedelta(days=rng.randint(-3, 7))
-        container["LFD/GTD"] = "N/A" if rng.random() < 0.15 else _fmt_date(lfd)
-    else:
-        progress = rng.choice([1, 2, 2, 3, 3, 4, 5])
-        container["Fees"] = "$0.00" if rng.random() < 0.85 else rng.choice(FEES[:2])
-        container["LFD/GTD"] = _fmt_date(today + dt.timedelta(days=rng.randint(0, 14)))
+    hidden = Hidden(progress=progress, terminal=terminal, has_slots=rng.random() < 0.65)
+    ticket = rng.random() < 0.9
     if forced:
-        container["Holds"] = "NO"
-        _set_pregate(container, "")
-        progress = rng.choice([3, 4]) if forced == "IMPORT" else rng.choice([1, 2])
-    _apply_progress(container, progress)
-    return container
+        ticket = False
+        row["Holds"] = "NO"
+        if row["LFD/GTD"] == NA:
+            row["LFD/GTD"] = _lfd_range(rng, today)
+        hidden.terminal = (
+            rng.choice([c for c in UNNAMED_TERMINAL_CODES if c != "BNLPC"])
+            if forced == "import-unnamed"
+            else _named_code(rng)
+        )
+        hidden.progress = {"import-pick": 3, "export": 2, "import-drop": 5}.get(forced, 3)
+        hidden.has_slots = forced != "import-drop"
+        row["Origin"] = hidden.terminal
+        row["Destination"] = hidden.terminal if forced == "import-pick" else NA
+    _place(row, hidden, rng)
+    if forced == "import-drop":
+        row["Current Loc"] = NA
+    elif forced in ("import-pick", "import-unnamed"):
+        row["Current Loc"] = hidden.terminal
+    _set_ticket(row, hidden, rng, ticket)
+    if forced:
+        row["Pregate Ticket#"] = NA_MASKED if forced == "import-drop" else NA
+        row["Emodal Pregate Status"] = NA
+    return row, hidden
+
+
+def _choose(
+    rng: random.Random,
+    rows: list[dict[str, str]],
+    changed: set[str],
+    count: int,
+    eligible: Callable[[dict[str, str]], bool],
+    *prefer: Callable[[dict[str, str]], bool],
+) -> list[dict[str, str]]:
+    """Up to ``count`` eligible rows not changed yet, from the first preference tier first."""
+    pool = [r for r in rows if r["Container #"] not in changed and eligible(r)]
+    chosen: list[dict[str, str]] = []
+    for tier in (*prefer, lambda r: True):
+        if len(chosen) >= count:
+            break
+        picked = {id(r) for r in chosen}
+        candidates = [r for r in pool if id(r) not in picked and tier(r)]
+        chosen += rng.sample(candidates, min(count - len(chosen), len(candidates)))
+    changed.update(r["Container #"] for r in chosen)
+    return chosen
+
+
+def _shift_range(text: str, days: int) -> str:
+    shifted = [
+        dt.datetime.strptime(part, "%m/%d/%Y").date() + dt.timedelta(days=days)  # noqa: DTZ007
+        for part in text.split(" - ")
+    ]
+    return " - ".join(_fmt_date(day) for day in shifted)
 
 
 def _advance(
-    containers: list[dict[str, str]], rng: random.Random, used: set[str], today: dt.date
+    sheet: Sheet, rng: random.Random, used: set[str], today: dt.date, config: SimConfig
 ) -> None:
-    """One data generation: some containers change, one disappears, one appears."""
-    if containers:
-        changes = max(1, min(50, len(containers) // 8))
-        for index in rng.sample(range(len(containers)), min(changes, len(containers))):
-            container = containers[index]
-            kind = rng.choice(["status", "holds", "lfd", "pregate"])
-            if kind == "status":
-                _apply_progress(container, _progress(container) + 1)
-            elif kind == "holds":
-                container["Holds"] = "NO" if container["Holds"] == "YES" else "YES"
-            elif kind == "lfd":
-                if container["LFD/GTD"] == "N/A":
-                    new_day = today + dt.timedelta(days=rng.randint(1, 5))
-                else:
-                    old = dt.datetime.strptime(container["LFD/GTD"], "%m/%d/%Y").date()  # noqa: DTZ007
-                    new_day = old + dt.timedelta(days=rng.randint(1, 3))
-                container["LFD/GTD"] = _fmt_date(new_day)
-            else:
-                ticket = "" if container["Pregate Ticket#"] else f"PGT{rng.randrange(10**7):07d}"
-                _set_pregate(container, ticket)
-        if len(containers) > 1:
-            removed = containers.pop(rng.randrange(len(containers)))
-            used.discard(removed["Container #"])
-    containers.append(_make_container(rng, used, today, None))
+    """One data generation; records what it changed in ``sheet.changes``."""
+    rows, hidden, forced = sheet.rows, sheet.hidden, sheet.forced
+    count = max(1, len(rows) // 100)
+    changed: set[str] = set()
+    changes: dict[str, list[str]] = {kind: [] for kind in CHANGE_KINDS}
+
+    def h(row: dict[str, str]) -> Hidden:
+        return hidden[row["Container #"]]
+
+    def is_import(row: dict[str, str]) -> bool:
+        return row["Trade Type"] == "IMPORT"
+
+    def free(row: dict[str, str]) -> bool:
+        return row["Container #"] not in forced
+
+    for row in _choose(
+        rng,
+        rows,
+        changed,
+        count,
+        lambda r: is_import(r) and not h(r).has_slots,
+        lambda r: not free(r),
+        is_candidate,
+    ):
+        h(row).has_slots = True
+        h(row).slot_version += 1
+        changes["slots_opened"].append(row["Container #"])
+    for row in _choose(
+        rng, rows, changed, count, lambda r: free(r) and is_import(r) and h(r).has_slots
+    ):
+        h(row).has_slots = False
+        changes["slots_closed"].append(row["Container #"])
+    for row in _choose(
+        rng, rows, changed, count, lambda r: r["Holds"] == "YES", lambda r: not has_ticket(r)
+    ):
+        row["Holds"] = "NO"
+        changes["holds_released"].append(row["Container #"])
+    for row in _choose(rng, rows, changed, count, lambda r: r["LFD/GTD"] != NA):
+        row["LFD/GTD"] = _shift_range(row["LFD/GTD"], rng.randint(1, 3))
+        changes["lfd"].append(row["Container #"])
+    # A ticket is set on a free container if one has none; else on a forced one while at
+    # least 3 forced candidates would remain.
+    spare_forced = len(forced) > 3
+    for row in _choose(
+        rng,
+        rows,
+        changed,
+        count,
+        lambda r: (free(r) or spare_forced) and is_known(r) and not has_ticket(r),
+        lambda r: free(r) and is_candidate(r),
+        free,
+    ):
+        forced.discard(row["Container #"])
+        _set_ticket(row, h(row), rng, present=True)
+        changes["pregate_ticket_set"].append(row["Container #"])
+    for row in _choose(
+        rng,
+        rows,
+        changed,
+        count,
+        lambda r: free(r) and is_known(r) and h(r).progress < (7 if is_import(r) else 6),
+    ):
+        h(row).progress += 1
+        _place(row, h(row), rng)
+        changes["status"].append(row["Container #"])
+    if len(rows) > 1:
+        gone = _choose(rng, rows, changed, 1, free)
+        for row in gone:
+            rows.remove(row)
+            del hidden[row["Container #"]]
+            used.discard(row["Container #"])
+            changes["removed"].append(row["Container #"])
+    row, extra = _make_container(rng, used, today, config, None)
+    rows.append(row)
+    hidden[row["Container #"]] = extra
+    changes["added"].append(row["Container #"])
+    sheet.changes = changes
+    sheet._index = None
+
+
+def sheet_for(username: str, config: SimConfig, generation: int = 0) -> Sheet:
+    """``username``'s data at ``generation``: the sheet rows and what the pages know."""
+    today = config.current_date()
+    used: set[str] = set()
+    sheet = Sheet([], {}, {kind: [] for kind in CHANGE_KINDS})
+    for i in range(container_count(username, config)):
+        row, extra = _make_container(
+            _rng(config.seed, username, "c", i), used, today, config, _FORCED.get(i)
+        )
+        sheet.rows.append(row)
+        sheet.hidden[row["Container #"]] = extra
+        if i in _FORCED:
+            sheet.forced.add(row["Container #"])
+    for step in range(1, generation + 1):
+        _advance(sheet, _rng(config.seed, username, "advance", step), used, today, config)
+    return sheet
 
 
 def containers_for(username: str, config: SimConfig, generation: int = 0) -> list[dict[str, str]]:
     """The containers sheet of ``username`` at data ``generation``: dicts keyed by COLUMNS."""
-    today = config.current_date()
-    used: set[str] = set()
-    containers = [
-        _make_container(_rng(config.seed, username, "c", i), used, today, _FORCED.get(i))
-        for i in range(container_count(username, config))
-    ]
-    for step in range(1, generation + 1):
-        _advance(containers, _rng(config.seed, username, "advance", step), used, today)
-    return containers
+    return sheet_for(username, config, generation).rows
 
 
-def find_container(containers: list[dict[str, str]], container_id: str) -> dict[str, str] | None:
-    wanted = container_id.strip().upper()
-    if wanted == NOT_FOUND_CONTAINER:
-        return None
-    for container in containers:
-        if container["Container #"] == wanted:
-            return container
-    return None
+def changes_between(username: str, config: SimConfig, generation: int) -> dict[str, list[str]]:
+    """Container numbers that change from ``generation`` to ``generation + 1``, by kind
+    (``CHANGE_KINDS``): slots opened/closed, holds released, LFD range shifted, pregate ticket
+    set, status moved, removed, added."""
+    return sheet_for(username, config, generation + 1).changes
+
+
+def container_details(sheet: Sheet, config: SimConfig) -> dict[str, dict[str, Any]]:
+    """Per container number, what the pages would say (for tests and the control surface)."""
+    details = {}
+    for row in sheet.rows:
+        number, hidden = row["Container #"], sheet.hidden[row["Container #"]]
+        known = is_known(row)
+        milestone = known and has_pregate_milestone(number, config)
+        details[number] = {
+            "known": known,
+            "candidate": is_candidate(row),
+            "progress": hidden.progress,
+            "terminal": hidden.terminal,
+            "has_pregate_milestone": milestone,
+            "passed_pregate": hidden.progress >= _pregate_progress(row) if milestone else None,
+            "has_slots": hidden.has_slots if row["Trade Type"] == "IMPORT" else None,
+            "booking_number": booking_number_for(row, config) if known else None,
+        }
+    return details
+
+
+# -------------------------------------------------------------------- pages
 
 
 def timeline_for(
-    container: dict[str, str], username: str, config: SimConfig
-) -> tuple[bool, list[dict[str, str]]]:
-    """(passed_pregate, milestones newest first) for one container."""
-    is_import = container["Trade Type"] == "IMPORT"
-    milestones = IMPORT_MILESTONES if is_import else EXPORT_MILESTONES
-    progress = _progress(container)
-    rng = _rng(config.seed, username, "timeline", container["Container #"])
+    sheet: Sheet, row: dict[str, str], config: SimConfig
+) -> tuple[bool | None, list[dict[str, str]]]:
+    """(passed_pregate, milestones newest first); passed_pregate is None when the page has no
+    Pregate milestone."""
+    number = row["Container #"]
+    hidden = sheet.hidden[number]
+    is_import = row["Trade Type"] == "IMPORT"
+    names = list(IMPORT_MILESTONES if is_import else EXPORT_MILESTONES)
+    if is_import and old_spelling(number, config):
+        names[0] = OLD_MANIFESTED
+    progress = hidden.progress
+    rng = _rng(config.seed, "timeline", number)
     stamp = dt.datetime.combine(config.current_date(), dt.time(0, 0)) - dt.timedelta(
         days=rng.randint(0, 2)
     )
@@ -300,45 +645,69 @@ def timeline_for(
     timeline = [
         {"milestone": name, "date": dates[i], "status": "completed"}
         if i < progress
-        else {"milestone": name, "date": "N/A", "status": "pending"}
-        for i, name in enumerate(milestones)
+        else {"milestone": name, "date": NA, "status": "pending"}
+        for i, name in enumerate(names)
     ]
+    passed: bool | None = progress >= _pregate_progress(row)
+    if not has_pregate_milestone(number, config):
+        timeline = [m for m in timeline if m["milestone"] != "Pregate"]
+        passed = None
     timeline.reverse()
-    threshold = IMPORT_PREGATE_PROGRESS if is_import else EXPORT_PREGATE_PROGRESS
-    return progress >= threshold, timeline
+    return passed, timeline
 
 
-def pregate_details(passed: bool, timeline: list[dict[str, str]]) -> str:
-    if not passed:
-        return "No pregate milestone reached"
-    for entry in timeline:
-        if entry["milestone"] in ("Departed Terminal", "Full Received"):
-            return f"{entry['milestone']} on {entry['date']}"
-    return "Passed pregate"
-
-
-def booking_number_for(container: dict[str, str], config: SimConfig) -> str | None:
-    if container["Trade Type"] != "EXPORT":
+def booking_number_for(row: dict[str, str], config: SimConfig) -> str | None:
+    number = row["Container #"]
+    if row["Trade Type"] != "EXPORT" or not has_booking(number, config):
         return None
-    return f"BKG{stable_int(config.seed, 'booking', container['Container #']) % 10**8:08d}"
+    value = stable_int(config.seed, "booking", number)
+    if row["Line"] == "MSC":
+        return f"EBKG{value % 10**8:08d}"
+    if row["Line"] == "MAERSK":
+        return f"{value % 10**9:09d}"
+    return f"{row['Line'][:3].replace(' ', '')}{value % 10**9:09d}"
 
 
-def available_times(container_id: str, config: SimConfig, now: dt.datetime) -> list[str]:
-    """0-6 one-hour slots over the next days; stable for a container within a day."""
-    rng = _rng(config.seed, "slots", container_id.upper())
-    count = rng.choice([0, 0, 1, 2, 3, 4, 5, 6])
-    picks = sorted(
-        {(rng.randint(1, 5), rng.randint(6, 17)) for _ in range(count)},
-    )
+def _clock12(hour: int) -> str:
+    hour %= 24
+    suffix = "AM" if hour < 12 else "PM"
+    return f"{(hour % 12) or 12:02d}:00 {suffix}"
+
+
+def available_times(
+    container_id: str,
+    terminal: str,
+    config: SimConfig,
+    now: dt.datetime,
+    *,
+    has_slots: bool = True,
+    version: int = 0,
+) -> list[str]:
+    """The import page's time dropdown: ``["No Appointments Available!"]`` (sometimes without
+    the ``!``) when there are no slots, else 1-6 slots over the next days, some crossing
+    midnight; 12-hour terminals (``TWELVE_HOUR_TERMINALS``) write no weekday."""
+    if not has_slots:
+        bang = stable_int(config.seed, "bang", container_id) % 4 != 0
+        return [NO_SLOTS if bang else NO_SLOTS_PLAIN]
+    rng = _rng(config.seed, "slots", container_id, version)
+    picks: set[tuple[int, int, int]] = set()
+    for _ in range(rng.randint(1, 5)):
+        picks.add((rng.randint(1, 6), rng.randint(6, 20), 1))
+    if rng.random() < 0.35:
+        picks.add((rng.randint(1, 6), 23, 3))  # a night slot: 23:00 - 02:00
     slots = []
-    for offset, hour in picks:
+    for offset, hour, length in sorted(picks):
         day = now.date() + dt.timedelta(days=offset)
-        slots.append(f"{day:%A} {day:%m/%d/%Y} {hour:02d}:00 - {hour + 1:02d}:00")
+        end = (hour + length) % 24
+        if terminal in TWELVE_HOUR_TERMINALS:
+            slots.append(f"{day:%m/%d/%Y} {_clock12(hour)} - {_clock12(end)}")
+        else:
+            slots.append(f"{day:%A} {day:%m/%d/%Y} {hour:02d}:00 - {end:02d}:00")
     return slots
 
 
-def calendar_found(booking_number: str, config: SimConfig) -> bool:
-    return stable_int(config.seed, "calendar", booking_number.upper()) % 5 != 0
+def calendar_found(booking_number: str, config: SimConfig, generation: int = 0) -> bool:
+    return stable_int(config.seed, "calendar", booking_number, generation) % 5 != 0
 
 
 def _plate(rng: random.Random) -> str:
@@ -347,32 +716,42 @@ def _plate(rng: random.Random) -> str:
 
 
 def appointments_for(
-    username: str, containers: list[dict[str, str]], config: SimConfig
+    username: str, sheet: Sheet | list[dict[str, str]], config: SimConfig
 ) -> list[dict[str, str]]:
+    """The rows of ``username``'s appointments sheet (``sheet``: a Sheet or its rows)."""
     rng = _rng(config.seed, username, "appointments")
     today = config.current_date()
-    chosen = rng.sample(containers, min(len(containers), 3 + rng.randrange(8)))
+    rows_in = sheet.rows if isinstance(sheet, Sheet) else sheet
+    known = [r for r in rows_in if is_known(r)]
+    chosen = rng.sample(known, min(len(known), 3 + rng.randrange(8)))
     rows = []
     for container in chosen:
         trade = container["Trade Type"]
         hour = rng.randint(6, 17)
         day = today + dt.timedelta(days=rng.randint(-5, 6))
+        if isinstance(sheet, Sheet):
+            code = sheet.hidden[container["Container #"]].terminal
+        else:
+            code = next((container[c] for c in ("Origin", "Current Loc") if container[c] != NA), NA)
         rows.append(
             {
                 "Appointment #": f"APT{rng.randrange(10**8):08d}",
                 "Container #": container["Container #"],
                 "Trade Type": trade,
-                "Terminal": container["Destination"],
-                "Move Type": rng.choice(MOVE_TYPES[trade]),
+                "Terminal": TERMINAL_NAMES.get(code, code),
+                "Move Type": rng.choice(MOVE_TYPES[:2] if trade == "IMPORT" else MOVE_TYPES[2:]),
                 "Appointment Date": _fmt_date(day),
                 "Time Slot": f"{hour:02d}:00 - {hour + 1:02d}:00",
-                "Status": "Completed" if day < today else rng.choice(["Scheduled", "Confirmed"]),
+                "Status": "COMPLETED" if day < today else rng.choice(["SCHEDULED", "CONFIRMED"]),
                 "Truck Plate": _plate(rng),
                 "Trucking Company": rng.choice(TRUCKING_COMPANIES),
             }
         )
     rows.sort(key=lambda r: (r["Appointment Date"][6:], r["Appointment Date"], r["Time Slot"]))
     return rows
+
+
+# -------------------------------------------------------------------- files
 
 
 def xlsx_bytes(columns: list[str], rows: list[dict[str, str]], title: str) -> bytes:
@@ -426,3 +805,12 @@ def png_bytes(width: int, height: int, seed: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(bytes(raw)))
         + chunk(b"IEND", b"")
     )
+
+
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    """A debug bundle: screenshots zipped."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()

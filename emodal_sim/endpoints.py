@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import math
 import re
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,19 +13,55 @@ from typing import Any
 
 from . import data
 from .config import INVALID_BOOKING_PREFIX
-from .state import CREDENTIAL_FIELDS, ApiError, Call, Session, SimState, closed_error, iso
+from .state import (
+    CREDENTIAL_FIELDS,
+    STALE_ELEMENT_ERROR,
+    ApiError,
+    Call,
+    Session,
+    SimState,
+    closed_error,
+    naive_local,
+    new_token,
+    secret_free,
+)
 
 SERVICE_NAME = "E-Modal Business API"
 SERVICE_VERSION = "1.0.0"
-PHASE2_FIELDS = ("trucking_company", "terminal", "move_type", "truck_plate")
-OPTIONAL_APPOINTMENT_FIELDS = (
-    "line",
-    "equip_size",
-    "own_chassis",
-    "pin_code",
-    "unit_number",
-    "seal_value",
+
+NO_CONTAINERS_ERROR = "Download failed: No container data extracted"
+SEARCH_FAILED_ERROR = "Search failed: container not found"
+PREGATE_MISSING_ERROR = "Pregate status check failed: Pregate milestone not found"
+BULK_EMPTY_ERROR = "At least one of 'import_containers' or 'export_containers' must be provided"
+EXCEL_FAILED_ERROR = "Excel download failed"
+CONTAINER_FIELD_ERROR = (
+    "Phase 1 failed - Container field not found. Please provide 'line' and 'equip_size' to continue"
 )
+CHECK_SEARCH_FAILED_ERROR = "Phase 1 failed - Search failed: container not found"
+PHASE1_FIELDS = ("trucking_company", "terminal", "move_type")
+PLATE_RE = re.compile(r"[A-Za-z0-9]{2,10}")
+# Share of a check's fixed waits spent before the Phase-1 fields are looked at (~35 s).
+PHASE1_SHARE = {"import": 35 / 45, "export": 35 / 50}
+
+HTML_PAGES = {
+    404: (
+        "404 Not Found",
+        "Not Found",
+        "The requested URL was not found on the server. If you entered the URL manually "
+        "please check your spelling and try again.",
+    ),
+    405: (
+        "405 Method Not Allowed",
+        "Method Not Allowed",
+        "The method is not allowed for the requested URL.",
+    ),
+    500: (
+        "500 Internal Server Error",
+        "Internal Server Error",
+        "The server encountered an internal error and was unable to complete your request. "
+        "Either the server is overloaded or there is an error in the application.",
+    ),
+}
 
 
 @dataclass
@@ -40,6 +75,19 @@ class Response:
     def json(cls, payload: dict[str, Any], status: int = 200) -> Response:
         return cls(status, json.dumps(payload).encode())
 
+    @classmethod
+    def html(cls, status: int) -> Response:
+        """The page Flask/Werkzeug answers for an unknown route, a wrong method, a crash."""
+        title, heading, text = HTML_PAGES[status]
+        page = (
+            f"<!doctype html>\n<html lang=en>\n<title>{title}</title>\n"
+            f"<h1>{heading}</h1>\n<p>{text}</p>\n"
+        )
+        return cls(status, page.encode(), "text/html; charset=utf-8")
+
+    def copy(self) -> Response:
+        return Response(self.status, self.body, self.content_type, dict(self.headers))
+
 
 @dataclass
 class Context:
@@ -52,21 +100,17 @@ class Context:
         return f"{self.base_url}/files/{name}"
 
 
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", text)[:40] or "user"
-
-
-def _file_name(prefix: str, username: str, ext: str) -> str:
-    return f"{prefix}_{_safe(username)}_{int(time.time())}_{secrets.token_hex(4)}.{ext}"
-
-
-def _flag(body: dict[str, Any], name: str, default: bool) -> bool:
+def flag(body: dict[str, Any], name: str, default: bool) -> bool:
     value = body.get(name, default)
     if value is None:
         return default
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return bool(value)
+
+
+def _absent(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
 
 
 def _positive_int(body: dict[str, Any], name: str) -> int | None:
@@ -82,34 +126,95 @@ def _positive_int(body: dict[str, Any], name: str) -> int | None:
     return number
 
 
-def _required_str(body: dict[str, Any], name: str, **extra: Any) -> str:
+def _required_id(body: dict[str, Any], name: str) -> str:
+    """A container number exactly as sent: no trimming, no case change."""
     value = body.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise ApiError(400, f"Missing required field: {name}", **extra)
-    return value.strip()
+    if not isinstance(value, str) or value == "":
+        raise ApiError(400, f"Missing required field: {name}")
+    return value
 
 
-def _with_session(ctx: Context, work: Callable[[Session], dict[str, Any] | Response]) -> Response:
-    """Run ``work`` on the session resolved from the request's session block."""
-    session, is_new = ctx.state.acquire(ctx.body, ctx.call)
-    try:
-        try:
-            result = work(session)
-        except ApiError as exc:
-            # Failures on a live browser name it, so a silently re-logged client can keep it.
-            if exc.outcome == "error" and session.closed_reason is None:
-                exc.payload.setdefault("session_id", session.session_id)
-            raise
-        # The browser may have been closed after the last simulated step finished.
+def _not_found_seconds(state: SimState, container_id: str) -> float:
+    """A search that finds nothing takes 2/3 to 4/3 of timeline_not_found (30-60 s)."""
+    spread = data.stable_int(state.config.seed, "not-found", container_id) % 1000 / 1500
+    return state.config.latency("timeline_not_found") * (2 / 3 + spread)
+
+
+def _debug_bundle(ctx: Context, session: Session) -> str:
+    """Build the screenshots zip of a debug call (costs debug_bundle) and return its URL."""
+    state = ctx.state
+    state.step("debug_bundle", session)
+    state.count("debug_bundles")
+    shot = data.png_bytes(32, 16, data.stable_int(ctx.call.id, session.session_id))
+    content = data.zip_bytes({"screenshot_1.png": shot})
+    name = state.store_file(
+        lambda ts: f"{session.session_id}/debug_bundle_{ts}.zip", content, data.ZIP_CONTENT_TYPE
+    )
+    return ctx.file_url(name)
+
+
+def _collided(ctx: Context, session: Session) -> Response:
+    """The garbage a call gets when it drove a browser another call was already driving: the
+    earlier call's answer when both are the same endpoint, else a stale-element failure."""
+    earlier = ctx.call.collided_with
+    assert earlier is not None
+    if earlier.endpoint == ctx.call.endpoint:
+        ctx.state.wait_for_call(earlier)
         if session.closed_reason is not None:
             raise closed_error(session.closed_reason)
+        if isinstance(earlier.response, Response):
+            ctx.call.forced_outcome = "collision"
+            return earlier.response.copy()
+    raise ApiError(500, STALE_ELEMENT_ERROR, outcome="collision")
+
+
+def _with_session(
+    ctx: Context,
+    work: Callable[[Session], dict[str, Any] | Response],
+    on_error: Callable[[Session, ApiError], None] | None = None,
+) -> Response:
+    """Run ``work`` on the session resolved from the request's session block.
+
+    Afterwards: a call that collided with another on the same browser gets garbage
+    (``_collided``); a debug call (``debug`` missing or true) pays for and links a debug
+    bundle; a failure on a live browser names the session and goes to ``on_error``."""
+    state, call = ctx.state, ctx.call
+    session, is_new = state.acquire(ctx.body, call)
+    try:
+        try:
+            if call.page_return:
+                state.step("page_return", session)
+            result: dict[str, Any] | Response | None = None
+            try:
+                result = work(session)
+            except ApiError as exc:
+                # A collided call's own failure is replaced by the collision's garbage.
+                if call.collided_with is None or exc.outcome != "error":
+                    raise
+            if session.closed_reason is not None:
+                raise closed_error(session.closed_reason)
+            if call.collided_with is not None:
+                result = _collided(ctx, session)
+            assert result is not None
+        except ApiError as exc:
+            if exc.outcome in ("error", "collision") and session.closed_reason is None:
+                exc.payload.setdefault("session_id", session.session_id)
+                if on_error is not None:
+                    on_error(session, exc)
+                if call.debug:
+                    exc.payload["debug_bundle_url"] = _debug_bundle(ctx, session)
+            raise
+        if isinstance(result, Response):
+            if call.debug and call.forced_outcome is None:
+                _debug_bundle(ctx, session)
+            return result
+        payload = {"success": True, "session_id": session.session_id, "is_new_session": is_new}
+        payload.update(result)
+        if call.debug:
+            payload["debug_bundle_url"] = _debug_bundle(ctx, session)
+        return Response.json(payload)
     finally:
-        ctx.state.release(session)
-    if isinstance(result, Response):
-        return result
-    return Response.json(
-        {"success": True, "session_id": session.session_id, "is_new_session": is_new, **result}
-    )
+        state.release(session, call)
 
 
 # ------------------------------------------------------------------ sessions
@@ -127,14 +232,18 @@ def health(ctx: Context) -> Response:
             "max_sessions": capacity,
             "session_capacity": f"{active}/{capacity}",
             "persistent_sessions": 0,
-            "timestamp": iso(time.time()),
+            "timestamp": naive_local(time.time()),
         }
     )
 
 
 def list_sessions(ctx: Context) -> Response:
-    sessions = [s.public() for s in ctx.state.list_sessions()]
-    return Response.json({"success": True, "active_sessions": len(sessions), "sessions": sessions})
+    sessions = ctx.state.list_sessions()
+    if any(s.dead for s in sessions):
+        # Reading a dead browser's current URL raises: Flask answers its HTML error page.
+        return Response.html(500)
+    items = [s.public(ctx.state.current_url(s)) for s in sessions]
+    return Response.json({"active_sessions": len(items), "sessions": items})
 
 
 def delete_session(ctx: Context, session_id: str) -> Response:
@@ -145,14 +254,12 @@ def delete_session(ctx: Context, session_id: str) -> Response:
 
 
 def get_session(ctx: Context) -> Response:
-    missing = [
-        name
+    if any(
+        not isinstance(ctx.body.get(name), str) or ctx.body[name] == ""
         for name in CREDENTIAL_FIELDS
-        if not isinstance(ctx.body.get(name), str) or not ctx.body[name].strip()
-    ]
-    if missing:
-        raise ApiError(400, f"Missing required fields: {', '.join(missing)}")
-    username = ctx.body["username"].strip()
+    ):
+        raise ApiError(400, f"Missing required fields: {', '.join(CREDENTIAL_FIELDS)}")
+    username = ctx.body["username"]
     ctx.call.username = username
     session, is_new = ctx.state.get_session(
         username, ctx.body["password"], ctx.body["captcha_api_key"], ctx.call
@@ -164,9 +271,27 @@ def get_session(ctx: Context) -> Response:
             "session_id": session.session_id,
             "is_new": is_new,
             "username": session.username,
-            "created_at": iso(session.created_at),
+            "created_at": naive_local(session.created_at),
             "expires_at": None,
-            "message": "Session created" if is_new else "Using existing session",
+            "message": "Session created successfully" if is_new else "Using existing session",
+        }
+    )
+
+
+def cleanup(ctx: Context) -> Response:
+    closed = ctx.state.cleanup()
+    return Response.json(
+        {"success": True, "message": "Cleanup completed", "sessions_closed": closed}
+    )
+
+
+def emergency_recovery(ctx: Context) -> Response:
+    closed = ctx.state.cleanup()
+    return Response.json(
+        {
+            "success": True,
+            "message": "Emergency recovery completed: all sessions closed",
+            "sessions_closed": closed,
         }
     )
 
@@ -175,17 +300,19 @@ def get_session(ctx: Context) -> Response:
 
 
 def get_containers(ctx: Context) -> Response:
-    infinite = _flag(ctx.body, "infinite_scrolling", True)
-    return_url = _flag(ctx.body, "return_url", False)
+    infinite = flag(ctx.body, "infinite_scrolling", True)
+    return_url = flag(ctx.body, "return_url", False)
     target_count = _positive_int(ctx.body, "target_count")
     target_id = ctx.body.get("target_container_id")
-    target_id = target_id.strip().upper() if isinstance(target_id, str) and target_id else None
+    target_id = target_id if isinstance(target_id, str) and target_id else None
 
     def work(session: Session) -> dict[str, Any] | Response:
         state = ctx.state
         step = "get_containers_full" if infinite else "get_containers_first_page"
         state.step(step, session, ctx.call.extra_delay)
         everything = state.containers(session.username)
+        if not everything:
+            raise ApiError(500, NO_CONTAINERS_ERROR)
         rows = everything if infinite else everything[: data.FIRST_PAGE_SIZE]
         if target_count is not None:
             rows = rows[:target_count]
@@ -197,18 +324,23 @@ def get_containers(ctx: Context) -> Response:
             content = state.containers_xlsx(session.username)
         else:
             content = data.xlsx_bytes(data.COLUMNS, rows, "Containers")
-        name = _file_name("containers", session.username, "xlsx")
+        state.record_download(session, content)
         if not return_url:
+            stamp = time.strftime("%Y%m%d_%H%M%S")
             return Response(
                 200,
                 content,
                 data.XLSX_CONTENT_TYPE,
-                {"Content-Disposition": f'attachment; filename="{name}"'},
+                {"Content-Disposition": f'attachment; filename="containers_scraped_{stamp}.xlsx"'},
             )
-        state.put_file(name, content, data.XLSX_CONTENT_TYPE)
+        name = state.store_file(
+            lambda ts: f"{session.session_id}/containers_scraped_{ts}.xlsx",
+            content,
+            data.XLSX_CONTENT_TYPE,
+        )
         return {
             "file_url": ctx.file_url(name),
-            "file_name": name,
+            "file_name": name.rsplit("/", 1)[-1],
             "file_size": len(content),
             "total_containers": len(rows) if infinite else "first_page_only",
             "scroll_cycles": math.ceil(len(rows) / data.FIRST_PAGE_SIZE) if infinite else 0,
@@ -217,109 +349,126 @@ def get_containers(ctx: Context) -> Response:
     return _with_session(ctx, work)
 
 
-def _lookup(state: SimState, session: Session, container_id: str) -> dict[str, str] | None:
-    return data.find_container(state.containers(session.username), container_id)
-
-
-def _searched(ctx: Context, session: Session, container_id: str) -> dict[str, str]:
-    """The account's container, after the browser searched for it; a missing one takes the
-    slow not-found search and fails as the real automation does."""
-    container = _lookup(ctx.state, session, container_id)
-    if container is None:
-        ctx.state.step("timeline_not_found", session, ctx.call.extra_delay)
-        raise ApiError(500, "Search failed: container not found")
-    return container
+def _search(
+    ctx: Context, session: Session, sheet: data.Sheet, container_id: Any, error: str, **extra: Any
+) -> dict[str, str]:
+    """The page's case-sensitive search; a container it does not find takes the slow
+    not-found search (30-60 s) and fails."""
+    row = sheet.find(container_id) if isinstance(container_id, str) else None
+    if row is None:
+        ctx.state.sleep(_not_found_seconds(ctx.state, str(container_id)), session)
+        raise ApiError(500, error, **extra)
+    return row
 
 
 def get_container_timeline(ctx: Context) -> Response:
-    container_id = _required_str(ctx.body, "container_id").upper()
+    container_id = _required_id(ctx.body, "container_id")
 
     def work(session: Session) -> dict[str, Any]:
-        container = _searched(ctx, session, container_id)
-        ctx.state.step("timeline", session, ctx.call.extra_delay)
-        passed, timeline = data.timeline_for(container, session.username, ctx.state.config)
+        state = ctx.state
+        sheet = state.sheet(session.username)
+        row = _search(ctx, session, sheet, container_id, SEARCH_FAILED_ERROR)
+        state.step("timeline", session, ctx.call.extra_delay)
+        passed, timeline = data.timeline_for(sheet, row, state.config)
+        if passed is None:
+            raise ApiError(500, PREGATE_MISSING_ERROR)
         return {
             "container_id": container_id,
             "passed_pregate": passed,
             "timeline": timeline,
             "milestone_count": len(timeline),
-            "detection_method": "timeline_table",
+            "detection_method": data.detection_method(container_id, state.config),
         }
 
     return _with_session(ctx, work)
 
 
 def get_booking_number(ctx: Context) -> Response:
-    container_id = _required_str(ctx.body, "container_id").upper()
+    container_id = _required_id(ctx.body, "container_id")
 
     def work(session: Session) -> dict[str, Any]:
-        container = _searched(ctx, session, container_id)
-        ctx.state.step("booking_number", session, ctx.call.extra_delay)
-        booking = data.booking_number_for(container, ctx.state.config)
+        state = ctx.state
+        sheet = state.sheet(session.username)
+        row = _search(ctx, session, sheet, container_id, SEARCH_FAILED_ERROR)
+        state.step("booking_number", session, ctx.call.extra_delay)
+        booking = data.booking_number_for(row, state.config)
         result: dict[str, Any] = {"container_id": container_id, "booking_number": booking}
         if booking is None:
-            result["message"] = "No booking number found (import container)"
+            result["message"] = "Booking number not found"
         return result
 
     return _with_session(ctx, work)
 
 
-def _id_list(body: dict[str, Any], name: str) -> list[str]:
-    value = body.get(name) or []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ApiError(400, f"{name} must be a list of container numbers")
-    return [v.strip().upper() for v in value if v.strip()]
+def _id_list(body: dict[str, Any], name: str) -> list[Any]:
+    value = body.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ApiError(400, f"'{name}' must be a list")
+    return list(value)
 
 
 def get_info_bulk(ctx: Context) -> Response:
     imports = _id_list(ctx.body, "import_containers")
     exports = _id_list(ctx.body, "export_containers")
     if not imports and not exports:
-        raise ApiError(
-            400, "At least one of import_containers or export_containers must be non-empty"
-        )
+        raise ApiError(400, BULK_EMPTY_ERROR)
 
     def work(session: Session) -> dict[str, Any]:
         state = ctx.state
-        per = state.config.latency("bulk_per_container")
-        state.sleep(per * (len(imports) + len(exports)) + ctx.call.extra_delay, session)
+        sheet = state.sheet(session.username)
+        extra = ctx.call.extra_delay
+
+        def searched(container_id: Any) -> dict[str, str] | None:
+            # One container at a time, as the real page does.
+            nonlocal extra
+            state.step("bulk_per_container", session, extra)
+            extra = 0.0
+            row = sheet.find(container_id) if isinstance(container_id, str) else None
+            if row is None:
+                state.sleep(_not_found_seconds(state, str(container_id)), session)
+            return row
+
         import_results: list[dict[str, Any]] = []
         for container_id in imports:
-            container = _lookup(state, session, container_id)
-            if container is None:
+            row = searched(container_id)
+            failure = SEARCH_FAILED_ERROR if row is None else None
+            if row is not None:
+                passed, timeline = data.timeline_for(sheet, row, state.config)
+                if passed is None:
+                    failure = PREGATE_MISSING_ERROR
+            if failure is not None:
                 import_results.append(
                     {
                         "container_id": container_id,
                         "success": False,
-                        "pregate_status": False,
-                        "pregate_details": "",
-                        "timeline": [],
-                        "milestone_count": 0,
-                        "error": "Container not found",
+                        "pregate_status": None,
+                        "pregate_details": None,
+                        "error": failure,
                     }
                 )
                 continue
-            passed, timeline = data.timeline_for(container, session.username, state.config)
             import_results.append(
                 {
                     "container_id": container_id,
                     "success": True,
                     "pregate_status": passed,
-                    "pregate_details": data.pregate_details(passed, timeline),
+                    "pregate_details": None,
                     "timeline": timeline,
                     "milestone_count": len(timeline),
                 }
             )
         export_results: list[dict[str, Any]] = []
         for container_id in exports:
-            container = _lookup(state, session, container_id)
-            if container is None:
+            row = searched(container_id)
+            if row is None:
                 export_results.append(
                     {
                         "container_id": container_id,
                         "success": False,
                         "booking_number": None,
-                        "error": "Container not found",
+                        "error": SEARCH_FAILED_ERROR,
                     }
                 )
                 continue
@@ -327,13 +476,15 @@ def get_info_bulk(ctx: Context) -> Response:
                 {
                     "container_id": container_id,
                     "success": True,
-                    "booking_number": data.booking_number_for(container, state.config),
+                    "booking_number": data.booking_number_for(row, state.config),
                 }
             )
         import_ok = sum(1 for r in import_results if r["success"])
         export_ok = sum(1 for r in export_results if r["success"])
+        failed = len(imports) + len(exports) - import_ok - export_ok
         return {
-            "message": f"Processed {len(imports)} import and {len(exports)} export containers",
+            "message": f"Bulk processing completed: {import_ok + export_ok} successful, "
+            f"{failed} failed",
             "results": {
                 "import_results": import_results,
                 "export_results": export_results,
@@ -355,57 +506,118 @@ def get_info_bulk(ctx: Context) -> Response:
 
 
 def check_appointments(ctx: Context) -> Response:
-    body = ctx.body
+    state, body = ctx.state, ctx.body
+    # Any check arriving closes the browsers of workflows that failed long enough ago.
+    state.fire_poisons()
     container_type = body.get("container_type")
-    if not isinstance(container_type, str) or not container_type.strip():
+    if _absent(container_type):
         raise ApiError(400, "Missing required field: container_type", current_phase=1)
-    container_type = container_type.strip().lower()
     if container_type not in ("import", "export"):
-        raise ApiError(400, "Invalid container_type: must be 'import' or 'export'", current_phase=1)
-    key = "container_id" if container_type == "import" else "booking_number"
-    identifier = _required_str(body, key, current_phase=1).upper()
-    for name in PHASE2_FIELDS:
-        value = body.get(name)
-        if not isinstance(value, str) or not value.strip():
-            raise ApiError(400, f"Missing required field for Phase 2: {name}", current_phase=2)
-    appointment_session_id = body.get("appointment_session_id")
-    if not isinstance(appointment_session_id, str) or not appointment_session_id:
-        appointment_session_id = f"appt_{int(time.time())}_{secrets.token_hex(6)}"
+        raise ApiError(
+            400,
+            f"Invalid container_type: '{container_type}'. Must be 'import' or 'export'",
+            current_phase=1,
+        )
+    is_import = container_type == "import"
+    key = "container_id" if is_import else "booking_number"
+    requested = body.get("appointment_session_id")
+    held: dict[str, Any] = {}
 
     def work(session: Session) -> dict[str, Any]:
-        state = ctx.state
-        total = state.config.latency("check_appointments") + ctx.call.extra_delay
-        # Phase 1 (container / booking lookup) is about a third of the whole flow.
-        state.sleep(total / 3, session)
-        if container_type == "import":
-            if _lookup(state, session, identifier) is None:
-                raise ApiError(500, "Phase 1 failed - container not found", current_phase=1)
-        elif identifier.startswith(INVALID_BOOKING_PREFIX):
+        config = state.config
+        params = secret_free(body) or {}
+        resumed = state.held_workflow(session, requested) if isinstance(requested, str) else None
+        if resumed is not None:
+            appointment_session_id = requested
+            # The held workflow keeps what it was given; the resume adds or replaces fields.
+            params = {**resumed, **{k: v for k, v in params.items() if not _absent(v)}}
+        else:
+            appointment_session_id = f"appt_{int(time.time())}_{new_token()}"
+        held.update(id=appointment_session_id, params=params)
+
+        total = config.latency(f"check_appointments_{container_type}") + ctx.call.extra_delay
+        phase1 = total * PHASE1_SHARE[container_type]
+        state.sleep(phase1, session)
+        missing = [name for name in (*PHASE1_FIELDS, key) if _absent(params.get(name))]
+        if missing:
+            raise ApiError(
+                400, f"Missing required fields for Phase 1: {', '.join(missing)}", current_phase=1
+            )
+        company, terminal, move_type = (params[name] for name in PHASE1_FIELDS)
+        # The dropdowns are matched exactly (the real page falls back to a partial match).
+        if company not in config.trucking_companies:
+            raise ApiError(
+                500,
+                f"Phase 1 failed - Trucking company: '{company}' not found in dropdown",
+                current_phase=1,
+            )
+        if terminal not in config.terminals:
+            raise ApiError(
+                500,
+                f"Phase 1 failed - Terminal: '{terminal}' not found in dropdown",
+                current_phase=1,
+            )
+        if move_type not in data.MOVE_TYPES:
+            raise ApiError(
+                500,
+                f"Phase 1 failed - Move type: '{move_type}' not found in dropdown",
+                current_phase=1,
+            )
+        identifier = params[key]
+        hidden: data.Hidden | None = None
+        if is_import:
+            if terminal in data.NO_CONTAINER_FIELD_TERMINALS and (
+                _absent(params.get("line")) or _absent(params.get("equip_size"))
+            ):
+                raise ApiError(400, CONTAINER_FIELD_ERROR, current_phase=1)
+            sheet = state.sheet(session.username)
+            row = _search(
+                ctx, session, sheet, identifier, CHECK_SEARCH_FAILED_ERROR, current_phase=1
+            )
+            if row["Trade Type"] != "IMPORT":
+                raise ApiError(500, CHECK_SEARCH_FAILED_ERROR, current_phase=1)
+            hidden = sheet.hidden[row["Container #"]]
+        elif not isinstance(identifier, str) or identifier.startswith(INVALID_BOOKING_PREFIX):
             raise ApiError(
                 400,
                 "Booking number validation failed",
                 error_message=f"Booking number {identifier} not found",
                 current_phase=1,
             )
-        state.sleep(total - total / 3, session)
-        phase_data: dict[str, Any] = {key: identifier}
-        for name in PHASE2_FIELDS + OPTIONAL_APPOINTMENT_FIELDS:
-            if name in body:
-                phase_data[name] = body[name]
-        png = data.png_bytes(96, 48, data.stable_int(state.config.seed, identifier))
-        shot = _file_name(
-            "dropdown" if container_type == "import" else "calendar", identifier, "png"
+        plate = params.get("truck_plate")
+        if _absent(plate):
+            raise ApiError(400, "Missing required field for Phase 2: truck_plate", current_phase=2)
+        if not isinstance(plate, str) or not PLATE_RE.fullmatch(plate):
+            raise ApiError(
+                500, f"Phase 2 failed - Truck plate: '{plate}' rejected", current_phase=2
+            )
+        state.sleep(total - phase1, session)
+
+        kind = "dropdown" if is_import else "calendar"
+        png = data.png_bytes(96, 48, data.stable_int(config.seed, identifier))
+        shot = state.store_file(
+            lambda ts: f"{session.session_id}/{kind}_{ts}.png", png, data.PNG_CONTENT_TYPE
         )
-        state.put_file(shot, png, data.PNG_CONTENT_TYPE)
+        phase_data = {
+            name: params[name]
+            for name in (*PHASE1_FIELDS, key, "truck_plate", "line", "equip_size", "own_chassis")
+            if name in params
+        }
         result: dict[str, Any] = {
             "container_type": container_type,
             "appointment_session_id": appointment_session_id,
             "current_phase": 3,
             "phase_data": phase_data,
         }
-        if container_type == "import":
-            now = dt.datetime.now().astimezone()
-            times = data.available_times(identifier, state.config, now)
+        if hidden is not None:
+            times = data.available_times(
+                identifier,
+                terminal,
+                config,
+                dt.datetime.now().astimezone(),
+                has_slots=hidden.has_slots,
+                version=hidden.slot_version,
+            )
             result.update(
                 {
                     "available_times": times,
@@ -414,15 +626,26 @@ def check_appointments(ctx: Context) -> Response:
                 }
             )
         else:
+            generation = state.generation(session.username)
             result.update(
                 {
-                    "calendar_found": data.calendar_found(identifier, state.config),
+                    "calendar_found": data.calendar_found(identifier, config, generation),
                     "calendar_screenshot_url": ctx.file_url(shot),
                 }
             )
+        if resumed is not None:
+            state.release_workflow(appointment_session_id)
         return result
 
-    return _with_session(ctx, work)
+    def on_error(session: Session, exc: ApiError) -> None:
+        # The failed workflow stays on the browser: resumable, and poison in poison_delay.
+        if "id" not in held:
+            held.update(id=f"appt_{int(time.time())}_{new_token()}", params=secret_free(body))
+        exc.payload.setdefault("current_phase", 1)
+        exc.payload["appointment_session_id"] = held["id"]
+        state.hold_workflow(session, held["id"], held["params"] or {}, exc.payload["error"])
+
+    return _with_session(ctx, work, on_error)
 
 
 def get_appointments(ctx: Context) -> Response:
@@ -439,15 +662,21 @@ def get_appointments(ctx: Context) -> Response:
             index = next((i for i, r in enumerate(rows) if r["Appointment #"] == target_id), None)
             if index is not None:
                 rows = rows[: index + 1]
-        content = data.xlsx_bytes(data.APPOINTMENT_COLUMNS, rows, "Appointments")
-        name = _file_name("appointments", session.username, "xlsx")
-        state.put_file(name, content, data.XLSX_CONTENT_TYPE)
-        return {
-            "selected_count": len(rows),
-            "file_url": ctx.file_url(name),
-            "file_name": name,
-            "file_size": len(content),
-        }
+        if ctx.call.stale_sheet:
+            # The export failed: the newest sheet the browser downloaded lately comes back.
+            content = state.recent_download(session)
+            if content is None:
+                raise ApiError(500, EXCEL_FAILED_ERROR)
+            state.count("stale_sheets")
+        else:
+            content = data.xlsx_bytes(data.APPOINTMENT_COLUMNS, rows, "Appointments")
+            state.record_download(session, content)
+        name = state.store_file(
+            lambda ts: f"{session.session_id}_{ts}_appointments.xlsx",
+            content,
+            data.XLSX_CONTENT_TYPE,
+        )
+        return {"selected_count": len(rows), "file_url": ctx.file_url(name)}
 
     return _with_session(ctx, work)
 
@@ -455,14 +684,13 @@ def get_appointments(ctx: Context) -> Response:
 def make_appointment(ctx: Context) -> Response:
     body = ctx.body
     identifier = body.get("container_id") or body.get("booking_number")
-    if not isinstance(identifier, str) or not identifier.strip():
+    if not isinstance(identifier, str) or not identifier:
         raise ApiError(400, "Missing required field: container_id", current_phase=1)
-    identifier = identifier.strip().upper()
 
     def work(session: Session) -> dict[str, Any]:
         state = ctx.state
         state.step("make_appointment", session, ctx.call.extra_delay)
-        number = f"APT{secrets.randbelow(10**8):08d}"
+        number = f"APT{data.stable_int(new_token()) % 10**8:08d}"
         slot = body.get("appointment_time") or body.get("time_slot") or ""
         state.book(
             session.username,
@@ -474,7 +702,7 @@ def make_appointment(ctx: Context) -> Response:
                 "Move Type": str(body.get("move_type", "")),
                 "Appointment Date": "",
                 "Time Slot": str(slot),
-                "Status": "Scheduled",
+                "Status": "SCHEDULED",
                 "Truck Plate": str(body.get("truck_plate", "")),
                 "Trucking Company": str(body.get("trucking_company", "")),
             },
@@ -495,8 +723,8 @@ def get_file(ctx: Context, name: str) -> Response:
     return Response(200, stored.content, stored.content_type)
 
 
-POST_ENDPOINTS: dict[str, Callable[[Context], Response]] = {
-    "/get_session": get_session,
+# Endpoints that drive a browser: JSON bodies required (400 otherwise), debug bundles.
+OPERATION_ENDPOINTS: dict[str, Callable[[Context], Response]] = {
     "/get_containers": get_containers,
     "/get_container_timeline": get_container_timeline,
     "/get_booking_number": get_booking_number,
@@ -504,4 +732,10 @@ POST_ENDPOINTS: dict[str, Callable[[Context], Response]] = {
     "/check_appointments": check_appointments,
     "/get_appointments": get_appointments,
     "/make_appointment": make_appointment,
+}
+POST_ENDPOINTS: dict[str, Callable[[Context], Response]] = {
+    "/get_session": get_session,
+    **OPERATION_ENDPOINTS,
+    "/cleanup": cleanup,
+    "/emergency_recovery": emergency_recovery,
 }

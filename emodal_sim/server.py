@@ -13,12 +13,22 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import endpoints
+from . import data, endpoints
 from .config import SimConfig
 from .endpoints import Context, Response
 from .state import ApiError, Call, SimState
 
 JSON_ERROR = "Request must be JSON"
+BAD_REQUEST_ERROR = (
+    "Unexpected error: 400 Bad Request: The browser (or proxy) sent a request that this server "
+    "could not understand."
+)
+UNSUPPORTED_MEDIA_TYPE_ERROR = (
+    "Unexpected error: 415 Unsupported Media Type: Did not attempt to load JSON data because the "
+    "request Content-Type was not 'application/json'."
+)
+# Endpoints that read a JSON body.
+JSON_ENDPOINTS = {"/get_session", *endpoints.OPERATION_ENDPOINTS}
 HTML_ERROR_PAGE = (
     b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
     b"<body><h1>Bad Gateway</h1><p>The proxy received an invalid response.</p></body></html>"
@@ -74,6 +84,14 @@ class _HTTPServer(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], ConnectionError):
             return
         super().handle_error(request, client_address)
+
+
+def _is_json_type(content_type: str) -> bool:
+    """Flask's ``request.is_json``: application/json or application/*+json."""
+    mimetype = content_type.split(";", 1)[0].strip().lower()
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
 
 
 def _parse_json(raw: bytes) -> dict[str, Any]:
@@ -164,36 +182,72 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ---------------------------------------------------------- public API
 
+    def _route(
+        self, method: str, path: str
+    ) -> tuple[str, Callable[..., Response], tuple[str, ...]] | Response:
+        if method == "POST" and path in endpoints.POST_ENDPOINTS:
+            return path, endpoints.POST_ENDPOINTS[path], ()
+        if method == "GET" and path == "/health":
+            return path, endpoints.health, ()
+        if method == "GET" and path == "/sessions":
+            return path, endpoints.list_sessions, ()
+        is_session = path.startswith("/sessions/") and len(path) > 10
+        is_file = path.startswith("/files/") and len(path) > 7
+        if method == "DELETE" and is_session:
+            return "/sessions/{id}", endpoints.delete_session, (path[10:],)
+        if method == "GET" and is_file:
+            return "/files/{name}", endpoints.get_file, (path[7:],)
+        if path in endpoints.POST_ENDPOINTS or path in ("/health", "/sessions"):
+            return Response.html(405)
+        if is_session or is_file:
+            return Response.html(405)
+        return Response.html(404)
+
+    def _json_body(self, endpoint: str, raw: bytes) -> tuple[Any, tuple[int, str] | None]:
+        """The request's JSON object, or the (status, error) the real server answers."""
+        if endpoint not in JSON_ENDPOINTS:
+            return {}, None
+        if not _is_json_type(self.headers.get("Content-Type") or ""):
+            if endpoint == "/get_session":
+                return None, (500, UNSUPPORTED_MEDIA_TYPE_ERROR)
+            return None, (400, JSON_ERROR)
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return None, (500, BAD_REQUEST_ERROR)
+        if not isinstance(body, dict):
+            kind = type(body).__name__
+            return body, (500, f"Unexpected error: '{kind}' object has no attribute 'get'")
+        return body, None
+
     def _public(self, method: str, path: str, raw: bytes) -> Response:
         state = self.server.state
-        handler: Callable[..., Response]
-        args: tuple[str, ...] = ()
-        if method == "POST" and path in endpoints.POST_ENDPOINTS:
-            endpoint, handler = path, endpoints.POST_ENDPOINTS[path]
-        elif method == "GET" and path == "/health":
-            endpoint, handler = path, endpoints.health
-        elif method == "GET" and path == "/sessions":
-            endpoint, handler = path, endpoints.list_sessions
-        elif method == "DELETE" and path.startswith("/sessions/") and len(path) > 10:
-            endpoint, handler, args = "/sessions/{id}", endpoints.delete_session, (path[10:],)
-        elif method == "GET" and path.startswith("/files/") and len(path) > 7:
-            endpoint, handler, args = "/files/{name}", endpoints.get_file, (path[7:],)
-        elif path in endpoints.POST_ENDPOINTS or path in ("/health", "/sessions"):
-            return Response.json({"success": False, "error": "Method not allowed"}, 405)
-        else:
-            return Response.json({"success": False, "error": "Not found"}, 404)
+        route = self._route(method, path)
+        if isinstance(route, Response):
+            return route
+        endpoint, handler, args = route
+        body, body_error = self._json_body(endpoint, raw)
+        block = body if isinstance(body, dict) else {}
+        session_in = block.get("session_id") if isinstance(block.get("session_id"), str) else None
+        username = block.get("username") if isinstance(block.get("username"), str) else None
+        call = state.begin_call(endpoint, session_in, username, body)
+        if endpoint in endpoints.OPERATION_ENDPOINTS and body_error is None:
+            call.debug = endpoints.flag(block, "debug", True)
+        try:
+            return self._answer(call, endpoint, handler, block, args, body_error)
+        finally:
+            call.done.set()
 
-        body: dict[str, Any] = {}
-        not_json = False
-        if method == "POST":
-            try:
-                body = _parse_json(raw)
-            except _NotJson:
-                not_json = True
-        session_in = body.get("session_id") if isinstance(body.get("session_id"), str) else None
-        username = body.get("username") if isinstance(body.get("username"), str) else None
-        call = state.begin_call(endpoint, session_in, username)
-
+    def _answer(
+        self,
+        call: Call,
+        endpoint: str,
+        handler: Callable[..., Response],
+        body: dict[str, Any],
+        args: tuple[str, ...],
+        body_error: tuple[int, str] | None,
+    ) -> Response:
+        state = self.server.state
         # A call that takes a counted fault is not rolled for chaos: tests that inject one
         # fault expect exactly that one.
         fault = state.take_fault(endpoint) or state.chaos_roll(endpoint)
@@ -211,15 +265,19 @@ class _Handler(BaseHTTPRequestHandler):
                 status = fault.status or 200
                 state.end_call(call, status, "fault", "non-JSON answer")
                 return Response(status, HTML_ERROR_PAGE, "text/html; charset=utf-8")
-            call.extra_delay = fault.delay
-            if endpoint not in endpoints.POST_ENDPOINTS or endpoint == "/get_session":
-                # No session step to stretch: spend the delay up front.
-                state.sleep(fault.delay)
-                call.extra_delay = 0.0
+            if fault.mode == "stale_sheet":
+                call.stale_sheet = True
+            else:
+                call.extra_delay = fault.delay
+                if endpoint not in endpoints.OPERATION_ENDPOINTS:
+                    # No session step to stretch: spend the delay up front.
+                    state.sleep(fault.delay)
+                    call.extra_delay = 0.0
 
-        if not_json:
-            state.end_call(call, 400, "error", JSON_ERROR)
-            return Response.json({"success": False, "error": JSON_ERROR}, 400)
+        if body_error is not None:
+            status, error = body_error
+            state.end_call(call, status, "error", error)
+            return Response.json({"success": False, "error": error}, status)
         return self._run(call, handler, body, args)
 
     def _run(
@@ -234,13 +292,16 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             response = handler(context, *args)
         except ApiError as exc:
+            response = Response.json(exc.payload, exc.status)
             state.end_call(call, exc.status, exc.outcome, exc.payload["error"])
-            return Response.json(exc.payload, exc.status)
-        except Exception as exc:  # any bug must still answer like the real API
-            error = f"Automation failed: {type(exc).__name__}: {exc}"
-            state.end_call(call, 500, "error", error)
-            return Response.json({"success": False, "error": error}, 500)
-        state.end_call(call, response.status, "ok" if response.status < 400 else "error")
+        except Exception as exc:  # a crash answers Flask's HTML error page
+            response = Response.html(500)
+            state.end_call(call, 500, "error", f"crash: {type(exc).__name__}: {exc}")
+        else:
+            outcome = call.forced_outcome or ("ok" if response.status < 400 else "error")
+            error = None if response.status < 400 else "HTML error page"
+            state.end_call(call, response.status, outcome, error)
+        call.response = response
         return response
 
     # ------------------------------------------------------ control surface
@@ -258,6 +319,21 @@ class _Handler(BaseHTTPRequestHandler):
         if payload is None:
             return Response.json({"success": False, "error": "Not found"}, 404)
         return Response.json(payload)
+
+
+def _query_username(query: dict[str, list[str]]) -> str:
+    username = query.get("username", [""])[0]
+    if not username:
+        raise ValueError("username required")
+    return username
+
+
+def _query_generation(state: SimState, username: str, query: dict[str, list[str]]) -> int:
+    text = query.get("generation", [""])[0]
+    generation = int(text) if text else state.generation(username)
+    if generation < 0:
+        raise ValueError("generation must be >= 0")
+    return generation
 
 
 def _control_action(
@@ -301,6 +377,7 @@ def _control_action(
             error_rate=float(body.get("error_rate", 0.0)),
             evict_rate=float(body.get("evict_rate", 0.0)),
             close_share=float(body.get("close_share", 0.5)),
+            stale_sheet_rate=float(body.get("stale_sheet_rate", 0.0)),
             seed=int(seed) if seed is not None else None,
             endpoints=endpoints,
         )
@@ -311,7 +388,7 @@ def _control_action(
     if route == ("GET", "/_sim/evictions"):
         return {"evictions": state.evictions()}
     if route == ("GET", "/_sim/sessions"):
-        return {"success": True, "sessions": state.sim_sessions()}
+        return {"success": True, "sessions": state.sim_sessions(), "poisons": state.poisons()}
     if route == ("POST", "/_sim/sessions/expire"):
         if "session_id" not in body and "username" not in body:
             raise ValueError("session_id or username required")
@@ -338,13 +415,24 @@ def _control_action(
         generation = state.advance(username, int(body.get("steps", 1)))
         return {"success": True, "username": username, "generation": generation}
     if route == ("GET", "/_sim/data/containers"):
-        username = query.get("username", [""])[0]
-        if not username:
-            raise ValueError("username required")
+        username = _query_username(query)
+        generation = _query_generation(state, username, query)
+        sheet = state.sheet(username, generation)
         return {
             "username": username,
-            "generation": state.generation(username),
-            "containers": state.containers(username),
+            "generation": generation,
+            "current_generation": state.generation(username),
+            "containers": sheet.rows,
+            "details": data.container_details(sheet, state.config),
+        }
+    if route == ("GET", "/_sim/data/changes"):
+        username = _query_username(query)
+        generation = _query_generation(state, username, query)
+        return {
+            "username": username,
+            "from_generation": generation,
+            "to_generation": generation + 1,
+            "changes": state.sheet(username, generation + 1).changes,
         }
     return None
 

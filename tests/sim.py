@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from emodal_sim import DEFAULT_LATENCIES
+from emodal_sim import DEFAULT_LATENCIES, DEFAULT_TERMINALS, DEFAULT_TRUCKING_COMPANIES
 
 FAST_SCALE = 0.001
 
@@ -23,20 +23,30 @@ class SimControl:
         response.raise_for_status()
         return response.json()
 
+    def _get(self, path: str, **params: Any) -> dict[str, Any]:
+        response = self.http.get(f"{self.url}/_sim/{path}", params=params, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
     def stats(self) -> dict[str, Any]:
-        return self.http.get(f"{self.url}/_sim/stats", timeout=10).json()
+        return self._get("stats")
 
     def calls(self, endpoint: str | None = None) -> list[dict[str, Any]]:
-        calls = self.http.get(f"{self.url}/_sim/calls", timeout=10).json()["calls"]
+        calls = self._get("calls")["calls"]
         return [c for c in calls if endpoint is None or c["endpoint"] == endpoint]
 
-    def reset(self, *, time_scale: float = FAST_SCALE, idle_timeout: float = 600.0) -> None:
+    def reset(self, *, time_scale: float = FAST_SCALE, idle_timeout: float | None = None) -> None:
+        """Forget everything and go back to the defaults: no idle expiry (like the real
+        server), a login console, the default dropdowns and latencies."""
         self._post("reset")
         self.configure(
             time_scale=time_scale,
             idle_timeout=idle_timeout,
             capacity=10,
             latencies=dict(DEFAULT_LATENCIES),
+            login_console=True,
+            trucking_companies=list(DEFAULT_TRUCKING_COMPANIES),
+            terminals=list(DEFAULT_TERMINALS),
         )
 
     def configure(self, **changes: Any) -> dict[str, Any]:
@@ -54,8 +64,32 @@ class SimControl:
     def delete(self, session_id: str) -> None:
         self._post("sessions/delete", {"session_id": session_id})
 
+    def sessions(self) -> list[dict[str, Any]]:
+        """Live sessions with simulator detail (``busy``, ``dead``, ``idle_seconds``...)."""
+        return self._get("sessions")["sessions"]
+
+    def poisons(self) -> list[dict[str, Any]]:
+        """Held (failed) appointment workflows that will close their browser when due."""
+        return self._get("sessions")["poisons"]
+
     def advance(self, username: str, steps: int = 1) -> None:
         self._post("data/advance", {"username": username, "steps": steps})
+
+    def containers(self, username: str, generation: int | None = None) -> dict[str, Any]:
+        """``{"containers": rows, "details": {number: {...}}, "generation": n, ...}``."""
+        params: dict[str, Any] = {"username": username}
+        if generation is not None:
+            params["generation"] = generation
+        return self._get("data/containers", **params)
+
+    def changes(self, username: str, generation: int | None = None) -> dict[str, list[str]]:
+        """Container numbers changing from ``generation`` (default: the current one) to the
+        next, by kind: slots_opened, slots_closed, holds_released, lfd, pregate_ticket_set,
+        status, removed, added."""
+        params: dict[str, Any] = {"username": username}
+        if generation is not None:
+            params["generation"] = generation
+        return self._get("data/changes", **params)["changes"]
 
     def wait_for(self, predicate: Callable[[], bool], *, timeout: float = 10.0) -> None:
         """Poll until `predicate()` holds, failing after `timeout` seconds."""
