@@ -81,6 +81,8 @@ class Query(models.Model):
     # What later steps need from earlier ones (e.g. the containers to check).
     state = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    # What the query's page should say though the query went on (e.g. a part given up on).
+    notes = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
 
     # Claim on the query while a task runs one of its steps (conditional UPDATE, as for

@@ -713,11 +713,9 @@ def _write_outcome(
     now = timezone.now()
     ran = query.step
     kept = {name: getattr(query, name) for name in _OUTCOME_FIELDS}
-    changes: dict[str, Any] = {
-        "step": outcome.next_step,
-        "step_failures": 0,
-        "error": outcome.note[:2000],
-    }
+    changes: dict[str, Any] = {"step": outcome.next_step, "step_failures": 0, "error": ""}
+    if outcome.note:
+        changes["notes"] = "\n".join(filter(None, [query.notes, outcome.note]))[:4000]
     if outcome.progress_total is not None:
         changes["progress_total"] = outcome.progress_total
     if outcome.progress_done is not None:
@@ -777,6 +775,7 @@ _OUTCOME_FIELDS = (
     "step",
     "step_failures",
     "error",
+    "notes",
     "progress_total",
     "progress_done",
     "state",

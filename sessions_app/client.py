@@ -268,6 +268,13 @@ CLASSIFICATION: tuple[Rule, ...] = (
     # The automation reports a missing container as a 500 ("Search failed: ... not found");
     # repeating the search cannot find it.
     Rule(UpstreamRejected, "not found", status=range(500, 600), error_contains="not found"),
+    # An account with no containers: its export has nothing in it, however often it is asked.
+    Rule(
+        UpstreamRejected,
+        "no containers to export",
+        status=range(500, 600),
+        error_contains="no container data extracted",
+    ),
     # An appointment page refusing what it was given (a terminal or trucking company its
     # dropdown does not have, a truck plate): the same input fails the same way, and every
     # failed check poisons the browser, so it is never repeated.

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from emodal_sim.data import containers_for
 from sessions_app.client import (
     CLASSIFICATION,
     SESSION_GONE_MARKER,
@@ -78,6 +79,13 @@ ANSWERS = [
         False,
     ),
     (500, {"error": "Phase 1 failed - Terminal: 'TTI' not in list"}, UpstreamRejected, P, False),
+    (
+        500,
+        {"error": "Download failed: No container data extracted"},
+        UpstreamRejected,
+        P,
+        False,
+    ),
     (500, {"error": "Phase 2 failed - Truck plate: rejected"}, UpstreamRejected, P, False),
     (500, {"error": "Phase 3 failed - page timeout"}, UpstreamUnavailable, T, True),
     (500, {"error": "Navigation failed: timeout"}, UpstreamUnavailable, T, True),
@@ -198,13 +206,16 @@ def test_session_gone_is_not_retried_here(client_api: EModalClient, sim: SimCont
     assert len(sim.calls("/get_appointments")) == 1
 
 
-def test_a_read_timeout_is_never_replayed(sim: SimControl, client_api: EModalClient) -> None:
+def test_a_read_timeout_is_never_replayed(
+    sim: SimControl, client_api: EModalClient, sim_server: Any
+) -> None:
+    number = containers_for(CREDS["username"], sim_server.config)[0]["Container #"]
     session_id = client_api.get_session(**CREDS).session_id
     impatient = EModalClient(sim.url, timeouts={"get_booking_number": 0.2})
     sim.fault("/get_booking_number", mode="delay", delay=2_000)  # 2 s at the test scale
     with pytest.raises(UpstreamTimeout):
         call_with_retries(
-            lambda: impatient.get_booking_number(session_id, container_id="MSCU1234567"),
+            lambda: impatient.get_booking_number(session_id, container_id=number),
             attempts=3,
         )
     assert len(sim.calls("/get_booking_number")) == 1

@@ -217,8 +217,8 @@ def test_check_appointments_import_and_export(
     served = containers_for("carrier-one", sim_server.config)
     imported = next(c for c in served if c["Trade Type"] == "IMPORT")
     common = {
-        "trucking_company": "Acme",
-        "terminal": "TTI",
+        "trucking_company": "K & R TRANSPORTATION LLC",
+        "terminal": "Total Terminals Intl LLC",
         "move_type": "PICK FULL",
         "truck_plate": "7ABC123",
     }
@@ -233,14 +233,18 @@ def test_check_appointments_import_and_export(
     assert sim.stats()["appointments_booked"] == 0
 
 
-def test_check_appointments_errors_carry_phase(client_api: EModalClient, session_id: str) -> None:
+def test_check_appointments_errors_carry_phase(
+    client_api: EModalClient, session_id: str, sim_server: object
+) -> None:
+    served = containers_for("carrier-one", sim_server.config)
+    imported = next(c for c in served if c["Trade Type"] == "IMPORT")
     with pytest.raises(UpstreamRejected) as caught:
         client_api.check_appointments(
             session_id,
             container_type="import",
-            container_id="MSCU1234567",
-            trucking_company="Acme",
-            terminal="LBCT",
+            container_id=imported["Container #"],
+            trucking_company="K & R TRANSPORTATION LLC",
+            terminal="Total Terminals Intl LLC",
             move_type="PICK FULL",
         )
     assert "truck_plate" in caught.value.message
@@ -250,8 +254,8 @@ def test_check_appointments_errors_carry_phase(client_api: EModalClient, session
             session_id,
             container_type="export",
             booking_number="INVALID42",
-            trucking_company="Acme",
-            terminal="LBCT",
+            trucking_company="K & R TRANSPORTATION LLC",
+            terminal="Total Terminals Intl LLC",
             move_type="DROP FULL",
             truck_plate="7ABC123",
         )
@@ -339,11 +343,14 @@ def test_get_requests_are_retried_after_a_dropped_connection(
     assert client_api.health()["status"] == "healthy"
 
 
-def test_read_timeout_is_indeterminate(sim: SimControl, session_id: str) -> None:
+def test_read_timeout_is_indeterminate(
+    sim: SimControl, session_id: str, sim_server: object
+) -> None:
+    number = containers_for("carrier-one", sim_server.config)[0]["Container #"]
     impatient = EModalClient(sim.url, timeouts={"get_booking_number": 0.2})
     sim.fault("/get_booking_number", mode="delay", delay=2_000)  # 2 s at the test scale
     with pytest.raises(UpstreamTimeout) as caught:
-        impatient.get_booking_number(session_id, container_id="MSCU1234567")
+        impatient.get_booking_number(session_id, container_id=number)
     assert not caught.value.retryable
 
 

@@ -20,7 +20,8 @@ from django.db import connection
 
 from emodal_sim import SimConfig, SimServer
 from emodal_sim.data import appointments_for, containers_for
-from queries_app.models import Query
+from queries_app import parsing
+from queries_app.models import AppointmentCheck, Query
 from queries_app.services import start_query, sweep_queries
 from sessions_app.models import UpstreamBreaker
 
@@ -86,7 +87,9 @@ def assert_complete(query: Query, config: SimConfig) -> None:
     username = str(query.account.emodal_username)
     served = containers_for(username, config)
     candidates = sorted(
-        c["Container #"] for c in served if c["Holds"] == "NO" and not c["Pregate Ticket#"]
+        c["Container #"]
+        for c in served
+        if parsing.is_availability_candidate(parsing.container_fields(c))
     )
     assert sorted(query.containers.values_list("container_number", flat=True)) == sorted(
         c["Container #"] for c in served
@@ -95,7 +98,8 @@ def assert_complete(query: Query, config: SimConfig) -> None:
     assert list(query.checks.values_list("container_number", flat=True)) == candidates
     assert query.appointments.count() == len(appointments_for(username, served, config))
     assert query.progress_done == query.progress_total == len(candidates)
-    for error in query.checks.filter(success=False).values_list("error", flat=True):
+    failed = query.checks.filter(outcome=AppointmentCheck.Outcome.FAILED)
+    for error in failed.values_list("error", flat=True):
         assert re.fullmatch(r"Gave up after 3 tries: Could not reach the upstream .+", error)
 
 
@@ -160,7 +164,9 @@ def terminate_other_connections() -> int:
 def test_queries_recover_from_a_database_restart_in_the_middle_of_their_steps(
     sim: SimControl, sim_server: SimServer, task_queue: TaskQueue, clusters: Any
 ) -> None:
-    sim.configure(latencies={"check_appointments": 2_500})  # 2.5 s: the restart fits in a call
+    sim.configure(
+        latencies={"check_appointments_import": 2_500, "check_appointments_export": 2_500}
+    )  # 2.5 s: the restart fits in a call
     cluster = clusters(workers=2, **QUICK)
     queries = start_availability_runs(["db0", "db1"])
     # Both workers are in an upstream call, their database connections idle.
@@ -169,7 +175,7 @@ def test_queries_recover_from_a_database_restart_in_the_middle_of_their_steps(
         assert terminate_other_connections() >= 2
         with pytest.raises(psycopg.OperationalError, match="not currently accepting"):
             psycopg.connect(**_dsn()).close()
-    sim.configure(latencies={"check_appointments": 20})
+    sim.configure(latencies={"check_appointments_import": 20, "check_appointments_export": 20})
 
     run_until(lambda: all_ended(queries))
     for query in queries:
@@ -201,7 +207,7 @@ def database_locked() -> Iterator[None]:
 def test_queries_wait_out_a_locked_database_file(
     sim: SimControl, sim_server: SimServer, task_queue: TaskQueue, clusters: Any
 ) -> None:
-    sim.configure(latencies={"check_appointments": 300})
+    sim.configure(latencies={"check_appointments_import": 300, "check_appointments_export": 300})
     cluster = clusters(workers=2, **QUICK)
     queries = start_availability_runs(["lock0", "lock1"])
     run_until(lambda: in_flight(sim, "/check_appointments") == 2)
@@ -209,7 +215,7 @@ def test_queries_wait_out_a_locked_database_file(
         # The calls end upstream while nobody can write: their workers wait to store them.
         sim.wait_for(lambda: in_flight(sim, "/check_appointments") == 0)
         time.sleep(1.0)  # how long the lock lasts, not a wait for a race
-    sim.configure(latencies={"check_appointments": 20})
+    sim.configure(latencies={"check_appointments_import": 20, "check_appointments_export": 20})
 
     run_until(lambda: all_ended(queries))
     for query in queries:
@@ -239,7 +245,7 @@ def test_queries_ride_out_an_upstream_that_goes_away_and_comes_back_without_sess
     transactional_db: Any, own_upstream: SimServer, task_queue: TaskQueue
 ) -> None:
     server, sim = own_upstream, SimControl(own_upstream.url)
-    sim.configure(latencies={"check_appointments": 300})
+    sim.configure(latencies={"check_appointments_import": 300, "check_appointments_export": 300})
     cluster = Cluster(server.url, workers=3, **QUICK)
     try:
         queries = start_availability_runs(["up0", "up1", "up2"])

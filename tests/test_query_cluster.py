@@ -33,7 +33,9 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 90.0) -> None:
 def test_a_query_survives_its_worker_being_killed_mid_run(
     alice: Account, sim: SimControl, sim_server: Any, task_queue: TaskQueue, clusters: Any
 ) -> None:
-    sim.configure(latencies={"check_appointments": 400})  # 0.4 s per container
+    sim.configure(
+        latencies={"check_appointments_import": 400, "check_appointments_export": 400}
+    )  # 0.4 s per container
     first = clusters()
     query = start_query(account=alice, kind=Query.Kind.AVAILABILITY)
     wait_until(

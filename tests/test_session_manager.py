@@ -168,7 +168,7 @@ def test_calls_are_counted_on_the_account_not_recorded_one_event_each(
 
 @pytest.mark.parametrize(
     ("overrides", "spent"),
-    [({"password": "wrong-password"}, 1), ({"captcha_api_key": "no-balance-key"}, 0)],
+    [({"password": "wrong-password"}, 1), ({"emodal_username": "vpn-dave"}, 0)],
 )
 def test_rejected_credentials_stop_the_spending_until_edited(
     db: Any, sim: SimControl, overrides: dict[str, str], spent: int
@@ -184,7 +184,7 @@ def test_rejected_credentials_stop_the_spending_until_edited(
     assert sim.stats()["captcha_solves"] == spent
     account.refresh_from_db()
     assert account.credential_state == Account.CredentialState.REJECTED
-    fixed = {"password": "right"} if "password" in overrides else {"captcha_api_key": "good"}
+    fixed = {"password": "right"} if "password" in overrides else {"emodal_username": "dave"}
     update_account_credentials(account=account, **fixed)
     manager.run(account, appointments())
     assert len(sim.calls("/get_session")) == 2

@@ -46,6 +46,11 @@ class Migration(migrations.Migration):
             field=models.CharField(blank=True, max_length=20),
         ),
         migrations.AddField(
+            model_name='query',
+            name='notes',
+            field=models.TextField(blank=True),
+        ),
+        migrations.AddField(
             model_name='containerrow',
             name='good_through',
             field=models.DateField(blank=True, null=True, verbose_name='good through'),
