@@ -161,6 +161,15 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# The only functions (and result hooks) a schedule may name in the admin: a schedule is a
+# dotted path a worker imports and calls, so anything else would run arbitrary code. Add a
+# task here when the portal gains one that is meant to recur. Only superusers edit schedules.
+SCHEDULED_TASK_FUNCS = [
+    "queries_app.tasks.start_scheduled_query",
+    "queries_app.tasks.sweep_queries",
+]
+SCHEDULED_TASK_HOOKS: list[str] = []
+
 # A worker runs steps back to back for at most this long, then hands what is left to the
 # broker (a task must end well within Q_TIMEOUT, whatever its last step takes). 0: one step
 # per task.
