@@ -8,6 +8,7 @@ SQLite, the django-q2 ORM broker and the bundled upstream simulator. `DATABASE_U
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -252,7 +253,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 # Brute-force protection for every login (the admin's and /accounts/login/): django-axes
-# counts failures per username and IP address together, and locks that pair out for the
+# counts failures per username and client address together, and locks that pair out for the
 # cool-off time. Its backend comes first and needs the request: in tests, log in with
 # `client.force_login(user)` or `client.login(request=HttpRequest(), username=..., ...)`.
 AUTHENTICATION_BACKENDS = [
@@ -262,6 +263,46 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# A second limit, per username over all addresses, bounds a guess spread over many addresses.
+# Each address counts for at most AXES_FAILURE_LIMIT failures, so that no single address can
+# reach it (it must be above that limit); 0 turns it off.
+AXES_HANDLER = "emodal_portal.login_protection.PortalAxesHandler"
+AXES_USERNAME_FAILURE_LIMIT = env.int("AXES_USERNAME_FAILURE_LIMIT", default=30)
+if AXES_USERNAME_FAILURE_LIMIT and AXES_USERNAME_FAILURE_LIMIT <= AXES_FAILURE_LIMIT:
+    raise ImproperlyConfigured(
+        "AXES_USERNAME_FAILURE_LIMIT must be 0 (off) or more than AXES_FAILURE_LIMIT."
+    )
+
+
+def client_address_settings(trusted_proxy_count: int) -> dict[str, Any]:
+    """Where django-axes (through django-ipware) reads a client's address.
+
+    With no proxy in front, the address is REMOTE_ADDR and an X-Forwarded-For header is
+    ignored: a client can write anything in it. Behind N proxies, each appending the address
+    it received from to X-Forwarded-For, the client is the Nth entry from the end of that
+    header (the last proxy is REMOTE_ADDR); what a client wrote there itself sits further
+    left and is never used. django-ipware counts only the proxies listed in the header,
+    hence N - 1, and must not insist on an exact length (a client may send its own header).
+    """
+    if trusted_proxy_count < 0:
+        raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 (no proxy) or more.")
+    if not trusted_proxy_count:
+        return {
+            "AXES_IPWARE_META_PRECEDENCE_ORDER": ("REMOTE_ADDR",),
+            "AXES_IPWARE_PROXY_COUNT": None,
+        }
+    return {
+        "AXES_IPWARE_META_PRECEDENCE_ORDER": ("HTTP_X_FORWARDED_FOR",),
+        "AXES_IPWARE_PROXY_COUNT": trusted_proxy_count - 1,
+    }
+
+
+# How many reverse proxies stand in front of the portal (whose X-Forwarded-For is trusted).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+_client_address = client_address_settings(TRUSTED_PROXY_COUNT)
+AXES_IPWARE_META_PRECEDENCE_ORDER = _client_address["AXES_IPWARE_META_PRECEDENCE_ORDER"]
+AXES_IPWARE_PROXY_COUNT = _client_address["AXES_IPWARE_PROXY_COUNT"]
+IPWARE_STRICT = False
 AXES_RESET_ON_SUCCESS = True
 AXES_COOLOFF_MESSAGE = (
     "Too many failed logins: this login is locked for "
