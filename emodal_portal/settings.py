@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -36,13 +37,30 @@ def _required_in_production(name: str, dev_default: str) -> str:
     raise ImproperlyConfigured(f"{name} must be set when DEBUG is off.")
 
 
+def _fernet_keys(text: str) -> list[str]:
+    """The comma-separated keys, each checked to be a Fernet key. The error says which one
+    is wrong and why, never what it is."""
+    keys = [key.strip() for key in text.split(",") if key.strip()]
+    if not keys:
+        raise ImproperlyConfigured("FIELD_ENCRYPTION_KEY holds no key.")
+    for number, key in enumerate(keys, start=1):
+        which = f" (key {number} of {len(keys)})" if len(keys) > 1 else ""
+        try:
+            Fernet(key)
+        except (ValueError, TypeError) as exc:
+            raise ImproperlyConfigured(
+                f"FIELD_ENCRYPTION_KEY{which} is not a valid Fernet key: {str(exc).rstrip('.')}; "
+                "generate one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'"
+            ) from None
+    return keys
+
+
 SECRET_KEY = _required_in_production("SECRET_KEY", DEV_SECRET_KEY)
 # A comma-separated list: the first key encrypts, every key decrypts (key rotation).
-FIELD_ENCRYPTION_KEY = [
-    key.strip()
-    for key in _required_in_production("FIELD_ENCRYPTION_KEY", DEV_FIELD_ENCRYPTION_KEY).split(",")
-    if key.strip()
-]
+FIELD_ENCRYPTION_KEY = _fernet_keys(
+    _required_in_production("FIELD_ENCRYPTION_KEY", DEV_FIELD_ENCRYPTION_KEY)
+)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
