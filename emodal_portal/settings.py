@@ -262,6 +262,12 @@ EMODAL_CAPTCHA_BUDGET_PER_ACCOUNT_HOUR = env.int(
 EMODAL_CAPTCHA_BUDGET_PER_HOUR = env.int("EMODAL_CAPTCHA_BUDGET_PER_HOUR", default=200)
 # /healthz asks each upstream server for its /health within this many seconds.
 HEALTHZ_UPSTREAM_TIMEOUT = env.float("HEALTHZ_UPSTREAM_TIMEOUT", default=3.0)
+# ... and keeps each server's answer this long in the (shared) cache: /healthz is open to
+# anyone, who must not be able to make the portal call the upstream at will. 0: ask each time.
+HEALTHZ_CACHE_SECONDS = env.float("HEALTHZ_CACHE_SECONDS", default=5.0)
+# Callers sending "Authorization: Bearer <this>" (and staff) get each check's details; others
+# only the verdict. Empty: staff only.
+HEALTHZ_TOKEN = env.str("HEALTHZ_TOKEN", default="")
 
 # --- Auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
