@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, SystemCheckError
 from django.test import Client
 from django.urls import reverse
 from django_q.models import Schedule
@@ -162,3 +162,14 @@ def test_recurring_queries_store_the_cleaned_parameters(alice: Account) -> None:
     )
     schedule = Schedule.objects.get(func="queries_app.tasks.start_scheduled_query")
     assert "MSCU1234567" in schedule.kwargs
+
+
+def test_a_stored_schedule_outside_the_allowlist_fails_the_system_checks(db: Any) -> None:
+    call_command("check", stdout=StringIO())  # the sweep and nothing else: fine
+    rogue = Schedule.objects.create(name="backdoor", func="os.system", args="'id'")
+    with pytest.raises(SystemCheckError, match=f"Scheduled task #{rogue.pk} \\(backdoor\\)"):
+        call_command("check", stdout=StringIO())
+    rogue.delete()
+    Schedule.objects.create(func="queries_app.tasks.sweep_queries", hook="os.system")
+    with pytest.raises(SystemCheckError, match="with hook 'os.system'"):
+        call_command("check", stdout=StringIO())
