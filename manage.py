@@ -16,6 +16,15 @@ def main():
             "available on your PYTHONPATH environment variable? Did you "
             "forget to activate a virtual environment?"
         ) from exc
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        settings.INSTALLED_APPS  # noqa: B018  (loads the settings: they check the environment)
+    except ImproperlyConfigured as exc:
+        # A configuration mistake deserves one line, not a traceback through Django.
+        sys.stderr.write(f"Error: {exc}\n")
+        sys.exit(1)
     execute_from_command_line(sys.argv)
 
 

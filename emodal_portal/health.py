@@ -1,6 +1,10 @@
 """`/healthz`: is the portal able to do its job? JSON, 200 when every essential check passes,
 503 otherwise; open to load balancers and monitors, so it names no secret (no credentials,
-session ids, keys, or user data — upstream servers by host and port only).
+session ids, keys, or user data — upstream servers by host and port only). Anonymous callers
+get the verdict alone; the details (each check, each server's error, queue figures) go to
+staff and to callers bearing HEALTHZ_TOKEN. What each upstream server answered is kept in the
+cache (shared by all processes) for HEALTHZ_CACHE_SECONDS, so that calling /healthz often
+does not mean calling the upstream as often.
 
 Essential: the database, the cache, a live task cluster (django-q2 `Stat`), and every
 upstream server reachable (`GET /health` with a short timeout) with its circuit breaker not
@@ -10,6 +14,8 @@ reported without failing the check: a deep queue is load, not an outage.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import secrets
 import time
 from collections.abc import Callable
@@ -96,25 +102,41 @@ def public_name(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{port}"
 
 
+def ask_upstream(url: str) -> Check:
+    """What the server's /health says, as recently as HEALTHZ_CACHE_SECONDS allows."""
+    seconds = settings.HEALTHZ_CACHE_SECONDS
+    key = "healthz:upstream:" + hashlib.sha256(url.encode()).hexdigest()
+    if seconds > 0:
+        with contextlib.suppress(Exception):  # a failing cache is the cache check's business
+            cached = cache.get(key)
+            if cached is not None:
+                return cached
+    client = EModalClient(url, connect_timeout=settings.HEALTHZ_UPSTREAM_TIMEOUT)
+    try:
+        report = client.health(timeout=settings.HEALTHZ_UPSTREAM_TIMEOUT)
+    except UpstreamError as exc:
+        answer: Check = {"reachable": False, "error": type(exc).__name__}
+    else:
+        answer = {
+            "reachable": True,
+            "active_sessions": report.get("active_sessions"),
+            "max_sessions": report.get("max_sessions"),
+        }
+    finally:
+        client.close()
+    if seconds > 0:
+        with contextlib.suppress(Exception):
+            cache.set(key, answer, seconds)
+    return answer
+
+
 def check_upstream() -> Check:
     breakers = breaker_states()
     servers: dict[str, Check] = {}
     for url in settings.EMODAL_API_URLS:
-        client = EModalClient(url, connect_timeout=settings.HEALTHZ_UPSTREAM_TIMEOUT)
         breaker = breakers.get(url, {"state": UpstreamBreaker.State.CLOSED, "failures": 0})
         server: Check = {"breaker": breaker["state"], "breaker_failures": breaker["failures"]}
-        try:
-            report = client.health(timeout=settings.HEALTHZ_UPSTREAM_TIMEOUT)
-        except UpstreamError as exc:
-            server.update(reachable=False, error=type(exc).__name__)
-        else:
-            server.update(
-                reachable=True,
-                active_sessions=report.get("active_sessions"),
-                max_sessions=report.get("max_sessions"),
-            )
-        finally:
-            client.close()
+        server.update(ask_upstream(url))
         server["ok"] = server["reachable"] and breaker["state"] != UpstreamBreaker.State.OPEN
         servers[public_name(url)] = server
     return {"ok": all(s["ok"] for s in servers.values()), "servers": servers}
@@ -129,12 +151,26 @@ ESSENTIAL = {
 INFORMATIONAL = {"queue": check_queue}
 
 
+def may_see_details(request: HttpRequest) -> bool:
+    """Staff, or a caller bearing HEALTHZ_TOKEN (a monitor with no login)."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_staff:
+        return True
+    token = settings.HEALTHZ_TOKEN
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return (
+        bool(token)
+        and scheme.lower() == "bearer"
+        and secrets.compare_digest(given.strip().encode(), token.encode())
+    )
+
+
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     checks = {name: _guarded(check) for name, check in {**ESSENTIAL, **INFORMATIONAL}.items()}
     healthy = all(checks[name]["ok"] for name in ESSENTIAL)
-    return JsonResponse(
-        {"status": "ok" if healthy else "failing", "checks": checks},
-        status=200 if healthy else 503,
-    )
+    body: dict[str, Any] = {"status": "ok" if healthy else "failing"}
+    if may_see_details(request):
+        body["checks"] = checks
+    return JsonResponse(body, status=200 if healthy else 503)

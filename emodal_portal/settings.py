@@ -8,8 +8,11 @@ SQLite, the django-q2 ORM broker and the bundled upstream simulator. `DATABASE_U
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
+from cryptography.fernet import Fernet
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -35,13 +38,30 @@ def _required_in_production(name: str, dev_default: str) -> str:
     raise ImproperlyConfigured(f"{name} must be set when DEBUG is off.")
 
 
+def _fernet_keys(text: str) -> list[str]:
+    """The comma-separated keys, each checked to be a Fernet key. The error says which one
+    is wrong and why, never what it is."""
+    keys = [key.strip() for key in text.split(",") if key.strip()]
+    if not keys:
+        raise ImproperlyConfigured("FIELD_ENCRYPTION_KEY holds no key.")
+    for number, key in enumerate(keys, start=1):
+        which = f" (key {number} of {len(keys)})" if len(keys) > 1 else ""
+        try:
+            Fernet(key)
+        except (ValueError, TypeError) as exc:
+            raise ImproperlyConfigured(
+                f"FIELD_ENCRYPTION_KEY{which} is not a valid Fernet key: {str(exc).rstrip('.')}; "
+                "generate one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'"
+            ) from None
+    return keys
+
+
 SECRET_KEY = _required_in_production("SECRET_KEY", DEV_SECRET_KEY)
 # A comma-separated list: the first key encrypts, every key decrypts (key rotation).
-FIELD_ENCRYPTION_KEY = [
-    key.strip()
-    for key in _required_in_production("FIELD_ENCRYPTION_KEY", DEV_FIELD_ENCRYPTION_KEY).split(",")
-    if key.strip()
-]
+FIELD_ENCRYPTION_KEY = _fernet_keys(
+    _required_in_production("FIELD_ENCRYPTION_KEY", DEV_FIELD_ENCRYPTION_KEY)
+)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -56,12 +76,15 @@ INSTALLED_APPS = [
     "django_q",
     "encrypted_model_fields",
     "axes",
+    "csp",
     "sessions_app",
     "queries_app",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (see CONTENT_SECURITY_POLICY).
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -161,6 +184,15 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# The only functions (and result hooks) a schedule may name in the admin: a schedule is a
+# dotted path a worker imports and calls, so anything else would run arbitrary code. Add a
+# task here when the portal gains one that is meant to recur. Only superusers edit schedules.
+SCHEDULED_TASK_FUNCS = [
+    "queries_app.tasks.start_scheduled_query",
+    "queries_app.tasks.sweep_queries",
+]
+SCHEDULED_TASK_HOOKS: list[str] = []
+
 # A worker runs steps back to back for at most this long, then hands what is left to the
 # broker (a task must end well within Q_TIMEOUT, whatever its last step takes). 0: one step
 # per task.
@@ -241,6 +273,12 @@ EMODAL_CAPTCHA_BUDGET_PER_ACCOUNT_HOUR = env.int(
 EMODAL_CAPTCHA_BUDGET_PER_HOUR = env.int("EMODAL_CAPTCHA_BUDGET_PER_HOUR", default=200)
 # /healthz asks each upstream server for its /health within this many seconds.
 HEALTHZ_UPSTREAM_TIMEOUT = env.float("HEALTHZ_UPSTREAM_TIMEOUT", default=3.0)
+# ... and keeps each server's answer this long in the (shared) cache: /healthz is open to
+# anyone, who must not be able to make the portal call the upstream at will. 0: ask each time.
+HEALTHZ_CACHE_SECONDS = env.float("HEALTHZ_CACHE_SECONDS", default=5.0)
+# Callers sending "Authorization: Bearer <this>" (and staff) get each check's details; others
+# only the verdict. Empty: staff only.
+HEALTHZ_TOKEN = env.str("HEALTHZ_TOKEN", default="")
 
 # --- Auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -250,7 +288,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 # Brute-force protection for every login (the admin's and /accounts/login/): django-axes
-# counts failures per username and IP address together, and locks that pair out for the
+# counts failures per username and client address together, and locks that pair out for the
 # cool-off time. Its backend comes first and needs the request: in tests, log in with
 # `client.force_login(user)` or `client.login(request=HttpRequest(), username=..., ...)`.
 AUTHENTICATION_BACKENDS = [
@@ -260,6 +298,46 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# A second limit, per username over all addresses, bounds a guess spread over many addresses.
+# Each address counts for at most AXES_FAILURE_LIMIT failures, so that no single address can
+# reach it (it must be above that limit); 0 turns it off.
+AXES_HANDLER = "emodal_portal.login_protection.PortalAxesHandler"
+AXES_USERNAME_FAILURE_LIMIT = env.int("AXES_USERNAME_FAILURE_LIMIT", default=30)
+if AXES_USERNAME_FAILURE_LIMIT and AXES_USERNAME_FAILURE_LIMIT <= AXES_FAILURE_LIMIT:
+    raise ImproperlyConfigured(
+        "AXES_USERNAME_FAILURE_LIMIT must be 0 (off) or more than AXES_FAILURE_LIMIT."
+    )
+
+
+def client_address_settings(trusted_proxy_count: int) -> dict[str, Any]:
+    """Where django-axes (through django-ipware) reads a client's address.
+
+    With no proxy in front, the address is REMOTE_ADDR and an X-Forwarded-For header is
+    ignored: a client can write anything in it. Behind N proxies, each appending the address
+    it received from to X-Forwarded-For, the client is the Nth entry from the end of that
+    header (the last proxy is REMOTE_ADDR); what a client wrote there itself sits further
+    left and is never used. django-ipware counts only the proxies listed in the header,
+    hence N - 1, and must not insist on an exact length (a client may send its own header).
+    """
+    if trusted_proxy_count < 0:
+        raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 (no proxy) or more.")
+    if not trusted_proxy_count:
+        return {
+            "AXES_IPWARE_META_PRECEDENCE_ORDER": ("REMOTE_ADDR",),
+            "AXES_IPWARE_PROXY_COUNT": None,
+        }
+    return {
+        "AXES_IPWARE_META_PRECEDENCE_ORDER": ("HTTP_X_FORWARDED_FOR",),
+        "AXES_IPWARE_PROXY_COUNT": trusted_proxy_count - 1,
+    }
+
+
+# How many reverse proxies stand in front of the portal (whose X-Forwarded-For is trusted).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+_client_address = client_address_settings(TRUSTED_PROXY_COUNT)
+AXES_IPWARE_META_PRECEDENCE_ORDER = _client_address["AXES_IPWARE_META_PRECEDENCE_ORDER"]
+AXES_IPWARE_PROXY_COUNT = _client_address["AXES_IPWARE_PROXY_COUNT"]
+IPWARE_STRICT = False
 AXES_RESET_ON_SUCCESS = True
 AXES_COOLOFF_MESSAGE = (
     "Too many failed logins: this login is locked for "
@@ -275,6 +353,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "static")
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
 
@@ -291,6 +370,26 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Neither the pages nor Django's admin use an inline script or style, or anything from another
+# site (tests/test_http_surface.py opens every admin page to make sure).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
+# Request bodies: the largest legitimate form is the start form with two container lists
+# (1 000 containers of 11 characters each are about 12 KB a list); anything much larger is
+# refused with a 400 before it is parsed. Uploaded files are not counted here (there are none).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+# Fields in one request: an admin changelist page (at most 100 rows) posts one per selected row.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 
 # --- Logging ------------------------------------------------------------------------------------
 LOGGING = {

@@ -30,3 +30,5 @@ EMODAL_BREAKER_CACHE_SECONDS = 0
 # Login brute-force protection stays on in tests (log in with force_login, or pass
 # `request=` to client.login).
 AXES_ENABLED = True
+# Each test sees the upstream as it is now (the caching of /healthz has a test of its own).
+HEALTHZ_CACHE_SECONDS = 0

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -10,7 +11,20 @@ admin.site.index_title = "Administration"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="queries:list", permanent=False), name="home"),
-    path("accounts/", include("django.contrib.auth.urls")),
+    # Log in and out, and change one's password. No password reset: the portal sends no
+    # e-mail, so its pages would only tell a visitor which addresses have logins.
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "accounts/password_change/",
+        auth_views.PasswordChangeView.as_view(),
+        name="password_change",
+    ),
+    path(
+        "accounts/password_change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("queries/", include("queries_app.urls")),

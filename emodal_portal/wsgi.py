@@ -1,16 +1,21 @@
-"""
-WSGI config for emodal_portal project.
+"""The WSGI application (gunicorn emodal_portal.wsgi).
 
-It exposes the WSGI callable as a module-level variable named ``application``.
-
-For more information on this file, see
-https://docs.djangoproject.com/en/5.2/howto/deployment/wsgi/
+A configuration mistake found by the settings (a missing or malformed key, say) is printed
+as one line, and the process exits with status 3: gunicorn reads that from a worker as
+"failed to boot" and stops, instead of starting workers that fail the same way for ever.
 """
 
 import os
+import sys
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "emodal_portal.settings")
 
-application = get_wsgi_application()
+try:
+    application = get_wsgi_application()
+except ImproperlyConfigured as exc:
+    sys.stderr.write(f"Error: {exc}\n")
+    sys.stderr.flush()
+    raise SystemExit(3) from None

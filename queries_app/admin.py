@@ -15,6 +15,7 @@ from django.utils.translation import ngettext
 from sessions_app.admin import AccountAdmin
 from sessions_app.models import Account
 
+from . import schedule_admin  # noqa: F401  (locks down django-q2's schedule admin)
 from .models import (
     AppointmentCheck,
     ContainerChange,

@@ -9,4 +9,4 @@ class QueriesAppConfig(AppConfig):
         # Task code is imported once here, before the task cluster forks its workers, rather
         # than by every worker on its first task (a delay of a tenth of a second or more,
         # for all of them at once, when a batch starts).
-        from . import tasks  # noqa: F401
+        from . import checks, tasks  # noqa: F401  (checks: registers the system checks)

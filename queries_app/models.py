@@ -25,8 +25,9 @@ class QueryQuerySet(models.QuerySet["Query"]):
         return self.filter(status__in=Query.LIVE_STATUSES)
 
     def visible_to(self, user: models.Model) -> QueryQuerySet:
-        """Staff see every query; a user only those of their own account."""
-        if getattr(user, "is_staff", False):
+        """Staff allowed to view queries (as in the admin) see every query; anyone else only
+        those of their own account."""
+        if getattr(user, "is_staff", False) and user.has_perm("queries_app.view_query"):
             return self
         return self.filter(account__user=user)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django_q.models import Schedule
 
 from sessions_app.models import Account
@@ -25,17 +26,24 @@ def schedule_name(account: Account, kind: str) -> str:
 def schedule_queries(
     *, accounts: list[Account], kind: str, params: dict[str, Any], every: str
 ) -> list[Schedule]:
-    """Create or update a schedule that starts `kind` for each account every period."""
+    """Create or update a schedule that starts `kind` for each account every period. Every
+    account's parameters are validated before any schedule is written (ValidationError), and
+    the cleaned ones are stored: the task validates them again when it fires."""
+    if every not in SCHEDULE_CHOICES:
+        raise ValidationError(f"Choose how often: {', '.join(SCHEDULE_CHOICES)}.")
+    cleaned = {
+        account.pk: validate_params(account=account, kind=kind, params=params)
+        for account in accounts
+    }
     schedules = []
     for account in accounts:
-        validate_params(account=account, kind=kind, params=params)
         schedule, _ = Schedule.objects.update_or_create(
             name=schedule_name(account, kind),
             defaults={
                 "func": "queries_app.tasks.start_scheduled_query",
                 # Ids and plain parameters only: the schedule's arguments are stored as is.
                 "args": repr((account.pk, kind)),
-                "kwargs": repr({"params_json": json.dumps(params)}),
+                "kwargs": repr({"params_json": json.dumps(cleaned[account.pk])}),
                 "repeats": -1,
                 **SCHEDULE_CHOICES[every],
             },

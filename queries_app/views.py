@@ -1,8 +1,10 @@
 """The results pages: a user's queries, one query's progress and results, exports, files.
 
 A user reaches only their own account's queries (anything else is a 404, as if it did not
-exist); staff reach all. Views shape input and output; starting and cancelling are the
-services' business.
+exist); staff reach everyone's with the permission the admin asks for the same (view
+queries), and cancel someone else's only with the one the admin's Cancel action asks for
+(start queries for any account). Views shape input and output; starting and cancelling are
+the services' business.
 """
 
 from __future__ import annotations
@@ -103,7 +105,18 @@ def _own_account(user: Any) -> Account | None:
     return Account.objects.defer(*Account.SECRET_FIELDS).filter(user=user).first()
 
 
+def _sees_others(user: Any) -> bool:
+    return user.is_staff and user.has_perm("queries_app.view_query")
+
+
 def _may_choose_account(user: Any) -> bool:
+    # Starting a query for another account leads to its page: seeing it takes both.
+    return _sees_others(user) and user.has_perm("queries_app.run_query")
+
+
+def _may_cancel(user: Any, query: Query) -> bool:
+    if query.account.user_id == user.pk:
+        return True
     return user.is_staff and user.has_perm("queries_app.run_query")
 
 
@@ -147,7 +160,7 @@ def _render_list(
         "form": form,
         "account": account,
         "no_account_message": NO_ACCOUNT_MESSAGE,
-        "show_account": request.user.is_staff,
+        "show_account": _sees_others(request.user),
         "timezone_form": TimeZoneForm(
             current=str(user_zone(request)), initial={"next": request.get_full_path()}
         ),
@@ -261,7 +274,12 @@ def _results(request: HttpRequest, query: Query) -> dict[str, Any]:
 @in_user_zone
 def query_detail(request: HttpRequest, pk: int) -> HttpResponse:
     query = _visible_query(request, pk)
-    context = {"query": query, "poll_ms": PROGRESS_POLL_MS, **_results(request, query)}
+    context = {
+        "query": query,
+        "poll_ms": PROGRESS_POLL_MS,
+        "may_cancel": _may_cancel(request.user, query),
+        **_results(request, query),
+    }
     return render(request, "queries/detail.html", context)
 
 
@@ -286,7 +304,9 @@ def query_progress(request: HttpRequest, pk: int) -> JsonResponse:
             # The result tables are only worth reloading once the query has ended.
             "reload_results": not query.is_live,
             "status_html": render_to_string(
-                "queries/_status.html", {"query": query}, request=request
+                "queries/_status.html",
+                {"query": query, "may_cancel": _may_cancel(request.user, query)},
+                request=request,
             ),
         }
     )
@@ -296,6 +316,8 @@ def query_progress(request: HttpRequest, pk: int) -> JsonResponse:
 @login_required
 def query_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     query = _visible_query(request, pk)
+    if not _may_cancel(request.user, query):
+        raise PermissionDenied("Cancelling another account's query needs a permission.")
     if cancel_query(query=query):
         query.refresh_from_db(fields=["status"])
         if query.status == Query.Status.CANCELLED:

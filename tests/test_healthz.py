@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
@@ -23,8 +25,19 @@ from .taskqueue import TaskQueue
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def healthz() -> tuple[int, dict[str, Any], str]:
-    response = Client().get("/healthz")
+MONITOR_TOKEN = "monitor-token-for-tests"
+
+
+@pytest.fixture(autouse=True)
+def _monitor_token(settings: Any) -> None:
+    settings.HEALTHZ_TOKEN = MONITOR_TOKEN
+
+
+def healthz(client: Client | None = None, **headers: str) -> tuple[int, dict[str, Any], str]:
+    """/healthz with its details: as a monitor bearing the token, unless told otherwise."""
+    if client is None and not headers:
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {MONITOR_TOKEN}"}
+    response = (client or Client()).get("/healthz", **headers)
     return response.status_code, response.json(), response.content.decode()
 
 
@@ -121,3 +134,46 @@ def test_server_names_keep_only_scheme_host_and_port() -> None:
 
 def test_it_is_read_only(db: Any) -> None:
     assert Client().post("/healthz").status_code == 405
+
+
+def test_anonymous_callers_get_the_verdict_and_no_details(sim: SimControl) -> None:
+    status, body, _ = healthz(Client())
+    assert status == 503
+    assert body == {"status": "failing"}
+    for wrong in ("Bearer not-the-token", f"Basic {MONITOR_TOKEN}", MONITOR_TOKEN):
+        assert healthz(HTTP_AUTHORIZATION=wrong)[1] == {"status": "failing"}
+
+
+def test_staff_and_bearers_of_the_token_get_the_details(
+    sim: SimControl, staff: Any, settings: Any
+) -> None:
+    assert "servers" in healthz()[1]["checks"]["upstream"]
+    client = Client()
+    client.force_login(staff)
+    assert set(healthz(client)[1]["checks"]) == {
+        "database",
+        "cache",
+        "cluster",
+        "upstream",
+        "queue",
+    }
+    settings.HEALTHZ_TOKEN = ""  # no token configured: no bearer gets details
+    assert healthz(HTTP_AUTHORIZATION="Bearer ")[1] == {"status": "failing"}
+
+
+def test_two_anonymous_calls_within_the_cache_time_ask_the_upstream_once(
+    sim: SimControl, settings: Any
+) -> None:
+    settings.HEALTHZ_CACHE_SECONDS = 5
+    cache.delete("healthz:upstream:" + hashlib.sha256(sim.url.encode()).hexdigest())
+    before = len(sim.calls("/health"))
+    healthz(Client())
+    healthz(Client())
+    assert len(sim.calls("/health")) - before == 1
+    # The breaker is read afresh: an open one shows at once, cached reachability or not.
+    UpstreamBreaker.objects.create(
+        server=sim.url, state=UpstreamBreaker.State.OPEN, failures=5, opened_at=timezone.now()
+    )
+    server = healthz()[1]["checks"]["upstream"]["servers"][sim.url]
+    assert (server["reachable"], server["breaker"], server["ok"]) == (True, "open", False)
+    assert len(sim.calls("/health")) - before == 1

@@ -11,6 +11,8 @@ from django.http import HttpRequest
 from django.test import Client
 from django.utils import timezone
 
+from emodal_portal.settings import client_address_settings
+
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "a-good-Passw0rd"
@@ -22,10 +24,28 @@ def erin(django_user_model: Any) -> Any:
     return django_user_model.objects.create_user("erin", password=PASSWORD, is_staff=True)
 
 
-def log_in(client: Client, page: str, password: str, ip: str = "10.0.0.1") -> Any:
+def log_in(client: Client, page: str, password: str, ip: str = "10.0.0.1", **headers: str) -> Any:
     return client.post(
-        page, {"username": "erin", "password": password}, REMOTE_ADDR=ip, follow=False
+        page, {"username": "erin", "password": password}, REMOTE_ADDR=ip, follow=False, **headers
     )
+
+
+PROXY = "10.9.9.9"
+
+
+@pytest.fixture
+def behind_one_proxy(settings: Any) -> None:
+    """TRUSTED_PROXY_COUNT=1: every request reaches the portal from the proxy's address, the
+    client's in the X-Forwarded-For header the proxy appended to."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    for name, value in client_address_settings(1).items():
+        setattr(settings, name, value)
+
+
+def through_proxy(client: Client, password: str, client_ip: str, sent: str = "") -> Any:
+    """A login through the proxy from `client_ip`, which wrote `sent` in its own header."""
+    forwarded = f"{sent}, {client_ip}" if sent else client_ip
+    return log_in(client, "/accounts/login/", password, ip=PROXY, HTTP_X_FORWARDED_FOR=forwarded)
 
 
 def logged_in(client: Client) -> bool:
@@ -94,10 +114,77 @@ def test_test_clients_still_log_in(erin: Any) -> None:
     assert client.get("/admin/").status_code == 200
 
 
+def test_behind_a_trusted_proxy_a_lockout_holds_one_client_address_not_everyone(
+    erin: Any, settings: Any, behind_one_proxy: None
+) -> None:
+    attacker = Client()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        through_proxy(attacker, "wrong", "203.0.113.7")
+    assert through_proxy(attacker, PASSWORD, "203.0.113.7").status_code == 429
+    # Whatever it writes in its own X-Forwarded-For, the proxy appends its real address.
+    assert through_proxy(Client(), PASSWORD, "203.0.113.7", sent="198.51.100.1").status_code == 429
+
+    user = Client()
+    assert through_proxy(user, PASSWORD, "198.51.100.23").status_code == 302
+    assert logged_in(user)
+
+
+def test_with_no_trusted_proxy_a_spoofed_forwarded_for_header_is_ignored(
+    erin: Any, settings: Any
+) -> None:
+    assert settings.TRUSTED_PROXY_COUNT == 0
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        log_in(
+            Client(), "/accounts/login/", "wrong", ip="10.0.0.1", HTTP_X_FORWARDED_FOR=f"1.2.3.{n}"
+        )
+    spoofing = log_in(
+        Client(), "/accounts/login/", PASSWORD, ip="10.0.0.1", HTTP_X_FORWARDED_FOR="8.8.8.8"
+    )
+    assert spoofing.status_code == 429
+
+
+def test_failures_from_many_addresses_lock_the_username_everywhere_but_one_address_cannot(
+    erin: Any, settings: Any, behind_one_proxy: None
+) -> None:
+    settings.AXES_USERNAME_FAILURE_LIMIT = 8
+    # One address hammering on: locked itself, it counts for AXES_FAILURE_LIMIT (5) only.
+    for _ in range(20):
+        through_proxy(Client(), "wrong", "203.0.113.7")
+    assert through_proxy(Client(), PASSWORD, "198.51.100.23").status_code == 302
+
+    # Three more addresses, one failure each: 5 + 3 = 8 failures against erin.
+    for n in range(1, 4):
+        through_proxy(Client(), "wrong", f"192.0.2.{n}")
+    fresh = Client()
+    refused = through_proxy(fresh, PASSWORD, "198.51.100.99")
+    assert refused.status_code == 429
+    assert "Too many failed logins" in refused.content.decode()
+    assert not logged_in(fresh)
+    # Other usernames are not affected.
+    other = fresh.post(
+        "/accounts/login/",
+        {"username": "someone-else", "password": "x"},
+        REMOTE_ADDR=PROXY,
+        HTTP_X_FORWARDED_FOR="198.51.100.99",
+    )
+    assert other.status_code == 200
+
+
 def test_the_configuration_is_what_the_readme_says(settings: Any) -> None:
     assert settings.AUTHENTICATION_BACKENDS[0] == "axes.backends.AxesStandaloneBackend"
     assert settings.MIDDLEWARE[-1] == "axes.middleware.AxesMiddleware"
     assert settings.AXES_ENABLED
     assert settings.AXES_LOCKOUT_PARAMETERS == [["username", "ip_address"]]
     assert settings.AXES_FAILURE_LIMIT == 5
+    assert settings.AXES_USERNAME_FAILURE_LIMIT == 30
+    assert settings.AXES_HANDLER == "emodal_portal.login_protection.PortalAxesHandler"
     assert timedelta(minutes=15) == settings.AXES_COOLOFF_TIME
+    assert settings.TRUSTED_PROXY_COUNT == 0
+    assert settings.AXES_IPWARE_META_PRECEDENCE_ORDER == ("REMOTE_ADDR",)
+
+
+def test_the_trusted_proxy_count_sets_where_the_client_address_is_read() -> None:
+    assert client_address_settings(2) == {
+        "AXES_IPWARE_META_PRECEDENCE_ORDER": ("HTTP_X_FORWARDED_FOR",),
+        "AXES_IPWARE_PROXY_COUNT": 1,
+    }

@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.files.base import ContentFile
 from django.db import connection
 from django.test import Client
@@ -28,6 +29,8 @@ from queries_app.models import (
     QueryFile,
 )
 from sessions_app.models import Account
+
+from .conftest import make_account
 
 pytestmark = pytest.mark.django_db
 
@@ -239,6 +242,97 @@ def test_staff_and_the_owner_reach_every_url_of_a_query(
     assert (
         login(Client(), alices_query.account).get(GET_URLS[name](alices_query)).status_code == 200
     )
+
+
+def staff_member(username: str, *permissions: str) -> Any:
+    """Staff (not superuser) with an E-Modal account of their own and these permissions."""
+    account = make_account(username)
+    user = account.user
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="queries_app", codename__in=permissions)
+    )
+    return user
+
+
+@pytest.mark.parametrize("name", [*GET_URLS, "cancel"])
+def test_staff_without_the_view_permission_get_not_found_for_every_url_of_anothers_query(
+    client: Client, alices_query: Query, name: str
+) -> None:
+    login(client, staff_member("sam", "run_query"))
+    if name == "cancel":
+        response = client.post(reverse("queries:cancel", args=[alices_query.pk]))
+    else:
+        response = client.get(GET_URLS[name](alices_query))
+    assert response.status_code == 404
+    alices_query.refresh_from_db()
+    assert not alices_query.cancel_requested
+
+
+def test_staff_without_the_view_permission_reach_their_own_queries(client: Client) -> None:
+    sam = staff_member("sam")
+    own = make_query(sam.emodal_account, status=Query.Status.RUNNING, finished_at=None)
+    login(client, sam)
+    assert client.get(reverse("queries:detail", args=[own.pk])).status_code == 200
+    assert client.get(reverse("queries:progress", args=[own.pk])).status_code == 200
+    client.post(reverse("queries:cancel", args=[own.pk]))
+    own.refresh_from_db()
+    assert own.status == Query.Status.CANCELLED
+
+
+def test_staff_who_may_view_but_not_run_queries_see_anothers_query_but_cannot_cancel_it(
+    client: Client, alices_query: Query
+) -> None:
+    login(client, staff_member("val", "view_query"))
+    page = client.get(reverse("queries:detail", args=[alices_query.pk]))
+    assert page.status_code == 200
+    assert "Cancel query" not in page.content.decode()
+    progress = client.get(reverse("queries:progress", args=[alices_query.pk])).json()
+    assert "Cancel query" not in progress["status_html"]
+    assert client.post(reverse("queries:cancel", args=[alices_query.pk])).status_code == 403
+    alices_query.refresh_from_db()
+    assert not alices_query.cancel_requested
+
+
+def test_staff_who_may_view_and_run_queries_cancel_anothers_query(
+    client: Client, alices_query: Query
+) -> None:
+    login(client, staff_member("rob", "view_query", "run_query"))
+    page = client.get(reverse("queries:detail", args=[alices_query.pk])).content.decode()
+    assert "Cancel query" in page
+    client.post(reverse("queries:cancel", args=[alices_query.pk]))
+    alices_query.refresh_from_db()
+    assert alices_query.cancel_requested or alices_query.status == Query.Status.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("permissions", "sees_others", "chooses_account"),
+    [
+        ((), False, False),
+        (("run_query",), False, False),
+        (("view_query",), True, False),
+        (("view_query", "run_query"), True, True),
+    ],
+    ids=["none", "run-only", "view-only", "view-and-run"],
+)
+def test_the_list_shows_other_accounts_and_the_account_choice_only_with_the_permissions(
+    client: Client,
+    alice: Account,
+    permissions: tuple[str, ...],
+    sees_others: bool,
+    chooses_account: bool,
+) -> None:
+    alices = make_query(alice)
+    user = staff_member("sam", *permissions)
+    own = make_query(user.emodal_account)
+    html = login(client, user).get(reverse("queries:list")).content.decode()
+    rows = table(html, "queries-table")
+    shown = {row[0] for row in rows[1:]}
+    assert f"#{own.pk}" in shown
+    assert (f"#{alices.pk}" in shown) is sees_others
+    assert (rows[0][1] == "Account") is sees_others
+    assert ('name="account"' in html) is chooses_account
 
 
 def test_a_file_of_another_query_is_not_reachable_through_ones_own_query(

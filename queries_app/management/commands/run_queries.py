@@ -76,9 +76,12 @@ class Command(BaseCommand):
         kind, params = options["kind"], parse_params(options["param"])
         accounts = select_accounts(options["users"])
         if options["schedule"]:
-            created = schedule_queries(
-                accounts=accounts, kind=kind, params=params, every=options["schedule"]
-            )
+            try:
+                created = schedule_queries(
+                    accounts=accounts, kind=kind, params=params, every=options["schedule"]
+                )
+            except ValidationError as exc:
+                raise CommandError(" ".join(exc.messages)) from None
             self.stdout.write(
                 self.style.SUCCESS(
                     f"{len(created)} {options['schedule']} schedule(s) for {kind}; "

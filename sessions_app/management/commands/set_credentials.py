@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from sessions_app.management.accounts import clean_portal_username, clean_text
 from sessions_app.models import Account
 from sessions_app.services import update_account_credentials
 
@@ -32,6 +33,15 @@ class Command(BaseCommand):
         parser.add_argument("--truck-plate", help="Truck plate for appointment checks.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        users = get_user_model()
+        # Everything is checked against its column before anything is written.
+        username = clean_portal_username(options["username"], label="Portal username")
+        email = clean_text(users, "email", options["email"], label="--email")
+        company, plate = options["trucking_company"], options["truck_plate"]
+        if company is not None:
+            company = clean_text(Account, "trucking_company", company, label="--trucking-company")
+        if plate is not None:
+            plate = clean_text(Account, "truck_plate", plate, label="--truck-plate")
         lines = [line.strip() for line in self.read_stdin().splitlines()]
         lines = [line for line in lines if line]
         if len(lines) != 3:
@@ -39,20 +49,26 @@ class Command(BaseCommand):
                 f"Expected 3 non-empty lines on standard input (E-Modal username, password, "
                 f"captcha API key); got {len(lines)}."
             )
-        emodal_username, password, captcha_api_key = lines
+        emodal_username = clean_text(
+            Account, "emodal_username", lines[0], label="E-Modal username (line 1)"
+        )
+        password = clean_text(Account, "password", lines[1], label="Password (line 2)", plain=False)
+        captcha_api_key = clean_text(
+            Account, "captcha_api_key", lines[2], label="Captcha API key (line 3)", plain=False
+        )
         with transaction.atomic():
-            user, user_created = get_user_model().objects.get_or_create(
-                username=options["username"], defaults={"email": options["email"]}
+            user, user_created = users.objects.get_or_create(
+                username=username, defaults={"email": email}
             )
             if user_created:
                 user.set_unusable_password()
                 user.save(update_fields=["password"])
             account = Account.objects.filter(user=user).first() or Account(user=user)
             created = account.pk is None
-            if options["trucking_company"] is not None:
-                account.trucking_company = options["trucking_company"]
-            if options["truck_plate"] is not None:
-                account.truck_plate = options["truck_plate"]
+            if company is not None:
+                account.trucking_company = company
+            if plate is not None:
+                account.truck_plate = plate
             changed = update_account_credentials(
                 account=account,
                 emodal_username=emodal_username,
@@ -73,4 +89,7 @@ class Command(BaseCommand):
     def read_stdin(self) -> str:
         if sys.stdin.isatty():
             self.stderr.write("E-Modal username, password, captcha API key (one per line):")
-        return sys.stdin.read()
+        try:
+            return sys.stdin.read()
+        except UnicodeDecodeError:
+            raise CommandError("Standard input is not text in the terminal's encoding.") from None
