@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from sessions_app.models import Account
 
 from .models import Query, Terminal
+from .services import MAX_BULK_CONTAINERS
 
 # The contract's move types, offered as a list; the service has the last word on them.
 MOVE_TYPE_CHOICES = [
@@ -40,6 +41,11 @@ FIELD_KINDS: dict[str, list[str]] = {
 }
 
 
+TOO_MANY_CONTAINERS = (
+    f"Too many containers: a bulk query takes at most {MAX_BULK_CONTAINERS} containers at once."
+)
+
+
 def split_containers(text: str) -> list[str]:
     return [item for item in re.split(r"[\s,;]+", text or "") if item]
 
@@ -61,6 +67,7 @@ class StartQueryForm(forms.Form):
         # Room for the most a bulk query takes (see services.MAX_BULK_CONTAINERS), generously
         # spaced; anything longer is refused before it is split.
         max_length=8000,
+        error_messages={"max_length": TOO_MANY_CONTAINERS},
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="One per line, or separated by commas or spaces.",
     )
@@ -70,6 +77,7 @@ class StartQueryForm(forms.Form):
         # Room for the most a bulk query takes (see services.MAX_BULK_CONTAINERS), generously
         # spaced; anything longer is refused before it is split.
         max_length=8000,
+        error_messages={"max_length": TOO_MANY_CONTAINERS},
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="One per line, or separated by commas or spaces.",
     )
