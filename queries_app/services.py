@@ -40,6 +40,7 @@ from sessions_app.services import SessionError, SessionManager, drop_broken_conn
 
 from . import parsing
 from .models import AppointmentCheck, ContainerRow, Query, Terminal, params_key
+from .signals import query_finished, step_finished
 from .steps import (
     DONE,
     FIRST_STEP,
@@ -366,7 +367,9 @@ def cancel_query(*, query: Query) -> bool:
         claim_expires_at=None,
         retry_at=None,
     )
-    if not stopped:
+    if stopped:
+        announce_end(query.pk)
+    else:
         stopped = Query.objects.filter(pk=query.pk, status__in=Query.LIVE_STATUSES).update(
             cancel_requested=True
         )
@@ -650,6 +653,26 @@ def run_query_step(query_id: int, *, manager: SessionManager | None = None) -> s
 def _run_claimed(
     query: Query, token: str, manager: SessionManager, *, chain: bool
 ) -> tuple[str, Query | None]:
+    """Run the claimed query's next step and tell `step_finished` how it went."""
+    step, kind, started = query.step, query.kind, time.monotonic()
+    result, kept = _run_step(query, token, manager, chain=chain)
+    outcome = ("done" if result.startswith("step ") or result == "succeeded" else result).replace(
+        "will retry", "retry"
+    )
+    step_finished.send_robust(
+        sender=Query,
+        query_id=query.pk,
+        kind=kind,
+        step=step,
+        outcome=outcome,
+        duration=time.monotonic() - started,
+    )
+    return result, kept
+
+
+def _run_step(
+    query: Query, token: str, manager: SessionManager, *, chain: bool
+) -> tuple[str, Query | None]:
     """Run the claimed query's next step. With `chain`, the runner goes on: the result says
     whether it still holds this query for its next step (the query) or not (None)."""
     if query.cancel_requested:
@@ -889,10 +912,24 @@ def _finish(query: Query, token: str, status: str, error: str) -> None:
 
 
 def _ended(query: Query) -> None:
-    """The account may have no work left: its browser can now go to a query waiting for one."""
+    """The account may have no work left: its browser can now go to a query waiting for one.
+    And whoever listens hears that the query ended."""
     server = query.account.upstream_url
     if server:
         wake_waiting_queries(server=server)
+    announce_end(query.pk)
+
+
+def announce_end(query_id: int) -> None:
+    """Send `query_finished` for the query, once its end is committed."""
+
+    def send() -> None:
+        query = Query.objects.select_related("account__user").get(pk=query_id)
+        for receiver, error in query_finished.send_robust(sender=Query, query=query):
+            if isinstance(error, Exception):
+                logger.error("Query %s: %r failed on its end: %r", query_id, receiver, error)
+
+    transaction.on_commit(send)
 
 
 # -- recovery ------------------------------------------------------------------------------------
@@ -919,6 +956,8 @@ def sweep_queries(*, now: datetime | None = None) -> dict[str, int]:
                 error=f"The worker running step “{query.step}” stopped {failures} times; "
                 "giving up.",
             )
+            if ended:
+                announce_end(query.pk)
             counts["failed"] += ended
             continue
         with transaction.atomic():

@@ -21,8 +21,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import IO, Any, ClassVar, Protocol, TypeVar
@@ -33,6 +33,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .redaction import redact
+from .signals import upstream_call
 
 logger = logging.getLogger(__name__)
 
@@ -509,6 +510,44 @@ class EModalClient:
         # Errors and logs name the endpoint by `label`: a path can hold a session id.
         # Exceptions from requests are not chained (`from None`): they quote the full URL.
         path = label or path
+        with self._reported(path) as report:
+            body, status = self._answer(method, url, path, json, timeout_name, extra_timeout)
+            report["status"] = status
+            return body
+
+    @contextmanager
+    def _reported(self, endpoint: str) -> Iterator[dict[str, Any]]:
+        """Tell `upstream_call` how a call went (its outcome, status and duration)."""
+        report: dict[str, Any] = {"status": None}
+        started = time.monotonic()
+        outcome = "ok"
+        try:
+            yield report
+        except UpstreamError as exc:
+            outcome, report["status"] = type(exc).__name__, exc.status
+            raise
+        except BaseException as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            upstream_call.send_robust(
+                sender=EModalClient,
+                server=self.base_url,
+                endpoint=endpoint,
+                outcome=outcome,
+                status=report["status"],
+                duration=time.monotonic() - started,
+            )
+
+    def _answer(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        json: dict[str, Any] | None,
+        timeout_name: str,
+        extra_timeout: float,
+    ) -> tuple[dict[str, Any], int]:
         started = time.monotonic()
         try:
             response = self.http.request(
@@ -530,7 +569,7 @@ class EModalClient:
         if body is None:
             raise classify_fault(path, "not_json", status=response.status_code)
         if response.status_code == 200 and body.get("success", True) is not False:
-            return body
+            return body, response.status_code
         raise classify_error(path, response.status_code, body)
 
     def _operation(
@@ -700,8 +739,10 @@ class EModalClient:
         Raises `FileTooLarge` past `max_download_bytes` (checked while streaming, not only
         against Content-Length, which a server may omit)."""
         path = _path_of(file_url)
-        with self._guarded():
-            return self._download(path, destination)
+        with self._guarded(), self._reported(FILE_LABEL) as report:
+            size = self._download(path, destination)
+            report["status"] = 200
+            return size
 
     def _download(self, path: str, destination: IO[bytes]) -> int:
         url = f"{self.base_url}{path}"

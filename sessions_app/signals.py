@@ -1,0 +1,11 @@
+"""What sessions_app tells the rest of the portal, without knowing who listens."""
+
+from django.dispatch import Signal
+
+# Sent by the upstream client after every upstream call, success or not, from the process that
+# made it. Keyword arguments: `server` (the base URL), `endpoint` (a label such as
+# "/get_session" or "/files/{path}", never a path holding a session id), `outcome` ("ok", or the
+# name of the error class raised: "UpstreamUnavailable", "SessionGone", "UpstreamTimeout", ...),
+# `status` (the HTTP status, or None without an answer), `duration` (seconds). Receivers must
+# be quick and must not raise: they run inside the caller's upstream call path.
+upstream_call = Signal()
