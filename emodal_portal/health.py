@@ -34,9 +34,8 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.status import Stat
 
-from sessions_app.breaker import breaker_states
-from sessions_app.client import EModalClient, UpstreamError
 from sessions_app.models import UpstreamBreaker
+from sessions_app.upstream import EModalClient, UpstreamError, breaker_states
 
 Check = dict[str, Any]
 

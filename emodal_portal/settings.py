@@ -228,10 +228,6 @@ EMODAL_MAX_SESSIONS = env.int("EMODAL_MAX_SESSIONS", default=10)
 # When every browser is held by an account with work waiting, a login waits this long for one,
 # then its task gives the worker back and the query is retried later (it keeps its tries).
 EMODAL_SLOT_WAIT_SECONDS = env.float("EMODAL_SLOT_WAIT_SECONDS", default=5)
-# Which accounts have work waiting for their session: their browser is not taken from them.
-EMODAL_SESSION_DEMAND = "queries_app.services.accounts_with_live_queries"
-# Called when a browser is given back: wakes queries waiting for one on that server.
-EMODAL_BROWSER_FREED = "queries_app.services.wake_waiting_queries"
 EMODAL_CONNECT_TIMEOUT = env.float("EMODAL_CONNECT_TIMEOUT", default=5.0)
 # Multiplies every read timeout; set it to the simulator's time scale (or a little above) to
 # make a time-scaled simulator's slow answers count as timeouts at the same proportion.

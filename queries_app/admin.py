@@ -336,9 +336,15 @@ def run_containers(
     )
 
 
-# The account admin lives in sessions_app, which must not depend on queries_app; the query
-# actions are attached here instead.
-AccountAdmin.actions = [*AccountAdmin.actions, run_availability, run_containers]
-AccountAdmin.has_run_query_permission = lambda self, request: request.user.has_perm(  # type: ignore[attr-defined]
-    "queries_app.run_query"
-)
+class AccountAdminWithQueries(AccountAdmin):
+    """The account admin of sessions_app (which knows nothing of queries), with the actions
+    that start queries for the chosen accounts."""
+
+    actions = [*AccountAdmin.actions, run_availability, run_containers]
+
+    def has_run_query_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("queries_app.run_query")
+
+
+admin.site.unregister(Account)
+admin.site.register(Account, AccountAdminWithQueries)

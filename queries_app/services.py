@@ -34,9 +34,9 @@ from django.utils.timesince import timesince
 from django.utils.translation import ngettext
 from django_q.tasks import async_task
 
-from sessions_app.client import UpstreamError
 from sessions_app.models import Account
 from sessions_app.services import SessionError, SessionManager, drop_broken_connections
+from sessions_app.upstream import UpstreamError
 
 from . import parsing
 from .models import AppointmentCheck, ContainerRow, Query, Terminal, params_key
@@ -378,7 +378,8 @@ def cancel_query(*, query: Query) -> bool:
 
 
 def accounts_with_live_queries(account_ids: list[int]) -> set[int]:
-    """The accounts among these with a query still to run (EMODAL_SESSION_DEMAND)."""
+    """The accounts among these with a query still to run (a demand provider of
+    sessions_app's capacity)."""
     return set(
         Query.objects.live().filter(account_id__in=account_ids).values_list("account_id", flat=True)
     )
@@ -847,6 +848,10 @@ def _release(query: Query, token: str) -> None:
 
 
 WAITING = "Waiting: "
+
+
+def on_browser_freed(*, server: str, count: int, **kwargs: Any) -> None:
+    wake_waiting_queries(server=server, count=count)
 
 
 def wake_waiting_queries(*, server: str, count: int = 1) -> int:

@@ -18,9 +18,9 @@ from django.db import connections, models, router, transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from sessions_app.client import EModalClient, UpstreamError, UpstreamRejected, UpstreamUnavailable
 from sessions_app.models import Account
 from sessions_app.services import SessionManager
+from sessions_app.upstream import EModalClient, UpstreamError, UpstreamRejected, UpstreamUnavailable
 
 from . import parsing
 from .models import (

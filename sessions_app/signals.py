@@ -9,3 +9,8 @@ from django.dispatch import Signal
 # `status` (the HTTP status, or None without an answer), `duration` (seconds). Receivers must
 # be quick and must not raise: they run inside the caller's upstream call path.
 upstream_call = Signal()
+
+# Sent when one or more of a server's browsers (session slots) are given back, so that work
+# waiting for a browser there need not wait for its retry time. Keyword arguments: `server`,
+# `count`.
+browser_freed = Signal()

@@ -14,8 +14,8 @@ from django.contrib.auth import get_user_model
 
 from emodal_sim import SimConfig, SimServer
 from queries_app.models import Terminal
-from sessions_app.client import EModalClient
 from sessions_app.models import Account
+from sessions_app.upstream import EModalClient
 
 from .processes import ROOT, Cluster
 from .sim import FAST_SCALE, SimControl

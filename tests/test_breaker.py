@@ -1,4 +1,4 @@
-"""The circuit breaker shared by all workers (`sessions_app.breaker`), against the simulator."""
+"""The circuit breaker shared by all workers (`sessions_app.upstream.breaker`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from django.utils import timezone
 
 from queries_app.models import Query
 from queries_app.services import start_query
-from sessions_app.breaker import Breaker
-from sessions_app.client import CircuitOpen, EModalClient, UpstreamUnavailable
 from sessions_app.models import Account, SessionEvent, UpstreamBreaker
 from sessions_app.services import SessionManager, SessionUnavailable
+from sessions_app.upstream import Breaker, CircuitOpen, EModalClient, UpstreamUnavailable
 
 from .sim import SimControl
 from .taskqueue import TaskQueue, run_queued_tasks

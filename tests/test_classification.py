@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from emodal_sim.data import containers_for
-from sessions_app.client import (
+from sessions_app.upstream import (
     CLASSIFICATION,
     SESSION_GONE_MARKER,
     CaptchaFailed,

@@ -9,7 +9,7 @@ import openpyxl
 import pytest
 
 from emodal_sim.data import containers_for
-from sessions_app.client import (
+from sessions_app.upstream import (
     CaptchaFailed,
     CredentialsRejected,
     EModalClient,

@@ -21,8 +21,8 @@ from queries_app.services import (
     sweep_queries,
     validate_params,
 )
-from sessions_app.client import EModalClient, UpstreamError
 from sessions_app.models import Account
+from sessions_app.upstream import EModalClient, UpstreamError
 
 from .sim import SimControl
 from .taskqueue import TaskQueue, run_queued_tasks

@@ -31,14 +31,6 @@ from emodal_sim import NOT_FOUND_CONTAINER, SimServer
 from emodal_sim.data import containers_for
 from queries_app.models import Query
 from queries_app.services import cancel_query, start_query, sweep_queries
-from sessions_app.client import (
-    SESSION_GONE_MARKER,
-    CircuitOpen,
-    SessionGone,
-    UpstreamRejected,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
 from sessions_app.models import Account, UpstreamBreaker
 from sessions_app.redaction import RedactSecretsFilter
 from sessions_app.services import (
@@ -46,6 +38,14 @@ from sessions_app.services import (
     CaptchaBudgetReached,
     SessionManager,
     SessionUnavailable,
+)
+from sessions_app.upstream import (
+    SESSION_GONE_MARKER,
+    CircuitOpen,
+    SessionGone,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
 )
 
 from .conftest import make_account

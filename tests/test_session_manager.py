@@ -9,7 +9,6 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from sessions_app.client import EModalClient, SessionGone, UpstreamRejected
 from sessions_app.models import Account, SessionEvent
 from sessions_app.services import (
     AccountIncomplete,
@@ -19,6 +18,7 @@ from sessions_app.services import (
     SessionUnavailable,
     update_account_credentials,
 )
+from sessions_app.upstream import EModalClient, SessionGone, UpstreamRejected
 
 from .conftest import make_account
 from .sim import SimControl

@@ -11,9 +11,9 @@ import pytest
 from queries_app.models import Query
 from queries_app.services import cancel_query, start_query
 from queries_app.signals import query_finished, step_finished
-from sessions_app.client import EModalClient, UpstreamRejected
 from sessions_app.models import Account
 from sessions_app.signals import upstream_call
+from sessions_app.upstream import EModalClient, UpstreamRejected
 
 from .sim import SimControl
 from .taskqueue import TaskQueue

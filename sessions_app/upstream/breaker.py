@@ -27,8 +27,8 @@ from django.conf import settings
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from .client import CircuitOpen, Disposition, UpstreamError, UpstreamUnavailable
-from .models import UpstreamBreaker
+from ..models import UpstreamBreaker
+from .errors import CircuitOpen, Disposition, UpstreamError, UpstreamUnavailable
 
 logger = logging.getLogger(__name__)
 

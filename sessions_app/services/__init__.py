@@ -1,0 +1,49 @@
+"""Getting accounts working upstream sessions, one captcha per need — the `SessionManager`,
+and the account-level services around it. Split by concern: the lease (`lease`), browsers per
+server (`capacity`), captcha budgets (`budgets`), logins and their failures (`logins`),
+accounts' credentials and flags (`accounts`); `manager` puts them together."""
+
+from .accounts import allow_logins, blocked_text, drop_session_locally, update_account_credentials
+from .budgets import BUDGET_WINDOW, captcha_budget_frees_at, check_captcha_budget
+from .capacity import accounts_in_demand, register_demand_provider, release_slot
+from .errors import (
+    AccountIncomplete,
+    AccountRejected,
+    AccountUnreadable,
+    BrowsersBusy,
+    CaptchaBudgetReached,
+    LeaseLost,
+    LeaseTimeout,
+    SessionError,
+    SessionUnavailable,
+)
+from .lease import Lease, drop_broken_connections
+from .logins import may_have_spent_captcha
+from .manager import SessionManager, client_for_server
+
+__all__ = [
+    "BUDGET_WINDOW",
+    "AccountIncomplete",
+    "AccountRejected",
+    "AccountUnreadable",
+    "BrowsersBusy",
+    "CaptchaBudgetReached",
+    "Lease",
+    "LeaseLost",
+    "LeaseTimeout",
+    "SessionError",
+    "SessionManager",
+    "SessionUnavailable",
+    "accounts_in_demand",
+    "allow_logins",
+    "blocked_text",
+    "captcha_budget_frees_at",
+    "check_captcha_budget",
+    "client_for_server",
+    "drop_broken_connections",
+    "drop_session_locally",
+    "may_have_spent_captcha",
+    "register_demand_provider",
+    "release_slot",
+    "update_account_credentials",
+]

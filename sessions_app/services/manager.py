@@ -1,0 +1,280 @@
+"""SessionManager: a working upstream session for an account, spending one captcha per need.
+
+How a session is found, cheapest first:
+1. the stored one, while it is alive by local knowledge (idle timer) — no upstream call;
+2. one the upstream already holds for the account's E-Modal username (`GET /sessions`);
+3. a new one (`POST /get_session`, a paid captcha solve).
+
+Everything that touches an account's session or drives its browser happens under the
+account's lease: a row-level claim taken with a conditional UPDATE (works the same on SQLite
+and PostgreSQL, across threads, processes and hosts) that expires if its holder dies. One
+holder at a time means at most one session creation in flight per account, and never two
+calls on one browser. No database transaction is held open across an upstream call: the
+lease is committed state, and every write below is a short autocommit UPDATE.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from ..models import Account, SessionEvent
+from ..upstream import EModalClient, SessionGone, UpstreamError, UpstreamRejected
+from .capacity import CapacityMixin, release_slot
+from .errors import AccountIncomplete, AccountUnreadable
+from .lease import Lease, LeaseMixin
+from .logins import LoginMixin
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# One client per server and thread: its HTTP connections are kept from one call to the next
+# (a worker runs one task at a time). Keyed by the settings it is built from, so a change of
+# them (tests) builds a new one.
+_local = threading.local()
+
+
+def client_for_server(url: str) -> EModalClient:
+    key = (
+        url,
+        settings.EMODAL_CONNECT_TIMEOUT,
+        settings.EMODAL_TIMEOUT_SCALE,
+        settings.EMODAL_MAX_DOWNLOAD_BYTES,
+        settings.EMODAL_BREAKER_FAILURES,
+        settings.EMODAL_BREAKER_RESET_SECONDS,
+        settings.EMODAL_BREAKER_CACHE_SECONDS,
+    )
+    clients: dict[tuple[object, ...], EModalClient] = _local.__dict__.setdefault("clients", {})
+    client = clients.get(key)
+    if client is None:
+        client = clients[key] = EModalClient.from_settings(url)
+    return client
+
+
+class SessionManager(LeaseMixin, CapacityMixin, LoginMixin):
+    """Gets accounts working sessions and runs upstream operations with them."""
+
+    def __init__(
+        self,
+        *,
+        client: EModalClient | None = None,
+        wait_seconds: float | None = None,
+        lease_seconds: float | None = None,
+        poll_seconds: float | None = None,
+    ) -> None:
+        # `client` (tests) serves every account; otherwise one per upstream server.
+        self._client = client
+        self.wait_seconds = settings.EMODAL_WAIT_SECONDS if wait_seconds is None else wait_seconds
+        self.lease_seconds = (
+            settings.EMODAL_LEASE_SECONDS if lease_seconds is None else lease_seconds
+        )
+        self.poll_seconds = settings.EMODAL_POLL_SECONDS if poll_seconds is None else poll_seconds
+
+    def client_for(self, account: Account) -> EModalClient:
+        if self._client is not None:
+            return self._client
+        return client_for_server(account.upstream_url or settings.EMODAL_API_URLS[0])
+
+    # -- public API --------------------------------------------------------------------------
+
+    def ensure_session(self, account: Account) -> str:
+        """A live session id for the account, reusing whatever can be reused."""
+        with self.lease(account) as lease:
+            session_id, reused = self._ensure_session(account, lease.token)
+            if reused:
+                self._record(account, SessionEvent.Kind.REUSED_STORED, time.monotonic())
+            return session_id
+
+    def refresh_session(self, account: Account) -> str:
+        """Close the account's session upstream and create a new one (spends a captcha). A
+        session the portal adopted rather than created is only forgotten, not closed (it may be
+        another system's); the upstream then hands it back to the login, with no captcha."""
+        with self.lease(account) as lease:
+            account.refresh_from_db()
+            self._check_usable(account)
+            started = time.monotonic()
+            if account.session_id:
+                self._close_upstream(account)
+                self._clear_session(account, account.session_version)
+            self._record(account, SessionEvent.Kind.REFRESH_FORCED, started)
+            return self._create_session(account, lease.token, reuse_upstream=False)
+
+    def drop_session(self, account: Account) -> bool:
+        """Forget the account's session here and close it upstream (if the portal created it).
+        False if there was none."""
+        with self.lease(account):
+            account.refresh_from_db()
+            if not account.session_id:
+                return False
+            started = time.monotonic()
+            if not account.unreadable_secrets():
+                self._close_upstream(account)
+            self._clear_session(account, account.session_version)
+            self._record(account, SessionEvent.Kind.DROPPED, started)
+            return True
+
+    def run(
+        self,
+        account: Account,
+        operation: Callable[[EModalClient, str], T],
+        *,
+        call_seconds: float | None = None,
+    ) -> T:
+        """Run `operation(client, session_id)` with a working session for the account.
+
+        The account's lease is held for the whole call (one call per browser). If the upstream
+        says the session is gone, it is replaced once and the call retried once; a second
+        failure is a real failure."""
+        if connection.in_atomic_block:
+            # A transaction held across a call of seconds to minutes would lock SQLite for
+            # every other worker and pin a PostgreSQL connection.
+            raise RuntimeError("SessionManager.run() must not be called inside a transaction")
+        if call_seconds is None:
+            call_seconds = self.client_for(account).longest_call_seconds() + 30
+        with self.lease(account, seconds=call_seconds) as lease:
+            session_id, reused = self._ensure_session(account, lease.token)
+            if not reused:  # logging in took part of the lease's time
+                self._extend_lease(account, lease.token, call_seconds)
+            version = account.session_version
+            try:
+                return self._call(account, operation, session_id, lease, version)
+            except SessionGone:
+                started = time.monotonic()
+                lease.touch_version = None
+                self._clear_session(account, version)
+                self._record(account, SessionEvent.Kind.REPLACED, started)
+                session_id, _ = self._ensure_session(account, lease.token)
+                self._extend_lease(account, lease.token, call_seconds)
+                version = account.session_version
+                return self._call(account, operation, session_id, lease, version)
+
+    # -- getting a session (lease held) --------------------------------------------------------
+
+    def _ensure_session(self, account: Account, token: str) -> tuple[str, bool]:
+        """(session id, whether it is the stored one). Reusing the stored session is not
+        recorded as an event here: `run()` does it on every call, and the account counts
+        the uses of its session instead."""
+        account.refresh_from_db()
+        self._check_usable(account)
+        if account.session_id:
+            if account.session_is_live():
+                return str(account.session_id), True
+            started = time.monotonic()
+            self._clear_session(account, account.session_version)
+            self._record(account, SessionEvent.Kind.EXPIRED_LOCALLY, started)
+        return self._create_session(account, token, reuse_upstream=True), False
+
+    def _check_usable(self, account: Account) -> None:
+        unreadable = account.unreadable_secrets()
+        if unreadable:
+            raise AccountUnreadable(
+                f"Account {account}: stored {', '.join(unreadable)} cannot be decrypted with "
+                "FIELD_ENCRYPTION_KEY. Restore the previous key (listed after the new one) "
+                "or enter the credentials again."
+            )
+        if not account.has_credentials():
+            raise AccountIncomplete(
+                f"Account {account} has no complete E-Modal credentials; set them in the admin "
+                "or with `manage.py set_credentials`."
+            )
+
+    # -- calls (lease held) --------------------------------------------------------------------
+
+    def _call(
+        self,
+        account: Account,
+        operation: Callable[[EModalClient, str], T],
+        session_id: str,
+        lease: Lease,
+        version: int,
+    ) -> T:
+        try:
+            result = operation(self.client_for(account), session_id)
+        except UpstreamRejected:
+            # The browser answered (a validation error): the session is alive and was used.
+            lease.touch_version = version
+            raise
+        lease.touch_version = version
+        return result
+
+    # -- state changes ---------------------------------------------------------------------------
+
+    def _store_session(
+        self,
+        account: Account,
+        session_id: str,
+        *,
+        last_used: datetime | None,
+        created_here: bool,
+    ) -> None:
+        now = timezone.now()
+        account.session_id = session_id
+        account.session_version += 1
+        account.session_created_at = now
+        account.session_last_used_at = last_used or now
+        account.session_uses = 0
+        account.session_created_here = created_here
+        with transaction.atomic():
+            account.save(
+                update_fields=[
+                    "session_id",
+                    "session_version",
+                    "session_created_at",
+                    "session_last_used_at",
+                    "session_uses",
+                    "session_created_here",
+                    "updated_at",
+                ]
+            )
+
+    def _clear_session(self, account: Account, version: int) -> bool:
+        """Forget the session only if it is still the one of `version` (compare-and-set)."""
+        cleared = Account.objects.filter(pk=account.pk, session_version=version).update(
+            session_id=None,
+            session_version=version + 1,
+            session_created_at=None,
+            session_last_used_at=None,
+            session_uses=0,
+        )
+        if cleared:
+            release_slot(account)
+        account.refresh_from_db()
+        return cleared == 1
+
+    def _close_upstream(self, account: Account) -> None:
+        """Close the account's session upstream — only one the portal created itself: one
+        adopted from the upstream may be another system's, which it would break."""
+        if not account.session_created_here:
+            return
+        try:
+            self.client_for(account).delete_session(str(account.session_id))
+        except UpstreamError as exc:
+            logger.warning("Could not close the session of %s upstream: %s", account, exc)
+
+    def _record(
+        self,
+        account: Account,
+        kind: str,
+        started: float,
+        *,
+        detail: str = "",
+        captcha_spent: bool = False,
+    ) -> None:
+        duration_ms = int((time.monotonic() - started) * 1000)
+        SessionEvent.objects.create(
+            account=account,
+            kind=kind,
+            detail=detail,
+            captcha_spent=captcha_spent,
+            duration_ms=duration_ms,
+        )
+        logger.info("account %s: %s (%d ms)", account.pk, kind, duration_ms)
