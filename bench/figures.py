@@ -38,7 +38,7 @@ KINDS = (IN_TASK, BROWSER, HANDOFF, QUEUE, RETRY)
 
 # What `run_query_step` returns for a step that will run again later: it failed for a
 # passing reason, or it was not tried (breaker open, captcha budget spent).
-DEFERRED = ("will retry", "waiting")
+DEFERRED = ("retry", "waiting")
 
 # Portal functions whose pauses wait for a free browser (the session limit), not for the
 # portal's own bookkeeping. A pause elsewhere (the account's lease, a back-off) stays

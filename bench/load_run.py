@@ -100,7 +100,7 @@ def seed(accounts: list[Any], sim: Simulator, deadline: float) -> float:
     started = time.monotonic()
     for round_ in (1, 2):
         ids = [
-            start_query(account=a, kind=Query.Kind.CONTAINERS, batch=f"seed-{round_}").pk
+            start_query(account=a, kind="containers", batch=f"seed-{round_}")[0].pk
             for a in accounts
         ]
         live = wait_for_queries(NAME, ids, deadline)
@@ -252,7 +252,7 @@ def run(args: argparse.Namespace, *, var: Path, env: dict[str, str], command: st
         cpu["Locust"] = locust_cpu
         batch = list(
             Query.objects.filter(
-                kind=Query.Kind.AVAILABILITY,
+                kind="availability",
                 created_at__gte=dt.datetime.fromtimestamp(batch_started, tz=dt.UTC),
             )
         )

@@ -95,22 +95,25 @@ def _line(name: str, start: float, stop: float, result: Any, waits: list, sql: l
     os.write(_fd(), ("\t".join(fields) + "\n").encode())
 
 
+_step_started: dict[int, tuple[float, int, list[Any]]] = {}
+
+
+def _step_started(sender: Any, query_id: int, **kwargs: Any) -> None:
+    _step_started[query_id] = (time.time(), len(_waits), list(_sql))
+
+
+def _step_finished(sender: Any, query_id: int, outcome: str, **kwargs: Any) -> None:
+    start, first_wait, sql_before = _step_started.pop(query_id, (time.time(), len(_waits), _sql))
+    sql = [_sql[0] - sql_before[0], _sql[1] - sql_before[1]]
+    _line(f"query-{query_id}", start, time.time(), outcome, _waits[first_wait:], sql)
+
+
 def _log_steps() -> None:
-    from queries_app import services
+    """One line per step, from the engine's public signals."""
+    from queries_app.signals import step_finished, step_started
 
-    run_step = services._run_claimed
-
-    def logged(query: Any, token: str, manager: Any, *, chain: bool) -> Any:
-        start, first_wait, sql_before = time.time(), len(_waits), list(_sql)
-        outcome: Any = ("crashed", None)
-        try:
-            outcome = run_step(query, token, manager, chain=chain)
-            return outcome
-        finally:
-            sql = [_sql[0] - sql_before[0], _sql[1] - sql_before[1]]
-            _line(f"query-{query.pk}", start, time.time(), outcome[0], _waits[first_wait:], sql)
-
-    services._run_claimed = logged
+    step_started.connect(_step_started, dispatch_uid="bench-step-start")
+    step_finished.connect(_step_finished, dispatch_uid="bench-step-stop")
 
 
 def before(sender: Any, func: Any, task: dict[str, Any], **kwargs: Any) -> None:

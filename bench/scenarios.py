@@ -26,7 +26,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from queries_app import steps
+from queries_app import results
 from queries_app.models import Query, QueryFile
 from queries_app.services import start_query
 from sessions_app.models import Account
@@ -63,15 +63,15 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         # Eight timelines of eight different containers (start_query merges a trigger into
         # a live query of the same account, kind and parameters).
-        Scenario("one-account-8-queries", workers=8, accounts=1, kind=Query.Kind.TIMELINE),
-        Scenario("availability-25x-w8", workers=8, accounts=25, kind=Query.Kind.AVAILABILITY),
-        Scenario("containers-25x-w16", workers=16, accounts=25, kind=Query.Kind.CONTAINERS),
-        Scenario("warm-repeat", workers=8, accounts=10, kind=Query.Kind.CONTAINERS, warm_up=True),
+        Scenario("one-account-8-queries", workers=8, accounts=1, kind="timeline"),
+        Scenario("availability-25x-w8", workers=8, accounts=25, kind="availability"),
+        Scenario("containers-25x-w16", workers=16, accounts=25, kind="containers"),
+        Scenario("warm-repeat", workers=8, accounts=10, kind="containers", warm_up=True),
         Scenario(
             "two-upstreams-40x-w16",
             workers=16,
             accounts=40,
-            kind=Query.Kind.CONTAINERS,
+            kind="containers",
             upstreams=2,
         ),
         # As many workers as the two upstreams have browsers: one upstream can use only half.
@@ -79,14 +79,14 @@ SCENARIOS: dict[str, Scenario] = {
             "two-upstreams-40x-w20",
             workers=20,
             accounts=40,
-            kind=Query.Kind.CONTAINERS,
+            kind="containers",
             upstreams=2,
         ),
         Scenario(
             "store-10k",
             workers=2,
             accounts=1,
-            kind=Query.Kind.CONTAINERS,
+            kind="containers",
             containers=10_000,
         ),
     )
@@ -174,7 +174,7 @@ def start_batch(
 ) -> Batch:
     enqueued = time.time()
     ids = [
-        start_query(account=account, kind=kind, params=params, batch=f"bench-{label}").pk
+        start_query(account=account, kind=kind, params=params, batch=f"bench-{label}")[0].pk
         for account, params in plan
     ]
     progress(name, f"{label}: {len(ids)} {kind} queries enqueued")
@@ -411,14 +411,14 @@ def store_in_process(query: Query) -> tuple[float, float, int]:
     with sheet.file.open("rb") as handle:
         content = handle.read()
     started = perf_counter()
-    rows = steps.container_rows(content)
+    rows = results.container_rows(content)
     parse = perf_counter() - started
     scratch = Query.objects.create(
         account=query.account, kind=query.kind, status=Query.Status.FAILED, error="bench scratch"
     )
     started = perf_counter()
     with transaction.atomic():
-        steps.store_container_rows(scratch, rows, content)
+        results.store_container_rows(scratch, rows, content)
     write = perf_counter() - started
     scratch.delete()
     return parse, write, len(rows)
@@ -514,7 +514,7 @@ def run_phase(
         progress(name, f"{label}: {scenario.workers} workers, {len(sims)} simulator(s)")
 
         plan: list[tuple[Account, dict[str, Any]]]
-        if scenario.kind == Query.Kind.TIMELINE:
+        if scenario.kind == "timeline":
             account = accounts[0]
             numbers = list(dict.fromkeys(sims[0].container_numbers(str(account.emodal_username))))
             if len(numbers) < ONE_ACCOUNT_QUERIES:

@@ -24,6 +24,7 @@ from .models import (
     QueryFile,
     Terminal,
 )
+from .registry import get_kind
 from .services import TriggerLimitReached, cancel_query, rerun_query, start_query
 
 
@@ -165,7 +166,7 @@ class QueryAdmin(admin.ModelAdmin):
         chosen = list(queryset.select_related("account"))
         for index, query in enumerate(chosen):
             try:
-                new = rerun_query(query=query, started_by=request.user)
+                new, created = rerun_query(query=query, started_by=request.user)
             except ValidationError as exc:
                 self.message_user(request, f"{query}: {' '.join(exc.messages)}", messages.ERROR)
                 continue
@@ -173,7 +174,7 @@ class QueryAdmin(admin.ModelAdmin):
                 level = messages.WARNING
                 _limit_message(self, request, limit, len(chosen) - index)
                 break
-            if new.already_running:
+            if not created:
                 running += 1
                 continue
             log_action(request, new, f"Re-run of query #{query.pk}", ADDITION)
@@ -250,7 +251,7 @@ def _start_for_accounts(
     action: str,
 ) -> HttpResponse | None:
     """Confirmation page, then one query per account (a costly action: it logs in)."""
-    label = Query.Kind(kind).label.lower()
+    label = get_kind(kind).label.lower()
     if request.POST.get("confirmed") != "yes":
         return TemplateResponse(
             request,
@@ -269,7 +270,7 @@ def _start_for_accounts(
     chosen = list(queryset.select_related("user"))
     for index, account in enumerate(chosen):
         try:
-            query = start_query(account=account, kind=kind, started_by=request.user)
+            query, created = start_query(account=account, kind=kind, started_by=request.user)
         except ValidationError as exc:
             failed += 1
             model_admin.message_user(
@@ -280,7 +281,7 @@ def _start_for_accounts(
             failed += 1
             _limit_message(model_admin, request, limit, len(chosen) - index)
             break
-        if query.already_running:
+        if not created:
             running += 1
             continue
         log_action(request, account, f"Started {label} query #{query.pk}")
@@ -322,18 +323,14 @@ def _limit_message(
 def run_availability(
     model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Account]
 ) -> HttpResponse | None:
-    return _start_for_accounts(
-        model_admin, request, queryset, Query.Kind.AVAILABILITY, "run_availability"
-    )
+    return _start_for_accounts(model_admin, request, queryset, "availability", "run_availability")
 
 
 @admin.action(description="Run containers query", permissions=["run_query"])
 def run_containers(
     model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Account]
 ) -> HttpResponse | None:
-    return _start_for_accounts(
-        model_admin, request, queryset, Query.Kind.CONTAINERS, "run_containers"
-    )
+    return _start_for_accounts(model_admin, request, queryset, "containers", "run_containers")
 
 
 class AccountAdminWithQueries(AccountAdmin):

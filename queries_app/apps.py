@@ -14,8 +14,8 @@ class QueriesAppConfig(AppConfig):
         from sessions_app.services import register_demand_provider
         from sessions_app.signals import browser_freed
 
-        from . import checks, tasks  # noqa: F401  (checks: registers the system checks)
-        from .services import accounts_with_live_queries, on_browser_freed
+        from . import checks, kinds, tasks  # noqa: F401  (system checks; the kinds register)
+        from .engine import accounts_with_live_queries, on_browser_freed
 
         register_demand_provider(accounts_with_live_queries)
         browser_freed.connect(on_browser_freed, dispatch_uid="queries_app.on_browser_freed")

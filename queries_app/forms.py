@@ -1,12 +1,13 @@
 """Forms of the results pages: starting a query and filtering a containers table.
 
-They only shape input; what a query's parameters must be is decided by
-`services.start_query`, whose ValidationError the views put back on these forms.
+The start form shows the kind's choice and, for every kind in the registry, the fields of its
+parameter form (one field per name, shared by the kinds that take it; the page's script shows
+those of the chosen kind). It only shapes input: the kind's own parameter form, through
+`services.start_query`, decides, and its verdict is put back on these fields.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django import forms
@@ -14,40 +15,18 @@ from django.core.exceptions import ValidationError
 
 from sessions_app.models import Account
 
-from .models import Query, Terminal
-from .services import MAX_BULK_CONTAINERS
-
-# The contract's move types, offered as a list; the service has the last word on them.
-MOVE_TYPE_CHOICES = [
-    ("", "—"),
-    ("PICK FULL", "PICK FULL"),
-    ("DROP EMPTY", "DROP EMPTY"),
-    ("DROP FULL", "DROP FULL"),
-    ("PICK EMPTY", "PICK EMPTY"),
-]
-
-# Which kinds each parameter field belongs to, for the hints next to it (and the script
-# that hides fields a chosen kind does not take).
-FIELD_KINDS: dict[str, list[str]] = {
-    "container_id": [Query.Kind.TIMELINE, Query.Kind.BOOKING_NUMBER, Query.Kind.APPOINTMENT_CHECK],
-    "import_containers": [Query.Kind.BULK_INFO],
-    "export_containers": [Query.Kind.BULK_INFO],
-    "container_type": [Query.Kind.APPOINTMENT_CHECK],
-    "booking_number": [Query.Kind.APPOINTMENT_CHECK],
-    "terminal": [Query.Kind.APPOINTMENT_CHECK],
-    "move_type": [Query.Kind.APPOINTMENT_CHECK],
-    "line": [Query.Kind.APPOINTMENT_CHECK],
-    "equip_size": [Query.Kind.APPOINTMENT_CHECK],
-}
+from .registry import all_kinds, kind_choices
 
 
-TOO_MANY_CONTAINERS = (
-    f"Too many containers: a bulk query takes at most {MAX_BULK_CONTAINERS} containers at once."
-)
-
-
-def split_containers(text: str) -> list[str]:
-    return [item for item in re.split(r"[\s,;]+", text or "") if item]
+def shown_field(field: forms.Field) -> forms.Field:
+    """A field that shows like `field` and keeps what was typed, but decides nothing (the
+    kind's parameter form does)."""
+    widget = field.widget.__class__(attrs=dict(field.widget.attrs))
+    if hasattr(field, "choices"):
+        widget.choices = list(field.choices)
+    return forms.CharField(
+        label=field.label, help_text=field.help_text, required=False, widget=widget, strip=False
+    )
 
 
 class StartQueryForm(forms.Form):
@@ -57,59 +36,17 @@ class StartQueryForm(forms.Form):
         required=False,
         empty_label=None,
     )
-    kind = forms.ChoiceField(choices=Query.Kind.choices)
-    container_id = forms.CharField(
-        label="Container number", required=False, max_length=20, strip=True
-    )
-    import_containers = forms.CharField(
-        label="Import containers",
-        required=False,
-        # Room for the most a bulk query takes (see services.MAX_BULK_CONTAINERS), generously
-        # spaced; anything longer is refused before it is split.
-        max_length=8000,
-        error_messages={"max_length": TOO_MANY_CONTAINERS},
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="One per line, or separated by commas or spaces.",
-    )
-    export_containers = forms.CharField(
-        label="Export containers",
-        required=False,
-        # Room for the most a bulk query takes (see services.MAX_BULK_CONTAINERS), generously
-        # spaced; anything longer is refused before it is split.
-        max_length=8000,
-        error_messages={"max_length": TOO_MANY_CONTAINERS},
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="One per line, or separated by commas or spaces.",
-    )
-    container_type = forms.ChoiceField(
-        label="Import or export",
-        required=False,
-        choices=[("", "—"), ("import", "Import"), ("export", "Export")],
-    )
-    booking_number = forms.CharField(
-        label="Booking number", required=False, max_length=40, help_text="Exports only."
-    )
-    terminal = forms.ChoiceField(
-        required=False,
-        help_text="Terminals E-Modal's appointment page lists; staff add more in the admin.",
-    )
-    move_type = forms.ChoiceField(label="Move type", required=False, choices=MOVE_TYPE_CHOICES)
-    line = forms.CharField(
-        label="Line", required=False, max_length=40, help_text="Imports: the shipping line."
-    )
-    equip_size = forms.CharField(
-        label="Size/type",
-        required=False,
-        max_length=20,
-        help_text="Imports: e.g. 40DH (some terminals need line and size to find a container).",
-    )
+    kind = forms.ChoiceField(choices=kind_choices)
 
     def __init__(self, *args: Any, choose_account: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        named = Terminal.objects.filter(active=True).exclude(name="").order_by("name")
-        self.fields["terminal"].choices = [("", "—")] + [
-            (code, f"{name} ({code})") for code, name in named.values_list("code", "name")
-        ]
+        # Which kinds each parameter field belongs to (the hints, and the script).
+        self.field_kinds: dict[str, list[Any]] = {}
+        for kind in all_kinds():
+            for name, field in kind.params.base_fields.items():
+                if name not in self.fields:
+                    self.fields[name] = shown_field(field)
+                self.field_kinds.setdefault(name, []).append(kind)
         if choose_account:
             self.fields["account"].required = True
             self.fields["account"].label_from_instance = lambda account: str(account)
@@ -122,23 +59,19 @@ class StartQueryForm(forms.Form):
         return [
             (
                 self[name],
-                " ".join(kinds),
-                ", ".join(str(Query.Kind(kind).label) for kind in kinds),
+                " ".join(kind.code for kind in kinds),
+                ", ".join(str(kind.label) for kind in kinds),
             )
-            for name, kinds in FIELD_KINDS.items()
+            for name, kinds in self.field_kinds.items()
         ]
 
-    def params(self, names: list[str]) -> dict[str, Any]:
-        """The cleaned values of the parameters a kind takes, as the service wants them."""
-        params: dict[str, Any] = {}
-        for name in names:
-            value = self.cleaned_data.get(name, "")
-            params[name] = (
-                split_containers(value)
-                if name in ("import_containers", "export_containers")
-                else value
-            )
-        return params
+    def params(self, kind: Any) -> dict[str, Any]:
+        """What was typed into the fields of the chosen kind, for its parameter form."""
+        return {
+            name: self.cleaned_data.get(name, "")
+            for name in kind.params.base_fields
+            if self.cleaned_data.get(name, "") != ""
+        }
 
     def add_service_error(self, error: ValidationError) -> None:
         """Put the service's verdict on the fields it names (the rest on the form)."""

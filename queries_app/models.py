@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from sessions_app.models import Account
 
+from .registry import kind_choices
+
 
 def params_key(params: dict[str, Any]) -> str:
     """A fixed-size key of a query's cleaned parameters: equal parameters, equal key. (A unique
@@ -36,15 +38,6 @@ class Query(models.Model):
     """One request for data, run as a sequence of short steps. The row is the source of
     truth: the next step to run, its progress, and who (which task) is running it now."""
 
-    class Kind(models.TextChoices):
-        AVAILABILITY = "availability", "Availability run"
-        CONTAINERS = "containers", "Containers"
-        APPOINTMENTS = "appointments", "Appointments"
-        TIMELINE = "timeline", "Container timeline"
-        BOOKING_NUMBER = "booking_number", "Booking number"
-        BULK_INFO = "bulk_info", "Bulk info"
-        APPOINTMENT_CHECK = "appointment_check", "Appointment check"
-
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         RUNNING = "running", "Running"
@@ -56,7 +49,9 @@ class Query(models.Model):
     TERMINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="queries")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # One of the kinds in the registry (`queries_app.kinds`): a callable, so that a kind added
+    # there needs no migration.
+    kind = models.CharField(max_length=20, choices=kind_choices)
     params = models.JSONField(default=dict, blank=True)
     # Set by `services.start_query`. NULL (rows made any other way, ended duplicates from
     # before the key existed) stays outside the one-live-query constraint below.
@@ -93,6 +88,9 @@ class Query(models.Model):
     enqueued_at = models.DateTimeField(null=True, blank=True)
     # A step that failed for a passing reason is retried by the sweep after this moment.
     retry_at = models.DateTimeField(null=True, blank=True)
+    # Why the next step was not tried yet (every browser in use, an open breaker, a spent
+    # captcha budget): waiting is not one of its tries. Empty when not waiting.
+    waiting_for = models.CharField(max_length=255, blank=True)
     step_failures = models.PositiveSmallIntegerField(default=0)
     # Every claim counts, including those of workers that were killed mid-step.
     attempts = models.PositiveIntegerField(default=0)
@@ -131,10 +129,6 @@ class Query(models.Model):
             # The trigger limit: the queries a person started within the window.
             models.Index(fields=["started_by", "created_at"]),
         ]
-
-    # Not stored: set by `services.start_query` when it returned this live query instead of
-    # starting a second identical one.
-    already_running = False
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.get_kind_display()} for {self.account}"
@@ -336,6 +330,7 @@ class ContainerChange(models.Model):
     )
     container_number = models.CharField(max_length=20)
     change = models.CharField(max_length=10, choices=Change.choices)
+    # {field name: [before, after]} (labels are applied where shown, see `changes.py`).
     fields = models.JSONField(default=dict, blank=True, help_text="field: [before, after]")
 
     class Meta:

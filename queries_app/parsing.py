@@ -9,16 +9,16 @@ no caller ever tests for `N/A` itself.
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from itertools import chain
 from typing import IO, Any
 
 from django.utils import timezone
-
-from .xlsx import read_rows
+from python_calamine import CalamineWorkbook
 
 # ASCII only: `\d` would take Arabic-Indic and other Unicode digits.
 CONTAINER_NUMBER_RE = re.compile(r"^[A-Z]{4}[0-9]{7}$", re.ASCII)
@@ -89,29 +89,44 @@ def is_hidden(value: str) -> bool:
     return bool(HIDDEN_RE.match(value or ""))
 
 
+class SheetError(ValueError):
+    """The file is not a readable .xlsx workbook; the text says why, for users."""
+
+
+# Unpacked, a 10 000-row containers sheet is about 10 MB; this is far above any real one.
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+
+
 def read_sheet(stream: IO[bytes]) -> tuple[list[str], Iterator[dict[str, str]]]:
-    """The workbook's active sheet: its header (row 1) and its rows as {header: text}, blank
-    rows skipped. Raises SheetError (readable) for a file that is not a usable .xlsx."""
-    numbered = read_rows(stream)
-    first = next(numbered, None)
-    header: list[str] = []
-    if first is not None and first[0] == 1:
-        header = [str(value or "").strip() for value in first[1]]
+    """The workbook's first sheet (python-calamine): its header (row 1) and its rows as
+    {header: text}, blank rows skipped. Raises SheetError (readable) for a file that is not a
+    usable .xlsx, or whose parts unpack to more than MAX_UNPACKED_BYTES (a zip bomb)."""
+    content = stream.read()
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise SheetError("it is not an .xlsx file (not a zip archive)") from exc
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise SheetError(f"it is too large to unpack ({unpacked} bytes)")
+    try:
+        workbook = CalamineWorkbook.from_filelike(io.BytesIO(content))
+        if not workbook.sheet_names:
+            raise SheetError("it has no sheet to read")
+        values = workbook.get_sheet_by_index(0).to_python(skip_empty_area=False)
+    except SheetError:
+        raise
+    except Exception as exc:  # calamine's errors (zip, XML, values) carry no common base
+        raise SheetError(f"it cannot be read ({type(exc).__name__}: {exc})"[:200]) from None
+    header = [_text(value) for value in values[0]] if values else []
     named = [(index, name) for index, name in enumerate(header) if name]
 
-    # A sheet whose first row is blank has no header: its rows are read, and named by none.
-    body = numbered if first is None or first[0] == 1 else chain([first], numbered)
-
     def rows() -> Iterator[dict[str, str]]:
-        for _, values in body:
-            if not any(v not in (None, "") for v in values):
+        for row in values[1:]:
+            if not any(value not in (None, "") for value in row):
                 continue
-            size = len(values)
-            row = {}
-            for index, name in named:
-                value = values[index] if index < size else None
-                row[name] = value.strip() if type(value) is str else _text(value)
-            yield row
+            size = len(row)
+            yield {name: _text(row[index]) if index < size else "" for index, name in named}
 
     return header, rows()
 
@@ -122,9 +137,19 @@ def sheet_rows(stream: IO[bytes]) -> Iterator[dict[str, str]]:
 
 
 def _text(value: Any) -> str:
+    """A cell's value as the text E-Modal shows: numbers without a needless `.0`, dates as
+    MM/DD/YYYY."""
     if value is None:
         return ""
+    if type(value) is str:
+        return value.strip()
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
     if isinstance(value, datetime):
+        return value.strftime("%m/%d/%Y")
+    if isinstance(value, date):
         return value.strftime("%m/%d/%Y")
     return str(value).strip()
 

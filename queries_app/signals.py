@@ -2,6 +2,9 @@
 
 from django.dispatch import Signal
 
+# A runner is about to run a step of a query. Keyword arguments: `query_id`, `kind`, `step`.
+step_started = Signal()
+
 # A step of a query was run (its outcome recorded). Keyword arguments: `query_id`, `kind`,
 # `step` (the step's name), `outcome` ("done", "retry", "waiting", "failed", "cancelled",
 # "claim lost"), `duration` (seconds, upstream call and recording together). Sent after the

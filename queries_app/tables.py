@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from .changes import change_label
 from .forms import ContainerFilterForm
 from .models import AppointmentCheck, ContainerChange, ContainerRow, Query
 
@@ -31,7 +32,7 @@ def change_text(kind: str | None, fields: dict[str, Any] | None) -> str:
     if kind == ContainerChange.Change.NEW:
         return "new"
     if kind == ContainerChange.Change.CHANGED:
-        return "changed: " + ", ".join(fields or {})
+        return "changed: " + ", ".join(change_label(name) for name in fields or {})
     if kind == ContainerChange.Change.GONE:
         return "gone"
     return ""
@@ -48,7 +49,7 @@ def change_details(fields: dict[str, Any] | None) -> str:
         return str(value)
 
     return "; ".join(
-        f"{name}: {shown(pair[0])} → {shown(pair[1])}"
+        f"{change_label(name)}: {shown(pair[0])} → {shown(pair[1])}"
         for name, pair in (fields or {}).items()
         if isinstance(pair, list | tuple) and len(pair) == 2
     )

@@ -41,7 +41,8 @@ from sessions_app.models import Account
 from .exports import XLSX_CONTENT_TYPE, csv_lines, xlsx_bytes
 from .forms import StartQueryForm, TimeZoneForm
 from .models import Query, QueryFile
-from .services import KIND_PARAMS, TriggerLimitReached, cancel_query, start_query
+from .registry import get_kind
+from .services import TriggerLimitReached, cancel_query, start_query
 from .tables import containers_table
 
 QUERIES_PER_PAGE = 25
@@ -186,12 +187,12 @@ def query_start(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied(NO_ACCOUNT_MESSAGE)
     if form.is_valid():
         account = form.cleaned_data.get("account") or own
-        kind = form.cleaned_data["kind"]
+        kind = get_kind(form.cleaned_data["kind"])
         try:
-            query = start_query(
+            query, created = start_query(
                 account=account,
-                kind=kind,
-                params=form.params(KIND_PARAMS[kind]),
+                kind=kind.code,
+                params=form.params(kind),
                 started_by=request.user,
             )
         except ValidationError as error:
@@ -203,8 +204,8 @@ def query_start(request: HttpRequest) -> HttpResponse:
             response["Retry-After"] = str(limit.retry_after_seconds())
             return response
         else:
-            if query.already_running:
-                same = " with the same parameters" if KIND_PARAMS[kind] else ""
+            if not created:
+                same = " with the same parameters" if kind.params.base_fields else ""
                 messages.info(
                     request,
                     f"A {query.get_kind_display().lower()} query for this account{same} was "

@@ -12,8 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from emodal_sim import SimConfig, SimServer
+from queries_app.engine import run_query_step
 from queries_app.models import Query
-from queries_app.services import cancel_query, run_query_step, start_query
+from queries_app.services import cancel_query, start_query
 from sessions_app.models import Account, SessionEvent, SessionSlot
 from sessions_app.services import BrowsersBusy, LeaseTimeout, SessionManager
 
@@ -182,7 +183,7 @@ def test_a_browser_is_not_taken_from_an_account_with_work_waiting(
     settings.EMODAL_SLOT_WAIT_SECONDS = 0.3
     alice, bob = make_account("alice"), make_account("bob")
     SessionManager().ensure_session(alice)
-    waiting = start_query(account=alice, kind=Query.Kind.CONTAINERS)  # alice's next step
+    waiting, _ = start_query(account=alice, kind="containers")  # alice's next step
     with pytest.raises(BrowsersBusy, match="upstream browsers stayed in use"):
         SessionManager().ensure_session(bob)
     alice.refresh_from_db()
@@ -201,8 +202,8 @@ def test_a_query_with_no_browser_to_be_had_does_not_take_a_worker_until_one_is_f
 ) -> None:
     limit(1)
     alice, bob = make_account("alice"), make_account("bob")
-    first = start_query(account=alice, kind=Query.Kind.CONTAINERS)
-    second = start_query(account=bob, kind=Query.Kind.CONTAINERS)
+    first, _ = start_query(account=alice, kind="containers")
+    second, _ = start_query(account=bob, kind="containers")
     run_queued_tasks(
         task_queue, until=lambda: not Query.objects.filter(pk__in=[first.pk, second.pk]).live()
     )
@@ -225,13 +226,13 @@ def test_a_query_waiting_for_a_browser_runs_as_soon_as_one_is_free(
     settings.EMODAL_SLOT_WAIT_SECONDS = 0.2
     alice, bob = make_account("alice"), make_account("bob")
     SessionManager().ensure_session(alice)
-    first = start_query(account=alice, kind=Query.Kind.CONTAINERS)
-    second = start_query(account=bob, kind=Query.Kind.CONTAINERS)
+    first, _ = start_query(account=alice, kind="containers")
+    second, _ = start_query(account=bob, kind="containers")
     # A worker that took bob's query anyway (e.g. two workers chose at the same moment)
     # finds no browser and puts it back to wait.
     assert run_query_step(second.pk) == "waiting"
     second.refresh_from_db()
-    assert second.retry_at is not None and second.error.startswith("Waiting: ")
+    assert second.retry_at is not None and second.waiting_for
     # No sweep runs here: the waiting query is woken when alice's query ends.
     run_queued_tasks(
         task_queue, until=lambda: not Query.objects.filter(pk__in=[first.pk, second.pk]).live()
@@ -253,7 +254,7 @@ def test_workers_reserving_a_browser_for_one_account_at_once_free_at_most_one(
     idle = [make_account(name) for name in ("idle1", "idle2", "busy")]
     for account in idle:
         SessionManager().ensure_session(account)
-    start_query(account=idle[2], kind=Query.Kind.CONTAINERS)  # its browser is not taken
+    start_query(account=idle[2], kind="containers")  # its browser is not taken
     alice = make_account("alice")
     results = in_threads(6, lambda i: SessionManager().reserve_browser(alice))
     assert all(isinstance(r, bool) for r in results) and any(results), results

@@ -14,13 +14,9 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 
 from emodal_sim.data import containers_for
+from queries_app.engine import sweep_queries
 from queries_app.models import AppointmentCheck, Query
-from queries_app.services import (
-    MAX_BULK_CONTAINERS,
-    start_query,
-    sweep_queries,
-    validate_params,
-)
+from queries_app.services import MAX_BULK_CONTAINERS, start_query, validate_params
 from sessions_app.models import Account
 from sessions_app.upstream import EModalClient, UpstreamError
 
@@ -91,8 +87,8 @@ def test_a_step_whose_results_cannot_be_stored_fails_after_its_tries(
 ) -> None:
     refused_inserts("queries_app_containerinfo")
     numbers = [c["Container #"] for c in containers_for(alice.emodal_username, sim_server.config)]
-    query = start_query(
-        account=alice, kind=Query.Kind.BULK_INFO, params={"import_containers": numbers[:2]}
+    query, _ = start_query(
+        account=alice, kind="bulk_info", params={"import_containers": numbers[:2]}
     )
     query = run_through_retries(query, task_queue)
     assert query.status == Query.Status.FAILED
@@ -108,9 +104,7 @@ def test_an_availability_run_whose_check_cannot_be_stored_ends_with_a_readable_r
     alice: Account, sim: SimControl, task_queue: TaskQueue, refused_inserts: Any
 ) -> None:
     refused_inserts("queries_app_appointmentcheck")
-    query = run_through_retries(
-        start_query(account=alice, kind=Query.Kind.AVAILABILITY), task_queue
-    )
+    query = run_through_retries(start_query(account=alice, kind="availability")[0], task_queue)
     assert query.status == Query.Status.FAILED
     assert "could not be stored" in query.error
     # The first container's check was tried three times at most (not at all when its
@@ -123,7 +117,7 @@ def test_the_same_container_in_both_bulk_lists_is_refused_up_front(alice: Accoun
     with pytest.raises(ValidationError) as caught:
         validate_params(
             account=alice,
-            kind=Query.Kind.BULK_INFO,
+            kind="bulk_info",
             params={"import_containers": ["MSCU1234567"], "export_containers": "mscu1234567"},
         )
     assert caught.value.message_dict["export_containers"] == [
@@ -138,11 +132,11 @@ def test_a_bulk_query_made_with_a_container_in_both_lists_still_stores_it_once(
     # As an older row, made before the lists were checked against each other.
     query = Query.objects.create(
         account=alice,
-        kind=Query.Kind.BULK_INFO,
+        kind="bulk_info",
         step="bulk_info",
         params={"import_containers": [number], "export_containers": [number]},
     )
-    from queries_app.services import enqueue_step
+    from queries_app.engine import enqueue_step
 
     enqueue_step(query_id=query.pk)
     query = run_through_retries(query, task_queue)
@@ -165,7 +159,7 @@ def test_bad_booking_numbers_are_refused_before_a_query_starts(
     with pytest.raises(ValidationError) as caught:
         validate_params(
             account=alice,
-            kind=Query.Kind.APPOINTMENT_CHECK,
+            kind="appointment_check",
             params={
                 "container_type": "export",
                 "booking_number": booking,
@@ -180,9 +174,9 @@ def test_a_long_booking_number_is_stored_whole_on_its_check(
     alice: Account, sim: SimControl, task_queue: TaskQueue
 ) -> None:
     booking = "BK" + "7" * 36  # 38 characters: more than a container number's column
-    query = start_query(
+    query, _ = start_query(
         account=alice,
-        kind=Query.Kind.APPOINTMENT_CHECK,
+        kind="appointment_check",
         params={
             "container_type": "export",
             "booking_number": booking,
@@ -206,9 +200,7 @@ def test_a_long_booking_number_is_stored_whole_on_its_check(
 def test_a_hundred_thousand_containers_are_refused_by_their_count_alone(alice: Account) -> None:
     huge = [f"not-a-number-{i}" for i in range(100_000)]
     with pytest.raises(ValidationError) as caught:
-        validate_params(
-            account=alice, kind=Query.Kind.BULK_INFO, params={"import_containers": huge}
-        )
+        validate_params(account=alice, kind="bulk_info", params={"import_containers": huge})
     # Refused on its size: no item was looked at (each would have been reported as wrong).
     assert caught.value.message_dict["import_containers"] == [
         f"At most {MAX_BULK_CONTAINERS} containers at once (got 100000)."
@@ -219,7 +211,7 @@ def test_many_wrong_numbers_are_reported_in_a_few_lines(alice: Account) -> None:
     with pytest.raises(ValidationError) as caught:
         validate_params(
             account=alice,
-            kind=Query.Kind.BULK_INFO,
+            kind="bulk_info",
             params={"import_containers": [f"BAD{i}" for i in range(50)]},
         )
     messages = caught.value.message_dict["import_containers"]
@@ -230,7 +222,7 @@ def test_many_wrong_numbers_are_reported_in_a_few_lines(alice: Account) -> None:
 @pytest.mark.parametrize("number", ["MSCU١٢٣٤٥٦٧", "MSCU１２３４５６７"])
 def test_unicode_digits_are_not_container_digits(alice: Account, number: str) -> None:
     with pytest.raises(ValidationError) as caught:
-        validate_params(account=alice, kind=Query.Kind.TIMELINE, params={"container_id": number})
+        validate_params(account=alice, kind="timeline", params={"container_id": number})
     assert "is not a container number" in caught.value.message_dict["container_id"][0]
 
 

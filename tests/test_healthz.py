@@ -14,7 +14,6 @@ from django.test import Client
 from django.utils import timezone
 
 from emodal_portal.health import public_name
-from queries_app.models import Query
 from queries_app.services import start_query
 from sessions_app.models import Account, UpstreamBreaker
 from sessions_app.services import SessionManager
@@ -74,8 +73,8 @@ def test_with_a_live_cluster_everything_is_fine(sim: SimControl, clusters: Any) 
 def test_queue_depth_and_the_age_of_the_oldest_waiting_task(
     alice: Account, sim: SimControl, task_queue: TaskQueue
 ) -> None:
-    start_query(account=alice, kind=Query.Kind.CONTAINERS)
-    start_query(account=alice, kind=Query.Kind.APPOINTMENTS)
+    start_query(account=alice, kind="containers")
+    start_query(account=alice, kind="appointments")
     queue = healthz()[1]["checks"]["queue"]
     assert queue["ok"] and queue["depth"] == 2
     if "orm" in django_settings.Q_CLUSTER:

@@ -104,9 +104,7 @@ def inline_code(response: Any) -> InlineCode:
 @pytest.fixture
 def pages(alice: Account, settings: Any, tmp_path: Any) -> list[str]:
     """The portal's own pages, with a running query that has results."""
-    query = Query.objects.create(
-        account=alice, kind=Query.Kind.CONTAINERS, status=Query.Status.RUNNING
-    )
+    query = Query.objects.create(account=alice, kind="containers", status=Query.Status.RUNNING)
     ContainerRow.objects.create(query=query, container_number="MSCU1234567", raw={})
     return [reverse("queries:list"), reverse("queries:detail", args=[query.pk])]
 

@@ -106,8 +106,8 @@ def test_logins_failing_for_an_unknown_reason_spend_two_captchas_at_most(
     sim.configure(login_console=console)
     account = make_account("gina", **overrides)
     # Several queries, each step tried three times: the account's count holds across them.
-    for kind in (Query.Kind.APPOINTMENTS, Query.Kind.CONTAINERS):
-        query = run_through_retries(start_query(account=account, kind=kind), task_queue)
+    for kind in ("appointments", "containers"):
+        query = run_through_retries(start_query(account=account, kind=kind)[0], task_queue)
         assert query.status == Query.Status.FAILED
     assert logins(sim) == 2
     account.refresh_from_db()

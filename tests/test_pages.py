@@ -41,7 +41,7 @@ pytestmark = pytest.mark.django_db
 def make_query(account: Account, **fields: Any) -> Query:
     now = timezone.now()
     defaults: dict[str, Any] = {
-        "kind": Query.Kind.AVAILABILITY,
+        "kind": "availability",
         "status": Query.Status.SUCCEEDED,
         "started_at": now - timedelta(minutes=3),
         "finished_at": now,
@@ -370,7 +370,7 @@ def test_my_queries_lists_only_ones_own_queries_with_status_words_and_progress(
 ) -> None:
     running = make_query(
         alice,
-        kind=Query.Kind.BULK_INFO,
+        kind="bulk_info",
         status=Query.Status.RUNNING,
         finished_at=None,
         progress_done=3,
@@ -450,7 +450,7 @@ def test_the_detail_page_shows_parameters_status_step_error_and_times(
 ) -> None:
     query = make_query(
         alice,
-        kind=Query.Kind.TIMELINE,
+        kind="timeline",
         status=Query.Status.FAILED,
         params={"container_id": "MSCU1234567"},
         error="Container MSCU1234567: not found on any terminal",
@@ -517,7 +517,7 @@ def test_the_progress_endpoint_reports_figures_and_when_to_reload_results(
 
 
 def test_only_result_tables_with_rows_are_shown(client: Client, alice: Account) -> None:
-    query = make_query(alice, kind=Query.Kind.APPOINTMENTS)
+    query = make_query(alice, kind="appointments")
     AppointmentRow.objects.create(
         query=query,
         row_number=1,

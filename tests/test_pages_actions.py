@@ -179,7 +179,7 @@ def test_past_the_trigger_limit_the_form_answers_429_with_the_input_kept_and_whe
 
 
 def test_cancelling_a_query_between_steps_ends_it_at_once(client: Client, alice: Account) -> None:
-    query = Query.objects.create(account=alice, kind=Query.Kind.CONTAINERS, step="containers")
+    query = Query.objects.create(account=alice, kind="containers", step="containers")
     response = login(client, alice).post(reverse("queries:cancel", args=[query.pk]))
     assert response["Location"] == reverse("queries:detail", args=[query.pk])
     query.refresh_from_db()
@@ -192,7 +192,7 @@ def test_cancelling_a_query_whose_step_is_running_stops_it_after_that_step(
 ) -> None:
     query = Query.objects.create(
         account=alice,
-        kind=Query.Kind.AVAILABILITY,
+        kind="availability",
         status=Query.Status.RUNNING,
         step="appointment_check",
         claim_token="worker-1",
@@ -211,9 +211,7 @@ def test_cancelling_a_query_whose_step_is_running_stops_it_after_that_step(
 def test_cancelling_a_finished_query_says_it_had_already_ended(
     client: Client, alice: Account
 ) -> None:
-    query = Query.objects.create(
-        account=alice, kind=Query.Kind.CONTAINERS, status=Query.Status.SUCCEEDED
-    )
+    query = Query.objects.create(account=alice, kind="containers", status=Query.Status.SUCCEEDED)
     response = login(client, alice).post(reverse("queries:cancel", args=[query.pk]))
     query.refresh_from_db()
     assert query.status == Query.Status.SUCCEEDED
@@ -221,7 +219,7 @@ def test_cancelling_a_finished_query_says_it_had_already_ended(
 
 
 def test_staff_cancel_anyones_query(client: Client, alice: Account, staff: Any) -> None:
-    query = Query.objects.create(account=alice, kind=Query.Kind.CONTAINERS, step="containers")
+    query = Query.objects.create(account=alice, kind="containers", step="containers")
     login(client, staff).post(reverse("queries:cancel", args=[query.pk]))
     query.refresh_from_db()
     assert query.status == Query.Status.CANCELLED

@@ -11,8 +11,10 @@ import pytest
 from django.utils import timezone
 
 from emodal_sim.data import containers_for
+from queries_app.engine import sweep_queries
+from queries_app.engine.claims import claim_seconds
 from queries_app.models import Query
-from queries_app.services import _claim_seconds, start_query, sweep_queries
+from queries_app.services import start_query
 from sessions_app.models import Account
 
 from .conftest import make_account
@@ -37,7 +39,7 @@ def test_a_query_survives_its_worker_being_killed_mid_run(
         latencies={"check_appointments_import": 400, "check_appointments_export": 400}
     )  # 0.4 s per container
     first = clusters()
-    query = start_query(account=alice, kind=Query.Kind.AVAILABILITY)
+    query, _ = start_query(account=alice, kind="availability")
     wait_until(
         lambda: (
             Query.objects.filter(
@@ -56,7 +58,7 @@ def test_a_query_survives_its_worker_being_killed_mid_run(
     # upstream: see above); the sweep finds its claim on the query and sets it going.
     assert Account.objects.get(pk=alice.pk).lease_token
     Account.objects.filter(pk=alice.pk).update(lease_expires_at=timezone.now())
-    later = timezone.now() + timedelta(seconds=_claim_seconds() + 1)
+    later = timezone.now() + timedelta(seconds=claim_seconds() + 1)
     assert sweep_queries(now=later)["dead_workers"] == 1
     second = clusters()
     wait_until(lambda: not Query.objects.get(pk=query.pk).is_live)
@@ -89,10 +91,8 @@ def test_two_clusters_share_the_work_and_keep_every_invariant(
     clusters(workers=2)
     clusters(workers=2)
     queries = [
-        start_query(account=account, kind=Query.Kind.CONTAINERS)
-        for account in accounts
-        for _ in range(1)
-    ] + [start_query(account=accounts[0], kind=Query.Kind.APPOINTMENTS) for _ in range(3)]
+        start_query(account=account, kind="containers")[0] for account in accounts for _ in range(1)
+    ] + [start_query(account=accounts[0], kind="appointments")[0] for _ in range(3)]
     wait_until(lambda: not Query.objects.filter(pk__in=[q.pk for q in queries]).live().exists())
     assert set(Query.objects.values_list("status", flat=True)) == {Query.Status.SUCCEEDED}
     stats = sim.stats()

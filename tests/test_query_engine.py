@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from emodal_sim.data import appointments_for, containers_for
 from queries_app import parsing
+from queries_app.engine import run_query_step, sweep_queries
 from queries_app.models import (
     AppointmentCheck,
     AppointmentRow,
@@ -20,12 +21,7 @@ from queries_app.models import (
     ContainerRow,
     Query,
 )
-from queries_app.services import (
-    cancel_query,
-    run_query_step,
-    start_query,
-    sweep_queries,
-)
+from queries_app.services import cancel_query, start_query
 from sessions_app.models import Account
 
 from .conftest import make_account
@@ -50,7 +46,7 @@ def test_availability_run_stores_exactly_what_the_simulator_served(
 ) -> None:
     # One step per task, so that the row can be read between every two steps.
     settings.QUERY_CHAIN_SECONDS = 0
-    query = start_query(account=alice, kind=Query.Kind.AVAILABILITY)
+    query, _ = start_query(account=alice, kind="availability")
     progress = []
     run_queued_tasks(
         task_queue,
@@ -114,7 +110,7 @@ def test_one_container_failing_leaves_the_others_intact(
     alice: Account, sim: SimControl, sim_server: Any, task_queue: TaskQueue
 ) -> None:
     sim.fault("/check_appointments", count=1, status=500, error="Phase 1 failed - not found")
-    query = run_to_end(start_query(account=alice, kind=Query.Kind.AVAILABILITY), task_queue)
+    query = run_to_end(start_query(account=alice, kind="availability")[0], task_queue)
     assert query.status == Query.Status.SUCCEEDED
     failed = query.checks.filter(outcome=AppointmentCheck.Outcome.FAILED)
     assert [c.error for c in failed] == ["Phase 1 failed - not found"]
@@ -129,7 +125,7 @@ def test_a_step_that_fails_for_a_passing_reason_is_retried_after_a_back_off(
     alice: Account, sim: SimControl, task_queue: TaskQueue
 ) -> None:
     sim.fault("/get_appointments", count=1, status=500, error="Excel download failed")
-    query = start_query(account=alice, kind=Query.Kind.APPOINTMENTS)
+    query, _ = start_query(account=alice, kind="appointments")
     run_queued_tasks(
         task_queue,
         until=lambda: (
@@ -151,7 +147,7 @@ def test_a_step_failing_every_time_fails_the_query_with_its_reason(
     alice: Account, sim: SimControl, task_queue: TaskQueue
 ) -> None:
     sim.fault("/get_appointments", count=10, status=500, error="Excel download failed")
-    query = start_query(account=alice, kind=Query.Kind.APPOINTMENTS)
+    query, _ = start_query(account=alice, kind="appointments")
     for _ in range(3):
         run_queued_tasks(task_queue, until=lambda: task_queue.size() == 0)
         query.refresh_from_db()
@@ -167,7 +163,7 @@ def test_rejected_credentials_fail_the_query_with_what_to_fix(
     db: Any, sim: SimControl, task_queue: TaskQueue
 ) -> None:
     account = make_account("dora", password="wrong-password")
-    query = run_to_end(start_query(account=account, kind=Query.Kind.CONTAINERS), task_queue)
+    query = run_to_end(start_query(account=account, kind="containers")[0], task_queue)
     assert query.status == Query.Status.FAILED
     assert "rejected the username or password" in query.error
     assert "Fix the credentials" in query.error
@@ -176,7 +172,7 @@ def test_rejected_credentials_fail_the_query_with_what_to_fix(
 def test_a_worker_that_died_mid_step_is_detected_and_the_step_rerun_once(
     alice: Account, sim: SimControl, task_queue: TaskQueue
 ) -> None:
-    query = start_query(account=alice, kind=Query.Kind.CONTAINERS)
+    query, _ = start_query(account=alice, kind="containers")
     task_queue.drain()  # the task is lost with its worker
     # The worker claimed the query and died in the middle of its step.
     Query.objects.filter(pk=query.pk).update(
@@ -194,7 +190,7 @@ def test_a_worker_that_died_mid_step_is_detected_and_the_step_rerun_once(
 def test_a_lost_task_is_enqueued_again(
     alice: Account, sim: SimControl, task_queue: TaskQueue, settings: Any
 ) -> None:
-    query = start_query(account=alice, kind=Query.Kind.APPOINTMENTS)
+    query, _ = start_query(account=alice, kind="appointments")
     task_queue.drain()  # e.g. the Redis broker restarted
     assert sweep_queries()["lost_tasks"] == 0
     later = timezone.now() + timedelta(seconds=settings.QUERY_LOST_AFTER_SECONDS + 1)
@@ -205,7 +201,7 @@ def test_a_lost_task_is_enqueued_again(
 def test_a_redelivered_task_never_runs_a_step_twice(
     alice: Account, sim: SimControl, task_queue: TaskQueue
 ) -> None:
-    query = start_query(account=alice, kind=Query.Kind.CONTAINERS)
+    query, _ = start_query(account=alice, kind="containers")
     run_queued_tasks(task_queue, until=lambda: Query.objects.get(pk=query.pk).step != "containers")
     # The broker hands the first task out once more (it was never acknowledged).
     run_query_step(query.pk)
@@ -218,7 +214,7 @@ def test_a_redelivered_task_never_runs_a_step_twice(
 
 
 def test_cancel_a_pending_query(alice: Account, sim: SimControl, task_queue: TaskQueue) -> None:
-    query = start_query(account=alice, kind=Query.Kind.CONTAINERS)
+    query, _ = start_query(account=alice, kind="containers")
     assert cancel_query(query=query) is True
     assert query.status == Query.Status.CANCELLED
     run_queued_tasks(task_queue, until=lambda: task_queue.size() == 0)
@@ -230,7 +226,7 @@ def test_cancel_a_running_query_stops_between_steps(
     alice: Account, sim: SimControl, task_queue: TaskQueue, settings: Any
 ) -> None:
     settings.QUERY_CHAIN_SECONDS = 0  # one step per task: stop after the first
-    query = start_query(account=alice, kind=Query.Kind.AVAILABILITY)
+    query, _ = start_query(account=alice, kind="availability")
     run_queued_tasks(task_queue, until=lambda: Query.objects.get(pk=query.pk).step == "bulk_info")
     Query.objects.filter(pk=query.pk).update(
         claim_token="someone", claim_expires_at=timezone.now() + timedelta(minutes=5)
@@ -246,7 +242,7 @@ def test_cancel_a_running_query_stops_between_steps(
 def test_cancel_stops_a_worker_running_steps_back_to_back(
     alice: Account, sim: SimControl, task_queue: TaskQueue
 ) -> None:
-    query = start_query(account=alice, kind=Query.Kind.AVAILABILITY)
+    query, _ = start_query(account=alice, kind="availability")
     # The first appointment check is slow; it is cancelled while that call is in flight.
     sim.fault("/check_appointments", mode="delay", delay=500)
 
@@ -267,11 +263,11 @@ def test_cancel_stops_a_worker_running_steps_back_to_back(
 def test_changes_since_the_previous_run_are_detected(
     alice: Account, sim: SimControl, sim_server: Any, task_queue: TaskQueue
 ) -> None:
-    first = run_to_end(start_query(account=alice, kind=Query.Kind.CONTAINERS), task_queue)
+    first = run_to_end(start_query(account=alice, kind="containers")[0], task_queue)
     assert not first.changes.exists()  # nothing to compare with
     before = {c["Container #"]: c for c in served_containers(sim_server, alice)}
     sim.advance(alice.emodal_username)
-    second = run_to_end(start_query(account=alice, kind=Query.Kind.CONTAINERS), task_queue)
+    second = run_to_end(start_query(account=alice, kind="containers")[0], task_queue)
     after = {
         c["Container #"]: c
         for c in containers_for(alice.emodal_username, sim_server.config, generation=1)
@@ -290,8 +286,8 @@ def test_changes_since_the_previous_run_are_detected(
 
 
 def test_account_wide_kind_returns_the_live_query(alice: Account, task_queue: TaskQueue) -> None:
-    first = start_query(account=alice, kind=Query.Kind.CONTAINERS)
-    assert start_query(account=alice, kind=Query.Kind.CONTAINERS) == first
+    first, _ = start_query(account=alice, kind="containers")
+    assert start_query(account=alice, kind="containers")[0] == first
     assert task_queue.size() == 1
 
 
@@ -303,12 +299,12 @@ def test_single_container_kinds(
     imported = next(c for c in served if c["Trade Type"] == "IMPORT")
 
     timeline = run_to_end(
-        start_query(account=alice, kind="timeline", params={"container_id": export}), task_queue
+        start_query(account=alice, kind="timeline", params={"container_id": export})[0], task_queue
     )
     assert timeline.status == Query.Status.SUCCEEDED
     assert timeline.infos.get().milestones
     booking = run_to_end(
-        start_query(account=alice, kind="booking_number", params={"container_id": export}),
+        start_query(account=alice, kind="booking_number", params={"container_id": export})[0],
         task_queue,
     )
     assert booking.infos.get().booking_number
@@ -317,7 +313,7 @@ def test_single_container_kinds(
             account=alice,
             kind="bulk_info",
             params={"import_containers": [imported["Container #"], "NOTF0000000"]},
-        ),
+        )[0],
         task_queue,
     )
     outcomes = dict(bulk.infos.values_list("container_number", "success"))
@@ -332,7 +328,7 @@ def test_single_container_kinds(
                 "terminal": "TTI",
                 "move_type": "PICK FULL",
             },
-        ),
+        )[0],
         task_queue,
     )
     assert check.status == Query.Status.SUCCEEDED
@@ -343,7 +339,7 @@ def test_container_not_found_fails_with_a_readable_reason(
     alice: Account, sim: SimControl, task_queue: TaskQueue
 ) -> None:
     query = run_to_end(
-        start_query(account=alice, kind="timeline", params={"container_id": "NOTF0000000"}),
+        start_query(account=alice, kind="timeline", params={"container_id": "NOTF0000000"})[0],
         task_queue,
     )
     assert query.status == Query.Status.FAILED
@@ -378,7 +374,7 @@ def test_bad_parameters_are_refused_with_a_clear_error(
 def test_availability_needs_trucking_details(db: Any) -> None:
     account = make_account("eve", truck_plate="")
     with pytest.raises(ValidationError, match="trucking company and truck plate"):
-        start_query(account=account, kind=Query.Kind.AVAILABILITY)
+        start_query(account=account, kind="availability")
 
 
 def test_result_models_are_unique_per_query() -> None:
@@ -395,14 +391,14 @@ def test_a_spent_captcha_budget_makes_the_query_wait_without_using_up_its_tries(
 
     settings.EMODAL_CAPTCHA_BUDGET_PER_ACCOUNT_HOUR = 1
     SessionEvent.objects.create(account=alice, kind=SessionEvent.Kind.CREATED, captcha_spent=True)
-    query = start_query(account=alice, kind=Query.Kind.APPOINTMENTS)
+    query, _ = start_query(account=alice, kind="appointments")
     for _ in range(4):  # more rounds than a step has tries
         run_queued_tasks(task_queue, until=lambda: task_queue.size() == 0)
         query.refresh_from_db()
         assert query.status == Query.Status.RUNNING
         assert query.step_failures == 0
-        assert query.error.startswith("Waiting:")
-        assert "budget" in query.error
+        assert query.error == ""
+        assert "budget" in query.waiting_for
         sweep_queries(now=query.retry_at + timedelta(seconds=1))
     assert sim.calls("/get_session") == []
     settings.EMODAL_CAPTCHA_BUDGET_PER_ACCOUNT_HOUR = 2

@@ -66,7 +66,7 @@ def test_run_containers_action_reports_accounts_it_could_not_start(
 def test_query_admin_pages_search_and_actions(
     staff_client: Client, alice: Account, sim: SimControl, task_queue: TaskQueue
 ) -> None:
-    query = start_query(account=alice, kind=Query.Kind.CONTAINERS)
+    query, _ = start_query(account=alice, kind="containers")
     run_queued_tasks(task_queue, until=lambda: not Query.objects.get(pk=query.pk).is_live)
     number = query.containers.first().container_number
     changelist = reverse("admin:queries_app_query_changelist")
@@ -81,7 +81,7 @@ def test_query_admin_pages_search_and_actions(
 
     staff_client.post(changelist, {"action": "rerun", "_selected_action": [query.pk]})
     rerun = Query.objects.exclude(pk=query.pk).get()
-    assert (rerun.kind, rerun.status) == (Query.Kind.CONTAINERS, Query.Status.PENDING)
+    assert (rerun.kind, rerun.status) == ("containers", Query.Status.PENDING)
     staff_client.post(changelist, {"action": "cancel", "_selected_action": [rerun.pk]})
     rerun.refresh_from_db()
     assert rerun.status == Query.Status.CANCELLED
@@ -105,7 +105,7 @@ def finished_timelines(account: Account, count: int) -> list[Query]:
     return [
         Query.objects.create(
             account=account,
-            kind=Query.Kind.TIMELINE,
+            kind="timeline",
             params={"container_id": f"MSCU{i:07d}"},
             status=Query.Status.SUCCEEDED,
         )
@@ -135,9 +135,7 @@ def test_rerun_stops_at_the_trigger_limit_and_says_what_was_left(
 def test_rerunning_a_query_already_running_starts_nothing_and_says_so(
     csrf_staff_client: Client, alice: Account, task_queue: TaskQueue
 ) -> None:
-    live = start_query(
-        account=alice, kind=Query.Kind.TIMELINE, params={"container_id": "MSCU0000001"}
-    )
+    live, _ = start_query(account=alice, kind="timeline", params={"container_id": "MSCU0000001"})
     done = post_with_token(
         csrf_staff_client,
         reverse("admin:queries_app_query_changelist"),
@@ -154,7 +152,7 @@ def test_run_containers_action_stops_at_the_trigger_limit(
 ) -> None:
     settings.QUERY_TRIGGER_LIMIT = 1
     carol = make_account("carol")
-    start_query(account=bob, kind=Query.Kind.CONTAINERS)  # already running: not counted
+    start_query(account=bob, kind="containers")  # already running: not counted
     done = post_with_token(
         csrf_staff_client,
         reverse("admin:sessions_app_account_changelist"),

@@ -27,10 +27,14 @@ from .threads import in_threads
 pytestmark = pytest.mark.django_db
 
 
-def timeline(account: Account, number: str, by: Any = None) -> Query:
+def start(account: Account, number: str, by: Any = None) -> tuple[Query, bool]:
     return start_query(
-        account=account, kind=Query.Kind.TIMELINE, params={"container_id": number}, started_by=by
+        account=account, kind="timeline", params={"container_id": number}, started_by=by
     )
+
+
+def timeline(account: Account, number: str, by: Any = None) -> Query:
+    return start(account, number, by)[0]
 
 
 def containers(count: int) -> list[str]:
@@ -53,11 +57,11 @@ def test_a_second_identical_timeline_returns_the_live_one(
     alice: Account, task_queue: TaskQueue, django_capture_on_commit_callbacks: Any
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
-        first = timeline(alice, "MSCU1234567")
+        first, first_new = start(alice, "MSCU1234567")
         # The same container written another way cleans to the same parameters.
-        second = timeline(alice, "mscu-1234567")
+        second, second_new = start(alice, "mscu-1234567")
     assert second == first
-    assert (first.already_running, second.already_running) == (False, True)
+    assert (first_new, second_new) == (True, False)
     assert Query.objects.count() == 1
     assert task_queue.size() == 1
 
@@ -72,22 +76,21 @@ def test_different_parameters_kinds_or_accounts_start_new_queries(
             timeline(bob, "MSCU1234567"),
             start_query(
                 account=alice,
-                kind=Query.Kind.BOOKING_NUMBER,
+                kind="booking_number",
                 params={"container_id": "MSCU1234567"},
-            ),
+            )[0],
             start_query(
                 account=alice,
-                kind=Query.Kind.BULK_INFO,
+                kind="bulk_info",
                 params={"import_containers": ["MSCU1234567"], "export_containers": []},
-            ),
+            )[0],
             start_query(
                 account=alice,
-                kind=Query.Kind.BULK_INFO,
+                kind="bulk_info",
                 params={"import_containers": [], "export_containers": ["MSCU1234567"]},
-            ),
+            )[0],
         ]
     assert len({query.pk for query in started}) == 6
-    assert not any(query.already_running for query in started)
     assert task_queue.size() == 6
 
 
@@ -96,16 +99,16 @@ def test_an_ended_query_does_not_stand_in_for_a_new_one(
 ) -> None:
     first = timeline(alice, "MSCU1234567")
     cancel_query(query=first)
-    second = timeline(alice, "MSCU1234567")
+    second, created = start(alice, "MSCU1234567")
     assert second.pk != first.pk
-    assert not second.already_running
+    assert created
 
 
 def test_account_wide_kinds_still_run_once_at_a_time(alice: Account, task_queue: TaskQueue) -> None:
-    first = start_query(account=alice, kind=Query.Kind.AVAILABILITY)
-    again = start_query(account=alice, kind=Query.Kind.AVAILABILITY, started_by=alice.user)
+    first, _ = start_query(account=alice, kind="availability")
+    again, created = start_query(account=alice, kind="availability", started_by=alice.user)
     assert again == first
-    assert again.already_running
+    assert not created
 
 
 def test_a_bulk_info_list_too_long_for_an_index_row_is_still_merged(
@@ -114,23 +117,23 @@ def test_a_bulk_info_list_too_long_for_an_index_row_is_still_merged(
     # 200 containers: several kilobytes of parameters, beyond PostgreSQL's index row limit
     # had the parameters themselves been indexed.
     params = {"import_containers": containers(200), "export_containers": []}
-    first = start_query(account=alice, kind=Query.Kind.BULK_INFO, params=params)
-    assert start_query(account=alice, kind=Query.Kind.BULK_INFO, params=params) == first
+    first, _ = start_query(account=alice, kind="bulk_info", params=params)
+    assert start_query(account=alice, kind="bulk_info", params=params)[0] == first
 
 
 def test_the_database_refuses_a_second_live_query_with_the_same_parameters(
     alice: Account,
 ) -> None:
     key = params_key({"container_id": "MSCU1234567"})
-    same = {"account": alice, "kind": Query.Kind.TIMELINE, "params_key": key}
+    same = {"account": alice, "kind": "timeline", "params_key": key}
     Query.objects.create(**same, status=Query.Status.SUCCEEDED)
     Query.objects.create(**same, status=Query.Status.FAILED)
     Query.objects.create(**same)
     with pytest.raises(IntegrityError), transaction.atomic():
         Query.objects.create(**same, status=Query.Status.RUNNING)
     # Rows without a key (not started by start_query) are outside the constraint.
-    Query.objects.create(account=alice, kind=Query.Kind.TIMELINE)
-    Query.objects.create(account=alice, kind=Query.Kind.TIMELINE)
+    Query.objects.create(account=alice, kind="timeline")
+    Query.objects.create(account=alice, kind="timeline")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -153,7 +156,7 @@ def test_two_processes_starting_the_same_query_at_once_get_one_query(
 
     def second() -> Query:
         assert created.wait(30)
-        return timeline(alice, "MSCU1234567", by=alice.user)
+        return start(alice, "MSCU1234567", by=alice.user)
 
     def referee() -> None:
         assert created.wait(30)
@@ -165,9 +168,9 @@ def test_two_processes_starting_the_same_query_at_once_get_one_query(
 
     results = in_threads(3, lambda i: (first, second, referee)[i]())
     assert not any(isinstance(r, BaseException) for r in results), results
-    started, returned, _ = results
+    started, (returned, created), _ = results
     assert returned.pk == started.pk
-    assert returned.already_running
+    assert not created
     assert Query.objects.count() == 1
 
 
@@ -214,7 +217,7 @@ def test_a_trigger_that_returns_a_running_query_neither_counts_nor_is_refused(
     assert timeline(alice, "MSCU0000001", by=alice.user) == first  # not counted
     timeline(alice, "MSCU0000002", by=alice.user)
     # At the limit, the running one is still shown; a new one is refused.
-    assert timeline(alice, "MSCU0000001", by=alice.user).already_running
+    assert start(alice, "MSCU0000001", by=alice.user)[1] is False
     with pytest.raises(TriggerLimitReached):
         timeline(alice, "MSCU0000003", by=alice.user)
 
@@ -227,7 +230,7 @@ def test_queries_that_leave_the_window_make_room_again(
     with pytest.raises(TriggerLimitReached):
         timeline(alice, "MSCU0000003", by=alice.user)
     Query.objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(seconds=601))
-    assert not timeline(alice, "MSCU0000003", by=alice.user).already_running
+    assert start(alice, "MSCU0000003", by=alice.user)[1] is True
     with pytest.raises(TriggerLimitReached):
         timeline(alice, "MSCU0000004", by=alice.user)
 
@@ -246,7 +249,7 @@ def test_the_limit_is_per_person_across_accounts(
     timeline(alice, "MSCU0000001", by=staff)
     timeline(bob, "MSCU0000001", by=staff)
     with pytest.raises(TriggerLimitReached):
-        start_query(account=bob, kind=Query.Kind.CONTAINERS, started_by=staff)
+        start_query(account=bob, kind="containers", started_by=staff)
     # Alice's own limit is untouched by what staff started for her account.
     timeline(alice, "MSCU0000002", by=alice.user)
     timeline(alice, "MSCU0000003", by=alice.user)

@@ -51,8 +51,8 @@ def planned(row: dict[str, str], passed_pregate: bool | None) -> tuple[str, str]
     return "PICK FULL", value(row["Destination"]) or current
 
 
-def run(account: Account, queue: TaskQueue, kind: str = Query.Kind.AVAILABILITY) -> Query:
-    return run_through_retries(start_query(account=account, kind=kind), queue)
+def run(account: Account, queue: TaskQueue, kind: str = "availability") -> Query:
+    return run_through_retries(start_query(account=account, kind=kind)[0], queue)
 
 
 def test_an_availability_run_on_a_real_sheet_checks_exactly_what_the_rule_selects(
@@ -276,9 +276,9 @@ def test_an_appointments_export_that_is_another_sheet_is_never_stored_as_appoint
     # An appointments query with the same trouble fails, saying why. (The browser hands back
     # the containers sheet it downloaded last.)
     sim.configure(latencies={"download_window": 10**6})
-    run(alice, task_queue, kind=Query.Kind.CONTAINERS)
+    run(alice, task_queue, kind="containers")
     sim.fault("/get_appointments", count=3, mode="stale_sheet")
-    alone = run(alice, task_queue, kind=Query.Kind.APPOINTMENTS)
+    alone = run(alice, task_queue, kind="appointments")
     assert alone.status == Query.Status.FAILED
     assert "instead of the appointments export" in alone.error
     assert not alone.appointments.exists()
@@ -288,7 +288,7 @@ def test_an_account_with_no_containers_gets_a_readable_failure(
     db: Any, sim: SimControl, task_queue: TaskQueue
 ) -> None:
     account = make_account("gus", emodal_username="gus+c0")
-    query = run(account, task_queue, kind=Query.Kind.CONTAINERS)
+    query = run(account, task_queue, kind="containers")
     assert query.status == Query.Status.FAILED
     assert query.error == (
         "E-Modal gave no containers sheet: Download failed: No container data extracted"
@@ -299,7 +299,7 @@ def test_an_account_with_no_containers_gets_a_readable_failure(
 def test_terminal_codes_seen_without_a_name_are_shown_to_staff(
     alice: Account, sim: SimControl, task_queue: TaskQueue
 ) -> None:
-    run(alice, task_queue, kind=Query.Kind.CONTAINERS)
+    run(alice, task_queue, kind="containers")
     unnamed = list(Terminal.objects.unnamed().values_list("code", flat=True))
     assert unnamed
     admin = Client()
@@ -320,10 +320,10 @@ def test_no_two_calls_on_one_session_while_many_queries_of_one_account_run(
     rows = sim.containers(str(alice.emodal_username))["containers"]
     known = [r["Container #"] for r in rows if r["Trade Type"] != "N/A"][:6]
     queries = [
-        start_query(account=alice, kind=Query.Kind.BOOKING_NUMBER, params={"container_id": n})
+        start_query(account=alice, kind="booking_number", params={"container_id": n})[0]
         for n in known
     ]
-    from queries_app.services import run_queries
+    from queries_app.engine import run_queries
 
     in_threads(4, lambda i: run_queries(budget_seconds=5))
     for query in queries:

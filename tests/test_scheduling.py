@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from emodal_sim.data import containers_for
+from queries_app.engine import run_queries
 from queries_app.models import Query
-from queries_app.services import run_queries, start_query
+from queries_app.services import start_query
 from sessions_app.models import Account
 
 from .conftest import make_account
@@ -30,7 +31,7 @@ def order_of_accounts(sim: SimControl, endpoint: str) -> list[str]:
 def test_one_task_runs_a_whole_query_without_handing_its_steps_to_the_broker(
     alice: Account, sim: SimControl, task_queue: TaskQueue
 ) -> None:
-    query = start_query(account=alice, kind=Query.Kind.AVAILABILITY)
+    query, _ = start_query(account=alice, kind="availability")
     task_queue.drain()  # the task start_query enqueued: run it here
     summary = run_queries(first=query.pk)
     query.refresh_from_db()
@@ -45,11 +46,11 @@ def test_queries_a_person_started_run_before_batches(
     sim: SimControl, sim_server: Any, task_queue: TaskQueue
 ) -> None:
     batch_account, person_account = make_account("batchy"), make_account("person")
-    start_query(account=batch_account, kind=Query.Kind.CONTAINERS, batch="nightly")
+    start_query(account=batch_account, kind="containers", batch="nightly")
     params = {"container_id": container_of(person_account, sim_server)}
     start_query(
         account=person_account,
-        kind=Query.Kind.TIMELINE,
+        kind="timeline",
         params=params,
         started_by=person_account.user,
     )
@@ -66,7 +67,7 @@ def test_in_a_batch_the_longest_run_goes_first_and_for_a_person_the_shortest(
 ) -> None:
     short, long = make_account("short"), make_account("long")
     params = {"container_id": container_of(short, sim_server)}
-    plans = [(short, Query.Kind.TIMELINE, params), (long, Query.Kind.CONTAINERS, {})]
+    plans = [(short, "timeline", params), (long, "containers", {})]
     if who == "person":
         plans.reverse()  # the one to go second is always started first
     for account, kind, kind_params in plans:
@@ -85,14 +86,14 @@ def test_a_persons_query_arriving_mid_run_is_taken_between_two_steps(
     sim: SimControl, sim_server: Any, task_queue: TaskQueue
 ) -> None:
     runner, person = make_account("runner"), make_account("person")
-    batch = start_query(account=runner, kind=Query.Kind.AVAILABILITY, batch="nightly")
+    batch, _ = start_query(account=runner, kind="availability", batch="nightly")
     # The batch's first appointment check is slow; a person's query arrives during it.
     sim.fault("/check_appointments", mode="delay", delay=300)
     params = {"container_id": container_of(person, sim_server)}
 
     def start_during_the_first_check() -> None:
         sim.wait_for(lambda: any(c["end"] is None for c in sim.calls("/check_appointments")))
-        start_query(account=person, kind=Query.Kind.TIMELINE, params=params, started_by=person.user)
+        start_query(account=person, kind="timeline", params=params, started_by=person.user)
 
     arrival = threading.Thread(target=start_during_the_first_check)
     arrival.start()
@@ -112,9 +113,9 @@ def test_a_worker_does_not_take_a_query_of_an_account_another_worker_is_running(
     first, second = (
         start_query(
             account=alice,
-            kind=Query.Kind.TIMELINE,
+            kind="timeline",
             params={"container_id": container_of(alice, sim_server, index)},
-        )
+        )[0]
         for index in (0, 1)
     )
     Query.objects.filter(pk=first.pk).update(claim_token="other-worker")
@@ -134,7 +135,7 @@ def test_a_worker_waits_for_a_retry_due_soon_instead_of_leaving_it_to_the_sweep(
 ) -> None:
     settings.QUERY_RETRY_BASE_SECONDS = 0.2
     sim.fault("/get_containers", count=1, status=500, error="Automation failed")
-    query = start_query(account=alice, kind=Query.Kind.CONTAINERS)
+    query, _ = start_query(account=alice, kind="containers")
     # The containers step fails, waits out its back-off on this worker, then goes on.
     assert run_queries() == f"3 steps: #{query.pk} x3"
     query.refresh_from_db()
@@ -147,7 +148,7 @@ def test_a_retry_due_later_is_left_to_the_sweep(
 ) -> None:
     settings.QUERY_RETRY_BASE_SECONDS = 60
     sim.fault("/get_containers", count=1, status=500, error="Automation failed")
-    query = start_query(account=alice, kind=Query.Kind.CONTAINERS)
+    query, _ = start_query(account=alice, kind="containers")
     assert run_queries() == f"1 step: #{query.pk} x1"
     query.refresh_from_db()
     assert query.is_live and query.retry_at is not None

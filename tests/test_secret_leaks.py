@@ -29,8 +29,9 @@ from django_q.tasks import async_task
 from emodal_portal.urls import urlpatterns as portal_urlpatterns
 from emodal_sim import NOT_FOUND_CONTAINER, SimServer
 from emodal_sim.data import containers_for
+from queries_app.engine import sweep_queries
 from queries_app.models import Query
-from queries_app.services import cancel_query, start_query, sweep_queries
+from queries_app.services import cancel_query, start_query
 from sessions_app.models import Account, UpstreamBreaker
 from sessions_app.redaction import RedactSecretsFilter
 from sessions_app.services import (
@@ -249,18 +250,18 @@ def run_query_flows(
     account.refresh_from_db()
     sim.fault("/check_appointments", status=500, error=f"Phase 2 failed in {account.session_id}")
     sim.fault("/get_info_bulk", mode="close")
-    run(Query.Kind.AVAILABILITY)
+    run("availability")
     sim.restart()  # every session gone between two queries
-    run(Query.Kind.CONTAINERS)
+    run("containers")
     sim.fault("/get_appointments", mode="non_json")
-    run(Query.Kind.APPOINTMENTS)
-    run(Query.Kind.TIMELINE, container_id=NOT_FOUND_CONTAINER)
+    run("appointments")
+    run("timeline", container_id=NOT_FOUND_CONTAINER)
     sim.fault("/get_container_timeline", count=3, status=500, error="Navigation failed")
-    run(Query.Kind.TIMELINE, container_id=imports[0])
-    run(Query.Kind.BOOKING_NUMBER, container_id=export)
-    run(Query.Kind.BULK_INFO, import_containers=imports, export_containers=[export])
-    run(Query.Kind.APPOINTMENT_CHECK, container_type="import", container_id=imports[0], **check)
-    run(Query.Kind.APPOINTMENT_CHECK, container_type="export", booking_number="INVALID9", **check)
+    run("timeline", container_id=imports[0])
+    run("booking_number", container_id=export)
+    run("bulk_info", import_containers=imports, export_containers=[export])
+    run("appointment_check", container_type="import", container_id=imports[0], **check)
+    run("appointment_check", container_type="export", booking_number="INVALID9", **check)
     account.refresh_from_db()
     last_session = account.session_id
     SessionManager().drop_session(account)
@@ -272,13 +273,13 @@ def run_query_flows(
         error="Authentication failed",
         details="LoginErrorType.INVALID_CREDENTIALS",
     )
-    run(Query.Kind.CONTAINERS)
+    run("containers")
     Account.objects.filter(pk=account.pk).update(
         credential_state=Account.CredentialState.UNKNOWN, credential_error=""
     )
-    cancel_query(query=start_query(account=account, kind=Query.Kind.APPOINTMENTS))
+    cancel_query(query=start_query(account=account, kind="appointments")[0])
     queue.drain()
-    start_query(account=account, kind=Query.Kind.CONTAINERS)  # left queued for the dump
+    start_query(account=account, kind="containers")  # left queued for the dump
     return tasks
 
 
@@ -379,9 +380,9 @@ def test_canaries_appear_nowhere(
         "CircuitOpen",
     }
     outcomes = {(q.kind, q.status) for q in queries}
-    assert (Query.Kind.AVAILABILITY, Query.Status.SUCCEEDED) in outcomes
-    assert (Query.Kind.CONTAINERS, Query.Status.FAILED) in outcomes  # rejected credentials
-    assert (Query.Kind.APPOINTMENTS, Query.Status.CANCELLED) in outcomes
+    assert ("availability", Query.Status.SUCCEEDED) in outcomes
+    assert ("containers", Query.Status.FAILED) in outcomes  # rejected credentials
+    assert ("appointments", Query.Status.CANCELLED) in outcomes
     errors = " | ".join(q.error for q in queries)
     for reason in (
         "not found",

@@ -69,7 +69,7 @@ def test_each_step_and_the_end_of_a_query_are_told_once(
     alice: Account, sim: SimControl, task_queue: TaskQueue, heard: Any, settings: Any
 ) -> None:
     settings.QUERY_CHAIN_SECONDS = 0
-    query = run_through_retries(start_query(account=alice, kind=Query.Kind.CONTAINERS), task_queue)
+    query = run_through_retries(start_query(account=alice, kind="containers")[0], task_queue)
     assert query.status == Query.Status.SUCCEEDED
     assert [(s["step"], s["outcome"]) for s in heard["steps"]] == [
         ("containers", "done"),
@@ -82,10 +82,10 @@ def test_a_failed_and_a_cancelled_query_are_told_too(
     alice: Account, sim: SimControl, task_queue: TaskQueue, heard: Any
 ) -> None:
     failed = run_through_retries(
-        start_query(account=alice, kind="timeline", params={"container_id": "NOTF0000000"}),
+        start_query(account=alice, kind="timeline", params={"container_id": "NOTF0000000"})[0],
         task_queue,
     )
-    cancelled = start_query(account=alice, kind=Query.Kind.APPOINTMENTS)
+    cancelled, _ = start_query(account=alice, kind="appointments")
     assert cancel_query(query=cancelled)
     assert heard["ends"] == [
         {"pk": failed.pk, "status": Query.Status.FAILED},

@@ -7,31 +7,10 @@ from typing import Any
 
 from django import template
 
+from queries_app.registry import UnknownKind, get_kind
 from queries_app.tables import change_details, change_text
 
 register = template.Library()
-
-STEP_LABELS = {
-    "containers": "Reading the containers sheet",
-    "bulk_info": "Reading container details",
-    "appointment_check": "Checking appointment slots",
-    "appointments": "Reading the appointments sheet",
-    "timeline": "Reading the container's timeline",
-    "booking_number": "Looking up the booking number",
-    "changes": "Comparing with the previous run",
-}
-
-PARAM_LABELS = {
-    "container_id": "Container",
-    "import_containers": "Import containers",
-    "export_containers": "Export containers",
-    "container_type": "Import or export",
-    "booking_number": "Booking number",
-    "terminal": "Terminal",
-    "move_type": "Move type",
-    "line": "Line",
-    "equip_size": "Size/type",
-}
 
 
 @register.filter
@@ -50,29 +29,43 @@ def duration(value: timedelta | None) -> str:
 
 
 @register.filter
-def step_label(step: str) -> str:
-    return STEP_LABELS.get(step, step.replace("_", " "))
+def step_label(query: Any) -> str:
+    """What the query's next step does, in the words of its kind."""
+    try:
+        return get_kind(query.kind).step_label(query.step)
+    except UnknownKind:
+        return query.step.replace("_", " ")
+
+
+def _labels(kind: str) -> dict[str, str]:
+    try:
+        fields = get_kind(kind).params.base_fields
+    except UnknownKind:
+        return {}
+    return {name: str(field.label or name.replace("_", " ")) for name, field in fields.items()}
 
 
 @register.filter
-def param_items(params: dict[str, Any] | None) -> list[tuple[str, str]]:
+def param_items(query: Any) -> list[tuple[str, str]]:
     """A query's parameters as (label, text), lists joined, empty ones left out."""
+    labels = _labels(query.kind)
     items = []
-    for name, value in (params or {}).items():
+    for name, value in (query.params or {}).items():
         text = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
         if text:
-            items.append((PARAM_LABELS.get(name, name.replace("_", " ")), text))
+            items.append((labels.get(name, name.replace("_", " ")), text))
     return items
 
 
 @register.filter
-def param_summary(params: dict[str, Any] | None) -> str:
+def param_summary(query: Any) -> str:
     """One line for the list page; long container lists are counted, not spelled out."""
+    labels = _labels(query.kind)
     parts = []
-    for name, value in (params or {}).items():
+    for name, value in (query.params or {}).items():
         if isinstance(value, list):
             if value:
-                label = PARAM_LABELS.get(name, name).lower()
+                label = labels.get(name, name).lower()
                 parts.append(f"{len(value)} {label}" if len(value) > 3 else ", ".join(value))
         elif value:
             parts.append(str(value))

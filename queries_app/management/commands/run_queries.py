@@ -18,20 +18,21 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from queries_app.models import Query
+from queries_app.registry import all_kinds
 from queries_app.schedules import SCHEDULE_CHOICES, schedule_queries
-from queries_app.services import KIND_PARAMS, start_query, validate_params
+from queries_app.services import start_query, validate_params
 from sessions_app.management.accounts import add_account_arguments, select_accounts
-
-LIST_PARAMS = {"import_containers", "export_containers"}
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """`--param key=value` pairs; the kind's parameter form reads the values (a list of
+    containers as comma-separated text, for instance)."""
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise CommandError(f"--param takes key=value, not “{pair}”.")
-        params[key] = value.split(",") if key in LIST_PARAMS else value
+        params[key] = value
     return params
 
 
@@ -54,7 +55,7 @@ class Command(BaseCommand):
     help = "Start a query of one kind for each chosen account (a batch)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--kind", required=True, choices=list(KIND_PARAMS))
+        parser.add_argument("--kind", required=True, choices=[kind.code for kind in all_kinds()])
         add_account_arguments(parser)
         parser.add_argument(
             "--param",
@@ -102,13 +103,14 @@ class Command(BaseCommand):
                     self.stdout.write(f"{account}: would start {kind}")
                 continue
             try:
-                query = start_query(account=account, kind=kind, params=params, batch=batch)
+                query, created = start_query(account=account, kind=kind, params=params, batch=batch)
             except ValidationError as exc:
                 bad += 1
                 self.stderr.write(f"{account}: {' '.join(exc.messages)}")
                 continue
             queries.append(query)
-            self.stdout.write(f"{account}: query #{query.pk} {query.get_status_display().lower()}")
+            state = query.get_status_display().lower() if created else "already running"
+            self.stdout.write(f"{account}: query #{query.pk} {state}")
         if bad:
             raise CommandError(f"{bad} of {len(accounts)} account(s) had bad input.")
         if options["dry_run"] or not options["wait"]:

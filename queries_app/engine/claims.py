@@ -1,0 +1,115 @@
+"""Claims: a runner holds a query for a step with a conditional UPDATE (one runner at a time;
+a dead runner's claim expires), gives it back, or hands it to the broker between steps."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from ..models import Query
+from .steps import DONE
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_step(*, query_id: int | None) -> None:
+    """Wake a worker (after commit) to run steps, starting with this query's if it is free."""
+    name = f"query-{query_id}" if query_id is not None else "queries"
+    transaction.on_commit(
+        lambda: async_task("queries_app.tasks.run_query_step", query_id, task_name=name)
+    )
+
+
+def claim_seconds() -> float:
+    # django-q kills a task at its timeout; past that the claim is certainly stale.
+    return settings.Q_CLUSTER["timeout"] + 60
+
+
+def _account_busy(token: str, now: datetime) -> Exists:
+    """Another runner holds a live claim on a query of the same account."""
+    return Exists(
+        Query.objects.filter(account_id=OuterRef("account_id"), claim_expires_at__gte=now)
+        .exclude(claim_token="")
+        .exclude(claim_token=token)
+    )
+
+
+def claim(query_id: int, token: str, now: datetime, *, account_checked: bool = False) -> bool:
+    """Claim the query for a step. Unless the caller has just seen its account free (the
+    choice of the next step does), no other runner may hold a query of the same account: a
+    scheduling rule — the account's lease is what keeps calls on one browser one at a time."""
+    free = Q(claim_token="") | Q(claim_expires_at__lt=now)
+    not_waiting = Q(retry_at__isnull=True) | Q(retry_at__lte=now)
+    claimable = Query.objects.filter(
+        free, not_waiting, pk=query_id, status__in=Query.LIVE_STATUSES
+    ).exclude(step=DONE)
+    if not account_checked:
+        claimable = claimable.exclude(_account_busy(token, now))
+    claimed = claimable.update(
+        claim_token=token,
+        claim_expires_at=now + timedelta(seconds=claim_seconds()),
+        retry_at=None,
+        waiting_for="",
+        status=Query.Status.RUNNING,
+        attempts=F("attempts") + 1,
+        started_at=Coalesce(F("started_at"), Value(now)),
+    )
+    return claimed == 1
+
+
+def load(query_id: int) -> Query:
+    return Query.objects.select_related("account__user").get(pk=query_id)
+
+
+def give_back(query_id: int, token: str) -> None:
+    try:
+        Query.objects.filter(pk=query_id, claim_token=token).update(
+            claim_token="", claim_expires_at=None
+        )
+    except Exception:
+        logger.exception("Query %s: could not give back its claim; it expires", query_id)
+
+
+def release(query: Query, token: str) -> None:
+    """Give the query back to the broker between two steps."""
+    now = timezone.now()
+    with transaction.atomic():
+        if Query.objects.filter(pk=query.pk, claim_token=token).update(
+            claim_token="", claim_expires_at=None, enqueued_at=now
+        ):
+            enqueue_step(query_id=query.pk)
+
+
+def wake_waiting_queries(*, server: str, count: int = 1) -> int:
+    """A browser on `server` was given back: enqueue the queries that wait longest for one
+    there now, instead of at their retry time."""
+    now = timezone.now()
+    waiting = (
+        Query.objects.live()
+        .filter(
+            claim_token="",
+            retry_at__isnull=False,
+            waiting_for__gt="",
+            account__upstream_url=server,
+        )
+        .order_by("retry_at", "pk")
+        .values_list("pk", flat=True)[:count]
+    )
+    return sum(requeue(pk, now, Q(retry_at__isnull=False)) for pk in waiting)
+
+
+def requeue(query_id: int, now: datetime, still: Q) -> int:
+    with transaction.atomic():
+        requeued = Query.objects.filter(
+            still, pk=query_id, claim_token="", status__in=Query.LIVE_STATUSES
+        ).update(retry_at=None, enqueued_at=now)
+        if requeued:
+            enqueue_step(query_id=query_id)
+    return requeued

@@ -1,0 +1,170 @@
+"""The availability run, as operators run it (docs/upstream-contract.md, "The availability
+run"): the account's containers; those with Holds `NO` and no pregate ticket; one bulk-info
+call for them; an appointment check per container (move type and terminal by the operators'
+rule); the account's appointments; what changed since the last run. It never books anything,
+one container's failure never fails the rest, and progress is one container at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import parsing
+from ..engine.steps import Outcome, StepContext
+from ..models import ContainerInfo, Query
+from ..registry import QueryKind, Step, register
+from ..results import TERMINAL_FIELDS
+from . import checking
+from .appointments import SHEET_SECONDS as APPOINTMENTS_SECONDS
+from .appointments import read_appointments
+from .bulk_info import SECONDS_PER_CONTAINER, read_bulk_info
+from .containers import CHANGES_STEP, SHEET_SECONDS, read_containers
+from .params import NoParams
+
+# Containers to check in a run whose container list is not known yet (for its work left).
+UNKNOWN_CHECKS = 40
+
+
+class AvailabilityParams(NoParams):
+    needs_appointment_details = True
+
+
+def containers(ctx: StepContext) -> Outcome:
+    rows, write = read_containers(ctx)
+    candidates = [
+        {
+            "container": number,
+            "trade_type": fields["trade_type"],
+            **{name: fields[name] for name in TERMINAL_FIELDS},
+            "line": fields["line"],
+            "size_type": fields["size_type"],
+        }
+        for number, fields in rows.items()
+        if parsing.is_availability_candidate(fields)
+    ]
+    return Outcome(
+        next_step="bulk_info" if candidates else "appointments",
+        write=write,
+        progress_done=0,
+        progress_total=len(candidates),
+        state={"candidates": candidates},
+    )
+
+
+def bulk_info(ctx: StepContext) -> Outcome:
+    query = ctx.query
+    candidates = query.state["candidates"]
+    imports = [c["container"] for c in candidates if c["trade_type"] != "EXPORT"]
+    exports = [c["container"] for c in candidates if c["trade_type"] == "EXPORT"]
+    infos, write = read_bulk_info(ctx, imports, exports)
+    by_number = {info.container_number: info for info in infos}
+    checks = [plan_check(c, by_number.get(c["container"])) for c in candidates]
+    return Outcome(
+        next_step="appointment_check" if checks else "appointments",
+        write=write,
+        progress_done=0,
+        progress_total=len(checks),
+        state={**query.state, "checks": checks},
+    )
+
+
+def plan_check(candidate: dict[str, Any], info: ContainerInfo | None) -> dict[str, Any]:
+    """Move type and terminal for one container, as operators decide them: an import not
+    through pregate is picked up full at its Destination; one through pregate drops its empty
+    at its Origin; an export drops full at its Origin; each falls back to Current Loc when that
+    cell is empty. The terminal is kept as a code: it is named when the check runs."""
+    current = candidate.get("current_location", "")
+    if candidate["trade_type"] == "EXPORT":
+        return {
+            "container": candidate["container"],
+            "container_type": "export",
+            "move_type": "DROP FULL",
+            "terminal_code": candidate["origin"] or current,
+            "booking_number": info.booking_number if info else "",
+        }
+    through_pregate = bool(info and info.passed_pregate)
+    terminal = candidate["origin"] if through_pregate else candidate["destination"]
+    return {
+        "container": candidate["container"],
+        "container_type": "import",
+        "move_type": "DROP EMPTY" if through_pregate else "PICK FULL",
+        "terminal_code": terminal or current,
+        "booking_number": "",
+        "line": candidate.get("line", ""),
+        "equip_size": candidate.get("size_type", ""),
+    }
+
+
+def planned(query: Query) -> checking.Checks:
+    total = query.progress_total
+    return checking.Checks(
+        items=query.state["checks"],
+        index=query.progress_done,
+        after=lambda done: "appointment_check" if done < total else "appointments",
+        single=False,
+    )
+
+
+def appointment_check(ctx: StepContext) -> Outcome:
+    return checking.check(ctx, planned(ctx.query))
+
+
+def give_up_check(query: Query, reason: str) -> Outcome:
+    return checking.give_up(query, planned(query), reason)
+
+
+def appointments(ctx: StepContext) -> Outcome:
+    return Outcome(next_step="changes", write=read_appointments(ctx))
+
+
+def give_up_appointments(query: Query, reason: str) -> Outcome:
+    """A run whose appointments sheet keeps failing keeps its checks: it goes on without the
+    sheet, saying so."""
+    return Outcome(next_step="changes", note=f"The account's appointments were not read: {reason}")
+
+
+def work_left(query: Query) -> int:
+    """Upstream seconds still to go, from the contract's timings."""
+    step, state = query.step, query.state or {}
+    per_check = checking.CHECK_SECONDS
+    if step == "containers":
+        per_container = SECONDS_PER_CONTAINER + per_check
+        return SHEET_SECONDS + per_container * UNKNOWN_CHECKS + APPOINTMENTS_SECONDS
+    if step == "bulk_info":
+        per_container = SECONDS_PER_CONTAINER + per_check
+        return per_container * len(state.get("candidates", [])) + APPOINTMENTS_SECONDS
+    if step == "appointment_check":
+        left = max(query.progress_total - query.progress_done, 0)
+        return per_check * left + APPOINTMENTS_SECONDS
+    if step == "appointments":
+        return APPOINTMENTS_SECONDS
+    return 0
+
+
+AVAILABILITY = register(
+    QueryKind(
+        code="availability",
+        label="Availability run",
+        params=AvailabilityParams,
+        steps={
+            "containers": Step(containers, "Reading the containers sheet", SHEET_SECONDS),
+            "bulk_info": Step(bulk_info, "Reading container details"),
+            "appointment_check": Step(
+                appointment_check,
+                "Checking appointment slots",
+                checking.CHECK_SECONDS,
+                give_up=give_up_check,
+            ),
+            "appointments": Step(
+                appointments,
+                "Reading the appointments sheet",
+                APPOINTMENTS_SECONDS,
+                give_up=give_up_appointments,
+            ),
+            "changes": CHANGES_STEP,
+        },
+        first_step="containers",
+        work_left=work_left,
+        help_text="Containers with no holds and no pregate ticket, checked for slots.",
+        order=10,
+    )
+)

@@ -1,0 +1,59 @@
+"""Containers: the account's containers sheet (scrolled to the end), stored as typed rows and
+compared with the account's previous run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sessions_app.upstream import UpstreamRejected
+
+from ..changes import detect_changes
+from ..engine.steps import Outcome, QueryFailed, StepContext
+from ..registry import QueryKind, Step, register
+from ..results import container_rows, note_terminal_codes, store_container_rows, terminal_codes
+from .params import NoParams
+
+# The contract's timings (upstream seconds): a full scroll of the sheet takes 90-180 s.
+SHEET_SECONDS = 165
+
+
+def read_containers(ctx: StepContext) -> tuple[dict[str, dict[str, Any]], Any]:
+    """The account's containers, as ContainerRow values by number, and a write that stores
+    them with the sheet and records the terminal codes it names."""
+    try:
+        meta = ctx.call(lambda api, sid: api.get_containers(sid))
+    except UpstreamRejected as exc:
+        raise QueryFailed(f"E-Modal gave no containers sheet: {exc.readable()}") from None
+    content = ctx.download(meta["file_url"])
+    rows = container_rows(content)
+    codes = terminal_codes(rows)
+    query = ctx.query
+
+    def write() -> None:
+        store_container_rows(query, rows, content)
+        note_terminal_codes(codes)
+
+    return rows, write
+
+
+def containers(ctx: StepContext) -> Outcome:
+    _, write = read_containers(ctx)
+    return Outcome(next_step="changes", write=write, progress_done=1, progress_total=1)
+
+
+CHANGES_STEP = Step(detect_changes, "Comparing with the previous run")
+
+CONTAINERS = register(
+    QueryKind(
+        code="containers",
+        label="Containers",
+        params=NoParams,
+        steps={
+            "containers": Step(containers, "Reading the containers sheet", SHEET_SECONDS),
+            "changes": CHANGES_STEP,
+        },
+        first_step="containers",
+        help_text="Every container of the account, with what changed since the last run.",
+        order=20,
+    )
+)
