@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.contrib.admin.models import ADDITION
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
-from sessions_app.admin import AccountAdmin
+from sessions_app.admin import AccountAdmin, log_action
 from sessions_app.models import Account
 
 from . import schedule_admin  # noqa: F401  (locks down django-q2's schedule admin)
@@ -26,17 +26,6 @@ from .models import (
 )
 from .registry import get_kind
 from .services import TriggerLimitReached, cancel_query, rerun_query, start_query
-
-
-def log_action(request: HttpRequest, obj: Any, text: str, flag: int = CHANGE) -> None:
-    # Django writes no admin log entry for custom actions by itself.
-    LogEntry.objects.log_actions(
-        user_id=request.user.pk,
-        queryset=[obj],
-        action_flag=flag,
-        change_message=text,
-        single_object=True,
-    )
 
 
 class ReadOnlyInline(admin.TabularInline):

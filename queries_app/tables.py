@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Exists, F, JSONField, OuterRef, QuerySet, Subquery
+from django.db.models import F, QuerySet
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 from django.utils.html import escape
@@ -21,7 +21,8 @@ from django.utils.safestring import SafeString, mark_safe
 
 from .changes import change_label
 from .forms import ContainerFilterForm
-from .models import AppointmentCheck, ContainerChange, ContainerRow, Query
+from .models import ContainerChange, ContainerRow, Query
+from .selectors import annotated_containers, container_trades, filter_containers
 
 CONTAINERS_PER_PAGE = 100
 DEFAULT_SORT = "container_number"
@@ -119,60 +120,6 @@ CONTAINER_COLUMNS: tuple[Column, ...] = (
 SORTABLE = {column.key: column for column in CONTAINER_COLUMNS}
 
 
-def annotated_containers(query: Query) -> QuerySet[ContainerRow]:
-    """The query's containers with their slot check and change joined in SQL (one query for
-    any number of rows; both joins use the (query, container_number) unique indexes)."""
-    checks = AppointmentCheck.objects.filter(
-        query=OuterRef("query"), container_number=OuterRef("container_number")
-    )
-    changes = ContainerChange.objects.filter(
-        query=OuterRef("query"), container_number=OuterRef("container_number")
-    )
-    return (
-        ContainerRow.objects.filter(query=query)
-        # The raw sheet row is kept for audit, never shown.
-        .defer("raw")
-        .annotate(
-            earliest_slot=Subquery(checks.values("earliest_slot")[:1]),
-            slot_count=Subquery(checks.values("slot_count")[:1]),
-            change_kind=Subquery(changes.values("change")[:1]),
-            change_fields=Subquery(changes.values("fields")[:1], output_field=JSONField()),
-        )
-    )
-
-
-def filter_containers(
-    rows: QuerySet[ContainerRow], filters: dict[str, Any], *, today: date
-) -> QuerySet[ContainerRow]:
-    if filters.get("q"):
-        rows = rows.filter(container_number__icontains=filters["q"].strip())
-    if filters.get("holds") in ("yes", "no"):
-        rows = rows.filter(holds=filters["holds"] == "yes")
-    if filters.get("trade"):
-        rows = rows.filter(trade_type=filters["trade"])
-    if filters.get("lfd_within") is not None:
-        # Overdue containers are the most urgent, so "within N days" keeps them.
-        rows = rows.filter(last_free_day__lte=today + timedelta(days=filters["lfd_within"]))
-    if filters.get("slot") in ("yes", "no"):
-        has_slot = Exists(
-            AppointmentCheck.objects.filter(
-                query=OuterRef("query"),
-                container_number=OuterRef("container_number"),
-                slot_count__gt=0,
-            )
-        )
-        rows = rows.filter(has_slot if filters["slot"] == "yes" else ~has_slot)
-    if filters.get("changed") == "yes":
-        rows = rows.filter(
-            Exists(
-                ContainerChange.objects.filter(
-                    query=OuterRef("query"), container_number=OuterRef("container_number")
-                )
-            )
-        )
-    return rows
-
-
 def parse_sort(value: str, columns: Iterable[Column]) -> tuple[str, bool]:
     """A whitelisted (column key, descending) from '?sort=key' or '?sort=-key'."""
     descending = value.startswith("-")
@@ -249,15 +196,8 @@ def containers_table(
 ) -> ContainersTable:
     """What the containers table shows for these request parameters. Slot and change columns
     appear only when the query has checks or changes (the caller knows whether it has)."""
-    trades = (
-        ContainerRow.objects.filter(query=query)
-        .exclude(trade_type="")
-        .order_by("trade_type")
-        .values_list("trade_type", flat=True)
-        .distinct()
-    )
     form = ContainerFilterForm(
-        params, trades=list(trades), with_slots=has_checks, with_changes=has_changes
+        params, trades=container_trades(query), with_slots=has_checks, with_changes=has_changes
     )
     # A bad value in one filter is reported and ignored; the others still apply.
     form.is_valid()

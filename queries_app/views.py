@@ -42,6 +42,7 @@ from .exports import XLSX_CONTENT_TYPE, csv_lines, xlsx_bytes
 from .forms import StartQueryForm, TimeZoneForm
 from .models import Query, QueryFile
 from .registry import get_kind
+from .selectors import own_account, result_counts, visible_queries
 from .services import TriggerLimitReached, cancel_query, start_query
 from .tables import containers_table
 
@@ -50,9 +51,6 @@ RESULT_ROWS_PER_PAGE = 100
 # How often a live query's page asks for its progress.
 PROGRESS_POLL_MS = 2000
 TIMEZONE_SESSION_KEY = "timezone"
-
-# Pages name an account, never show its secrets: leaving them unloaded spares decrypting them.
-ACCOUNT_SECRETS = [f"account__{name}" for name in Account.SECRET_FIELDS]
 
 NO_ACCOUNT_MESSAGE = (
     "Your login has no E-Modal account yet, so you cannot start queries. "
@@ -102,10 +100,6 @@ def set_timezone(request: HttpRequest) -> HttpResponse:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _own_account(user: Any) -> Account | None:
-    return Account.objects.defer(*Account.SECRET_FIELDS).filter(user=user).first()
-
-
 def _sees_others(user: Any) -> bool:
     return user.is_staff and user.has_perm("queries_app.view_query")
 
@@ -122,13 +116,7 @@ def _may_cancel(user: Any, query: Query) -> bool:
 
 
 def _visible_query(request: HttpRequest, pk: int) -> Query:
-    # `state` holds a long run's plan (thousands of items) and no page shows it.
-    queries = (
-        Query.objects.visible_to(request.user)
-        .select_related("account__user")
-        .defer("state", *ACCOUNT_SECRETS)
-    )
-    return get_object_or_404(queries, pk=pk)
+    return get_object_or_404(visible_queries(request.user), pk=pk)
 
 
 def _page(request: HttpRequest, rows: QuerySet, param: str, per_page: int) -> Page:
@@ -151,13 +139,8 @@ def _start_form(
 def _render_list(
     request: HttpRequest, form: StartQueryForm | None, account: Account | None
 ) -> HttpResponse:
-    queries = (
-        Query.objects.visible_to(request.user)
-        .select_related("account__user")
-        .defer("state", *ACCOUNT_SECRETS)
-    )
     context = {
-        "page_obj": _page(request, queries, "page", QUERIES_PER_PAGE),
+        "page_obj": _page(request, visible_queries(request.user), "page", QUERIES_PER_PAGE),
         "form": form,
         "account": account,
         "no_account_message": NO_ACCOUNT_MESSAGE,
@@ -173,7 +156,7 @@ def _render_list(
 @login_required
 @in_user_zone
 def query_list(request: HttpRequest) -> HttpResponse:
-    own = _own_account(request.user)
+    own = own_account(request.user)
     return _render_list(request, _start_form(request, own), own)
 
 
@@ -181,7 +164,7 @@ def query_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @in_user_zone
 def query_start(request: HttpRequest) -> HttpResponse:
-    own = _own_account(request.user)
+    own = own_account(request.user)
     form = _start_form(request, own, request.POST)
     if form is None:
         raise PermissionDenied(NO_ACCOUNT_MESSAGE)
@@ -224,13 +207,7 @@ def query_start(request: HttpRequest) -> HttpResponse:
 
 def _results(request: HttpRequest, query: Query) -> dict[str, Any]:
     """The result tables that have rows, each on its own page of rows."""
-    counts = {
-        "containers": query.containers.count(),
-        "infos": query.infos.count(),
-        "checks": query.checks.count(),
-        "appointments": query.appointments.count(),
-        "changes": query.changes.count(),
-    }
+    counts = result_counts(query)
     files = list(query.files.all())
     results: dict[str, Any] = {
         "counts": counts,

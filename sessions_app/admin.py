@@ -3,7 +3,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
@@ -16,6 +15,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import ngettext
 
 from . import tasks
+from .forms import AccountForm
 from .models import Account, SessionEvent
 from .services import (
     BUDGET_WINDOW,
@@ -23,62 +23,6 @@ from .services import (
     drop_session_locally,
     update_account_credentials,
 )
-
-SECRET_INPUT = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
-
-
-class AccountForm(forms.ModelForm):
-    """Secrets are write-only: the inputs never render a value, and blank keeps the current."""
-
-    new_password = forms.CharField(
-        label="E-Modal password",
-        required=False,
-        strip=False,
-        widget=SECRET_INPUT,
-        help_text="Leave blank to keep the current password.",
-    )
-    new_captcha_api_key = forms.CharField(
-        label="Captcha API key",
-        required=False,
-        widget=SECRET_INPUT,
-        help_text="Leave blank to keep the current key.",
-    )
-
-    upstream_url = forms.ChoiceField(
-        label="Upstream server",
-        required=False,
-        help_text="Where this account's sessions live. Changing it drops the current session.",
-    )
-
-    class Meta:
-        model = Account
-        fields = [
-            "user",
-            "emodal_username",
-            "upstream_url",
-            "trucking_company",
-            "truck_plate",
-            "own_chassis",
-        ]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        servers = list(settings.EMODAL_API_URLS)
-        if self.instance.upstream_url and self.instance.upstream_url not in servers:
-            servers.append(self.instance.upstream_url)  # a server since removed: keep showing it
-        self.fields["upstream_url"].choices = [("", "Assign automatically")] + [
-            (url, url) for url in servers
-        ]
-        username = self.instance.emodal_username if self.instance.pk else None
-        if username is not None and not isinstance(username, str):
-            self.initial["emodal_username"] = ""  # undecryptable: let staff enter it again
-        if not self.instance.pk:
-            for name in ("new_password", "new_captcha_api_key"):
-                self.fields[name].required = True
-                self.fields[name].help_text = ""
-
-    def clean_emodal_username(self) -> str:
-        return self.cleaned_data["emodal_username"].strip()
 
 
 class SessionStateFilter(admin.SimpleListFilter):
@@ -103,6 +47,21 @@ class SessionStateFilter(admin.SimpleListFilter):
         if self.value() == "none":
             return queryset.filter(session_id=None)
         return queryset
+
+
+# What the portal knows of an account's state: shown, never edited.
+STATE_FIELDS = [
+    "credential_state",
+    "credential_error",
+    "login_failures",
+    "credentials_changed_at",
+    "session_state_display",
+    "session_created_at",
+    "session_last_used_at",
+    "session_uses",
+    "created_at",
+    "updated_at",
+]
 
 
 class NeedsPersonFilter(admin.SimpleListFilter):
@@ -141,19 +100,7 @@ class AccountAdmin(admin.ModelAdmin):
     ]
     list_select_related = ["user"]
     search_fields = ["user__username", "user__email", "trucking_company", "truck_plate"]
-    readonly_fields = [
-        "credential_state",
-        "credential_error",
-        "login_failures",
-        "appointment_error",
-        "credentials_changed_at",
-        "session_state_display",
-        "session_created_at",
-        "session_last_used_at",
-        "session_uses",
-        "created_at",
-        "updated_at",
-    ]
+    readonly_fields = [*STATE_FIELDS, "appointment_error"]
     fieldsets = [
         (None, {"fields": ["user", "upstream_url"]}),
         (
@@ -169,23 +116,7 @@ class AccountAdmin(admin.ModelAdmin):
                 "LLC).",
             },
         ),
-        (
-            "State",
-            {
-                "fields": [
-                    "credential_state",
-                    "credential_error",
-                    "login_failures",
-                    "credentials_changed_at",
-                    "session_state_display",
-                    "session_created_at",
-                    "session_last_used_at",
-                    "session_uses",
-                    "created_at",
-                    "updated_at",
-                ]
-            },
-        ),
+        ("State", {"fields": STATE_FIELDS}),
     ]
     actions = ["force_session_refresh", "drop_session", "allow_logins_again"]
 
@@ -315,16 +246,15 @@ class AccountAdmin(admin.ModelAdmin):
         count = 0
         for account in queryset:
             tasks.enqueue_refresh_session(account_id=account.pk)
-            _log_action(request, account, "Queued a forced session refresh")
+            log_action(request, account, "Queued a forced session refresh")
             count += 1
         self.message_user(
             request,
-            ngettext(
+            counted(
                 "Queued a session refresh for %(count)d account.",
                 "Queued session refreshes for %(count)d accounts.",
                 count,
-            )
-            % {"count": count},
+            ),
             messages.SUCCESS,
         )
         return None
@@ -337,16 +267,15 @@ class AccountAdmin(admin.ModelAdmin):
         count = 0
         for account in queryset:
             if allow_logins(account=account):
-                _log_action(request, account, "Allowed logins again")
+                log_action(request, account, "Allowed logins again")
                 count += 1
         self.message_user(
             request,
-            ngettext(
+            counted(
                 "Logins allowed again for %(count)d account.",
                 "Logins allowed again for %(count)d accounts.",
                 count,
             )
-            % {"count": count}
             + (
                 ""
                 if count == queryset.count()
@@ -360,26 +289,30 @@ class AccountAdmin(admin.ModelAdmin):
         count = 0
         for account in queryset.with_session():
             tasks.enqueue_drop_session(account_id=account.pk)
-            _log_action(request, account, "Queued dropping the session")
+            log_action(request, account, "Queued dropping the session")
             count += 1
         self.message_user(
             request,
-            ngettext(
+            counted(
                 "Queued dropping the session of %(count)d account.",
                 "Queued dropping the sessions of %(count)d accounts.",
                 count,
-            )
-            % {"count": count},
+            ),
             messages.SUCCESS,
         )
 
 
-def _log_action(request: HttpRequest, obj: Account, text: str) -> None:
-    # Django writes no admin log entry for custom actions by itself.
+def counted(singular: str, plural: str, count: int) -> str:
+    """An action's message for `count` objects (`%(count)d` in the texts)."""
+    return ngettext(singular, plural, count) % {"count": count}
+
+
+def log_action(request: HttpRequest, obj: Any, text: str, flag: int = CHANGE) -> None:
+    """An admin log entry for a custom action (Django writes none by itself)."""
     LogEntry.objects.log_actions(
         user_id=request.user.pk,
         queryset=[obj],
-        action_flag=CHANGE,
+        action_flag=flag,
         change_message=text,
         single_object=True,
     )

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import queries_app.kinds.checking as checking
+
 from ..engine.steps import DONE, Outcome, StepContext
 from ..models import ContainerRow, Query
 from ..registry import QueryKind, Step, register
-from . import checking
 from .params import (
     MOVE_TYPES,
     BookingNumberField,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import queries_app.kinds.checking as checking
+
 from .. import parsing
 from ..engine.steps import Outcome, StepContext
 from ..models import ContainerInfo, Query
 from ..registry import QueryKind, Step, register
 from ..results import TERMINAL_FIELDS
-from . import checking
 from .appointments import SHEET_SECONDS as APPOINTMENTS_SECONDS
 from .appointments import read_appointments
 from .bulk_info import SECONDS_PER_CONTAINER, read_bulk_info

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sessions_app.upstream import UpstreamRejected
+from collections.abc import Callable
+from typing import Any
+
+from sessions_app.upstream import EModalClient, UpstreamRejected
 
 from .. import parsing
 from ..engine.steps import DONE, Outcome, QueryFailed, StepContext
@@ -19,13 +22,20 @@ class OneContainer(KindParams):
     container_id = ContainerNumberField()
 
 
-def timeline(ctx: StepContext) -> Outcome:
-    query = ctx.query
-    number = query.params["container_id"]
+def look_up(ctx: StepContext, operation: Callable[..., dict[str, Any]]) -> tuple[str, Any]:
+    """(the container, the upstream's answer) of `operation(api, session_id, container_id=)`;
+    a container the upstream cannot find fails the query, saying which."""
+    number = ctx.query.params["container_id"]
     try:
-        body = ctx.call(lambda api, sid: api.get_container_timeline(sid, container_id=number))
+        body = ctx.call(lambda api, sid: operation(api, sid, container_id=number))
     except UpstreamRejected as exc:
         raise QueryFailed(f"Container {number}: {exc.readable()}") from None
+    return number, body
+
+
+def timeline(ctx: StepContext) -> Outcome:
+    query = ctx.query
+    number, body = look_up(ctx, EModalClient.get_container_timeline)
     items = body.get("timeline") or []
     passed = body.get("passed_pregate")
     info = ContainerInfo(
@@ -40,11 +50,7 @@ def timeline(ctx: StepContext) -> Outcome:
 
 def booking_number(ctx: StepContext) -> Outcome:
     query = ctx.query
-    number = query.params["container_id"]
-    try:
-        body = ctx.call(lambda api, sid: api.get_booking_number(sid, container_id=number))
-    except UpstreamRejected as exc:
-        raise QueryFailed(f"Container {number}: {exc.readable()}") from None
+    number, body = look_up(ctx, EModalClient.get_booking_number)
     booking = parsing.cell(body.get("booking_number"))
     info = ContainerInfo(
         query=query,

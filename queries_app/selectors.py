@@ -1,0 +1,106 @@
+"""Reads for the pages and exports: which queries a person may see, a query's result tables,
+the containers table's rows with their checks and changes joined in SQL. Writes live in the
+services; presentation in `tables.py` and the views."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from django.db.models import Exists, JSONField, OuterRef, QuerySet, Subquery
+
+from sessions_app.models import Account
+
+from .models import AppointmentCheck, ContainerChange, ContainerRow, Query
+
+# Pages name an account, never show its secrets: leaving them unloaded spares decrypting them.
+ACCOUNT_SECRETS = [f"account__{name}" for name in Account.SECRET_FIELDS]
+
+
+def own_account(user: Any) -> Account | None:
+    return Account.objects.defer(*Account.SECRET_FIELDS).filter(user=user).first()
+
+
+def visible_queries(user: Any) -> QuerySet[Query]:
+    """The queries a person may see, ready for a page: with their account's name, without
+    the account's secrets or a long run's plan (`state`, which no page shows)."""
+    return (
+        Query.objects.visible_to(user)
+        .select_related("account__user")
+        .defer("state", *ACCOUNT_SECRETS)
+    )
+
+
+def result_counts(query: Query) -> dict[str, int]:
+    return {
+        "containers": query.containers.count(),
+        "infos": query.infos.count(),
+        "checks": query.checks.count(),
+        "appointments": query.appointments.count(),
+        "changes": query.changes.count(),
+    }
+
+
+def container_trades(query: Query) -> list[str]:
+    """The trade types among a query's containers (the filter's choices)."""
+    return list(
+        ContainerRow.objects.filter(query=query)
+        .exclude(trade_type="")
+        .order_by("trade_type")
+        .values_list("trade_type", flat=True)
+        .distinct()
+    )
+
+
+def annotated_containers(query: Query) -> QuerySet[ContainerRow]:
+    """The query's containers with their slot check and change joined in SQL (one query for
+    any number of rows; both joins use the (query, container_number) unique indexes)."""
+    checks = AppointmentCheck.objects.filter(
+        query=OuterRef("query"), container_number=OuterRef("container_number")
+    )
+    changes = ContainerChange.objects.filter(
+        query=OuterRef("query"), container_number=OuterRef("container_number")
+    )
+    return (
+        ContainerRow.objects.filter(query=query)
+        # The raw sheet row is kept for audit, never shown.
+        .defer("raw")
+        .annotate(
+            earliest_slot=Subquery(checks.values("earliest_slot")[:1]),
+            slot_count=Subquery(checks.values("slot_count")[:1]),
+            change_kind=Subquery(changes.values("change")[:1]),
+            change_fields=Subquery(changes.values("fields")[:1], output_field=JSONField()),
+        )
+    )
+
+
+def filter_containers(
+    rows: QuerySet[ContainerRow], filters: dict[str, Any], *, today: date
+) -> QuerySet[ContainerRow]:
+    if filters.get("q"):
+        rows = rows.filter(container_number__icontains=filters["q"].strip())
+    if filters.get("holds") in ("yes", "no"):
+        rows = rows.filter(holds=filters["holds"] == "yes")
+    if filters.get("trade"):
+        rows = rows.filter(trade_type=filters["trade"])
+    if filters.get("lfd_within") is not None:
+        # Overdue containers are the most urgent, so "within N days" keeps them.
+        rows = rows.filter(last_free_day__lte=today + timedelta(days=filters["lfd_within"]))
+    if filters.get("slot") in ("yes", "no"):
+        has_slot = Exists(
+            AppointmentCheck.objects.filter(
+                query=OuterRef("query"),
+                container_number=OuterRef("container_number"),
+                slot_count__gt=0,
+            )
+        )
+        rows = rows.filter(has_slot if filters["slot"] == "yes" else ~has_slot)
+    if filters.get("changed") == "yes":
+        rows = rows.filter(
+            Exists(
+                ContainerChange.objects.filter(
+                    query=OuterRef("query"), container_number=OuterRef("container_number")
+                )
+            )
+        )
+    return rows
