@@ -256,7 +256,7 @@ def check_complete(ids: list[int], sim_rows: dict[str, int]) -> Check:
 
 def dump_database() -> str:
     """Every row of every table as text, plus django-q's pickled fields decoded (as
-    tests/test_secret_leaks.py does), plus the Redis broker's queue when there is one."""
+    tests/portal/test_secret_leaks.py does), plus the Redis broker's queue when there is one."""
     parts = []
     with connection.cursor() as cursor:
         for table in connection.introspection.table_names():

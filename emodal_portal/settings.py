@@ -367,7 +367,7 @@ if not DEBUG:
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 # Neither the pages nor Django's admin use an inline script or style, or anything from another
-# site (tests/test_http_surface.py opens every admin page to make sure).
+# site (tests/portal/test_http_surface.py opens every admin page to make sure).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django_q.brokers import get_broker
 from django_q.models import Task
 from django_q.signing import SignedPackage
+
+from queries_app.engine import sweep_queries
+from queries_app.models import Query
 
 
 class TaskQueue:
@@ -68,3 +72,23 @@ def steps_reported(result: Any) -> dict[int, int]:
         pk, _, count = item.partition(" x")
         found[int(pk.lstrip("#"))] = int(count)
     return found
+
+
+def run_through_retries(query: Query, queue: TaskQueue) -> Query:
+    """Run the query's tasks, and its retries as the sweep sets them going, until it ends."""
+    for _ in range(10):
+        run_queued_tasks(
+            queue,
+            until=lambda: (
+                queue.size() == 0
+                and (
+                    not Query.objects.get(pk=query.pk).is_live
+                    or Query.objects.get(pk=query.pk).retry_at is not None
+                )
+            ),
+        )
+        query.refresh_from_db()
+        if not query.is_live:
+            return query
+        sweep_queries(now=query.retry_at + timedelta(seconds=1))
+    raise AssertionError("the query did not end")

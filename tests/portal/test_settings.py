@@ -1,0 +1,232 @@
+"""Production settings: the deploy check passes, the security values hold, keys are required."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from ..processes import ROOT
+
+# Variables the settings read that a developer's or CI's environment could set.
+_SCRUBBED = (
+    "DEBUG",
+    "SECRET_KEY",
+    "FIELD_ENCRYPTION_KEY",
+    "ALLOWED_HOSTS",
+    "CSRF_TRUSTED_ORIGINS",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_PRELOAD",
+    "DJANGO_SETTINGS_MODULE",
+    "TRUSTED_PROXY_COUNT",
+    "AXES_FAILURE_LIMIT",
+    "AXES_USERNAME_FAILURE_LIMIT",
+    "HEALTHZ_CACHE_SECONDS",
+    "HEALTHZ_TOKEN",
+)
+SECRET_KEY = secrets.token_urlsafe(50)
+FIELD_KEY = Fernet.generate_key().decode()
+
+
+def production_env(tmp_path: Path, **changes: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    env.update(
+        DJANGO_SETTINGS_MODULE="emodal_portal.settings",
+        DEBUG="false",
+        SECRET_KEY=SECRET_KEY,
+        FIELD_ENCRYPTION_KEY=FIELD_KEY,
+        ALLOWED_HOSTS="portal.example.com",
+        # An empty database of its own: nothing stored under another key to trip a check.
+        DATABASE_URL=f"sqlite:///{tmp_path / 'prod.sqlite3'}",
+        LOG_LEVEL="WARNING",
+    )
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_deploy_check_passes_with_production_settings(tmp_path: Path) -> None:
+    result = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"], production_env(tmp_path)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_security_values(tmp_path: Path) -> None:
+    script = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps({n: getattr(s, n) for n in ("
+        "'DEBUG', 'ALLOWED_HOSTS', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', "
+        "'SECURE_HSTS_SECONDS', 'SECURE_HSTS_INCLUDE_SUBDOMAINS', 'SECURE_HSTS_PRELOAD', "
+        "'SECURE_SSL_REDIRECT', 'SESSION_COOKIE_HTTPONLY', 'X_FRAME_OPTIONS', "
+        "'CONTENT_SECURITY_POLICY', 'DATA_UPLOAD_MAX_MEMORY_SIZE', "
+        "'DATA_UPLOAD_MAX_NUMBER_FIELDS', 'TRUSTED_PROXY_COUNT', 'AXES_IPWARE_PROXY_COUNT', "
+        "'AXES_IPWARE_META_PRECEDENCE_ORDER', 'AXES_USERNAME_FAILURE_LIMIT', "
+        "'HEALTHZ_CACHE_SECONDS', 'HEALTHZ_TOKEN', 'SCHEDULED_TASK_HOOKS')}))"
+    )
+    result = run(["-c", script], production_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values == {
+        "DEBUG": False,
+        "ALLOWED_HOSTS": ["portal.example.com"],
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SECURE_HSTS_SECONDS": 31536000,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+        "SECURE_HSTS_PRELOAD": True,
+        "SECURE_SSL_REDIRECT": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "X_FRAME_OPTIONS": "DENY",
+        "CONTENT_SECURITY_POLICY": {
+            "DIRECTIVES": {
+                "default-src": ["'self'"],
+                "script-src": ["'self'"],
+                "style-src": ["'self'"],
+                "img-src": ["'self'", "data:"],
+                "object-src": ["'none'"],
+                "base-uri": ["'self'"],
+                "frame-ancestors": ["'none'"],
+                "form-action": ["'self'"],
+            }
+        },
+        "DATA_UPLOAD_MAX_MEMORY_SIZE": 256 * 1024,
+        "DATA_UPLOAD_MAX_NUMBER_FIELDS": 1000,
+        "TRUSTED_PROXY_COUNT": 0,
+        "AXES_IPWARE_PROXY_COUNT": None,
+        "AXES_IPWARE_META_PRECEDENCE_ORDER": ["REMOTE_ADDR"],
+        "AXES_USERNAME_FAILURE_LIMIT": 30,
+        "HEALTHZ_CACHE_SECONDS": 5.0,
+        "HEALTHZ_TOKEN": "",
+        "SCHEDULED_TASK_HOOKS": [],
+    }
+
+
+def test_a_trusted_proxy_count_reads_the_client_from_forwarded_for(tmp_path: Path) -> None:
+    script = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps([s.AXES_IPWARE_PROXY_COUNT, s.AXES_IPWARE_META_PRECEDENCE_ORDER, "
+        "'csp.middleware.CSPMiddleware' in s.MIDDLEWARE]))"
+    )
+    result = run(["-c", script], production_env(tmp_path, TRUSTED_PROXY_COUNT="2"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        1,
+        ["HTTP_X_FORWARDED_FOR"],
+        True,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"TRUSTED_PROXY_COUNT": "-1"}, "TRUSTED_PROXY_COUNT must be 0 (no proxy) or more."),
+        (
+            {"AXES_USERNAME_FAILURE_LIMIT": "5"},
+            "AXES_USERNAME_FAILURE_LIMIT must be 0 (off) or more than AXES_FAILURE_LIMIT.",
+        ),
+    ],
+)
+def test_login_protection_settings_that_would_not_protect_are_refused_in_one_line(
+    tmp_path: Path, bad: dict[str, str], message: str
+) -> None:
+    result = run(["manage.py", "check"], production_env(tmp_path, **bad))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"Error: {message}"]
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEY"])
+def test_production_refuses_to_start_without_a_key(tmp_path: Path, missing: str) -> None:
+    for value in (None, ""):
+        result = run(["manage.py", "check"], production_env(tmp_path, **{missing: value}))
+        assert result.returncode != 0
+        assert f"{missing} must be set when DEBUG is off." in result.stderr
+
+
+def test_the_deploy_check_refuses_the_development_key(tmp_path: Path) -> None:
+    field_key = "ZGV2LW9ubHktZmllbGQtZW5jcnlwdGlvbi1rZXkhISE="
+    result = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        production_env(tmp_path, FIELD_ENCRYPTION_KEY=field_key),
+    )
+    assert result.returncode != 0
+    assert "sessions_app.E003" in result.stderr
+    assert field_key not in result.stdout + result.stderr  # a key is never printed
+
+
+MALFORMED_KEYS = {
+    "not-a-fernet-key": SECRET_KEY,
+    "too-short": "c2hvcnQ=",
+    "second-of-two": f"{FIELD_KEY},not-a-key",
+}
+
+
+@pytest.mark.parametrize("field_key", MALFORMED_KEYS.values(), ids=MALFORMED_KEYS.keys())
+@pytest.mark.parametrize(
+    "command",
+    [["check"], ["check", "--deploy"], ["migrate", "--plan"], ["set_credentials", "kim"]],
+    ids=" ".join,
+)
+def test_a_malformed_field_key_stops_every_command_with_one_line(
+    tmp_path: Path, field_key: str, command: list[str]
+) -> None:
+    result = run(["manage.py", *command], production_env(tmp_path, FIELD_ENCRYPTION_KEY=field_key))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: FIELD_ENCRYPTION_KEY")
+    assert "is not a valid Fernet key: " in lines[0]
+    assert ("key 2 of 2" in lines[0]) is ("," in field_key)
+    for key in field_key.split(","):
+        assert key not in result.stdout + result.stderr  # a key is never printed
+
+
+def test_gunicorn_with_a_malformed_field_key_stops_with_one_line_and_no_traceback(
+    tmp_path: Path,
+) -> None:
+    env = production_env(tmp_path, FIELD_ENCRYPTION_KEY="c2hvcnQ=")
+    result = run(
+        ["-m", "gunicorn", "emodal_portal.wsgi", "--bind", "127.0.0.1:0", "--workers", "1"], env
+    )
+    assert result.returncode != 0  # halted, not respawning workers for ever
+    assert "Error: FIELD_ENCRYPTION_KEY is not a valid Fernet key" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_deploy_check_refuses_a_field_key_equal_to_the_secret_key(tmp_path: Path) -> None:
+    result = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        production_env(tmp_path, SECRET_KEY=FIELD_KEY),
+    )
+    assert result.returncode != 0
+    assert "sessions_app.E004" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "bad", [{"QUERY_TRIGGER_LIMIT": "-1"}, {"QUERY_TRIGGER_WINDOW_SECONDS": "0"}]
+)
+def test_a_negative_trigger_limit_or_an_empty_window_is_refused(
+    tmp_path: Path, bad: dict[str, str]
+) -> None:
+    result = run(["manage.py", "check"], production_env(tmp_path, **bad))
+    assert result.returncode != 0
+    assert "QUERY_TRIGGER_LIMIT must be 0 (off) or more" in result.stderr
