@@ -95,15 +95,15 @@ def _line(name: str, start: float, stop: float, result: Any, waits: list, sql: l
     os.write(_fd(), ("\t".join(fields) + "\n").encode())
 
 
-_step_started: dict[int, tuple[float, int, list[Any]]] = {}
+_begun: dict[int, tuple[float, int, list[Any]]] = {}
 
 
 def _step_started(sender: Any, query_id: int, **kwargs: Any) -> None:
-    _step_started[query_id] = (time.time(), len(_waits), list(_sql))
+    _begun[query_id] = (time.time(), len(_waits), list(_sql))
 
 
 def _step_finished(sender: Any, query_id: int, outcome: str, **kwargs: Any) -> None:
-    start, first_wait, sql_before = _step_started.pop(query_id, (time.time(), len(_waits), _sql))
+    start, first_wait, sql_before = _begun.pop(query_id, (time.time(), len(_waits), list(_sql)))
     sql = [_sql[0] - sql_before[0], _sql[1] - sql_before[1]]
     _line(f"query-{query_id}", start, time.time(), outcome, _waits[first_wait:], sql)
 
