@@ -396,8 +396,9 @@ STORAGES = {
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    # Load balancers probe /healthz over plain HTTP inside the network.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # Load balancers probe /healthz, and Prometheus scrapes /metrics, over plain HTTP inside
+    # the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)

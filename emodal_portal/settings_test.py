@@ -32,3 +32,7 @@ EMODAL_BREAKER_CACHE_SECONDS = 0
 AXES_ENABLED = True
 # Each test sees the upstream as it is now (the caching of /healthz has a test of its own).
 HEALTHZ_CACHE_SECONDS = 0
+# WhiteNoise as under runserver: files found where they lie (pytest-django turns DEBUG off,
+# and there is no collectstatic output in tests).
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
