@@ -90,8 +90,17 @@ class StepStat(LatencyHistogram):
         return f"{self.hour:%Y-%m-%d %H:00} {self.kind}/{self.step} {self.outcome}: {self.count}"
 
 
+class NoRows(models.Manager["Operations"]):
+    """Operations has no table: every query of it is empty, and never reaches the database."""
+
+    def get_queryset(self) -> models.QuerySet[Operations]:
+        return super().get_queryset().none()
+
+
 class Operations(models.Model):
     """No table: the operations page in the admin, and the permission that opens it."""
+
+    objects = NoRows()
 
     class Meta:
         managed = False
