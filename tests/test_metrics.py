@@ -211,8 +211,7 @@ def test_a_web_process_reports_the_totals_that_two_worker_processes_wrote(
 ) -> None:
     accounts = [make_account(name) for name in ("ann", "ben", "cid")]
     accounts.append(make_account("dee", password="wrong-password"))
-    clusters(workers=2)
-    clusters(workers=2)
+    workers = [clusters(workers=2), clusters(workers=2)]
     web = Gunicorn(worker_env(sim.url, METRICS_TOKEN=TOKEN))
     try:
         assert requests.get(f"{web.url}/metrics", timeout=10).status_code == 403
@@ -225,6 +224,10 @@ def test_a_web_process_reports_the_totals_that_two_worker_processes_wrote(
         started = [start_query(account=a, kind=Query.Kind.CONTAINERS) for a in accounts]
         started += [start_query(account=a, kind=Query.Kind.APPOINTMENTS) for a in accounts[:2]]
         _wait_until(lambda: not Query.objects.filter(pk__in=[q.pk for q in started]).live())
+        # A step's figures are recorded just after the commit that ended its query: stopped
+        # clusters have recorded everything.
+        for cluster in workers:
+            cluster.stop()
         text = requests.get(
             f"{web.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
         ).text
@@ -262,3 +265,23 @@ def test_a_web_process_reports_the_totals_that_two_worker_processes_wrote(
     assert found["emodal_live_sessions"] == {
         (("server", public_name(sim.url)),): Account.objects.with_session().count()
     }
+
+
+def test_a_failure_to_record_never_reaches_the_call(
+    sim: SimControl, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ops_app import recording
+    from sessions_app.client import EModalClient
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the database is gone")
+
+    monkeypatch.setattr(recording, "add_duration", broken)
+    client = EModalClient(sim.url)
+    try:
+        grant = client.get_session(username="u", password="p", captcha_api_key="k")
+    finally:
+        client.close()
+    assert grant.session_id
+    assert UpstreamCallStat.objects.count() == 0
+    assert "Could not record an upstream call's duration: RuntimeError" in caplog.text
