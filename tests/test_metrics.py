@@ -78,7 +78,7 @@ def test_a_missing_or_wrong_token_gets_no_figures(alice: Account) -> None:
 
 
 def test_the_portal_figures_are_what_the_database_holds(
-    alice: Account, bob: Account, sim: SimControl, settings: Any
+    alice: Account, bob: Account, sim: SimControl, task_queue: TaskQueue
 ) -> None:
     for kind in ("created", "created", "rejected", "failed"):
         SessionEvent.objects.create(account=alice, kind=kind, captcha_spent=True)
