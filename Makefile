@@ -2,12 +2,14 @@
 #   make run   - the portal (web, task cluster, and the upstream simulator unless
 #                EMODAL_API_URL is set), on SQLite
 #   make test  - the test suite
+#   make serve - production settings on one machine: gunicorn + qcluster (needs SECRET_KEY
+#                and FIELD_ENCRYPTION_KEY, in the environment or .env)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format venv bench clean
+.PHONY: run serve test lint format venv bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +21,9 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	DEBUG=$${DEBUG:-true} $(PY) scripts/run_portal.py
+
+serve: $(STAMP)
+	$(PY) scripts/serve.py
 
 test: $(STAMP)
 	DEBUG=true $(PY) -m pytest $(PYTEST_ARGS)

@@ -72,17 +72,26 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # WhiteNoise serves static files under runserver too, as it does under gunicorn.
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django_prometheus",
     "django_q",
     "encrypted_model_fields",
     "axes",
     "csp",
     "sessions_app",
     "queries_app",
+    "ops_app",
 ]
 
 MIDDLEWARE = [
+    # First and last: django-prometheus times every request (per process; see ops_app.metrics).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files, compressed and with far-future caching for hashed names: the portal
+    # needs nothing in front of it to serve them (see STORAGES).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # Content-Security-Policy on every response (see CONTENT_SECURITY_POLICY).
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -91,6 +100,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as django-axes asks: turns a locked-out login into its lockout answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -131,6 +141,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# django-prometheus's wrappers of the same backends count queries and errors per process.
+DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
+    "django.db.backends.", "django_prometheus.db.backends."
+)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -190,6 +205,7 @@ else:
 SCHEDULED_TASK_FUNCS = [
     "queries_app.tasks.start_scheduled_query",
     "queries_app.tasks.sweep_queries",
+    "ops_app.tasks.prune_results",
 ]
 SCHEDULED_TASK_HOOKS: list[str] = []
 
@@ -276,6 +292,18 @@ HEALTHZ_CACHE_SECONDS = env.float("HEALTHZ_CACHE_SECONDS", default=5.0)
 # only the verdict. Empty: staff only.
 HEALTHZ_TOKEN = env.str("HEALTHZ_TOKEN", default="")
 
+# --- Operations: metrics and retention ------------------------------------------------------------
+# GET /metrics (Prometheus text format) answers only "Authorization: Bearer <this>"; empty
+# turns the endpoint off (404).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# The daily prune (ops_app.tasks.prune_results) deletes the result rows and files of queries
+# older than this many days, keeping each account's latest successful query of each kind and
+# its RESULTS_KEEP_LAST most recent ones besides; 0 turns the daily prune off.
+RESULTS_RETENTION_DAYS = env.int("RESULTS_RETENTION_DAYS", default=30)
+RESULTS_KEEP_LAST = env.int("RESULTS_KEEP_LAST", default=3)
+if RESULTS_RETENTION_DAYS < 0 or RESULTS_KEEP_LAST < 0:
+    raise ImproperlyConfigured("RESULTS_RETENTION_DAYS and RESULTS_KEEP_LAST must be 0 or more.")
+
 # --- Auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -352,13 +380,21 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "static")
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # `collectstatic` writes each file under a name holding its hash (and .gz/.br copies);
+    # WhiteNoise serves those with a year's Cache-Control and `immutable`. With DEBUG on,
+    # pages name the files as they are and WhiteNoise finds them where they lie.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # --- Security (production) -----------------------------------------------------------------------
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    # Load balancers probe /healthz over plain HTTP inside the network.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # Load balancers probe /healthz, and Prometheus scrapes /metrics, over plain HTTP inside
+    # the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)

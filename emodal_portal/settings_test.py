@@ -9,7 +9,7 @@ from .settings import BASE_DIR, DATABASES  # noqa: E402
 
 # A file, not an in-memory database, so that tests can run worker processes against it;
 # one per test run, so that two runs on one machine keep out of each other's way.
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"].endswith(".sqlite3"):
     DATABASES["default"]["TEST"] = {
         "NAME": str(BASE_DIR / "var" / f"test_db-{os.getpid()}.sqlite3")
     }
@@ -32,3 +32,7 @@ EMODAL_BREAKER_CACHE_SECONDS = 0
 AXES_ENABLED = True
 # Each test sees the upstream as it is now (the caching of /healthz has a test of its own).
 HEALTHZ_CACHE_SECONDS = 0
+# WhiteNoise as under runserver: files found where they lie (pytest-django turns DEBUG off,
+# and there is no collectstatic output in tests).
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from ops_app.metrics import metrics_view
+
 from .health import healthz
 
 admin.site.site_header = "E-Modal Portal"
@@ -27,5 +29,6 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("queries/", include("queries_app.urls")),
 ]

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def database_url() -> str:
     """A DATABASE_URL for the database the running test uses."""
     db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
+    if connection.vendor == "sqlite":
         return f"sqlite:///{Path(db['NAME']).resolve()}"
     auth = quote(db["USER"] or "")
     if db.get("PASSWORD"):

@@ -1,0 +1,116 @@
+"""Delete old queries' results (rows and files) in short batches.
+
+    manage.py prune_results --older-than 30 [--keep-last 3] [--dry-run]
+
+Keeps every Query row, each account's latest successful query of each kind, the --keep-last
+most recent of each account and kind, and live queries (see ops_app/retention.py). Prints
+rows and bytes freed per table; bytes are estimated from each table's average row size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from ops_app.retention import BATCH_SIZE, PruneReport, prune_results
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise CommandError(f"{text!r} is not a whole number.") from None
+    if value < 0:
+        raise CommandError(f"{value} is negative: give 0 or more.")
+    return value
+
+
+def human_bytes(size: int | None) -> str:
+    if size is None:
+        return "size unknown"
+    amount = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024 or unit == "GiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{size} B"  # pragma: no cover
+
+
+class Command(BaseCommand):
+    help = "Delete the result rows and files of queries older than a number of days."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--older-than",
+            dest="days",
+            metavar="DAYS",
+            required=True,
+            help="Prune the results of queries created more than this many days ago.",
+        )
+        parser.add_argument(
+            "--keep-last",
+            metavar="N",
+            default="0",
+            help="Also keep the N most recent queries of each account and kind (default 0; "
+            "the latest successful one is always kept).",
+        )
+        parser.add_argument(
+            "--batch-size",
+            metavar="ROWS",
+            default=str(BATCH_SIZE),
+            help=f"Rows deleted per transaction (default {BATCH_SIZE}).",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="Count, delete nothing.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        days = _non_negative(options["days"])
+        keep_last = _non_negative(options["keep_last"])
+        batch_size = _non_negative(options["batch_size"])
+        if not batch_size:
+            raise CommandError("--batch-size must be 1 or more.")
+        verbosity = options["verbosity"]
+
+        def progress(table: str, rows: int) -> None:
+            if verbosity >= 2:
+                self.stdout.write(f"  {table}: {rows} rows deleted")
+
+        report = prune_results(
+            older_than_days=days,
+            keep_last=keep_last,
+            dry_run=options["dry_run"],
+            batch_size=batch_size,
+            on_batch=progress,
+        )
+        self.print_report(report, verbosity)
+
+    def print_report(self, report: PruneReport, verbosity: int) -> None:
+        if verbosity < 1:
+            return
+        verb = "Would free" if report.dry_run else "Freed"
+        self.stdout.write(
+            f"{verb}: results of {report.queries} queries created before "
+            f"{timezone.localtime(report.cutoff):%Y-%m-%d %H:%M %Z}"
+        )
+        total_bytes = 0
+        known = True
+        for table, figures in report.tables.items():
+            self.stdout.write(
+                f"  {table:<32} {figures.rows:>10} rows  {human_bytes(figures.bytes):>12}"
+            )
+            if figures.bytes is None:
+                known = False
+            else:
+                total_bytes += figures.bytes
+        self.stdout.write(
+            f"  {'files':<32} {report.files:>10} files {human_bytes(report.file_bytes):>12}"
+        )
+        total = human_bytes(total_bytes + report.file_bytes) if known else "size unknown"
+        self.stdout.write(
+            self.style.SUCCESS(f"{verb} {report.rows} rows and {report.files} files ({total}).")
+        )
+        if not report.dry_run and verbosity >= 2:
+            self.stdout.write(
+                f"{report.batches} batches; the longest took {report.longest_batch_seconds:.3f} s."
+            )
