@@ -15,8 +15,8 @@ from ops_app.models import UpstreamCallStat
 from ops_app.recording import add_duration
 from sessions_app.models import Account, SessionEvent
 
-from .conftest import make_account
-from .test_e2e_browser import CHROMIUM, browser_page, orm, shot  # noqa: F401 - fixtures
+from ..conftest import make_account
+from ..queries.test_e2e_browser import CHROMIUM, browser_page, orm, shot  # noqa: F401 - fixtures
 from .test_operations_page import URL, make_history
 
 pytestmark = [

@@ -21,8 +21,8 @@ from ops_app.recording import add_duration
 from queries_app.models import Query
 from sessions_app.models import Account, SessionEvent
 
-from .conftest import make_account
-from .test_http_surface import STRICT_POLICY, inline_code, policy
+from ..conftest import make_account
+from ..portal.test_http_surface import STRICT_POLICY, inline_code, policy
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from .processes import ROOT
+from ..processes import ROOT
 
 
 def serve(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:

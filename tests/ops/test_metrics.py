@@ -21,12 +21,12 @@ from queries_app.models import Query
 from queries_app.services import start_query
 from sessions_app.models import Account, SessionEvent, UpstreamBreaker
 
-from .conftest import make_account
-from .processes import worker_env
-from .served import Gunicorn
-from .sim import SimControl
-from .taskqueue import TaskQueue
-from .threads import in_threads
+from ..conftest import make_account
+from ..processes import worker_env
+from ..served import Gunicorn
+from ..sim import SimControl
+from ..taskqueue import TaskQueue
+from ..threads import in_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -221,8 +221,8 @@ def test_a_web_process_reports_the_totals_that_two_worker_processes_wrote(
             ).status_code
             == 403
         )
-        started = [start_query(account=a, kind=Query.Kind.CONTAINERS) for a in accounts]
-        started += [start_query(account=a, kind=Query.Kind.APPOINTMENTS) for a in accounts[:2]]
+        started = [start_query(account=a, kind="containers")[0] for a in accounts]
+        started += [start_query(account=a, kind="appointments")[0] for a in accounts[:2]]
         _wait_until(lambda: not Query.objects.filter(pk__in=[q.pk for q in started]).live())
         # A step's figures are recorded just after the commit that ended its query: stopped
         # clusters have recorded everything.
@@ -271,7 +271,7 @@ def test_a_failure_to_record_never_reaches_the_call(
     sim: SimControl, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from ops_app import recording
-    from sessions_app.client import EModalClient
+    from sessions_app.upstream import EModalClient
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the database is gone")

@@ -27,10 +27,10 @@ from cryptography.fernet import Fernet
 from django.conf import settings as django_settings
 from django.db import connection
 
-from .processes import ROOT
-from .served import wait_for_url
-from .sim import SimControl
-from .test_e2e_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from ..processes import ROOT
+from ..queries.test_e2e_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from ..served import wait_for_url
+from ..sim import SimControl
 
 pytestmark = [
     pytest.mark.slow,
