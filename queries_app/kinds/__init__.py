@@ -1,12 +1,9 @@
-"""The query kinds, one module each, registered with `queries_app.registry` when imported (the
-app imports this package when it is ready). Shared pieces: `params` (the parameter fields),
-`checking` (appointment checks)."""
+"""The query kinds, one module each, registered with `queries_app.registry` when imported. Every
+module of this package is imported when the app is ready, so adding a kind is adding a module.
+Shared pieces: `params` (the parameter fields), `checking` (appointment checks)."""
 
-from . import (  # noqa: F401  (each registers its kind)
-    appointment_check,
-    appointments,
-    availability,
-    bulk_info,
-    containers,
-    lookups,
-)
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
