@@ -38,6 +38,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from sessions_app.models import Account
 
+from . import access
 from .exports import XLSX_CONTENT_TYPE, csv_lines, xlsx_bytes
 from .forms import StartQueryForm, TimeZoneForm
 from .models import Query, QueryFile
@@ -100,19 +101,9 @@ def set_timezone(request: HttpRequest) -> HttpResponse:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _sees_others(user: Any) -> bool:
-    return user.is_staff and user.has_perm("queries_app.view_query")
-
-
-def _may_choose_account(user: Any) -> bool:
-    # Starting a query for another account leads to its page: seeing it takes both.
-    return _sees_others(user) and user.has_perm("queries_app.run_query")
-
-
-def _may_cancel(user: Any, query: Query) -> bool:
-    if query.account.user_id == user.pk:
-        return True
-    return user.is_staff and user.has_perm("queries_app.run_query")
+_sees_others = access.sees_others
+_may_choose_account = access.may_choose_account
+_may_cancel = access.may_cancel
 
 
 def _visible_query(request: HttpRequest, pk: int) -> Query:
