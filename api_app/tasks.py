@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -16,13 +15,13 @@ def deliver_webhook(delivery_id: int) -> str:
     return delivery.deliver(delivery_id)
 
 
-def sweep_webhooks() -> dict[str, int]:
+def sweep_webhooks(now: datetime | None = None) -> dict[str, int]:
     """Every minute (schedule made by migration 0002): set due retries going, and drop what
     is no longer needed (finished deliveries past WEBHOOK_LOG_DAYS, old request counts)."""
-    now = timezone.now()
+    now = now or timezone.now()
     due = delivery.due_deliveries(now)
     events.enqueue_deliveries(due)
-    old_window = int(time.time() // settings.API_RATE_WINDOW_SECONDS) - 1
+    old_window = int(now.timestamp() // settings.API_RATE_WINDOW_SECONDS) - 1
     counts, _ = RequestCount.objects.filter(window_number__lt=old_window).delete()
     pruned = 0
     if settings.WEBHOOK_LOG_DAYS:

@@ -103,7 +103,7 @@ def deliver(delivery_id: int, *, now: datetime | None = None) -> str:
 def record(
     delivery: WebhookDelivery, token: str, answer: transport.Answer, *, started: datetime
 ) -> str:
-    finished = timezone.now()
+    finished = started + timedelta(seconds=answer.seconds)
     number = delivery.attempts + 1
     last = number >= max_attempts(delivery)
     if answer.ok:
