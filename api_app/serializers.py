@@ -412,11 +412,3 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
             "finished_at",
             "attempt_log",
         ]
-
-
-class PayloadSerializer(serializers.Serializer):
-    """The body of every webhook (Standard Webhooks), signed with the endpoint's secret."""
-
-    type = serializers.CharField(help_text="An event type, or webhook.test.")
-    timestamp = serializers.DateTimeField()
-    data = serializers.DictField(help_text="id, account_id, container_number, query_id, …")
