@@ -336,3 +336,19 @@ def test_kinds_and_event_types_are_listed(alice: Account, api: Any) -> None:
     assert kinds["bulk_info"]["params"][0]["type"] == "list of container numbers"
     types = [e["type"] for e in client.get("/api/v1/event-types/").json()]
     assert "container.lfd_changed" in types and "query.finished" in types
+
+
+def test_a_crash_and_a_refused_host_answer_json_without_details(
+    alice: Account, api: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from api_app import views
+
+    def broken() -> list[Any]:
+        raise RuntimeError("the registry fell over")
+
+    monkeypatch.setattr(views, "all_kinds", broken)
+    body = is_error(api(alice.user).get("/api/v1/kinds/"), 500, "server_error")
+    assert "registry" not in body["message"]
+    assert "the registry fell over" in caplog.text  # logged for the operators
+    refused = Client(HTTP_HOST="evil.example.com").get("/api/v1/queries/")
+    is_error(refused, 400, "bad_request")
