@@ -239,3 +239,36 @@ def _user(name: str) -> Any:
     from django.contrib.auth import get_user_model
 
     return get_user_model().objects.create_user(name)
+
+
+def test_query_ends_make_one_event_each_failed_or_finished(
+    alice: Account, receiver: Receiver, task_queue: TaskQueue
+) -> None:
+    from queries_app.models import Query
+    from queries_app.services import start_query
+    from queries_app.signals import query_finished
+
+    _, secret = create_endpoint(
+        user=alice.user, url=receiver.url, events=["query.finished", "query.failed"]
+    )
+    failed = Query.objects.create(
+        account=alice, kind="containers", status="failed", error="E-Modal said no."
+    )
+    for _ in range(2):  # told twice, sent once
+        query_finished.send_robust(sender=Query, query=failed)
+    cancelled, _ = start_query(account=alice, kind="appointments")
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {_token(alice)}")
+    assert api.post(f"/api/v1/queries/{cancelled.pk}/cancel/").json()["status"] == "cancelled"
+    run_queued_tasks(
+        task_queue,
+        until=lambda: WebhookDelivery.objects.filter(status="succeeded").count() == 2,
+    )
+    payloads = {
+        p["data"]["query_id"]: p for p in (verified(secret, r) for r in receiver.requests())
+    }
+    assert len(receiver.requests()) == 2
+    assert payloads[failed.pk]["type"] == "query.failed"
+    assert payloads[failed.pk]["data"]["error"] == "E-Modal said no."
+    assert payloads[cancelled.pk]["type"] == "query.finished"
+    assert payloads[cancelled.pk]["data"]["status"] == "cancelled"
+    assert receiver.requests()[0].headers["webhook-id"] == f"evt_query_{failed.pk}_failed"
