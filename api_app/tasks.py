@@ -26,9 +26,10 @@ def sweep_webhooks(now: datetime | None = None) -> dict[str, int]:
     pruned = 0
     if settings.WEBHOOK_LOG_DAYS:
         before = now - timedelta(days=settings.WEBHOOK_LOG_DAYS)
-        pruned, _ = (
+        _, deleted = (
             WebhookDelivery.objects.exclude(status=WebhookDelivery.Status.PENDING)
             .filter(created_at__lt=before)
             .delete()
         )
+        pruned = deleted.get(WebhookDelivery._meta.label, 0)  # not counting their attempts
     return {"enqueued": len(due), "request_counts_deleted": counts, "deliveries_deleted": pruned}

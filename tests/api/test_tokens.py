@@ -113,3 +113,56 @@ def test_the_rate_limit_answers_429_with_retry_after(alice: Account, settings: A
     assert refused.json()["code"] == "rate_limited"
     # Per token: another of the same user has its own count.
     assert bearer(token_for(alice.user)).get("/api/v1/accounts/").status_code == 200
+
+
+def test_the_webhook_sweep_is_scheduled_and_drops_what_is_no_longer_needed(
+    alice: Account, settings: Any
+) -> None:
+    from django_q.models import Schedule
+
+    from api_app.models import RequestCount, WebhookDelivery
+    from api_app.tasks import sweep_webhooks
+    from api_app.webhooks.endpoints import create_endpoint
+    from queries_app.checks import check_stored_schedules
+
+    schedule = Schedule.objects.get(name="api: send due webhook deliveries")
+    assert (schedule.func, schedule.schedule_type, schedule.minutes) == (
+        "api_app.tasks.sweep_webhooks",
+        Schedule.MINUTES,
+        1,
+    )
+    assert schedule.func in settings.SCHEDULED_TASK_FUNCS and check_stored_schedules() == []
+
+    from .conftest import token_for
+
+    token = ApiToken.objects.get(
+        key_hash=hashlib.sha256(token_for(alice.user).encode()).hexdigest()
+    )
+    now = timezone.now()
+    window = int(now.timestamp() // settings.API_RATE_WINDOW_SECONDS)
+    for number in (window - 5, window - 1, window):
+        RequestCount.objects.create(token=token, window_number=number, requests=3)
+    endpoint, _ = create_endpoint(
+        user=alice.user, url="https://tms.example.com/h", events=["query.finished"]
+    )
+    old = now - timedelta(days=settings.WEBHOOK_LOG_DAYS + 1)
+    for event, status in (("old-done", "succeeded"), ("old-pending", "pending"), ("new", "failed")):
+        WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            event_id=event,
+            event_type="query.finished",
+            body="{}",
+            status=status,
+            created_at=old if event.startswith("old") else now,
+            next_attempt_at=now + timedelta(hours=1) if status == "pending" else None,
+        )
+    report = sweep_webhooks(now=now)
+    assert report == {"enqueued": 0, "request_counts_deleted": 1, "deliveries_deleted": 1}
+    assert sorted(RequestCount.objects.values_list("window_number", flat=True)) == [
+        window - 1,
+        window,
+    ]
+    assert sorted(WebhookDelivery.objects.values_list("event_id", flat=True)) == [
+        "new",
+        "old-pending",
+    ]
