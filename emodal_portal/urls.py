@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from api_app import errors as api_errors
 from ops_app.metrics import metrics_view
 
 from .health import healthz
@@ -13,8 +14,8 @@ admin.site.index_title = "Administration"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="queries:list", permanent=False), name="home"),
-    # Log in and out, and change one's password. No password reset: the portal sends no
-    # e-mail, so its pages would only tell a visitor which addresses have logins.
+    # Log in and out, and change one's password. No password reset: its pages would tell a
+    # visitor which addresses have logins.
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
@@ -31,4 +32,12 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("queries/", include("queries_app.urls")),
+    path("api/", include("api_app.urls")),
+    path("integrations/", include("api_app.page_urls")),
 ]
+
+# JSON answers under /api/, the usual pages elsewhere.
+handler400 = api_errors.bad_request
+handler403 = api_errors.permission_denied
+handler404 = api_errors.page_not_found
+handler500 = api_errors.server_error

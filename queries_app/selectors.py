@@ -55,6 +55,11 @@ def container_trades(query: Query) -> list[str]:
 def annotated_containers(query: Query) -> QuerySet[ContainerRow]:
     """The query's containers with their slot check and change joined in SQL (one query for
     any number of rows; both joins use the (query, container_number) unique indexes)."""
+    return annotate_containers(ContainerRow.objects.filter(query=query))
+
+
+def annotate_containers(rows: QuerySet[ContainerRow]) -> QuerySet[ContainerRow]:
+    """Container rows (of one query or several) with their own query's slot check and change."""
     checks = AppointmentCheck.objects.filter(
         query=OuterRef("query"), container_number=OuterRef("container_number")
     )
@@ -62,10 +67,8 @@ def annotated_containers(query: Query) -> QuerySet[ContainerRow]:
         query=OuterRef("query"), container_number=OuterRef("container_number")
     )
     return (
-        ContainerRow.objects.filter(query=query)
         # The raw sheet row is kept for audit, never shown.
-        .defer("raw")
-        .annotate(
+        rows.defer("raw").annotate(
             earliest_slot=Subquery(checks.values("earliest_slot")[:1]),
             slot_count=Subquery(checks.values("slot_count")[:1]),
             change_kind=Subquery(changes.values("change")[:1]),

@@ -38,6 +38,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from sessions_app.models import Account
 
+from . import access
 from .exports import XLSX_CONTENT_TYPE, csv_lines, xlsx_bytes
 from .forms import StartQueryForm, TimeZoneForm
 from .models import Query, QueryFile
@@ -100,21 +101,6 @@ def set_timezone(request: HttpRequest) -> HttpResponse:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _sees_others(user: Any) -> bool:
-    return user.is_staff and user.has_perm("queries_app.view_query")
-
-
-def _may_choose_account(user: Any) -> bool:
-    # Starting a query for another account leads to its page: seeing it takes both.
-    return _sees_others(user) and user.has_perm("queries_app.run_query")
-
-
-def _may_cancel(user: Any, query: Query) -> bool:
-    if query.account.user_id == user.pk:
-        return True
-    return user.is_staff and user.has_perm("queries_app.run_query")
-
-
 def _visible_query(request: HttpRequest, pk: int) -> Query:
     return get_object_or_404(visible_queries(request.user), pk=pk)
 
@@ -130,7 +116,7 @@ def _start_form(
     request: HttpRequest, own: Account | None, data: Any = None
 ) -> StartQueryForm | None:
     """The start form, or None for a user who has no account to run queries with."""
-    choose = _may_choose_account(request.user)
+    choose = access.may_choose_account(request.user)
     if own is None and not choose:
         return None
     return StartQueryForm(data, choose_account=choose, initial={"account": own})
@@ -144,7 +130,7 @@ def _render_list(
         "form": form,
         "account": account,
         "no_account_message": NO_ACCOUNT_MESSAGE,
-        "show_account": _sees_others(request.user),
+        "show_account": access.sees_others(request.user),
         "timezone_form": TimeZoneForm(
             current=str(user_zone(request)), initial={"next": request.get_full_path()}
         ),
@@ -255,7 +241,7 @@ def query_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "query": query,
         "poll_ms": PROGRESS_POLL_MS,
-        "may_cancel": _may_cancel(request.user, query),
+        "may_cancel": access.may_cancel(request.user, query),
         **_results(request, query),
     }
     return render(request, "queries/detail.html", context)
@@ -283,7 +269,7 @@ def query_progress(request: HttpRequest, pk: int) -> JsonResponse:
             "reload_results": not query.is_live,
             "status_html": render_to_string(
                 "queries/_status.html",
-                {"query": query, "may_cancel": _may_cancel(request.user, query)},
+                {"query": query, "may_cancel": access.may_cancel(request.user, query)},
                 request=request,
             ),
         }
@@ -294,7 +280,7 @@ def query_progress(request: HttpRequest, pk: int) -> JsonResponse:
 @login_required
 def query_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     query = _visible_query(request, pk)
-    if not _may_cancel(request.user, query):
+    if not access.may_cancel(request.user, query):
         raise PermissionDenied("Cancelling another account's query needs a permission.")
     if cancel_query(query=query):
         query.refresh_from_db(fields=["status"])

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import ngettext
+
+from .models import ApiToken, WebhookDelivery, WebhookEndpoint
+from .tokens import revoke_token
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Read-only (a token is made by its owner, shown once): staff can see and revoke."""
+
+    list_display = ["name", "user", "hint", "state", "created_at", "last_used_at", "expires_at"]
+    list_filter = ["revoked_at", "expires_at", "created_at"]
+    list_select_related = ["user"]
+    search_fields = ["name", "user__username", "hint"]
+    readonly_fields = [
+        "user",
+        "name",
+        "hint",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    exclude = ["key_hash"]
+    actions = ["revoke"]
+
+    @admin.display(description="state")
+    def state(self, token: ApiToken) -> str:
+        return token.get_state_display()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        count = sum(revoke_token(token=token) for token in queryset)
+        self.message_user(
+            request,
+            ngettext("%(n)d token revoked.", "%(n)d tokens revoked.", count) % {"n": count},
+        )
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ["url", "user", "enabled", "last_success_at", "last_failure_at", "created_at"]
+    list_filter = ["enabled"]
+    list_select_related = ["user"]
+    search_fields = ["url", "user__username", "description"]
+    # The signing secret is never shown (its owner saw it once).
+    exclude = ["secret"]
+    readonly_fields = [
+        "user",
+        "disabled_at",
+        "disabled_reason",
+        "last_success_at",
+        "last_failure_at",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEndpoint]:
+        return super().get_queryset(request).defer("secret")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "event_type",
+        "event_id",
+        "endpoint",
+        "status",
+        "attempts",
+        "response_code",
+        "next_attempt_at",
+    ]
+    list_filter = ["status", "event_type", "is_test"]
+    list_select_related = ["endpoint"]
+    search_fields = ["event_id", "endpoint__url"]
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookDelivery]:
+        return super().get_queryset(request).select_related("endpoint").defer("endpoint__secret")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

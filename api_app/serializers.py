@@ -1,0 +1,414 @@
+"""What the API reads and writes, translated to and from JSON. Nothing here decides: rules
+live in `queries_app.services`, `queries_app.access` and `api_app.webhooks.endpoints`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from queries_app.events import EventType
+from queries_app.models import (
+    AppointmentCheck,
+    AppointmentRow,
+    ContainerChange,
+    ContainerInfo,
+    Query,
+)
+from queries_app.registry import QueryKind, get_kind
+from queries_app.tables import SORTABLE
+from sessions_app.models import Account
+
+from .models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error under /api/ has this shape."""
+
+    status = serializers.IntegerField(help_text="The HTTP status, repeated.")
+    code = serializers.CharField(
+        help_text="A stable word: invalid, not_authenticated, authentication_failed, "
+        "permission_denied, not_found, method_not_allowed, rate_limited, trigger_limit, "
+        "conflict, payload_too_large, bad_request, server_error."
+    )
+    message = serializers.CharField(help_text="What went wrong, in words for a person.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text='Validation errors by field ("params.container_id"); "_" for the request '
+        "as a whole.",
+    )
+
+
+# -- accounts and kinds ----------------------------------------------------------------------
+
+
+class AccountSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(source="user.username", help_text="The portal user's name.")
+    credential_state = serializers.ChoiceField(choices=Account.CredentialState.choices)
+    needs_a_person = serializers.SerializerMethodField(
+        help_text="Logins or appointment checks are stopped until someone fixes something."
+    )
+    may_start_queries = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Account
+        fields = [
+            "id",
+            "name",
+            "credential_state",
+            "needs_a_person",
+            "trucking_company",
+            "truck_plate",
+            "may_start_queries",
+        ]
+
+    def get_needs_a_person(self, account: Account) -> bool:
+        return account.logins_blocked or bool(account.appointment_error)
+
+    def get_may_start_queries(self, account: Account) -> bool:
+        from queries_app.access import may_start_for
+
+        return may_start_for(self.context["request"].user, account)
+
+
+class KindParamSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    required = serializers.BooleanField()
+    help_text = serializers.CharField()
+    type = serializers.ChoiceField(choices=["string", "list of container numbers", "choice"])
+    choices = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class KindSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    label = serializers.CharField()
+    help_text = serializers.CharField()
+    params = serializers.SerializerMethodField()
+
+    @extend_schema_field(KindParamSerializer(many=True))
+    def get_params(self, kind: QueryKind) -> list[dict[str, Any]]:
+        from queries_app.kinds.params import ContainerListField
+
+        found = []
+        for name, field in kind.params.base_fields.items():
+            item: dict[str, Any] = {
+                "name": name,
+                "label": str(field.label or name),
+                "required": field.required,
+                "help_text": str(field.help_text or ""),
+                "type": "string",
+            }
+            if isinstance(field, ContainerListField):
+                item["type"] = "list of container numbers"
+            elif isinstance(field, forms.ChoiceField):
+                item["type"] = "choice"
+                item["choices"] = [str(value) for value, _ in field.choices if value]
+            found.append(item)
+        return found
+
+
+# -- queries ----------------------------------------------------------------------------------
+
+
+class QuerySerializer(serializers.ModelSerializer):
+    account = serializers.IntegerField(source="account_id")
+    account_name = serializers.CharField(source="account.user.username")
+    kind = serializers.CharField(help_text="A kind's code (GET /api/v1/kinds/).")
+    kind_label = serializers.CharField(source="get_kind_display")
+    status = serializers.ChoiceField(choices=Query.Status.choices)
+    status_label = serializers.CharField(source="get_status_display")
+    step_label = serializers.SerializerMethodField()
+    percent = serializers.IntegerField(source="progress_percent")
+    is_live = serializers.BooleanField()
+    started_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Query
+        fields = [
+            "id",
+            "account",
+            "account_name",
+            "kind",
+            "kind_label",
+            "params",
+            "status",
+            "status_label",
+            "is_live",
+            "step",
+            "step_label",
+            "progress_done",
+            "progress_total",
+            "percent",
+            "waiting_for",
+            "cancel_requested",
+            "error",
+            "notes",
+            "batch",
+            "started_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    def get_step_label(self, query: Query) -> str:
+        if not query.is_live or not query.step:
+            return ""
+        try:
+            return str(get_kind(query.kind).step_label(query.step))
+        except LookupError:
+            return query.step
+
+    def get_started_by(self, query: Query) -> str | None:
+        return query.started_by.get_username() if query.started_by_id else None
+
+
+class ResultCountsSerializer(serializers.Serializer):
+    containers = serializers.IntegerField()
+    infos = serializers.IntegerField()
+    checks = serializers.IntegerField()
+    appointments = serializers.IntegerField()
+    changes = serializers.IntegerField()
+
+
+class QueryDetailSerializer(QuerySerializer):
+    results = serializers.SerializerMethodField(
+        help_text="How many rows of each result the query has (each has its own endpoint)."
+    )
+
+    class Meta(QuerySerializer.Meta):
+        fields = [*QuerySerializer.Meta.fields, "results"]
+
+    @extend_schema_field(ResultCountsSerializer)
+    def get_results(self, query: Query) -> dict[str, int]:
+        from queries_app.selectors import result_counts
+
+        return result_counts(query)
+
+
+class StartQuerySerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="A kind's code (GET /api/v1/kinds/).")
+    params = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text='The kind\'s parameters by name, e.g. {"container_id": "MSCU1234567"}; '
+        "a list of containers as a JSON list or as text.",
+    )
+    account = serializers.IntegerField(
+        required=False,
+        help_text="The account to run it for (staff allowed to start queries for any "
+        "account); by default the caller's own.",
+    )
+
+
+# -- result rows -------------------------------------------------------------------------------
+
+
+class ChangeSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ContainerChange.Change.choices)
+    fields = serializers.DictField(
+        child=serializers.ListField(), help_text="Field name: [before, after]."
+    )
+
+
+class ContainerSerializer(serializers.Serializer):
+    """A container row as a results table shows it, with its slot check and change."""
+
+    container_number = serializers.CharField()
+    trade_type = serializers.CharField()
+    status = serializers.CharField()
+    holds = serializers.BooleanField(allow_null=True)
+    last_free_day = serializers.DateField(allow_null=True)
+    good_through = serializers.DateField(allow_null=True)
+    pregate_ticket = serializers.CharField()
+    pregate_status = serializers.CharField()
+    gate_status = serializers.CharField()
+    origin = serializers.CharField()
+    destination = serializers.CharField()
+    current_location = serializers.CharField()
+    line = serializers.CharField()
+    vessel_name = serializers.CharField()
+    vessel_code = serializers.CharField()
+    voyage = serializers.CharField()
+    size_type = serializers.CharField()
+    fees = serializers.CharField()
+    tags = serializers.CharField()
+    earliest_slot = serializers.DateTimeField(
+        allow_null=True, help_text="The earliest appointment slot found, if it was checked."
+    )
+    slot_count = serializers.IntegerField(
+        allow_null=True, help_text="Slots found; null when it was not checked."
+    )
+    change = serializers.SerializerMethodField(
+        help_text="New or changed since the account's previous run (null: neither)."
+    )
+
+    @extend_schema_field(ChangeSerializer(allow_null=True))
+    def get_change(self, row: Any) -> dict[str, Any] | None:
+        if not getattr(row, "change_kind", None):
+            return None
+        return {"kind": row.change_kind, "fields": row.change_fields or {}}
+
+
+class BoardContainerSerializer(ContainerSerializer):
+    account = serializers.IntegerField(source="account_id")
+    query = serializers.IntegerField(source="query_id", help_text="The run it was read in.")
+    observed_at = serializers.DateTimeField(help_text="When this state was read from E-Modal.")
+
+
+class HistoryEntrySerializer(serializers.Serializer):
+    account = serializers.IntegerField(source="account_id")
+    query = serializers.IntegerField(source="query_id")
+    occurred_at = serializers.DateTimeField(help_text="When the run that found it ended.")
+    change = serializers.ChoiceField(choices=ContainerChange.Change.choices)
+    fields = serializers.DictField(child=serializers.ListField(), help_text="[before, after]")
+
+
+class ContainerDetailSerializer(serializers.Serializer):
+    container_number = serializers.CharField()
+    rows = BoardContainerSerializer(many=True, help_text="Its latest state, per account.")
+    history = HistoryEntrySerializer(many=True, help_text="Newest first (at most 100).")
+
+
+class ContainerFilterSerializer(serializers.Serializer):
+    """The containers table's filters and sort, as on the results page."""
+
+    q = serializers.CharField(
+        required=False, max_length=20, help_text="Part of a container number."
+    )
+    holds = serializers.ChoiceField(choices=["yes", "no"], required=False)
+    trade = serializers.CharField(
+        required=False, max_length=10, help_text="A trade type (e.g. IMPORT)."
+    )
+    lfd_within = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=365,
+        help_text="Last free day within this many days (overdue ones included).",
+    )
+    slot = serializers.ChoiceField(
+        choices=["yes", "no"], required=False, help_text="Has an available appointment slot."
+    )
+    changed = serializers.ChoiceField(
+        choices=["yes"],
+        required=False,
+        help_text="Only containers new or changed since the previous run.",
+    )
+    sort = serializers.ChoiceField(
+        choices=[key for key in SORTABLE] + [f"-{key}" for key in SORTABLE],
+        required=False,
+        help_text="A column; a leading - sorts descending (blanks last either way).",
+    )
+
+
+class InfoSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ContainerInfo
+        exclude = ["id", "query"]
+
+
+class CheckSerializer(serializers.ModelSerializer):
+    outcome = serializers.ChoiceField(choices=AppointmentCheck.Outcome.choices)
+
+    class Meta:
+        model = AppointmentCheck
+        exclude = ["id", "query", "screenshot"]
+
+
+class AppointmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AppointmentRow
+        exclude = ["id", "query", "raw"]
+
+
+class ChangeRowSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ContainerChange
+        fields = ["container_number", "change", "fields", "previous_query"]
+
+
+# -- webhooks ------------------------------------------------------------------------------------
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer):
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=EventType.choices), allow_empty=False
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = [
+            "id",
+            "url",
+            "description",
+            "events",
+            "enabled",
+            "disabled_at",
+            "disabled_reason",
+            "last_success_at",
+            "last_failure_at",
+            "created_at",
+        ]
+        read_only_fields = [
+            "id",
+            "disabled_at",
+            "disabled_reason",
+            "last_success_at",
+            "last_failure_at",
+            "created_at",
+        ]
+
+
+class WebhookEndpointWriteSerializer(serializers.Serializer):
+    url = serializers.CharField(max_length=2000)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=EventType.choices), allow_empty=False
+    )
+    description = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    enabled = serializers.BooleanField(required=False)
+
+
+class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
+    secret = serializers.CharField(
+        help_text="The signing secret (Standard Webhooks, whsec_…): shown this once."
+    )
+
+    class Meta(WebhookEndpointSerializer.Meta):
+        fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]
+
+
+class SecretSerializer(serializers.Serializer):
+    secret = serializers.CharField(help_text="The new signing secret: shown this once.")
+
+
+class DeliveryAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeliveryAttempt
+        fields = ["number", "started_at", "duration_ms", "response_code", "error"]
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    status = serializers.ChoiceField(choices=WebhookDelivery.Status.choices)
+    attempt_log = DeliveryAttemptSerializer(many=True)
+
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "event_id",
+            "event_type",
+            "is_test",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "response_code",
+            "error",
+            "created_at",
+            "finished_at",
+            "attempt_log",
+        ]

@@ -1,0 +1,1 @@
+"""Webhooks: endpoints users register, the events they hear, and their signed deliveries."""

@@ -1,0 +1,147 @@
+"""Registering, changing and testing webhook endpoints (the pages and the API call these)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.utils import timezone
+
+from queries_app.events import EventType
+
+from ..models import WebhookDelivery, WebhookEndpoint
+from . import events as webhook_events
+from .transport import AddressRefused, check_literal_host
+
+MAX_ENDPOINTS_PER_USER = 20
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def clean_url(url: str) -> str:
+    url = (url or "").strip()
+    errors: list[str] = []
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError:
+        errors.append("Give a full http:// or https:// URL.")
+    else:
+        parts = urlsplit(url)
+        if parts.username or parts.password:
+            errors.append(
+                "Put no user or password in the URL: receivers check the signature instead."
+            )
+        if parts.fragment:
+            errors.append("A webhook URL has no #fragment.")
+        try:
+            check_literal_host(parts.hostname or "")
+        except AddressRefused as exc:
+            errors.append(f"Webhooks are only sent to public addresses: {exc}")
+    if len(url) > WebhookEndpoint._meta.get_field("url").max_length:
+        errors.append("A URL has at most 2000 characters.")
+    if errors:
+        raise ValidationError({"url": errors})
+    return url
+
+
+def clean_events(values: Any) -> list[str]:
+    if not isinstance(values, list | tuple) or not values:
+        raise ValidationError({"events": ["Choose at least one event type."]})
+    unknown = [str(v) for v in values if v not in EventType.values]
+    if unknown:
+        raise ValidationError(
+            {
+                "events": [
+                    f"Unknown event type(s): {', '.join(unknown)}; choose among "
+                    f"{', '.join(EventType.values)}."
+                ]
+            }
+        )
+    return [value for value in EventType.values if value in values]
+
+
+def clean_description(text: str) -> str:
+    text = (text or "").strip()
+    if len(text) > 200 or not text.isprintable():
+        raise ValidationError({"description": ["At most 200 printable characters."]})
+    return text
+
+
+def create_endpoint(
+    *, user: Any, url: str, events: list[str], description: str = ""
+) -> tuple[WebhookEndpoint, str]:
+    """(the endpoint, its signing secret): the secret is shown to its owner this once."""
+    fields: dict[str, Any] = {}
+    problems: dict[str, list[str]] = {}
+    for name, clean, value in (
+        ("url", clean_url, url),
+        ("events", clean_events, events),
+        ("description", clean_description, description),
+    ):
+        try:
+            fields[name] = clean(value)
+        except ValidationError as exc:
+            problems.update(exc.message_dict)
+    if problems:
+        raise ValidationError(problems)
+    if WebhookEndpoint.objects.filter(user=user).count() >= MAX_ENDPOINTS_PER_USER:
+        raise ValidationError(f"At most {MAX_ENDPOINTS_PER_USER} webhook endpoints per person.")
+    secret = new_secret()
+    endpoint = WebhookEndpoint.objects.create(user=user, secret=secret, **fields)
+    return endpoint, secret
+
+
+def update_endpoint(*, endpoint: WebhookEndpoint, **changes: Any) -> WebhookEndpoint:
+    """Change the URL, events, description, or enable/disable it (enabling clears the reason
+    it was disabled for)."""
+    problems: dict[str, list[str]] = {}
+    cleaners = {"url": clean_url, "events": clean_events, "description": clean_description}
+    for name, value in changes.items():
+        if name in cleaners:
+            try:
+                setattr(endpoint, name, cleaners[name](value))
+            except ValidationError as exc:
+                problems.update(exc.message_dict)
+        elif name == "enabled":
+            if value and not endpoint.enabled:
+                endpoint.enabled, endpoint.disabled_at, endpoint.disabled_reason = True, None, ""
+            elif not value and endpoint.enabled:
+                endpoint.enabled, endpoint.disabled_at = False, timezone.now()
+                endpoint.disabled_reason = "Disabled by its owner."
+        else:
+            raise TypeError(f"unknown field {name}")
+    if problems:
+        raise ValidationError(problems)
+    endpoint.save()
+    return endpoint
+
+
+def rotate_secret(*, endpoint: WebhookEndpoint) -> str:
+    secret = new_secret()
+    endpoint.secret = secret
+    endpoint.save(update_fields=["secret", "updated_at"])
+    return secret
+
+
+def send_test_event(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
+    """A test event to this endpoint (enabled or not), sent by a worker at once: one attempt,
+    which never counts against the endpoint."""
+    event = webhook_events.test_event(endpoint)
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            event_id=event["id"],
+            event_type=event["type"],
+            body=webhook_events.body_for(event),
+            is_test=True,
+            next_attempt_at=timezone.now(),
+        )
+        webhook_events.enqueue_deliveries([delivery.pk])
+    return delivery

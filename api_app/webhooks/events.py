@@ -1,0 +1,190 @@
+"""Events in, deliveries out: which endpoints hear an event, and the body they are sent.
+
+Container events come from the board (`queries_app.events.events_recorded`); query events are
+made here from the engine's `query_finished`, with ids derived from the query's, so that a
+query's end is one event whatever announces it and however often. A delivery is one row per
+endpoint and event id (a unique constraint): an event announced twice is delivered once.
+Listeners are quick — rows written, tasks enqueued after commit — and never raise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from queries_app.access import sees_others
+from queries_app.events import EventType
+from queries_app.models import Query
+
+from ..models import WebhookDelivery, WebhookEndpoint
+
+logger = logging.getLogger(__name__)
+
+TEST_EVENT_TYPE = "webhook.test"
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def body_for(event: dict[str, Any]) -> str:
+    """The Standard Webhooks payload shape: {"type", "timestamp", "data"}; the event's id
+    travels as the `webhook-id` header and in the data."""
+    data = {
+        "id": event["id"],
+        "account_id": event.get("account_id"),
+        "container_number": event.get("container_number") or "",
+        "query_id": event.get("query_id"),
+        **(event.get("data") or {}),
+    }
+    payload = {"type": event["type"], "timestamp": event["occurred_at"], "data": data}
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def query_event(query: Query) -> dict[str, Any] | None:
+    """query.failed for a failed query, query.finished for one that succeeded or was
+    cancelled (its status says which)."""
+    if query.status == Query.Status.FAILED:
+        kind = EventType.QUERY_FAILED
+    elif query.status in (Query.Status.SUCCEEDED, Query.Status.CANCELLED):
+        kind = EventType.QUERY_FINISHED
+    else:
+        return None
+    return {
+        "id": f"evt_query_{query.pk}_{query.status}",
+        "type": str(kind),
+        "account_id": query.account_id,
+        "container_number": "",
+        "query_id": query.pk,
+        "data": {
+            "kind": query.kind,
+            "status": query.status,
+            "error": query.error,
+            "progress_done": query.progress_done,
+            "progress_total": query.progress_total,
+            "created_at": iso(query.created_at),
+            "started_at": iso(query.started_at),
+            "finished_at": iso(query.finished_at),
+        },
+        "occurred_at": iso(query.finished_at or timezone.now()),
+    }
+
+
+class _Audience:
+    """Whether an endpoint's owner may see an account's events (as they may see its queries),
+    asked once per owner."""
+
+    def __init__(self) -> None:
+        self.owners: dict[int, Any] = {}
+        self.everything: dict[int, bool] = {}
+
+    def sees(self, owner_id: int, account_user_id: int | None) -> bool:
+        if owner_id not in self.everything:
+            owner = get_user_model().objects.filter(pk=owner_id, is_active=True).first()
+            self.everything[owner_id] = bool(owner is not None and sees_others(owner))
+            self.owners[owner_id] = owner
+        if self.owners[owner_id] is None:
+            return False
+        return self.everything[owner_id] or owner_id == account_user_id
+
+
+def record_deliveries(events: Iterable[dict[str, Any]]) -> list[int]:
+    """A delivery for every enabled endpoint that takes each event's type and whose owner may
+    see its account; each is sent by a task after commit. Returns the new deliveries' ids."""
+    from sessions_app.models import Account
+
+    events = [e for e in events if e.get("id") and e.get("type") in EventType.values]
+    if not events:
+        return []
+    endpoints = [
+        endpoint
+        for endpoint in WebhookEndpoint.objects.filter(enabled=True).only("id", "user_id", "events")
+        if any(event["type"] in endpoint.events for event in events)
+    ]
+    if not endpoints:
+        return []
+    account_ids = {e.get("account_id") for e in events if e.get("account_id")}
+    owners_of = dict(Account.objects.filter(pk__in=account_ids).values_list("pk", "user_id"))
+    audience = _Audience()
+    rows = [
+        WebhookDelivery(
+            endpoint_id=endpoint.pk,
+            event_id=str(event["id"])[:100],
+            event_type=event["type"],
+            body=body_for(event),
+            next_attempt_at=timezone.now(),
+        )
+        for event in events
+        for endpoint in endpoints
+        if event["type"] in endpoint.events
+        and audience.sees(endpoint.user_id, owners_of.get(event.get("account_id")))
+    ]
+    if not rows:
+        return []
+    with transaction.atomic():
+        # An event announced again finds its delivery there: nothing is sent twice.
+        WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
+        fresh = list(
+            WebhookDelivery.objects.filter(
+                event_id__in={row.event_id for row in rows},
+                endpoint_id__in={row.endpoint_id for row in rows},
+                status=WebhookDelivery.Status.PENDING,
+                attempts=0,
+                enqueued_at=None,
+            ).values_list("pk", flat=True)
+        )
+        enqueue_deliveries(fresh)
+    return fresh
+
+
+def enqueue_deliveries(delivery_ids: list[int]) -> None:
+    """Mark them asked for and wake a worker for each, after commit."""
+    if not delivery_ids:
+        return
+    WebhookDelivery.objects.filter(pk__in=delivery_ids).update(enqueued_at=timezone.now())
+    for delivery_id in delivery_ids:
+        transaction.on_commit(
+            lambda pk=delivery_id: async_task(
+                "api_app.tasks.deliver_webhook", pk, task_name=f"webhook-{pk}"
+            )
+        )
+
+
+def on_query_finished(sender: Any, query: Query, **kwargs: Any) -> None:
+    event = query_event(query)
+    if event is None:
+        return
+    try:
+        record_deliveries([event])
+    except Exception:
+        logger.exception("Query %s: its webhook deliveries could not be recorded", query.pk)
+
+
+def on_events_recorded(sender: Any, events: list[dict[str, Any]], **kwargs: Any) -> None:
+    try:
+        record_deliveries(events)
+    except Exception:
+        logger.exception("Webhook deliveries of %d event(s) could not be recorded", len(events))
+
+
+def test_event(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    now = timezone.now()
+    return {
+        "id": f"evt_test_{endpoint.pk}_{int(now.timestamp() * 1000)}",
+        "type": TEST_EVENT_TYPE,
+        "account_id": None,
+        "container_number": "",
+        "query_id": None,
+        "data": {"message": "A test event sent from the E-Modal Portal."},
+        "occurred_at": iso(now),
+    }
