@@ -160,7 +160,9 @@ class QueryFile(models.Model):
         APPOINTMENTS_SHEET = "appointments_sheet", "Appointments sheet"
         SCREENSHOT = "screenshot", "Screenshot"
 
-    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="files")
+    # No index of its own: the unique (query, …) index below starts with it, and a second
+    # one misleads PostgreSQL's planner on large queries.
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="files", db_index=False)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     name = models.CharField(max_length=200)
     file = models.FileField(upload_to="queries/%Y/%m/")
@@ -181,7 +183,11 @@ class QueryFile(models.Model):
 class ContainerRow(models.Model):
     """One row of the containers sheet, typed."""
 
-    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="containers")
+    # No index of its own: the unique (query, …) index below starts with it, and a second
+    # one misleads PostgreSQL's planner on large queries.
+    query = models.ForeignKey(
+        Query, on_delete=models.CASCADE, related_name="containers", db_index=False
+    )
     container_number = models.CharField(max_length=20)
     trade_type = models.CharField(max_length=10, blank=True)
     status = models.CharField(max_length=60, blank=True)
@@ -221,7 +227,9 @@ class ContainerInfo(models.Model):
     """What the upstream said about one container: bulk info, a timeline or a booking
     number. A per-container failure is kept here with its reason."""
 
-    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="infos")
+    # No index of its own: the unique (query, …) index below starts with it, and a second
+    # one misleads PostgreSQL's planner on large queries.
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="infos", db_index=False)
     container_number = models.CharField(max_length=20)
     trade_type = models.CharField(max_length=10, blank=True)
     success = models.BooleanField(default=True)
@@ -257,7 +265,11 @@ class AppointmentCheck(models.Model):
         # trucking company or plate refused): a failed check would poison the browser.
         NOT_SENT = "not_sent", "Not sent"
 
-    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="checks")
+    # No index of its own: the unique (query, …) index below starts with it, and a second
+    # one misleads PostgreSQL's planner on large queries.
+    query = models.ForeignKey(
+        Query, on_delete=models.CASCADE, related_name="checks", db_index=False
+    )
     # Empty for a single export check by booking number.
     container_number = models.CharField(max_length=20, blank=True)
     trade_type = models.CharField(max_length=10, blank=True)
@@ -293,7 +305,11 @@ class AppointmentCheck(models.Model):
 class AppointmentRow(models.Model):
     """One row of the account's appointments sheet."""
 
-    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="appointments")
+    # No index of its own: the unique (query, …) index below starts with it, and a second
+    # one misleads PostgreSQL's planner on large queries.
+    query = models.ForeignKey(
+        Query, on_delete=models.CASCADE, related_name="appointments", db_index=False
+    )
     row_number = models.PositiveIntegerField()
     appointment_number = models.CharField(max_length=40, blank=True)
     container_number = models.CharField(max_length=20, blank=True)
@@ -324,7 +340,11 @@ class ContainerChange(models.Model):
         GONE = "gone", "Gone"
         CHANGED = "changed", "Changed"
 
-    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="changes")
+    # No index of its own: the unique (query, …) index below starts with it, and a second
+    # one misleads PostgreSQL's planner on large queries.
+    query = models.ForeignKey(
+        Query, on_delete=models.CASCADE, related_name="changes", db_index=False
+    )
     previous_query = models.ForeignKey(
         Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
