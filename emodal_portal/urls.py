@@ -12,7 +12,7 @@ admin.site.site_title = "E-Modal Portal"
 admin.site.index_title = "Administration"
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="queries:list", permanent=False), name="home"),
+    path("", RedirectView.as_view(pattern_name="containers:board", permanent=False), name="home"),
     # Log in and out, and change one's password. No password reset: the portal sends no
     # e-mail, so its pages would only tell a visitor which addresses have logins.
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
@@ -31,4 +31,5 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("queries/", include("queries_app.urls")),
+    path("containers/", include("containers_app.urls")),
 ]
