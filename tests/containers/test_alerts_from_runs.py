@@ -5,9 +5,7 @@ make, a second delivery sends nothing, and an SMTP outage delays an alert withou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -25,6 +23,7 @@ from sessions_app.models import Account
 
 from ..sim import SimControl
 from ..taskqueue import TaskQueue, run_queued_tasks, run_through_retries
+from .clock import clock
 from .smtp import SmtpServer, text_and_html
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -300,19 +299,6 @@ def test_two_runs_make_the_board_its_history_and_one_email_per_person(
     assert len(smtp.inbox.messages) == sent_so_far
     assert Alert.objects.count() == alerts_so_far
     assert announced == []
-
-
-@contextmanager
-def clock(moment: datetime) -> Iterator[None]:
-    """The clock set to `moment` (and going on from there), for the code that decides what
-    is due."""
-    real = timezone.now
-    offset = moment - real()
-    timezone.now = lambda: real() + offset  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        timezone.now = real  # type: ignore[assignment]
 
 
 def test_an_smtp_outage_delays_an_alert_with_back_off_but_does_not_lose_it(
