@@ -232,7 +232,7 @@ class BoardTable:
             f"<td>{change}</td>",
             f"<td>{seen}</td>",
         ]
-        klass = f"due-{urgency}" if urgency else ""
+        klass = f"row-{urgency}" if urgency else ""
         if row.gone_at:
             klass = "is-gone"
         return mark_safe(  # noqa: S308 - every value above went through format_html or escape
