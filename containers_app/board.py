@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from queries_app.events import EventType, events_recorded
@@ -407,7 +407,7 @@ def write(merge: Merge, *, sheet_seen_at: datetime | None) -> BoardUpdate:
     Container.objects.bulk_create(merge.created, batch_size=1000)
     for container in dirty:
         container.updated_at = now
-    Container.objects.bulk_update(dirty, UPDATE_FIELDS, batch_size=500)
+    update_rows(dirty, UPDATE_FIELDS)
     if sheet_seen_at is not None:
         # Every container still listed was seen by this sheet: one statement for all of them.
         Container.objects.filter(account=merge.account, gone_at__isnull=True).update(
@@ -434,6 +434,27 @@ def write(merge: Merge, *, sheet_seen_at: datetime | None) -> BoardUpdate:
     return BoardUpdate(
         events=events, alerts=planned, changed=len(merge.entries), created=len(merge.created)
     )
+
+
+def update_rows(containers: list[Container], names: list[str]) -> None:
+    """UPDATE these containers' fields with one statement run once per row (executemany).
+    bulk_update builds a CASE over every row for every field, which grows with the square of
+    the rows (seconds for a few hundred on SQLite)."""
+    if not containers:
+        return
+    connection = connections[router.db_for_write(Container)]
+    fields = [Container._meta.get_field(name) for name in names]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    table, key = quote(Container._meta.db_table), quote(Container._meta.pk.column)
+    # Only names from the model's options and placeholders go into the text.
+    sql = f"UPDATE {table} SET {assignments} WHERE {key} = %s"  # noqa: S608
+    params = [
+        [field.get_db_prep_save(getattr(c, field.attname), connection) for field in fields] + [c.pk]
+        for c in containers
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def record_events(candidates: list[Event]) -> list[Event]:

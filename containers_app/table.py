@@ -7,13 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
+from html import escape as html_escape
 from typing import Any
 
 from django.db.models import F, QuerySet
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import escape, format_html
-from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 
 from queries_app.tables import cell_text
@@ -144,29 +143,36 @@ class BoardTable:
             return ""
         return timezone.localtime(value, self.zone).strftime("%m-%d %H:%M")
 
+    def _urls(self) -> tuple[str, str, str]:
+        """The rows' link and form targets, reversed once per table (a reverse per row and
+        link costs more than the rest of the row)."""
+        if not hasattr(self, "_url_cache"):
+            mark = "987654321"
+            self._url_cache = (
+                reverse("containers:detail", args=[mark]).replace(mark, "{}"),
+                reverse("containers:watch", args=[int(mark)]).replace(mark, "{}"),
+                reverse("queries:detail", args=[int(mark)]).replace(mark, "{}"),
+            )
+        return self._url_cache
+
     def row_html(self, row: Container) -> SafeString:
-        """One row of the page. Every value is escaped (format_html / escape)."""
-        url = reverse("containers:detail", args=[row.container_number])
+        """One row of the page. Every value from the row is escaped (`esc`)."""
+        detail, watch_url, query_url = self._urls()
+        number = esc(row.container_number)
+        url = detail.format(number)
         if self.show_account:
-            url += "?" + urlencode({"account": row.account_id})
-        star = format_html(
-            '<form method="post" action="{}" class="star-form">'
-            '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
-            '<input type="hidden" name="watch" value="{}">'
-            '<input type="hidden" name="next" value="{}">'
-            '<button type="submit" class="star{}" aria-pressed="{}" title="{}">'
-            '<span aria-hidden="true">{}</span><span class="visually-hidden">{} {}</span>'
-            "</button></form>",
-            reverse("containers:watch", args=[row.pk]),
-            self.csrf_token,
-            "0" if row.watched else "1",
-            self.next_url,
-            " is-on" if row.watched else "",
-            "true" if row.watched else "false",
-            "Stop watching" if row.watched else "Watch",
-            "★" if row.watched else "☆",
-            "Stop watching" if row.watched else "Watch",
-            row.container_number,
+            url += f"?account={row.account_id}"
+        watched = bool(row.watched)
+        action = "Stop watching" if watched else "Watch"
+        star = (
+            f'<form method="post" action="{watch_url.format(row.pk)}" class="star-form">'
+            f'<input type="hidden" name="csrfmiddlewaretoken" value="{esc(self.csrf_token)}">'
+            f'<input type="hidden" name="watch" value="{"0" if watched else "1"}">'
+            f'<input type="hidden" name="next" value="{esc(self.next_url)}">'
+            f'<button type="submit" class="star{" is-on" if watched else ""}" '
+            f'aria-pressed="{"true" if watched else "false"}" title="{action}">'
+            f'<span aria-hidden="true">{"★" if watched else "☆"}</span>'
+            f'<span class="visually-hidden">{action} {number}</span></button></form>'
         )
         left = row.days_left(self.today)
         urgency = ""
@@ -176,68 +182,59 @@ class BoardTable:
                 urgency = "soon"
         lfd = ""
         if row.last_free_day:
+            words = esc(days_left_words(left))
             badge = (
-                format_html(' <span class="due due-{}">{}</span>', urgency, days_left_words(left))
+                f' <span class="due due-{urgency}">{words}</span>'
                 if urgency
-                else format_html(' <span class="days">{}</span>', days_left_words(left))
+                else f' <span class="days">{words}</span>'
             )
-            lfd = format_html("{}{}", row.last_free_day.isoformat(), badge)
+            lfd = f"{row.last_free_day.isoformat()}{badge}"
         slot = ""
         if row.slot_count:
-            slot = format_html(
-                '{} <span class="sub">{} slot{} · seen {} (run #{})</span>',
-                self._when(row.earliest_slot),
-                row.slot_count,
-                "" if row.slot_count == 1 else "s",
-                self._when(row.check_seen_at),
-                row.check_query_id or "?",
+            plural = "" if row.slot_count == 1 else "s"
+            slot = (
+                f'{self._when(row.earliest_slot)} <span class="sub">{row.slot_count} slot'
+                f"{plural} · seen {self._when(row.check_seen_at)} "
+                f"(run #{row.check_query_id or '?'})</span>"
             )
         elif row.check_seen_at:
-            slot = format_html(
-                '<span class="sub">none · seen {} (run #{})</span>',
-                self._when(row.check_seen_at),
-                row.check_query_id or "?",
+            slot = (
+                f'<span class="sub">none · seen {self._when(row.check_seen_at)} '
+                f"(run #{row.check_query_id or '?'})</span>"
             )
         change = ""
         if row.last_change:
-            change = format_html(
-                '<span class="change change-{}">{}</span> <span class="sub">{}</span>',
-                row.last_change.get("change", "changed"),
-                describe_change(row.last_change, self.zone),
-                self._when(row.last_change_at),
+            kind = esc(str(row.last_change.get("change", "changed")))
+            words = esc(describe_change(row.last_change, self.zone))
+            change = (
+                f'<span class="change change-{kind}">{words}</span> '
+                f'<span class="sub">{self._when(row.last_change_at)}</span>'
             )
         seen = ""
         if row.sheet_seen_at:
-            seen = format_html(
-                '<a href="{}">#{}</a> <span class="sub">{}</span>',
-                reverse("queries:detail", args=[row.sheet_query_id]) if row.sheet_query_id else "#",
-                row.sheet_query_id or "?",
-                self._when(row.sheet_seen_at),
+            run = row.sheet_query_id
+            link = query_url.format(run) if run else "#"
+            seen = (
+                f'<a href="{link}">#{run or "?"}</a> '
+                f'<span class="sub">{self._when(row.sheet_seen_at)}</span>'
             )
         holds = "" if row.holds is None else ("Yes" if row.holds else "No")
-        cells = [
-            f"<td>{star}</td>",
-            format_html('<th scope="row"><a href="{}">{}</a></th>', url, row.container_number),
-        ]
-        if self.show_account:
-            cells.append(format_html("<td>{}</td>", row.account))
-        cells += [
-            format_html("<td>{}</td>", row.trade_type),
-            format_html("<td>{}</td>", row.status),
-            format_html('<td class="holds-{}">{}</td>', holds.lower() or "unknown", holds),
-            f'<td class="lfd">{lfd}</td>',
-            format_html("<td>{}</td>", terminal_text(row)),
-            format_html("<td>{}</td>", pregate_text(row)),
-            f"<td>{slot}</td>",
-            f"<td>{change}</td>",
-            f"<td>{seen}</td>",
-        ]
-        klass = f"row-{urgency}" if urgency else ""
-        if row.gone_at:
-            klass = "is-gone"
-        return mark_safe(  # noqa: S308 - every value above went through format_html or escape
-            f'<tr class="{escape(klass)}">' + "".join(cells) + "</tr>"
+        account = f"<td>{esc(str(row.account))}</td>" if self.show_account else ""
+        klass = "is-gone" if row.gone_at else (f"row-{urgency}" if urgency else "")
+        html = (
+            f'<tr class="{klass}"><td>{star}</td>'
+            f'<th scope="row"><a href="{esc(url)}">{number}</a></th>{account}'
+            f"<td>{esc(row.trade_type)}</td><td>{esc(row.status)}</td>"
+            f'<td class="holds-{holds.lower() or "unknown"}">{holds}</td>'
+            f'<td class="lfd">{lfd}</td><td>{esc(terminal_text(row))}</td>'
+            f"<td>{esc(pregate_text(row))}</td><td>{slot}</td><td>{change}</td>"
+            f"<td>{seen}</td></tr>"
         )
+        return mark_safe(html)  # noqa: S308 - every value from the row went through esc
+
+
+def esc(text: str) -> str:
+    return html_escape(text or "", quote=True)
 
 
 # The page's columns: (label, ?sort= key or "").
