@@ -13,8 +13,8 @@ admin.site.index_title = "Administration"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="containers:board", permanent=False), name="home"),
-    # Log in and out, and change one's password. No password reset: the portal sends no
-    # e-mail, so its pages would only tell a visitor which addresses have logins.
+    # Log in and out, and change one's password. No password reset: the portal e-mails alerts
+    # only, and reset pages would tell a visitor which addresses have logins.
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
