@@ -24,7 +24,7 @@ from queries_app.models import AppointmentCheck, Query, QueryFile, Terminal
 from sessions_app.models import Account
 
 from . import alerts
-from .models import LFD_DUE_MAX_DAYS, Container, Event, HistoryEntry, days_left
+from .models import LFD_DUE_MAX_DAYS, Container, Event, HistoryEntry
 
 logger = logging.getLogger(__name__)
 
@@ -557,16 +557,4 @@ def record_due_dates(*, today: date | None = None) -> BoardUpdate:
     return total
 
 
-def days_left_text(left: int | None) -> str:
-    if left is None:
-        return ""
-    if left < 0:
-        return f"overdue {-left} day{'s' if left != -1 else ''}"
-    if left == 0:
-        return "today"
-    if left == 1:
-        return "tomorrow"
-    return f"{left} days"
-
-
-__all__ = ["BOARD_KINDS", "days_left", "record_due_dates", "update_board"]
+__all__ = ["BOARD_KINDS", "record_due_dates", "update_board"]

@@ -9,7 +9,6 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from queries_app.events import EventType
 from queries_app.forms import TIME_ZONE_CHOICES
 from queries_app.registry import all_kinds
 from sessions_app.models import Account
@@ -137,6 +136,3 @@ class RecurringRunForm(forms.Form):
             return
         for name, messages in error.message_dict.items():
             self.add_error(name if name in self.fields else None, messages)
-
-
-EVENT_LABELS = dict(EventType.choices)

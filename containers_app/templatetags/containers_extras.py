@@ -5,7 +5,7 @@ from typing import Any
 from django import template
 from django.utils import timezone
 
-from ..words import days_left_words, describe_change, describe_event
+from ..words import days_left_words, describe_change
 
 register = template.Library()
 
@@ -20,11 +20,6 @@ def history_words(entry: Any) -> str:
 @register.filter
 def days_left_text(left: int | None) -> str:
     return days_left_words(left)
-
-
-@register.filter
-def event_words(event: Any) -> str:
-    return describe_event(event.type, event.data, zone=timezone.get_current_timezone())
 
 
 @register.filter
