@@ -31,6 +31,10 @@ expect = playwright_api.expect
 PASSWORD = "board browser password"
 
 
+def last_run() -> int:
+    return Query.objects.latest("created_at").pk
+
+
 def test_a_dispatcher_filters_the_board_stars_a_container_and_reads_its_history(
     live_server: Any,
     sim: SimControl,
@@ -41,6 +45,7 @@ def test_a_dispatcher_filters_the_board_stars_a_container_and_reads_its_history(
 ) -> None:
     def two_runs() -> str:
         alice.user.set_password(PASSWORD)
+        alice.user.email = "alice@example.com"  # alerts go to Django's test outbox here
         alice.user.save()
         for step in range(2):
             query = run_through_retries(
@@ -112,5 +117,6 @@ def test_a_dispatcher_filters_the_board_stars_a_container_and_reads_its_history(
 
     page.click("nav >> text=Alerts")
     expect(page.locator("#alerts-form")).to_be_visible()
+    expect(page.locator("#alerts-table")).to_contain_text(f"(run #{orm(last_run)})")
     shot(page, "11-alert-settings")
     assert page.script_errors == []
