@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "sessions_app",
     "queries_app",
     "ops_app",
+    "containers_app",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served by the portal (no CDN)
@@ -210,6 +211,9 @@ SCHEDULED_TASK_FUNCS = [
     "queries_app.tasks.start_scheduled_query",
     "queries_app.tasks.sweep_queries",
     "ops_app.tasks.prune_results",
+    "containers_app.tasks.run_recurring_query",
+    "containers_app.tasks.send_due_alerts",
+    "containers_app.tasks.record_due_dates",
     "api_app.tasks.sweep_webhooks",
 ]
 SCHEDULED_TASK_HOOKS: list[str] = []
@@ -369,12 +373,26 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- E-mail ------------------------------------------------------------------------------------
-# Alerts (a webhook endpoint disabled) go out through Django's mail API. EMAIL_URL as
-# django-environ reads it: smtp+tls://user:password@host:587, or consolemail:// (the default:
-# printed to the log).
-globals().update(env.email_url("EMAIL_URL", default="consolemail://"))
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="E-Modal Portal <portal@localhost>")
+# --- E-mail (alerts; a webhook endpoint disabled) -----------------------------------------------
+# Where alerts go out: smtp://user:password@host:587 (smtp+tls:// for STARTTLS, smtp+ssl:// for
+# TLS), consolemail:// (printed; the default with DEBUG on, as under `make run`), dummymail://.
+# Unset with DEBUG off: an SMTP server on localhost:25.
+vars().update(
+    env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+)
+# An SMTP server that does not answer fails the try after this many seconds (then retried).
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="E-Modal Portal <alerts@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The portal's address as people reach it: the links in alert e-mails.
+PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000")
+# An alert whose sending failed for a passing reason (server unreachable, 4xx) is tried again
+# after this back-off (doubling, capped), at most ALERT_MAX_ATTEMPTS times in all.
+ALERT_RETRY_BASE_SECONDS = env.float("ALERT_RETRY_BASE_SECONDS", default=60)
+ALERT_RETRY_MAX_SECONDS = env.float("ALERT_RETRY_MAX_SECONDS", default=3600)
+ALERT_MAX_ATTEMPTS = env.int("ALERT_MAX_ATTEMPTS", default=8)
+if ALERT_MAX_ATTEMPTS < 1 or ALERT_RETRY_BASE_SECONDS <= 0:
+    raise ImproperlyConfigured("ALERT_MAX_ATTEMPTS must be 1 or more, ALERT_RETRY_BASE_SECONDS >0.")
 
 # --- Auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -440,7 +458,7 @@ AXES_COOLOFF_MESSAGE = (
     f"{AXES_COOLOFF_TIME.total_seconds() / 60:g} minutes. Please wait, then try again."
 )
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "/queries/"
+LOGIN_REDIRECT_URL = "/containers/"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"

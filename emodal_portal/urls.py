@@ -13,9 +13,9 @@ admin.site.site_title = "E-Modal Portal"
 admin.site.index_title = "Administration"
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="queries:list", permanent=False), name="home"),
-    # Log in and out, and change one's password. No password reset: its pages would tell a
-    # visitor which addresses have logins.
+    path("", RedirectView.as_view(pattern_name="containers:board", permanent=False), name="home"),
+    # Log in and out, and change one's password. No password reset: the portal e-mails alerts
+    # only, and reset pages would tell a visitor which addresses have logins.
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
@@ -32,6 +32,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("queries/", include("queries_app.urls")),
+    path("containers/", include("containers_app.urls")),
     path("api/", include("api_app.urls")),
     path("integrations/", include("api_app.page_urls")),
 ]

@@ -1,52 +1,45 @@
-"""Recurring queries: one django-q2 schedule per account and kind, managed in the admin."""
+"""Recurring queries (`run_queries --schedule`). They are kept by the app where people set
+them themselves (the containers board's recurring runs), which registers itself here when it
+is ready: this app does not know it. Parameters are validated here, like any start, before
+anything is stored."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django_q.models import Schedule
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from sessions_app.models import Account
 
 from .services import validate_params
 
-SCHEDULE_CHOICES = {
-    "hourly": {"schedule_type": Schedule.HOURLY},
-    "daily": {"schedule_type": Schedule.DAILY},
-    "weekly": {"schedule_type": Schedule.WEEKLY},
-}
+# How often, for the command: hourly (every hour, every day), daily, weekly (today's weekday),
+# at the minute the command is run unless it says --at.
+SCHEDULE_CHOICES = ("hourly", "daily", "weekly")
+
+# (accounts, kind, {account pk: cleaned params}, every, at "HH:MM" or None) -> what was stored
+Scheduler = Callable[..., list[Any]]
+_scheduler: Scheduler | None = None
 
 
-def schedule_name(account: Account, kind: str) -> str:
-    return f"query {kind} for account {account.pk}"
+def register_scheduler(scheduler: Scheduler) -> None:
+    global _scheduler
+    _scheduler = scheduler
 
 
 def schedule_queries(
-    *, accounts: list[Account], kind: str, params: dict[str, Any], every: str
-) -> list[Schedule]:
-    """Create or update a schedule that starts `kind` for each account every period. Every
-    account's parameters are validated before any schedule is written (ValidationError), and
-    the cleaned ones are stored: the task validates them again when it fires."""
+    *, accounts: list[Account], kind: str, params: dict[str, Any], every: str, at: str | None = None
+) -> list[Any]:
+    """Create or update a recurring run of `kind` for each account. Every account's parameters
+    are validated before anything is written (ValidationError); the cleaned ones are stored and
+    validated again each time the run starts."""
     if every not in SCHEDULE_CHOICES:
         raise ValidationError(f"Choose how often: {', '.join(SCHEDULE_CHOICES)}.")
     cleaned = {
         account.pk: validate_params(account=account, kind=kind, params=params)
         for account in accounts
     }
-    schedules = []
-    for account in accounts:
-        schedule, _ = Schedule.objects.update_or_create(
-            name=schedule_name(account, kind),
-            defaults={
-                "func": "queries_app.tasks.start_scheduled_query",
-                # Ids and plain parameters only: the schedule's arguments are stored as is.
-                "args": repr((account.pk, kind)),
-                "kwargs": repr({"params_json": json.dumps(cleaned[account.pk])}),
-                "repeats": -1,
-                **SCHEDULE_CHOICES[every],
-            },
-        )
-        schedules.append(schedule)
-    return schedules
+    if _scheduler is None:
+        raise ImproperlyConfigured("No installed app keeps recurring queries.")
+    return _scheduler(accounts=accounts, kind=kind, params=cleaned, every=every, at=at)

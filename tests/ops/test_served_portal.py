@@ -268,6 +268,9 @@ def test_make_serve_styles_the_admin_and_follows_a_running_query(
     page.fill("#id_username", "alice")
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
+    # A login lands on the containers board; the queries are one click away.
+    expect(page).to_have_url(f"{served.url}/containers/")
+    page.click("nav >> text=My queries")
     expect(page).to_have_url(f"{served.url}/queries/")
     assert_far_future(static_response(page, r"/static/queries/queries\.[0-9a-f]{12}\.js$"))
     page.select_option("#id_kind", "availability")

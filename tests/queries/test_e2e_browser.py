@@ -144,6 +144,9 @@ def test_a_dispatcher_runs_follows_filters_and_exports_an_availability_run(
     page.fill("#id_username", "alice")
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
+    # A login lands on the containers board; the queries are one click away.
+    expect(page).to_have_url(f"{live_server.url}/containers/")
+    page.click("nav >> text=My queries")
     expect(page).to_have_url(f"{live_server.url}/queries/")
     expect(page.locator("#id_container_id")).to_be_hidden()
     page.select_option("#id_kind", "timeline")

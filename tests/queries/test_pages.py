@@ -356,10 +356,10 @@ def test_views_that_change_state_refuse_get(client: Client, alice: Account, url:
     assert login(client, alice).get(url).status_code == 405
 
 
-def test_home_sends_users_to_their_queries(client: Client, alice: Account) -> None:
+def test_home_sends_users_to_their_containers_board(client: Client, alice: Account) -> None:
     response = login(client, alice).get("/")
     assert response.status_code == 302
-    assert response["Location"] == reverse("queries:list")
+    assert response["Location"] == reverse("containers:board")
 
 
 # -- my queries --------------------------------------------------------------------------------

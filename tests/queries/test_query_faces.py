@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from django_q.models import Schedule
 
 from queries_app.models import Query
@@ -228,19 +229,27 @@ def test_run_queries_dry_run_starts_nothing(alice: Account, task_queue: TaskQueu
     assert task_queue.size() == 0
 
 
-def test_run_queries_schedule_creates_one_schedule_per_account(
+def test_run_queries_schedule_creates_one_recurring_run_per_account(
     alice: Account, bob: Account, task_queue: TaskQueue
 ) -> None:
+    from containers_app.models import RecurringRun
+
     out = run_command("--kind", "containers", "--all", "--schedule", "daily")
-    assert "2 daily schedule(s)" in out
-    schedules = Schedule.objects.filter(func="queries_app.tasks.start_scheduled_query")
+    assert "2 daily recurring run(s)" in out
+    runs = RecurringRun.objects.all()
+    assert runs.count() == 2
+    schedules = Schedule.objects.filter(func="containers_app.tasks.run_recurring_query")
     assert schedules.count() == 2
     run_command("--kind", "containers", "--all", "--schedule", "hourly")
-    assert schedules.count() == 2  # updated, not duplicated
+    assert runs.count() == schedules.count() == 2  # updated, not duplicated
     import ast
 
-    from queries_app.tasks import start_scheduled_query
+    from django.utils.module_loading import import_string
 
-    schedule = schedules.get(name__endswith=f"account {alice.pk}")
-    start_scheduled_query(*ast.literal_eval(schedule.args), **ast.literal_eval(schedule.kwargs))
+    run = runs.get(account=alice)
+    assert len(run.times) == 24
+    # Its schedule fires: the query starts.
+    RecurringRun.objects.filter(pk=run.pk).update(next_run_at=timezone.now())
+    schedule = Schedule.objects.get(pk=run.schedule_id)
+    import_string(schedule.func)(*ast.literal_eval(schedule.args))
     assert Query.objects.get().account == alice

@@ -1,6 +1,6 @@
 """django-q2's "Scheduled tasks" admin cannot run arbitrary code: only superusers edit
 schedules, and only with the portal's own task functions; recurring queries made by the
-command are validated before anything is stored."""
+command are validated before anything is stored, and kept as the board's recurring runs."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from django_q.models import Schedule
 
+from containers_app.models import RecurringRun
 from sessions_app.models import Account
 
 pytestmark = pytest.mark.django_db
@@ -145,23 +146,57 @@ def test_scheduling_recurring_queries_with_bad_parameters_stores_nothing_and_say
             "daily",
             stdout=StringIO(),
         )
-    assert not Schedule.objects.filter(func="queries_app.tasks.start_scheduled_query").exists()
+    assert not Schedule.objects.filter(func="containers_app.tasks.run_recurring_query").exists()
+    assert not RecurringRun.objects.exists()
 
 
 def test_recurring_queries_store_the_cleaned_parameters(alice: Account) -> None:
-    call_command(
-        "run_queries",
-        "--kind",
-        "timeline",
-        "--all",
-        "--param",
-        "container_id= mscu1234567 ",
-        "--schedule",
-        "daily",
-        stdout=StringIO(),
+    def schedule(at: str) -> None:
+        call_command(
+            "run_queries",
+            "--kind",
+            "timeline",
+            "--all",
+            "--param",
+            "container_id= mscu1234567 ",
+            "--schedule",
+            "daily",
+            "--at",
+            at,
+            stdout=StringIO(),
+        )
+
+    schedule("06:30")
+    run = RecurringRun.objects.get()
+    assert run.params == {"container_id": "MSCU1234567"}
+    assert (run.weekdays, run.times, run.time_zone) == (
+        list(range(7)),
+        ["06:30"],
+        "America/Los_Angeles",
     )
-    schedule = Schedule.objects.get(func="queries_app.tasks.start_scheduled_query")
-    assert "MSCU1234567" in schedule.kwargs
+    assert run.schedule.func == "containers_app.tasks.run_recurring_query"
+    assert run.schedule.args == f"({run.pk},)"
+    # Run again, the command updates its recurring run rather than adding one.
+    schedule("7:05")
+    run = RecurringRun.objects.get()
+    assert run.times == ["07:05"]
+    assert Schedule.objects.filter(func="containers_app.tasks.run_recurring_query").count() == 1
+
+
+def test_the_command_refuses_a_bad_time(alice: Account) -> None:
+    with pytest.raises(CommandError, match="not a time of day"):
+        call_command(
+            "run_queries",
+            "--kind",
+            "containers",
+            "--all",
+            "--schedule",
+            "daily",
+            "--at",
+            "25:00",
+            stdout=StringIO(),
+        )
+    assert not RecurringRun.objects.exists()
 
 
 def test_a_stored_schedule_outside_the_allowlist_fails_the_system_checks(db: Any) -> None:

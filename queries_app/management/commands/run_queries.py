@@ -2,7 +2,7 @@
 
     manage.py run_queries --kind availability --all --wait
     manage.py run_queries --kind timeline --user alice --param container_id=MSCU1234567
-    manage.py run_queries --kind containers --all --schedule daily
+    manage.py run_queries --kind containers --all --schedule daily [--at 06:30]
 
 Exit status: 0 when every query succeeded (or was started, without --wait); 1 otherwise.
 """
@@ -70,7 +70,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--schedule",
             choices=list(SCHEDULE_CHOICES),
-            help="Instead of starting now, create (or update) a recurring schedule per account.",
+            help="Instead of starting now, create (or update) a recurring run per account.",
+        )
+        parser.add_argument(
+            "--at",
+            metavar="HH:MM",
+            help="With --schedule: the time of day (TIME_ZONE; hourly: the minute) it runs at; "
+            "default: now.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -79,17 +85,26 @@ class Command(BaseCommand):
         if options["schedule"]:
             try:
                 created = schedule_queries(
-                    accounts=accounts, kind=kind, params=params, every=options["schedule"]
+                    accounts=accounts,
+                    kind=kind,
+                    params=params,
+                    every=options["schedule"],
+                    at=options["at"],
                 )
             except ValidationError as exc:
                 raise CommandError(" ".join(exc.messages)) from None
+            for run in created:
+                next_run = timezone.localtime(run.next_run_at)
+                self.stdout.write(f"{run}: next at {next_run:%Y-%m-%d %H:%M %Z}")
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"{len(created)} {options['schedule']} schedule(s) for {kind}; "
-                    "manage them under Django Q › Scheduled tasks in the admin."
+                    f"{len(created)} {options['schedule']} recurring run(s) for {kind}; "
+                    "people see and manage them on the containers board."
                 )
             )
             return
+        if options["at"]:
+            raise CommandError("--at goes with --schedule.")
         batch = f"{kind}-{timezone.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
         queries, bad = [], 0
         for account in accounts:

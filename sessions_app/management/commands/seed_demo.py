@@ -39,7 +39,10 @@ class Command(BaseCommand):
             admin.set_password(DEMO_PASSWORD)
             admin.save()
         for username, emodal_username, password, key, _ in DEMO_ACCOUNTS:
-            user, created = users.objects.get_or_create(username=username)
+            # An address, so that the board's alerts show (printed by the task cluster).
+            user, created = users.objects.get_or_create(
+                username=username, defaults={"email": f"{username}@example.com"}
+            )
             if created:
                 user.set_password(DEMO_PASSWORD)
                 user.save()

@@ -1,0 +1,108 @@
+"""The board's records in the admin: read-only (they are written by runs, the board's pages and
+the alert sender), filterable, searchable by container number or person."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from .models import Alert, AlertItem, AlertPreference, Container, Event, HistoryEntry, RecurringRun
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Container)
+class ContainerAdmin(ReadOnlyAdmin):
+    list_display = (
+        "container_number",
+        "account",
+        "trade_type",
+        "status",
+        "holds",
+        "last_free_day",
+        "terminal_code",
+        "slot_count",
+        "sheet_seen_at",
+        "gone_at",
+    )
+    list_filter = ("trade_type", "holds", ("gone_at", admin.EmptyFieldListFilter))
+    list_select_related = ("account__user",)
+    search_fields = ("container_number", "account__user__username")
+    exclude = ("account",)
+    readonly_fields = ("account_name",)
+
+    @admin.display(description="account")
+    def account_name(self, obj: Container) -> str:
+        return str(obj.account)
+
+
+@admin.register(HistoryEntry)
+class HistoryEntryAdmin(ReadOnlyAdmin):
+    list_display = ("container", "change", "observed_at", "query")
+    list_filter = ("change",)
+    list_select_related = ("container",)
+    search_fields = ("container__container_number",)
+    raw_id_fields = ("container", "query")
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ("type", "container_number", "account", "query", "occurred_at")
+    list_filter = ("type",)
+    list_select_related = ("account__user",)
+    search_fields = ("container_number", "key")
+    raw_id_fields = ("account", "container", "query")
+
+
+class AlertItemInline(admin.TabularInline):
+    model = AlertItem
+    fields = ("event",)
+    readonly_fields = ("event",)
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "recipient", "subject", "status", "attempts", "created_at", "sent_at")
+    list_filter = ("status", "channel")
+    list_select_related = ("user",)
+    search_fields = ("recipient", "user__username", "subject")
+    raw_id_fields = ("user", "account", "query")
+    inlines = [AlertItemInline]
+
+
+@admin.register(AlertPreference)
+class AlertPreferenceAdmin(admin.ModelAdmin):
+    list_display = ("user", "channel", "scope", "lfd_due_days", "updated_at")
+    list_filter = ("channel", "scope")
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)
+
+
+@admin.register(RecurringRun)
+class RecurringRunAdmin(ReadOnlyAdmin):
+    """Set on the board (or by `run_queries --schedule`), where their schedule is kept in step;
+    here they can be looked at and deleted."""
+
+    list_display = ("__str__", "paused", "next_run_at", "last_run_at", "last_error", "created_by")
+    list_filter = ("kind", "paused")
+    list_select_related = ("account__user", "created_by")
+    search_fields = ("account__user__username",)
+    raw_id_fields = ("account", "created_by", "schedule", "last_query")
+
+    def delete_model(self, request: HttpRequest, obj: RecurringRun) -> None:
+        from .recurring import delete_recurring_run
+
+        delete_recurring_run(run=obj)

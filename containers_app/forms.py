@@ -1,0 +1,138 @@
+"""Forms of the board's pages: its filters, alert preferences, and recurring runs. They shape
+input; the services decide (a recurring run is validated by `recurring.save_recurring_run`, like
+any start)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from queries_app.forms import TIME_ZONE_CHOICES
+from queries_app.registry import all_kinds
+from sessions_app.models import Account
+
+from .models import ALERT_EVENT_TYPES, LFD_DUE_MAX_DAYS, WEEKDAYS, AlertPreference
+
+ANY_YES_NO = [("", "Any"), ("yes", "Yes"), ("no", "No")]
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+
+class BoardFilterForm(forms.Form):
+    q = forms.CharField(label="Container", required=False, max_length=20)
+    due_within = forms.IntegerField(
+        label="Last free day within (days)",
+        required=False,
+        min_value=0,
+        max_value=365,
+        help_text="Overdue ones included.",
+    )
+    holds = forms.ChoiceField(label="Holds", required=False, choices=ANY_YES_NO)
+    slot = forms.ChoiceField(label="Available slot", required=False, choices=ANY_YES_NO)
+    terminal = forms.ChoiceField(label="Terminal", required=False)
+    changed_since = forms.DateField(
+        label="Changed since", required=False, widget=DateInput, help_text="Day, in your zone."
+    )
+    watched = forms.ChoiceField(
+        label="Watched", required=False, choices=[("", "Any"), ("yes", "★ Watched only")]
+    )
+    show = forms.ChoiceField(
+        label="Containers",
+        required=False,
+        choices=[("", "On the list"), ("gone", "Gone from the list"), ("all", "All")],
+    )
+    account = forms.ModelChoiceField(
+        label="Account",
+        required=False,
+        queryset=Account.objects.none(),
+        empty_label="All accounts",
+    )
+
+    def __init__(
+        self, *args: Any, terminals: list[tuple[str, str]], accounts: Any = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["terminal"].choices = [("", "Any"), *terminals]
+        if accounts is None:
+            del self.fields["account"]
+        else:
+            self.fields["account"].queryset = accounts
+
+    def filters(self) -> dict[str, Any]:
+        """The valid filters; a bad value in one is reported and ignored, the others apply."""
+        self.is_valid()
+        return {name: value for name, value in self.cleaned_data.items() if name not in self.errors}
+
+
+class AlertPreferenceForm(forms.ModelForm):
+    events = forms.MultipleChoiceField(
+        label="Tell me about",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        choices=[(kind.value, kind.label) for kind in ALERT_EVENT_TYPES],
+    )
+    lfd_due_days = forms.IntegerField(
+        label="“Last free day within a few days” means within (days)",
+        min_value=0,
+        max_value=LFD_DUE_MAX_DAYS,
+        help_text=f"0 (today) to {LFD_DUE_MAX_DAYS}; sent once per container and day.",
+    )
+
+    class Meta:
+        model = AlertPreference
+        fields = ["channel", "events", "scope", "lfd_due_days"]
+        widgets = {"channel": forms.RadioSelect, "scope": forms.RadioSelect}
+        labels = {"channel": "Send alerts by", "scope": "For"}
+
+    def clean_events(self) -> list[str]:
+        chosen = set(self.cleaned_data["events"])
+        return [kind.value for kind in ALERT_EVENT_TYPES if kind.value in chosen]
+
+
+def schedulable_kinds() -> list[tuple[str, str]]:
+    """Kinds that take no per-run parameter: the ones a recurring run on the board makes sense
+    for (the command may schedule others, their parameters checked by the kind's own form)."""
+    return [(kind.code, kind.label) for kind in all_kinds() if not kind.params.base_fields]
+
+
+class RecurringRunForm(forms.Form):
+    account = forms.ModelChoiceField(queryset=Account.objects.none(), empty_label=None)
+    kind = forms.ChoiceField(label="Run")
+    weekdays = forms.MultipleChoiceField(
+        label="On",
+        widget=forms.CheckboxSelectMultiple,
+        choices=[(str(day), name) for day, name in enumerate(WEEKDAYS)],
+        error_messages={"required": "Choose at least one day of the week."},
+    )
+    times = forms.CharField(
+        label="At",
+        max_length=200,
+        help_text="Times of day, 24-hour clock, e.g. 06:30, 13:00.",
+        error_messages={"required": "Give at least one time of day, e.g. 07:30."},
+    )
+    time_zone = forms.ChoiceField(label="Time zone")
+
+    def __init__(self, *args: Any, accounts: Any, zone: str, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {})
+        kwargs["initial"].setdefault("time_zone", zone)
+        kwargs["initial"].setdefault("weekdays", ["0", "1", "2", "3", "4"])
+        kwargs["initial"].setdefault("kind", "availability")
+        super().__init__(*args, **kwargs)
+        self.fields["kind"].choices = schedulable_kinds()
+        names = TIME_ZONE_CHOICES if zone in TIME_ZONE_CHOICES else [zone, *TIME_ZONE_CHOICES]
+        self.fields["time_zone"].choices = [(name, name.replace("_", " ")) for name in names]
+        if accounts is None:
+            del self.fields["account"]
+        else:
+            self.fields["account"].queryset = accounts
+
+    def add_service_error(self, error: ValidationError) -> None:
+        if not hasattr(error, "error_dict"):
+            self.add_error(None, error.messages)
+            return
+        for name, messages in error.message_dict.items():
+            self.add_error(name if name in self.fields else None, messages)

@@ -1,0 +1,406 @@
+"""The containers board: each container's latest known state (merged from the runs that saw
+it), the changes observed across runs, the events announced about it, who watches it, alerts
+and their preferences, and the recurring runs people set themselves."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django_q.models import Schedule
+
+from queries_app.events import EventType
+from queries_app.models import Query, Terminal
+from queries_app.registry import kind_choices
+from sessions_app.models import Account
+
+# Container events whose last free day is this many days away or less (today included) are
+# recorded as `container.lfd_due`; each person's alert takes those within their own N.
+LFD_DUE_MAX_DAYS = 7
+
+
+def days_left(last_free_day: date | None, today: date) -> int | None:
+    return None if last_free_day is None else (last_free_day - today).days
+
+
+class ContainerQuerySet(models.QuerySet["Container"]):
+    def visible_to(self, user: Any) -> ContainerQuerySet:
+        """Staff with the permission see every account's containers; anyone else only those of
+        their own account."""
+        if getattr(user, "is_staff", False) and user.has_perm("containers_app.view_container"):
+            return self
+        return self.filter(account__user=user)
+
+    def present(self) -> ContainerQuerySet:
+        return self.filter(gone_at__isnull=True)
+
+
+class Container(models.Model):
+    """One container of one account as the portal last knew it: the sheet's fields from the
+    latest containers or availability run, pregate and booking from the latest details (bulk
+    info, timeline, booking number), slots from the latest appointment check — each with the
+    run that saw it and when. Maintained when runs end (`board.update_board`), so that the
+    board is one indexed read."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="board_containers")
+    container_number = models.CharField(max_length=20)
+
+    # From the containers sheet.
+    trade_type = models.CharField(max_length=10, blank=True)
+    status = models.CharField(max_length=60, blank=True)
+    holds = models.BooleanField(null=True)
+    last_free_day = models.DateField(null=True, blank=True)
+    good_through = models.DateField("good through", null=True, blank=True)
+    pregate_ticket = models.CharField(max_length=40, blank=True)
+    pregate_status = models.CharField(max_length=60, blank=True)
+    gate_status = models.CharField(max_length=40, blank=True)
+    origin = models.CharField(max_length=80, blank=True)
+    destination = models.CharField(max_length=80, blank=True)
+    current_location = models.CharField(max_length=80, blank=True)
+    line = models.CharField(max_length=40, blank=True)
+    size_type = models.CharField(max_length=20, blank=True)
+    vessel_name = models.CharField(max_length=80, blank=True)
+    voyage = models.CharField(max_length=20, blank=True)
+    # Where it is picked up or dropped, by the operators' rule (see `board.terminal_code`); the
+    # name comes from the Terminal table, so a name staff fill in later shows at once.
+    terminal_code = models.CharField(max_length=20, blank=True)
+    terminal = models.ForeignKey(
+        Terminal, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    sheet_query = models.ForeignKey(
+        Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    sheet_seen_at = models.DateTimeField(null=True, blank=True)
+
+    # From container details (bulk info, timeline, booking number).
+    passed_pregate = models.BooleanField(null=True)
+    booking_number = models.CharField(max_length=40, blank=True)
+    details_query = models.ForeignKey(
+        Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    details_seen_at = models.DateTimeField(null=True, blank=True)
+
+    # From the latest appointment check that said something (slots or none).
+    check_outcome = models.CharField(max_length=10, blank=True)
+    slot_count = models.PositiveIntegerField(null=True, blank=True)
+    earliest_slot = models.DateTimeField(null=True, blank=True)
+    check_query = models.ForeignKey(
+        Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    check_seen_at = models.DateTimeField(null=True, blank=True)
+
+    # What changed last ({"change": new/changed/gone/back, "fields": {name: [before, after]}}).
+    last_change = models.JSONField(default=dict, blank=True)
+    last_change_at = models.DateTimeField(null=True, blank=True)
+    last_change_query = models.ForeignKey(
+        Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    first_seen_query = models.ForeignKey(
+        Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Set when a full containers sheet no longer lists it (cleared if it comes back).
+    gone_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = ContainerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["container_number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "container_number"], name="container_unique_per_account"
+            ),
+        ]
+        indexes = [
+            # The board's default order and its "due within N days" filter, per account.
+            models.Index(fields=["account", "last_free_day"], name="container_account_lfd"),
+            # The board's "changed since" filter and sort.
+            models.Index(fields=["account", "last_change_at"], name="container_account_changed"),
+        ]
+
+    def __str__(self) -> str:
+        return self.container_number
+
+    def days_left(self, today: date) -> int | None:
+        return days_left(self.last_free_day, today)
+
+
+class HistoryEntry(models.Model):
+    """What one run observed changing for a container: new, back, gone, or which fields moved
+    (the container page's history)."""
+
+    class Change(models.TextChoices):
+        NEW = "new", "New on the list"
+        BACK = "back", "Back on the list"
+        CHANGED = "changed", "Changed"
+        GONE = "gone", "Gone from the list"
+
+    container = models.ForeignKey(Container, on_delete=models.CASCADE, related_name="history")
+    query = models.ForeignKey(
+        Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    observed_at = models.DateTimeField()
+    change = models.CharField(max_length=10, choices=Change.choices)
+    # {field name: [before, after]} (JSON values: dates and times as ISO text).
+    fields = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-observed_at", "-id"]
+        verbose_name_plural = "history entries"
+        indexes = [
+            # A container's history, newest first.
+            models.Index(fields=["container", "observed_at"], name="history_container_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.container} {self.change} at {self.observed_at:%Y-%m-%d %H:%M}"
+
+
+class Event(models.Model):
+    """Something announced once (to alerts and webhooks): its `key` is stable and unique, so
+    recording it again (a task run twice, a second delivery) records and sends nothing."""
+
+    key = models.CharField(max_length=200, unique=True)
+    type = models.CharField(max_length=40, choices=EventType.choices)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    container = models.ForeignKey(
+        Container, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
+    )
+    container_number = models.CharField(max_length=20, blank=True)
+    query = models.ForeignKey(
+        Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # JSON, never a secret (e.g. {"before": "2025-05-01", "after": "2025-05-03"}).
+    data = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            # An account's events over time (the admin, the API).
+            models.Index(fields=["account", "occurred_at"], name="event_account_time"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+    def as_dict(self) -> dict[str, Any]:
+        """The shape `queries_app.events.events_recorded` announces."""
+        return {
+            "id": self.key,
+            "type": self.type,
+            "account_id": self.account_id,
+            "container_number": self.container_number,
+            "query_id": self.query_id,
+            "data": self.data,
+            "occurred_at": self.occurred_at.isoformat(),
+        }
+
+
+class Watch(models.Model):
+    """A person's star on a container."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    container = models.ForeignKey(Container, on_delete=models.CASCADE, related_name="watches")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # Also the board's "is it starred" look-up (user first).
+            models.UniqueConstraint(fields=["user", "container"], name="watch_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ★ {self.container}"
+
+
+# The events a person may be alerted about (query.finished is for webhooks only).
+ALERT_EVENT_TYPES = [
+    EventType.LFD_CHANGED,
+    EventType.LFD_DUE,
+    EventType.HOLDS_RELEASED,
+    EventType.PREGATE_DONE,
+    EventType.SLOT_APPEARED,
+    EventType.CONTAINER_NEW,
+    EventType.CONTAINER_GONE,
+    EventType.QUERY_FAILED,
+    EventType.CREDENTIALS_REJECTED,
+]
+DEFAULT_ALERT_EVENTS = [
+    EventType.LFD_CHANGED.value,
+    EventType.LFD_DUE.value,
+    EventType.HOLDS_RELEASED.value,
+    EventType.SLOT_APPEARED.value,
+]
+ACCOUNT_EVENT_TYPES = {EventType.QUERY_FAILED.value, EventType.CREDENTIALS_REJECTED.value}
+
+
+class AlertPreference(models.Model):
+    """What a person wants to hear about, and how. A person without a row has the defaults:
+    e-mail (when they have an address) on LFD set or changed, LFD within 2 days, holds
+    released and slot appeared, for all their containers."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        OFF = "off", "Off"
+
+    class Scope(models.TextChoices):
+        ALL = "all", "All my containers"
+        WATCHED = "watched", "Only containers I watch (★)"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_preference"
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
+    events = models.JSONField(default=list, blank=True)
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.ALL)
+    lfd_due_days = models.PositiveSmallIntegerField(default=2)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(lfd_due_days__lte=LFD_DUE_MAX_DAYS), name="alertpref_lfd_days_max"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"alerts of {self.user}"
+
+    @classmethod
+    def defaults_for(cls, user: Any) -> AlertPreference:
+        return cls(user=user, events=list(DEFAULT_ALERT_EVENTS))
+
+
+class AlertQuerySet(models.QuerySet["Alert"]):
+    def due(self, now: Any) -> AlertQuerySet:
+        return self.filter(status__in=Alert.WAITING, next_attempt_at__lte=now)
+
+
+class Alert(models.Model):
+    """One message to one person about the events of one run (or one day's due dates): what,
+    to whom, when, delivered or not and why. Its events are its items; a person is never
+    alerted twice about one event (AlertItem's constraint)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        RETRYING = "retrying", "Waiting to retry"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Not delivered"
+
+    WAITING = (Status.PENDING, Status.RETRYING)
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=10, default=AlertPreference.Channel.EMAIL)
+    recipient = models.EmailField(max_length=254)
+    account = models.ForeignKey(
+        Account, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    query = models.ForeignKey(
+        Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    subject = models.CharField(max_length=200)
+    event_count = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A sender's claim (conditional UPDATE): one sender at a time.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AlertQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The sweep: alerts waiting for a (re)try that is due.
+            models.Index(fields=["status", "next_attempt_at"], name="alert_status_due"),
+            # A person's recent alerts (the settings page).
+            models.Index(fields=["user", "created_at"], name="alert_user_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} to {self.recipient}: {self.subject}"
+
+
+class AlertItem(models.Model):
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="items")
+    # Repeated from the alert, for the constraint below.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="alert_items")
+
+    class Meta:
+        constraints = [
+            # Never alerted twice about one event, whatever runs twice.
+            models.UniqueConstraint(fields=["user", "event"], name="alertitem_once_per_event"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.alert_id}: {self.event_id}"
+
+
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+class RecurringRun(models.Model):
+    """A query people (or `run_queries --schedule`) set to run again and again: on these days
+    of the week, at these times of day in this zone. It drives one django-q2 schedule made by
+    the portal's code (`recurring.py`), which fires at the next of those times."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="recurring_runs")
+    kind = models.CharField(max_length=20, choices=kind_choices)
+    params = models.JSONField(default=dict, blank=True)
+    # 0 = Monday ... 6 = Sunday; times as "HH:MM", sorted.
+    weekdays = models.JSONField(default=list)
+    times = models.JSONField(default=list)
+    time_zone = models.CharField(max_length=64)
+    paused = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty when made by the run_queries command.",
+    )
+    schedule = models.OneToOneField(
+        Schedule, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_query = models.ForeignKey(
+        Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    last_error = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account", "kind", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.account} ({self.describe()})"
+
+    def describe(self) -> str:
+        days = self.weekdays or []
+        if sorted(days) == list(range(7)):
+            when = "every day"
+        elif sorted(days) == list(range(5)):
+            when = "Mon–Fri"
+        else:
+            when = ", ".join(WEEKDAYS[d] for d in sorted(days))
+        return f"{when} at {', '.join(self.times)} {self.time_zone}"

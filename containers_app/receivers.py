@@ -1,0 +1,20 @@
+"""What the board hears from the query engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django_q.tasks import async_task
+
+from queries_app.models import Query
+
+from .board import BOARD_KINDS
+
+
+def on_query_finished(query: Query, **kwargs: Any) -> None:
+    """Sent after the commit that ended the query: enqueue the board's update (a task of its
+    own; the query's worker only pays for the enqueue)."""
+    if query.status == Query.Status.FAILED or (
+        query.status == Query.Status.SUCCEEDED and query.kind in BOARD_KINDS
+    ):
+        async_task("containers_app.tasks.update_board", query.pk, task_name=f"board-{query.pk}")

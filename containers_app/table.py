@@ -1,0 +1,271 @@
+"""The board's table: its columns, sort orders, and rows as HTML (built here: a page of 100 rows
+through template tags costs ~10× more), and the same rows for the CSV/XLSX exports
+(`queries_app.exports` writes any table with `rows`, `columns` and `cells`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, tzinfo
+from html import escape as html_escape
+from typing import Any
+
+from django.db.models import F, QuerySet
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+
+from queries_app.tables import cell_text
+
+from .models import Container
+from .words import days_left_words, describe_change
+
+PER_PAGE = 100
+DEFAULT_SORT = "lfd"
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    # What ?sort=key orders by ("" = not sortable), and how a row's value reads (typed).
+    order_by: str = ""
+    value: Callable[[Container], Any] | None = None
+    numeric: bool = False
+    staff_only: bool = False
+
+    def read(self, row: Container) -> Any:
+        return self.value(row) if self.value else getattr(row, self.key)
+
+
+def terminal_text(row: Container) -> str:
+    if row.terminal is not None and row.terminal.name:
+        return row.terminal.name
+    return row.terminal_code
+
+
+def pregate_text(row: Container) -> str:
+    if row.passed_pregate:
+        return "Passed"
+    if row.pregate_ticket:
+        return "Ticket" if set(row.pregate_ticket) == {"*"} else f"Ticket {row.pregate_ticket}"
+    if row.passed_pregate is False:
+        return "Not yet"
+    return ""
+
+
+def build_columns(today: date, zone: tzinfo, *, show_account: bool) -> list[Column]:
+    def seen_run(row: Container) -> str:
+        return f"#{row.sheet_query_id}" if row.sheet_query_id else ""
+
+    columns = [
+        Column("container_number", "Container", order_by="container_number"),
+        Column(
+            "account",
+            "Account",
+            order_by="account__user__username",
+            staff_only=True,
+            value=lambda row: str(row.account),
+        ),
+        Column("trade_type", "Trade type", order_by="trade_type"),
+        Column("status", "Status", order_by="status"),
+        Column("holds", "Holds", order_by="holds"),
+        Column("last_free_day", "Last free day", order_by="last_free_day"),
+        Column("days_left", "Days left", numeric=True, value=lambda row: row.days_left(today)),
+        Column("good_through", "Good through", order_by="good_through"),
+        Column("terminal", "Terminal", order_by="terminal_code", value=terminal_text),
+        Column("pregate", "Pregate", value=pregate_text),
+        Column("earliest_slot", "Earliest slot", order_by="earliest_slot"),
+        Column("slot_count", "Slots", numeric=True, order_by="slot_count"),
+        Column("check_seen_at", "Slots seen"),
+        Column(
+            "last_change", "Last change", value=lambda row: describe_change(row.last_change, zone)
+        ),
+        Column("last_change_at", "Changed", order_by="last_change_at"),
+        Column("sheet_query", "Seen in run", value=seen_run, order_by="sheet_seen_at"),
+        Column("sheet_seen_at", "Seen at"),
+        Column("watched", "Watched", value=lambda row: bool(row.watched)),
+    ]
+    return [c for c in columns if show_account or not c.staff_only]
+
+
+SORTS = {
+    "container": "container_number",
+    "account": "account__user__username",
+    "status": "status",
+    "holds": "holds",
+    "lfd": "last_free_day",
+    "terminal": "terminal_code",
+    "slot": "earliest_slot",
+    "changed": "-last_change_at",
+    "seen": "-sheet_seen_at",
+}
+
+
+def parse_sort(value: str) -> tuple[str, bool]:
+    descending = value.startswith("-")
+    key = value.removeprefix("-")
+    if key not in SORTS:
+        return DEFAULT_SORT, False
+    return key, descending
+
+
+def sort_rows(rows: QuerySet[Container], key: str, descending: bool) -> QuerySet[Container]:
+    target = SORTS[key]
+    natural_desc = target.startswith("-")
+    expression = F(target.lstrip("-"))
+    # Blanks last either way: a dispatcher sorting by last free day wants dates first.
+    if natural_desc != descending:
+        ordered = expression.desc(nulls_last=True)
+    else:
+        ordered = expression.asc(nulls_last=True)
+    return rows.order_by(ordered, "container_number", "pk")
+
+
+@dataclass
+class BoardTable:
+    rows: QuerySet[Container]
+    columns: list[Column]
+    today: date
+    zone: tzinfo
+    sort: str
+    descending: bool
+    show_account: bool
+    csrf_token: str = ""
+    next_url: str = ""
+    headers: list[dict[str, Any]] = field(default_factory=list)
+
+    def cells(self, row: Container, zone: tzinfo) -> list[str]:
+        return [cell_text(column.read(row), zone) for column in self.columns]
+
+    def _when(self, value: datetime | None) -> str:
+        if value is None:
+            return ""
+        return timezone.localtime(value, self.zone).strftime("%m-%d %H:%M")
+
+    def _urls(self) -> tuple[str, str, str]:
+        """The rows' link and form targets, reversed once per table (a reverse per row and
+        link costs more than the rest of the row)."""
+        if not hasattr(self, "_url_cache"):
+            mark = "987654321"
+            self._url_cache = (
+                reverse("containers:detail", args=[mark]).replace(mark, "{}"),
+                reverse("containers:watch", args=[int(mark)]).replace(mark, "{}"),
+                reverse("queries:detail", args=[int(mark)]).replace(mark, "{}"),
+            )
+        return self._url_cache
+
+    def row_html(self, row: Container) -> SafeString:
+        """One row of the page. Every value from the row is escaped (`esc`)."""
+        detail, watch_url, query_url = self._urls()
+        number = esc(row.container_number)
+        url = detail.format(number)
+        if self.show_account:
+            url += f"?account={row.account_id}"
+        watched = bool(row.watched)
+        action = "Stop watching" if watched else "Watch"
+        star = (
+            f'<form method="post" action="{watch_url.format(row.pk)}" class="star-form">'
+            f'<input type="hidden" name="csrfmiddlewaretoken" value="{esc(self.csrf_token)}">'
+            f'<input type="hidden" name="watch" value="{"0" if watched else "1"}">'
+            f'<input type="hidden" name="next" value="{esc(self.next_url)}">'
+            f'<button type="submit" class="star{" is-on" if watched else ""}" '
+            f'aria-pressed="{"true" if watched else "false"}" title="{action}">'
+            f'<span aria-hidden="true">{"★" if watched else "☆"}</span>'
+            f'<span class="visually-hidden">{action} {number}</span></button></form>'
+        )
+        left = row.days_left(self.today)
+        urgency = ""
+        if left is not None and row.gone_at is None:
+            urgency = "overdue" if left < 0 else {0: "today", 1: "tomorrow"}.get(left, "")
+            if not urgency and left <= 2:
+                urgency = "soon"
+        lfd = ""
+        if row.last_free_day:
+            words = esc(days_left_words(left))
+            badge = (
+                f' <span class="due due-{urgency}">{words}</span>'
+                if urgency
+                else f' <span class="days">{words}</span>'
+            )
+            lfd = f"{row.last_free_day.isoformat()}{badge}"
+        slot = ""
+        if row.slot_count:
+            plural = "" if row.slot_count == 1 else "s"
+            slot = (
+                f'{self._when(row.earliest_slot)} <span class="sub">{row.slot_count} slot'
+                f"{plural} · seen {self._when(row.check_seen_at)} "
+                f"(run #{row.check_query_id or '?'})</span>"
+            )
+        elif row.check_seen_at:
+            slot = (
+                f'<span class="sub">none · seen {self._when(row.check_seen_at)} '
+                f"(run #{row.check_query_id or '?'})</span>"
+            )
+        change = ""
+        if row.last_change:
+            kind = esc(str(row.last_change.get("change", "changed")))
+            words = esc(describe_change(row.last_change, self.zone))
+            change = (
+                f'<span class="change change-{kind}">{words}</span> '
+                f'<span class="sub">{self._when(row.last_change_at)}</span>'
+            )
+        seen = ""
+        if row.sheet_seen_at:
+            run = row.sheet_query_id
+            link = query_url.format(run) if run else "#"
+            seen = (
+                f'<a href="{link}">#{run or "?"}</a> '
+                f'<span class="sub">{self._when(row.sheet_seen_at)}</span>'
+            )
+        holds = "" if row.holds is None else ("Yes" if row.holds else "No")
+        account = f"<td>{esc(str(row.account))}</td>" if self.show_account else ""
+        klass = "is-gone" if row.gone_at else (f"row-{urgency}" if urgency else "")
+        html = (
+            f'<tr class="{klass}"><td>{star}</td>'
+            f'<th scope="row"><a href="{esc(url)}">{number}</a></th>{account}'
+            f"<td>{esc(row.trade_type)}</td><td>{esc(row.status)}</td>"
+            f'<td class="holds-{holds.lower() or "unknown"}">{holds}</td>'
+            f'<td class="lfd">{lfd}</td><td>{esc(terminal_text(row))}</td>'
+            f"<td>{esc(pregate_text(row))}</td><td>{slot}</td><td>{change}</td>"
+            f"<td>{seen}</td></tr>"
+        )
+        return mark_safe(html)  # noqa: S308 - every value from the row went through esc
+
+
+def esc(text: str) -> str:
+    return html_escape(text or "", quote=True)
+
+
+# The page's columns: (label, ?sort= key or "").
+PAGE_HEADERS = [
+    ("★", ""),
+    ("Container", "container"),
+    ("Account", "account"),
+    ("Trade", ""),
+    ("Status", "status"),
+    ("Holds", "holds"),
+    ("Last free day", "lfd"),
+    ("Terminal", "terminal"),
+    ("Pregate", ""),
+    ("Earliest slot", "slot"),
+    ("Last change", "changed"),
+    ("Seen in run", "seen"),
+]
+
+
+def page_headers(sort: str, descending: bool, *, show_account: bool) -> list[dict[str, Any]]:
+    headers = []
+    for label, key in PAGE_HEADERS:
+        if key == "account" and not show_account:
+            continue
+        current = key == sort
+        headers.append(
+            {
+                "label": label,
+                "key": key,
+                "sort_value": f"-{key}" if current and not descending else key,
+                "aria_sort": ("descending" if descending else "ascending") if current else "none",
+            }
+        )
+    return headers

@@ -1,0 +1,17 @@
+from django.urls import path
+
+from . import views
+
+app_name = "containers"
+
+urlpatterns = [
+    path("", views.board, name="board"),
+    path("export/containers.csv", views.export_board, {"fmt": "csv"}, name="export_csv"),
+    path("export/containers.xlsx", views.export_board, {"fmt": "xlsx"}, name="export_xlsx"),
+    path("alerts/", views.alert_settings, name="alerts"),
+    path("schedules/", views.schedule_add, name="schedule_add"),
+    path("schedules/<int:pk>/pause/", views.schedule_pause, name="schedule_pause"),
+    path("schedules/<int:pk>/delete/", views.schedule_delete, name="schedule_delete"),
+    path("watch/<int:pk>/", views.watch, name="watch"),
+    path("<str:number>/", views.container_detail, name="detail"),
+]

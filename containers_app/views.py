@@ -1,0 +1,280 @@
+"""The board's pages: the containers board (with its recurring runs), a container's page, the
+alert settings, the star, and the board's exports.
+
+A user sees only their own account's containers (anything else is a 404); staff with the
+"Can view container" permission see every account's, with an account filter. Every change is a
+POST with CSRF; views shape input and output, the services decide.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.middleware.csrf import get_token
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from queries_app.exports import XLSX_CONTENT_TYPE, csv_lines, xlsx_bytes
+from queries_app.forms import TimeZoneForm
+from queries_app.views import in_user_zone, user_zone
+
+from . import recurring
+from .alerts import preferences_for
+from .forms import AlertPreferenceForm, BoardFilterForm, RecurringRunForm
+from .models import Alert, RecurringRun, Watch
+from .selectors import (
+    board_summary,
+    container_checks,
+    container_milestones,
+    container_runs,
+    filter_board,
+    manageable_accounts,
+    recent_runs,
+    recurring_runs,
+    sees_all,
+    terminal_choices,
+    visible_accounts,
+    visible_containers,
+)
+from .table import PER_PAGE, BoardTable, build_columns, page_headers, parse_sort, sort_rows
+
+NO_ACCOUNT_MESSAGE = (
+    "Your login has no E-Modal account yet, so there are no containers to show. "
+    "Ask an administrator to add your E-Modal credentials."
+)
+
+
+def _board_table(request: HttpRequest, *, export: bool = False) -> tuple[BoardTable, Any]:
+    zone = user_zone(request)
+    today = timezone.localdate(timezone=zone)
+    show_account = sees_all(request.user)
+    visible = visible_containers(request.user)
+    form = BoardFilterForm(
+        request.GET,
+        terminals=terminal_choices(visible),
+        accounts=visible_accounts(request.user) if show_account else None,
+    )
+    filters = form.filters()
+    sort, descending = parse_sort(request.GET.get("sort", ""))
+    rows = sort_rows(filter_board(visible, filters, today=today, zone=zone), sort, descending)
+    table = BoardTable(
+        rows=rows,
+        columns=build_columns(today, zone, show_account=show_account),
+        today=today,
+        zone=zone,
+        sort=sort,
+        descending=descending,
+        show_account=show_account,
+    )
+    if not export:
+        table.csrf_token = get_token(request)
+        table.next_url = request.get_full_path()
+        table.headers = page_headers(sort, descending, show_account=show_account)
+    return table, form
+
+
+def _board_context(
+    request: HttpRequest, schedule_form: RecurringRunForm | None = None
+) -> dict[str, Any]:
+    table, form = _board_table(request)
+    page = Paginator(table.rows, PER_PAGE).get_page(request.GET.get("page"))
+    accounts = manageable_accounts(request.user)
+    choose = sees_all(request.user) and len(accounts) > 1
+    own = [a for a in accounts if a.user_id == request.user.pk]
+    if schedule_form is None and (own or choose):
+        schedule_form = RecurringRunForm(
+            accounts=accounts if choose else None, zone=str(user_zone(request))
+        )
+    return {
+        "table": table,
+        "form": form,
+        "page_obj": page,
+        "rows": [table.row_html(row) for row in page],
+        "summary": board_summary(visible_containers(request.user), today=table.today),
+        "today": table.today,
+        "has_account": bool(own) or sees_all(request.user),
+        "no_account_message": NO_ACCOUNT_MESSAGE,
+        "recurring_runs": list(recurring_runs(request.user)),
+        "schedule_form": schedule_form,
+        "zone_name": str(table.zone),
+        "timezone_form": TimeZoneForm(
+            current=str(user_zone(request)), initial={"next": request.get_full_path()}
+        ),
+    }
+
+
+@require_GET
+@login_required
+@in_user_zone
+def board(request: HttpRequest) -> HttpResponse:
+    return render(request, "containers/board.html", _board_context(request))
+
+
+@require_GET
+@login_required
+def export_board(request: HttpRequest, fmt: str) -> HttpResponse:
+    table, _ = _board_table(request, export=True)
+    stamp = timezone.localtime(timezone=table.zone).strftime("%Y%m%d-%H%M")
+    disposition = f'attachment; filename="containers-{stamp}.{fmt}"'
+    if fmt == "csv":
+        return StreamingHttpResponse(
+            csv_lines(table, table.zone),  # type: ignore[arg-type]  (any table with rows, cells)
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": disposition},
+        )
+    return HttpResponse(
+        xlsx_bytes(table, table.zone),  # type: ignore[arg-type]
+        content_type=XLSX_CONTENT_TYPE,
+        headers={"Content-Disposition": disposition},
+    )
+
+
+def _visible_container(request: HttpRequest, number: str) -> Any:
+    found = visible_containers(request.user).filter(container_number=number.upper())
+    account = request.GET.get("account", "")
+    if account.isdigit():
+        found = found.filter(account_id=int(account))
+    containers = list(found[:2])
+    if not containers:
+        raise Http404("No such container on your board.")
+    return containers
+
+
+@require_GET
+@login_required
+@in_user_zone
+def container_detail(request: HttpRequest, number: str) -> HttpResponse:
+    containers = _visible_container(request, number)
+    if len(containers) > 1:
+        # The same number on two accounts (staff see both): say so, and let them choose.
+        choices = visible_containers(request.user).filter(container_number=number.upper())
+        return render(request, "containers/choose.html", {"number": number, "choices": choices})
+    container = containers[0]
+    runs = recent_runs(container)
+    zone = user_zone(request)
+    return render(
+        request,
+        "containers/container.html",
+        {
+            "container": container,
+            "today": timezone.localdate(timezone=zone),
+            "days_left": container.days_left(timezone.localdate(timezone=zone)),
+            "history": container.history.select_related("query").defer(
+                "query__state", "query__params"
+            )[:200],
+            "sheet_rows": container_runs(container, runs),
+            "checks": container_checks(container, runs),
+            "milestones": container_milestones(container, runs),
+            "show_account": sees_all(request.user),
+            "zone_name": str(zone),
+        },
+    )
+
+
+def _next_or(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return fallback
+
+
+@require_POST
+@login_required
+def watch(request: HttpRequest, pk: int) -> HttpResponse:
+    container = get_object_or_404(visible_containers(request.user), pk=pk)
+    if request.POST.get("watch", "1") == "1":
+        Watch.objects.get_or_create(user=request.user, container=container)
+    else:
+        Watch.objects.filter(user=request.user, container=container).delete()
+    return redirect(_next_or(request, reverse("containers:board")))
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@in_user_zone
+def alert_settings(request: HttpRequest) -> HttpResponse:
+    preference = preferences_for(request.user)
+    form = AlertPreferenceForm(request.POST or None, instance=preference)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Your alert settings are saved.")
+        return redirect("containers:alerts")
+    recent = Alert.objects.filter(user=request.user).select_related("query")[:20]
+    return render(
+        request,
+        "containers/alerts.html",
+        {"form": form, "recent": recent, "zone_name": str(user_zone(request))},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+def _manageable_run(request: HttpRequest, pk: int) -> RecurringRun:
+    return get_object_or_404(recurring_runs(request.user), pk=pk)
+
+
+@require_POST
+@login_required
+@in_user_zone
+def schedule_add(request: HttpRequest) -> HttpResponse:
+    accounts = manageable_accounts(request.user)
+    choose = sees_all(request.user) and len(accounts) > 1
+    own = next((a for a in accounts if a.user_id == request.user.pk), None)
+    if not choose and own is None:
+        raise Http404("No account to schedule runs for.")
+    form = RecurringRunForm(
+        request.POST, accounts=accounts if choose else None, zone=str(user_zone(request))
+    )
+    if form.is_valid():
+        account = form.cleaned_data.get("account") or own
+        try:
+            run = recurring.save_recurring_run(
+                account=account,
+                kind=form.cleaned_data["kind"],
+                params={},
+                weekdays=form.cleaned_data["weekdays"],
+                times=form.cleaned_data["times"],
+                time_zone=form.cleaned_data["time_zone"],
+                created_by=request.user,
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            when = timezone.localtime(run.next_run_at) if run.next_run_at else None
+            messages.success(
+                request,
+                f"Scheduled: {run}." + (f" Next run {when:%a %Y-%m-%d %H:%M %Z}." if when else ""),
+            )
+            return redirect(reverse("containers:board") + "#schedules")
+    response = render(request, "containers/board.html", _board_context(request, form))
+    response.status_code = 400
+    return response
+
+
+@require_POST
+@login_required
+def schedule_pause(request: HttpRequest, pk: int) -> HttpResponse:
+    run = _manageable_run(request, pk)
+    paused = request.POST.get("paused", "1") == "1"
+    recurring.set_paused(run=run, paused=paused)
+    messages.success(request, f"{'Paused' if paused else 'Resumed'}: {run}.")
+    return redirect(reverse("containers:board") + "#schedules")
+
+
+@require_POST
+@login_required
+def schedule_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    run = _manageable_run(request, pk)
+    described = str(run)
+    recurring.delete_recurring_run(run=run)
+    messages.success(request, f"Deleted: {described}.")
+    return redirect(reverse("containers:board") + "#schedules")

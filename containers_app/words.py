@@ -1,0 +1,131 @@
+"""Events and history entries in words, the same on the pages and in the e-mails."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, tzinfo
+from typing import Any
+
+from django.utils import timezone
+
+from queries_app.events import EventType
+
+FIELD_LABELS = {
+    "status": "status",
+    "holds": "holds",
+    "last_free_day": "last free day",
+    "good_through": "good through",
+    "pregate_ticket": "pregate ticket",
+    "terminal_code": "terminal",
+    "passed_pregate": "passed pregate",
+    "booking_number": "booking number",
+    "slot_count": "slots",
+    "earliest_slot": "earliest slot",
+}
+
+
+def shown(value: Any, zone: tzinfo | None = None) -> str:
+    """A JSON value of a change (ISO text for dates and times) as a person reads it."""
+    if value is None or value == "":
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str) and len(value) >= 10 and value[4] == "-" and value[7] == "-":
+        try:
+            if len(value) == 10:
+                return date.fromisoformat(value).strftime("%a %Y-%m-%d")
+            moment = datetime.fromisoformat(value)
+            if timezone.is_aware(moment):
+                moment = timezone.localtime(moment, zone)
+            return moment.strftime("%a %Y-%m-%d %H:%M")
+        except ValueError:
+            return value
+    return str(value)
+
+
+def describe_fields(fields: dict[str, Any], zone: tzinfo | None = None) -> list[str]:
+    """'holds released', 'last free day moved from Mon 2025-05-05 to Wed 2025-05-07', ..."""
+    lines = []
+    for name, pair in fields.items():
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            continue
+        before, after = pair
+        if name == "holds" and before is True and after is False:
+            lines.append("holds released")
+        elif name == "holds" and after is True:
+            lines.append("holds set")
+        elif name == "slot_count":
+            if (after or 0) > 0:
+                lines.append(f"appointment slots appeared ({after})")
+            else:
+                lines.append("no appointment slots any more")
+        elif name == "earliest_slot":
+            if after:
+                lines.append(f"earliest slot {shown(after, zone)}")
+        elif name == "pregate_ticket" and not before and after:
+            lines.append("pregate ticket issued")
+        elif name == "passed_pregate" and after is True:
+            lines.append("passed pregate")
+        elif name == "last_free_day" and before and after:
+            lines.append(f"last free day moved from {shown(before)} to {shown(after)}")
+        elif before in (None, ""):
+            lines.append(f"{FIELD_LABELS.get(name, name)} set to {shown(after, zone)}")
+        else:
+            label = FIELD_LABELS.get(name, name.replace("_", " "))
+            lines.append(f"{label}: {shown(before, zone)} → {shown(after, zone)}")
+    return lines
+
+
+CHANGE_WORDS = {
+    "new": "new on the list",
+    "back": "back on the list",
+    "gone": "gone from the list",
+}
+
+
+def describe_change(change: dict[str, Any], zone: tzinfo | None = None) -> str:
+    """A board's "last change" ({"change": ..., "fields": {...}}) in one line."""
+    if not change:
+        return ""
+    words = [CHANGE_WORDS[change["change"]]] if change.get("change") in CHANGE_WORDS else []
+    words += describe_fields(change.get("fields") or {}, zone)
+    return "; ".join(words)
+
+
+def days_left_words(left: int | None) -> str:
+    if left is None:
+        return ""
+    if left < 0:
+        return f"overdue by {-left} day{'' if left == -1 else 's'}"
+    if left == 0:
+        return "today"
+    if left == 1:
+        return "tomorrow"
+    return f"in {left} days"
+
+
+def describe_event(kind: str, data: dict[str, Any], *, zone: tzinfo | None = None) -> str:
+    if kind == EventType.LFD_DUE:
+        return (
+            f"last free day {shown(data.get('last_free_day'))}, "
+            f"{days_left_words(data.get('days_left'))}"
+        )
+    if kind == EventType.LFD_CHANGED:
+        if data.get("before"):
+            return f"last free day moved from {shown(data['before'])} to {shown(data['after'])}"
+        return f"last free day set to {shown(data.get('after'))}"
+    if kind == EventType.HOLDS_RELEASED:
+        return "holds released"
+    if kind == EventType.SLOT_APPEARED:
+        earliest = shown(data.get("earliest_slot"), zone)
+        return f"{data.get('slot_count', 1)} slot(s), earliest {earliest}"
+    if kind == EventType.PREGATE_DONE:
+        return "passed pregate" if data.get("passed_pregate") else "pregate ticket issued"
+    if kind == EventType.CONTAINER_NEW:
+        return "back on the list" if data.get("returned") else "new on the list"
+    if kind == EventType.CONTAINER_GONE:
+        return "gone from the list"
+    if kind == EventType.QUERY_FAILED:
+        return f"a {data.get('kind', '')} query failed: {data.get('error', '')}".strip()
+    if kind == EventType.CREDENTIALS_REJECTED:
+        return f"E-Modal rejected the account's credentials: {data.get('reason', '')}".strip()
+    return EventType(kind).label if kind in EventType.values else kind
