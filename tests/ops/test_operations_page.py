@@ -45,8 +45,15 @@ def ops_client(user: Any) -> Client:
 def make_history(
     accounts: int = 3, per_day: int = 2, days: int = 5, prefix: str = "acct"
 ) -> dict[str, Any]:
-    """Captchas, queries (some needing a login), failures and call latencies over a few days."""
+    """Captchas, queries (some needing a login), failures and call latencies over a few days.
+
+    Each day's rows land within twenty minutes before ``now``; just after local midnight
+    that would be yesterday, so ``now`` is then moved to one in the morning (the page
+    counts by local day and does not mind rows a little ahead of the clock).
+    """
     now = timezone.now()
+    midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    now = max(now, midnight + timedelta(hours=1))
     made = [make_account(f"{prefix}{i}") for i in range(accounts)]
     for age in range(days):
         moment = now - timedelta(days=age, minutes=5)
