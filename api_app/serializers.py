@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from containers_app.board import SHEET_FIELDS
+from containers_app.models import Container, HistoryEntry
 from queries_app.events import EventType
 from queries_app.models import (
     AppointmentCheck,
@@ -255,24 +258,82 @@ class ContainerSerializer(serializers.Serializer):
         return {"kind": row.change_kind, "fields": row.change_fields or {}}
 
 
-class BoardContainerSerializer(ContainerSerializer):
+class BoardContainerSerializer(serializers.ModelSerializer):
+    """A container as the board shows it: its latest known state in one account, each part
+    with the run that read it and when (the sheet, the details, the slot check)."""
+
     account = serializers.IntegerField(source="account_id")
-    query = serializers.IntegerField(source="query_id", help_text="The run it was read in.")
-    observed_at = serializers.DateTimeField(help_text="When this state was read from E-Modal.")
+    terminal_name = serializers.CharField(
+        source="terminal.name", default="", help_text="E-Modal's name of `terminal_code`."
+    )
+    days_left = serializers.SerializerMethodField(
+        help_text="Days until the last free day (negative: overdue; null: none known)."
+    )
+    watched = serializers.BooleanField(help_text="Starred by the token's owner.")
+    sheet_query = serializers.IntegerField(
+        source="sheet_query_id", allow_null=True, help_text="The run that read the sheet fields."
+    )
+    details_query = serializers.IntegerField(
+        source="details_query_id", allow_null=True, help_text="The run that read the details."
+    )
+    check_query = serializers.IntegerField(
+        source="check_query_id", allow_null=True, help_text="The run that checked for slots."
+    )
+    last_change_query = serializers.IntegerField(source="last_change_query_id", allow_null=True)
+    last_change = serializers.DictField(
+        help_text='What changed last: {"change": new/changed/gone/back, '
+        '"fields": {name: [before, after]}}.'
+    )
+
+    class Meta:
+        model = Container
+        fields = [
+            "account",
+            "container_number",
+            *SHEET_FIELDS,
+            "terminal_code",
+            "terminal_name",
+            "days_left",
+            "passed_pregate",
+            "booking_number",
+            "check_outcome",
+            "slot_count",
+            "earliest_slot",
+            "watched",
+            "last_change",
+            "last_change_at",
+            "last_change_query",
+            "first_seen_at",
+            "gone_at",
+            "sheet_query",
+            "sheet_seen_at",
+            "details_query",
+            "details_seen_at",
+            "check_query",
+            "check_seen_at",
+        ]
+        read_only_fields = fields
+
+    def get_days_left(self, row: Container) -> int | None:
+        return row.days_left(self.context.get("today") or timezone.localdate())
 
 
-class HistoryEntrySerializer(serializers.Serializer):
+class HistoryEntrySerializer(serializers.ModelSerializer):
     account = serializers.IntegerField(source="account_id")
-    query = serializers.IntegerField(source="query_id")
-    occurred_at = serializers.DateTimeField(help_text="When the run that found it ended.")
-    change = serializers.ChoiceField(choices=ContainerChange.Change.choices)
+    query = serializers.IntegerField(
+        source="query_id", allow_null=True, help_text="The run that observed it."
+    )
     fields = serializers.DictField(child=serializers.ListField(), help_text="[before, after]")
+
+    class Meta:
+        model = HistoryEntry
+        fields = ["account", "query", "observed_at", "change", "fields"]
 
 
 class ContainerDetailSerializer(serializers.Serializer):
     container_number = serializers.CharField()
     rows = BoardContainerSerializer(many=True, help_text="Its latest state, per account.")
-    history = HistoryEntrySerializer(many=True, help_text="Newest first (at most 100).")
+    history = HistoryEntrySerializer(many=True, help_text="Newest first (at most 200).")
 
 
 class ContainerFilterSerializer(serializers.Serializer):

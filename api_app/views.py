@@ -1,5 +1,6 @@
 """The API (/api/v1/): views shape requests and answers; the services and selectors the pages
-use decide (`queries_app.services`, `queries_app.access`, `queries_app.selectors`, `board`).
+use decide (`queries_app.services`, `queries_app.access`, `queries_app.selectors`, and the
+board's `containers_app.selectors`).
 
 Every view needs a bearer token (`authentication.BearerTokenAuthentication`), counts against
 the token's rate limit (`throttling.TokenRateThrottle`) and answers errors in one shape
@@ -8,14 +9,18 @@ the token's rate limit (`throttling.TokenRateThrottle`) and answers errors in on
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
+from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -29,6 +34,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from containers_app.forms import BoardFilterForm
+from containers_app.models import Container, HistoryEntry
+from containers_app.selectors import filter_board, visible_containers
+from containers_app.selectors import visible_accounts as board_accounts
+from containers_app.table import DEFAULT_SORT as DEFAULT_BOARD_SORT
+from containers_app.table import SORTS as BOARD_SORTS
+from containers_app.table import sort_rows as sort_board
 from queries_app import access
 from queries_app.models import Query
 from queries_app.registry import all_kinds
@@ -42,7 +54,6 @@ from queries_app.services import cancel_query, start_query
 from queries_app.tables import sort_containers
 from queries_app.views import NO_ACCOUNT_MESSAGE
 
-from . import board
 from .models import WebhookDelivery, WebhookEndpoint
 from .serializers import (
     AccountSerializer,
@@ -107,6 +118,9 @@ class KeysFirstPaginator(Paginator):
         rows = {row.pk: row for row in self.object_list.order_by().filter(pk__in=keys)}
         page.object_list = [rows[key] for key in keys]
         return page
+
+
+HISTORY_LIMIT = 200
 
 
 class ContainerPagination(Pagination):
@@ -364,49 +378,116 @@ class QueryChanges(_QueryRows):
 # -- containers --------------------------------------------------------------------------------
 
 
+def board_parameters() -> list[OpenApiParameter]:
+    """The board's filters as query parameters, read off the board page's form."""
+    types = {
+        forms.IntegerField: int,
+        forms.DateField: OpenApiTypes.DATE,
+        forms.ModelChoiceField: int,
+    }
+    parameters = []
+    for name, field in BoardFilterForm.base_fields.items():
+        description = str(field.label) + (f" ({field.help_text})" if field.help_text else "")
+        enum = None
+        if name == "account":
+            description = "Only this account's containers (an id from /api/v1/accounts/)."
+        elif name == "terminal":
+            description = "A terminal's code, as in `terminal_code`."
+        elif isinstance(field, forms.ChoiceField):
+            enum = [value for value, _ in field.choices if value != ""]
+        if name == "changed_since":
+            description += f" Days are in the portal's zone ({settings.TIME_ZONE})."
+        parameters.append(
+            OpenApiParameter(name, types.get(type(field), str), description=description, enum=enum)
+        )
+    sorts = [*BOARD_SORTS, *(f"-{key}" for key in BOARD_SORTS)]
+    parameters.append(
+        OpenApiParameter(
+            "sort",
+            str,
+            enum=sorts,
+            description="A column; a leading - reverses it (blanks last either way). "
+            "Default: lfd (soonest last free day first).",
+        )
+    )
+    return parameters
+
+
+def board_rows(request: Request) -> tuple[QuerySet[Container], date]:
+    """The containers the caller may see, filtered and sorted as on the board page (its form,
+    its filters, its sorts); a bad filter is a 400 naming it."""
+    zone = timezone.get_default_timezone()
+    today = timezone.localdate(timezone=zone)
+    visible = visible_containers(request.user)
+    params = request.query_params
+    form = BoardFilterForm(
+        params,
+        terminals=[(params["terminal"], "")] if params.get("terminal") else [],
+        accounts=board_accounts(request.user),
+    )
+    problems = dict(form.errors) if not form.is_valid() else {}
+    sort = params.get("sort", DEFAULT_BOARD_SORT)
+    if sort.removeprefix("-") not in BOARD_SORTS:
+        problems["sort"] = [f"One of {', '.join(BOARD_SORTS)}, optionally with a leading -."]
+    if problems:
+        raise exceptions.ValidationError({name: list(errs) for name, errs in problems.items()})
+    rows = filter_board(visible, form.cleaned_data, today=today, zone=zone)
+    return sort_board(rows, sort.removeprefix("-"), sort.startswith("-")), today
+
+
 @extend_schema(
     tags=["containers"],
     parameters=[
-        OpenApiParameter("account", int, description="Only this account's containers."),
-        *CONTAINER_PARAMETERS,
+        *board_parameters(),
+        OpenApiParameter("page", int, description="A page number (from 1)."),
+        OpenApiParameter("page_size", int, description="Rows per page (100; at most 1000)."),
     ],
     responses={200: BoardContainerSerializer(many=True), **errors(400)},
 )
 class ContainerList(generics.ListAPIView):
-    """The containers of every account the caller may see, as last read (for now: each
-    account's latest successful containers or availability run), with the results page's
-    filters and sort."""
+    """The container board: every container of the accounts the caller may see, as last known
+    (merged from the runs that saw it, each part with its run and time), with the board
+    page's filters and sorts. Containers gone from the list are left out unless `show` asks."""
 
     serializer_class = BoardContainerSerializer
     pagination_class = ContainerPagination
 
-    def get_queryset(self) -> QuerySet:
-        account = self.request.query_params.get("account")
-        try:
-            account_id = int(account) if account else None
-        except ValueError:
-            raise exceptions.ValidationError({"account": ["An account id."]}) from None
-        filters, sort, descending = container_filters(self.request)
-        rows = board.board_containers(self.request.user, account_id=account_id)
-        ordered = sort_containers(
-            filter_containers(rows, filters, today=timezone.localdate()), sort, descending
-        )
-        # One container may be in several accounts (staff): the account breaks that tie.
-        return ordered.order_by(*ordered.query.order_by, "account_id")
+    def get_queryset(self) -> QuerySet[Container]:
+        rows, self.today = board_rows(self.request)
+        return rows
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "today": getattr(self, "today", None)}
 
 
-@extend_schema(tags=["containers"], responses={200: ContainerDetailSerializer, **errors(404)})
+@extend_schema(
+    tags=["containers"],
+    parameters=[OpenApiParameter("account", int, description="Only this account's.")],
+    responses={200: ContainerDetailSerializer, **errors(404)},
+)
 class ContainerDetail(APIView):
-    """One container: its latest state in each account the caller may see, and its history."""
+    """One container: its latest state in each account the caller may see (gone or not), and
+    what every run observed changing for it, newest first."""
 
     def get(self, request: Request, number: str) -> Response:
         number = number.strip().upper()
-        rows = list(board.board_containers(request.user).filter(container_number=number))
-        history = list(board.container_history(request.user, number))
-        if not rows and not history:
+        found = visible_containers(request.user).filter(container_number=number)
+        account = request.query_params.get("account", "")
+        if account:
+            if not account.isdigit():
+                raise exceptions.ValidationError({"account": ["An account id."]})
+            found = found.filter(account_id=int(account))
+        rows = list(found.order_by("account_id"))
+        if not rows:
             raise exceptions.NotFound(f"No container {number} in the accounts you may see.")
-        data = {"container_number": number, "rows": rows, "history": history}
-        return Response(ContainerDetailSerializer(data).data)
+        history = (
+            HistoryEntry.objects.filter(container__in=[row.pk for row in rows])
+            .annotate(account_id=F("container__account_id"))
+            .order_by("-observed_at", "-id")[:HISTORY_LIMIT]
+        )
+        data = {"container_number": number, "rows": rows, "history": list(history)}
+        today = timezone.localdate(timezone=timezone.get_default_timezone())
+        return Response(ContainerDetailSerializer(data, context={"today": today}).data)
 
 
 # -- webhooks ------------------------------------------------------------------------------------

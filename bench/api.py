@@ -1,6 +1,6 @@
-"""API benchmark: the query-results endpoint (and the containers board) on a 10 000-container
-query. Prints, per request shape, p50 and p95 response times and the SQL statements one
-request makes.
+"""API benchmark: the query-results endpoint and the container board on a 10 000-container
+query (its board made by the runs' ends, as in production). Prints, per request shape, p50 and
+p95 response times and the SQL statements one request makes.
 
     .venv/bin/python bench/api.py [--database-url sqlite:///…|postgres://…] [--containers 10000]
         [--requests 40] [--http]
@@ -157,13 +157,47 @@ def fill(count: int) -> tuple[int, str]:
                     fields={"last_free_day": [str(today), str(lfd)]},
                 )
             )
+    # The run before listed the same containers, the changed ones due today.
+    moved = {change.container_number for change in changes}
+    ContainerRow.objects.bulk_create(
+        [
+            ContainerRow(
+                **{
+                    **{
+                        f.attname: getattr(row, f.attname)
+                        for f in ContainerRow._meta.concrete_fields
+                    },
+                    "id": None,
+                    "query_id": previous.pk,
+                    "last_free_day": today if row.container_number in moved else row.last_free_day,
+                }
+            )
+            for row in rows
+        ],
+        batch_size=2000,
+    )
     ContainerRow.objects.bulk_create(rows, batch_size=2000)
     AppointmentCheck.objects.bulk_create(checks, batch_size=2000)
     ContainerChange.objects.bulk_create(changes, batch_size=2000)
+    # The board, as the runs' ends make it: the first run sets it, the second moves some LFDs.
+    from containers_app.board import update_board
+
+    for run in (previous, query):
+        started = perf_counter()
+        update_board(run.pk)
+        print(f"board updated from run #{run.pk} in {perf_counter() - started:.2f} s")
     return query.pk, create_token(user=user, name="bench")[1]
 
 
 def request_shapes(query_id: int) -> list[tuple[str, str]]:
+    from queries_app.models import ContainerChange
+
+    first_changed = (
+        ContainerChange.objects.filter(query_id=query_id)
+        .order_by("container_number")
+        .values_list("container_number", flat=True)
+        .first()
+    )
     base = f"/api/v1/queries/{query_id}/containers/"
     return [
         ("first page (100 rows)", base),
@@ -175,7 +209,12 @@ def request_shapes(query_id: int) -> list[tuple[str, str]]:
         ("sort by -change", f"{base}?sort=-change"),
         ("page_size=1000", f"{base}?page_size=1000"),
         ("query detail", f"/api/v1/queries/{query_id}/"),
-        ("board: holds=no, lfd within 3 d", "/api/v1/containers/?holds=no&lfd_within=3"),
+        ("board: first page", "/api/v1/containers/"),
+        ("board: page 100 of 100", "/api/v1/containers/?page=100"),
+        ("board: holds=no, due within 3 d", "/api/v1/containers/?holds=no&due_within=3"),
+        ("board: slot=yes, by slot", "/api/v1/containers/?slot=yes&sort=slot"),
+        ("board: by last change", "/api/v1/containers/?sort=changed"),
+        ("board: one container + history", f"/api/v1/containers/{first_changed}/"),
     ]
 
 

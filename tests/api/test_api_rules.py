@@ -12,6 +12,8 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 
+from containers_app.board import update_board
+from containers_app.models import Container, Watch
 from queries_app.models import AppointmentCheck, ContainerChange, ContainerRow, Query
 from queries_app.services import start_query
 from sessions_app.models import Account
@@ -290,43 +292,89 @@ def test_a_querys_containers_take_the_pages_filters_sort_and_pages(
     assert checks[0]["container_number"] == "MSCU0000003"
 
 
-def test_the_containers_endpoint_serves_each_accounts_latest_run(
+def test_the_containers_endpoint_is_the_board(
     alice: Account, bob: Account, staff: Any, api: Any
 ) -> None:
     today = timezone.localdate()
     older = finished(alice)
     add_rows(older, 5, today)
+    update_board(older.pk)
     latest = finished(alice, kind="availability")
-    add_rows(latest, 3, today)
-    ContainerChange.objects.create(
-        query=latest,
-        previous_query=older,
-        container_number="MSCU0000001",
-        change=ContainerChange.Change.CHANGED,
-        fields={"last_free_day": [str(today), str(today + timedelta(days=1))]},
+    add_rows(latest, 4, today)
+    moved = today + timedelta(days=9)
+    ContainerRow.objects.filter(query=latest, container_number="MSCU0000001").update(
+        last_free_day=moved, holds=True
     )
+    update_board(latest.pk)
     Query.objects.create(account=alice, kind="containers", status=Query.Status.FAILED)
     bobs = finished(bob)
     add_rows(bobs, 2, today)
+    update_board(bobs.pk)
 
     client = api(alice.user)
     rows = client.get("/api/v1/containers/").json()
-    assert rows["count"] == 3
-    assert {(r["query"], r["account"]) for r in rows["results"]} == {(latest.pk, alice.pk)}
-    assert rows["results"][0]["observed_at"]
-    assert client.get("/api/v1/containers/", {"lfd_within": 0}).json()["count"] == 1
+    # MSCU0000004 is gone from the latest list: off the board unless asked for.
+    assert rows["count"] == 4
+    assert {r["account"] for r in rows["results"]} == {alice.pk}
+    assert [r["container_number"] for r in rows["results"]][:2] == ["MSCU0000000", "MSCU0000002"]
+    first = rows["results"][0]
+    assert first["days_left"] == 0 and first["sheet_query"] == latest.pk and first["sheet_seen_at"]
+    assert client.get("/api/v1/containers/", {"due_within": 0}).json()["count"] == 1
+    assert client.get("/api/v1/containers/", {"holds": "yes"}).json()["count"] == 3
+    gone = client.get("/api/v1/containers/", {"show": "gone"}).json()["results"]
+    assert [(r["container_number"], r["last_change"]["change"]) for r in gone] == [
+        ("MSCU0000004", "gone")
+    ]
+    by_number = client.get("/api/v1/containers/", {"sort": "-container"}).json()["results"]
+    assert by_number[0]["container_number"] == "MSCU0000003"
+    body = is_error(
+        client.get("/api/v1/containers/", {"holds": "maybe", "sort": "colour", "due_within": -1}),
+        400,
+        "invalid",
+    )
+    assert set(body["fields"]) == {"holds", "sort", "due_within"}
+
     one = client.get("/api/v1/containers/mscu0000001/").json()
     assert one["container_number"] == "MSCU0000001"
-    assert [r["query"] for r in one["rows"]] == [latest.pk]
+    assert [(r["account"], r["last_free_day"], r["holds"]) for r in one["rows"]] == [
+        (alice.pk, str(moved), True)
+    ]
     assert one["history"][0]["change"] == "changed" and one["history"][0]["query"] == latest.pk
+    assert one["history"][0]["fields"]["last_free_day"] == [
+        str(today + timedelta(days=1)),
+        str(moved),
+    ]
     is_error(client.get("/api/v1/containers/MSCU9999999/"), 404, "not_found")
-
-    everyone = api(staff).get("/api/v1/containers/", {"sort": "container_number"}).json()
-    assert everyone["count"] == 5
-    assert api(staff).get("/api/v1/containers/", {"account": bob.pk}).json()["count"] == 2
-    assert api(bob.user).get("/api/v1/containers/MSCU0000001/").json()["rows"][0]["query"] == (
-        bobs.pk
+    # Bob's containers are not Alice's, even by number.
+    assert api(bob.user).get("/api/v1/containers/MSCU0000001/").json()["rows"][0]["account"] == (
+        bob.pk
     )
+
+    everyone = api(staff).get("/api/v1/containers/", {"sort": "container"}).json()
+    assert everyone["count"] == 6
+    assert api(staff).get("/api/v1/containers/", {"account": bob.pk}).json()["count"] == 2
+    both = api(staff).get("/api/v1/containers/MSCU0000001/").json()["rows"]
+    assert [r["account"] for r in both] == sorted([alice.pk, bob.pk])
+    # Without "Can view container", staff see only their own (none here).
+    clerk = make_account("clerk").user
+    clerk.is_staff = True
+    clerk.save()
+    assert api(clerk).get("/api/v1/containers/").json()["count"] == 0
+    is_error(api(clerk).get("/api/v1/containers/MSCU0000001/"), 404, "not_found")
+
+
+def test_a_watched_container_says_so_for_its_watcher_only(
+    alice: Account, staff: Any, api: Any
+) -> None:
+    run = finished(alice)
+    add_rows(run, 3, timezone.localdate())
+    update_board(run.pk)
+    Watch.objects.create(
+        user=alice.user, container=Container.objects.get(container_number="MSCU0000002")
+    )
+    mine = api(alice.user).get("/api/v1/containers/", {"watched": "yes"}).json()["results"]
+    assert [(r["container_number"], r["watched"]) for r in mine] == [("MSCU0000002", True)]
+    assert api(staff).get("/api/v1/containers/", {"watched": "yes"}).json()["count"] == 0
 
 
 def test_kinds_and_event_types_are_listed(alice: Account, api: Any) -> None:
