@@ -9,6 +9,14 @@ from ..fields import SecretUnreadable
 from ..models import Account
 from .capacity import release_slot
 
+SESSION_FIELDS = (
+    "session_id",
+    "session_version",
+    "session_created_at",
+    "session_last_used_at",
+    "session_uses",
+)
+
 
 def drop_session_locally(*, account: Account) -> None:
     """Forget the account's session without an upstream call (it idles out upstream); the
@@ -66,6 +74,7 @@ def update_account_credentials(
     drops the stored session, which belonged to the old credentials. Returns the names of
     the fields that changed (never their values)."""
     changed = []
+    session_fields: list[str] = []
     for name, value in (
         ("emodal_username", emodal_username),
         ("password", password),
@@ -88,6 +97,12 @@ def update_account_credentials(
         account.credentials_changed_at = timezone.now()
         if account.session_id:
             drop_session_locally(account=account)
-    if commit and (changed or account.pk is None):
+            session_fields = list(SESSION_FIELDS)
+    if commit and account.pk is None:
         account.save()
+    elif commit and changed:
+        # Only what this changes: the object may be older than the row's lease and session
+        # columns, which other workers keep (writing them back would hold a lease forever).
+        state = ["credential_state", "credential_error", "login_failures", "credentials_changed_at"]
+        account.save(update_fields=[*changed, *state, *session_fields])
     return changed

@@ -183,3 +183,18 @@ def test_accounts_needing_a_person_show_in_the_admin_and_can_be_allowed_again(
     assert "Logins allowed again for 1 account." in response.content.decode()
     account.refresh_from_db()
     assert account.credential_state == Account.CredentialState.UNKNOWN
+
+
+def test_new_credentials_saved_from_an_older_object_leave_the_lease_alone(
+    db: Any, sim: SimControl
+) -> None:
+    account = make_account("gus", password="wrong-password")
+    manager = SessionManager()
+    manager.wait_seconds = 2
+    with manager.lease(account):
+        account.refresh_from_db()  # read while the lease is held, as a login does
+    assert account.lease_token  # the object still says "held"
+    update_account_credentials(account=account, password="the-right-one")
+    stored = Account.objects.get(pk=account.pk)
+    assert stored.lease_token == "" and str(stored.password) == "the-right-one"
+    assert manager.ensure_session(stored)  # not kept waiting by a lease nobody holds
