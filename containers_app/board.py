@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import connections, router, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from queries_app.events import EventType, events_recorded
@@ -499,22 +500,55 @@ def record_failure(query: Query) -> BoardUpdate:
             occurred_at=at,
         )
     ]
-    if account.credential_state == Account.CredentialState.REJECTED:
-        version = int(account.credentials_changed_at.timestamp())
-        candidates.append(
-            Event(
-                key=f"{EventType.CREDENTIALS_REJECTED}:{account.pk}:{version}",
-                type=EventType.CREDENTIALS_REJECTED,
-                account=account,
-                query=query,
-                data={"reason": account.credential_error[:255]},
-                occurred_at=at,
-            )
-        )
+    if account.logins_blocked:
+        candidates.append(logins_stopped_event(account, query=query, at=at))
     with transaction.atomic():
         lock_account(account.pk)
         events = record_events(candidates)
-        planned = alerts.plan_alerts(events, query=query)
+        # The stop may have been recorded already (when the login found it) and left for this
+        # run's message: one message for the run, the stop in it, never twice.
+        recorded = {event.key for event in events}
+        earlier = Event.objects.filter(key__in=[c.key for c in candidates[1:]]).exclude(
+            key__in=recorded
+        )
+        planned = alerts.plan_alerts([*events, *earlier], query=query)
+        after_commit(events, planned)
+    return BoardUpdate(events=events, alerts=planned)
+
+
+def logins_stopped_event(account: Account, *, query: Query | None, at: datetime) -> Event:
+    """`account.credentials_rejected`: once per stop of the account's logins and credentials
+    (a new password or key, then rejected again, is news again)."""
+    version = int(account.credentials_changed_at.timestamp() * 1_000_000)
+    state = account.credential_state
+    suffix = "" if state == Account.CredentialState.REJECTED else f":{state}"
+    return Event(
+        key=f"{EventType.CREDENTIALS_REJECTED}:{account.pk}:{version}{suffix}",
+        type=EventType.CREDENTIALS_REJECTED,
+        account=account,
+        query=query,
+        data={"state": str(state), "reason": account.credential_error[:255]},
+        occurred_at=at,
+    )
+
+
+def record_logins_stopped(account_id: int, stopped_at: datetime) -> BoardUpdate:
+    """The account's logins stopped until a person acts, found by any login (a query's, a
+    refresh staff forced, a warm-up): recorded and announced at once. When a run of the account
+    is live or failed since the stop, the run's failure message carries it (one message per
+    run, `record_failure`); otherwise it is a message of its own."""
+    with transaction.atomic():
+        lock_account(account_id)
+        account = Account.objects.defer(*Account.SECRET_FIELDS).get(pk=account_id)
+        if not account.logins_blocked:
+            return BoardUpdate()  # fixed meanwhile
+        events = record_events([logins_stopped_event(account, query=None, at=stopped_at)])
+        runs = Query.objects.filter(account_id=account_id)
+        left_to_a_run = runs.filter(
+            Q(status__in=Query.LIVE_STATUSES)
+            | Q(status=Query.Status.FAILED, finished_at__gte=stopped_at)
+        ).exists()
+        planned = [] if left_to_a_run else alerts.plan_alerts(events, query=None)
         after_commit(events, planned)
     return BoardUpdate(events=events, alerts=planned)
 
@@ -557,4 +591,4 @@ def record_due_dates(*, today: date | None = None) -> BoardUpdate:
     return total
 
 
-__all__ = ["BOARD_KINDS", "record_due_dates", "update_board"]
+__all__ = ["BOARD_KINDS", "record_due_dates", "record_logins_stopped", "update_board"]

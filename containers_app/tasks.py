@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from . import alerts, board, recurring
 
 
@@ -12,6 +14,12 @@ def update_board(query_id: int) -> str:
     return f"{done.changed} changed, {done.created} new, {len(done.events)} events, " + (
         f"{len(done.alerts)} alerts"
     )
+
+
+def record_logins_stopped(account_id: int, stopped_at: datetime) -> str:
+    """An account's logins stopped (its credentials rejected, or too many failed logins)."""
+    done = board.record_logins_stopped(account_id, stopped_at)
+    return f"{len(done.events)} events, {len(done.alerts)} alerts"
 
 
 def send_alert(alert_id: int) -> str:

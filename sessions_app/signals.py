@@ -14,3 +14,10 @@ upstream_call = Signal()
 # waiting for a browser there need not wait for its retry time. Keyword arguments: `server`,
 # `count`.
 browser_freed = Signal()
+
+# Sent when the portal stops logging an account in until a person acts: E-Modal rejected its
+# username or password (`state` "rejected"), or logins failed too often in a row ("key_suspect",
+# "login_failing"). Keyword arguments: `account_id`, `state`, `reason` (readable, never a
+# secret). Sent once per stop, from the process whose login found it, after the account's row
+# says so. Receivers must not raise.
+logins_stopped = Signal()

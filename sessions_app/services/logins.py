@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from ..models import Account, SessionEvent
+from ..signals import logins_stopped
 from ..upstream import (
     CaptchaFailed,
     CredentialsRejected,
@@ -146,6 +147,7 @@ class LoginMixin:
         )
         account.credential_state, account.credential_error = state, reason
         logger.warning("account %s: logins stopped (%s)", account.pk, state)
+        stopped(account, state, reason)
 
     def _find_upstream_session(self, account: Account) -> str | None:
         started = time.monotonic()
@@ -185,6 +187,18 @@ class LoginMixin:
         self._record(
             account, SessionEvent.Kind.REJECTED, started, detail=reason, captcha_spent=True
         )
+        stopped(account, Account.CredentialState.REJECTED, reason)
+
+
+def stopped(account: Account, state: str, reason: str) -> None:
+    """Tell whoever listens (the board's alerts) that logins stopped; never fails the login."""
+    for receiver, error in logins_stopped.send_robust(
+        sender=Account, account_id=account.pk, state=str(state), reason=reason
+    ):
+        if isinstance(error, Exception):
+            logger.error(
+                "%r failed on logins stopped for account %s: %r", receiver, account.pk, error
+            )
 
 
 def may_have_spent_captcha(exc: UpstreamError) -> bool:
