@@ -312,6 +312,12 @@ RESULTS_RETENTION_DAYS = env.int("RESULTS_RETENTION_DAYS", default=30)
 RESULTS_KEEP_LAST = env.int("RESULTS_KEEP_LAST", default=3)
 if RESULTS_RETENTION_DAYS < 0 or RESULTS_KEEP_LAST < 0:
     raise ImproperlyConfigured("RESULTS_RETENTION_DAYS and RESULTS_KEEP_LAST must be 0 or more.")
+# The same daily prune deletes the board's records older than this many days: sent (or
+# undeliverable) alerts, events, history entries, and containers gone from their list that long;
+# 0 keeps them.
+BOARD_RETENTION_DAYS = env.int("BOARD_RETENTION_DAYS", default=180)
+if BOARD_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("BOARD_RETENTION_DAYS must be 0 (keep) or more.")
 
 # --- API and webhooks ---------------------------------------------------------------------------
 # Requests one API token may make per window (fixed windows, counted in the database so that

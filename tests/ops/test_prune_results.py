@@ -200,7 +200,7 @@ def test_the_daily_schedule_is_installed_and_follows_the_settings(
     old = make_query(alice, age_days=40)
     make_query(alice, age_days=1)
     settings.RESULTS_RETENTION_DAYS = 0
-    assert tasks.prune_results().startswith("off")
+    assert tasks.prune_results().startswith("results: off")
     assert result_counts(old) == FULL
     settings.RESULTS_RETENTION_DAYS = 45
     tasks.prune_results()

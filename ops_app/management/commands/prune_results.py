@@ -1,19 +1,23 @@
 """Delete old queries' results (rows and files) in short batches.
 
-    manage.py prune_results --older-than 30 [--keep-last 3] [--dry-run]
+    manage.py prune_results --older-than 30 [--keep-last 3] [--board-older-than 180] [--dry-run]
 
 Keeps every Query row, each account's latest successful query of each kind, the --keep-last
 most recent of each account and kind, and live queries (see ops_app/retention.py). Prints
 rows and bytes freed per table; bytes are estimated from each table's average row size.
+Then the board's records older than --board-older-than days (BOARD_RETENTION_DAYS by default;
+0 skips them): sent alerts, events, history, containers long gone (containers_app/retention.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from containers_app.retention import BoardPruneReport, prune_board
 from ops_app.retention import BATCH_SIZE, PruneReport, prune_results
 
 
@@ -62,6 +66,14 @@ class Command(BaseCommand):
             default=str(BATCH_SIZE),
             help=f"Rows deleted per transaction (default {BATCH_SIZE}).",
         )
+        parser.add_argument(
+            "--board-older-than",
+            dest="board_days",
+            metavar="DAYS",
+            default=None,
+            help="Also prune the board's alerts, events, history and long-gone containers "
+            "older than this many days (default BOARD_RETENTION_DAYS; 0 skips them).",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Count, delete nothing.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -71,6 +83,11 @@ class Command(BaseCommand):
         if not batch_size:
             raise CommandError("--batch-size must be 1 or more.")
         verbosity = options["verbosity"]
+        board_days = (
+            settings.BOARD_RETENTION_DAYS
+            if options["board_days"] is None
+            else _non_negative(options["board_days"])
+        )
 
         def progress(table: str, rows: int) -> None:
             if verbosity >= 2:
@@ -84,6 +101,26 @@ class Command(BaseCommand):
             on_batch=progress,
         )
         self.print_report(report, verbosity)
+        if board_days:
+            board = prune_board(
+                older_than_days=board_days,
+                dry_run=options["dry_run"],
+                batch_size=batch_size,
+                on_batch=progress,
+            )
+            self.print_board(board, verbosity)
+
+    def print_board(self, report: BoardPruneReport, verbosity: int) -> None:
+        if verbosity < 1:
+            return
+        verb = "Would delete" if report.dry_run else "Deleted"
+        self.stdout.write(
+            f"{verb} the board's records from before "
+            f"{timezone.localtime(report.cutoff):%Y-%m-%d %H:%M %Z}:"
+        )
+        for name, rows in report.tables.items():
+            self.stdout.write(f"  {name:<32} {rows:>10} rows")
+        self.stdout.write(self.style.SUCCESS(f"{verb} {report.rows} rows of the board."))
 
     def print_report(self, report: PruneReport, verbosity: int) -> None:
         if verbosity < 1:
