@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_q.models import Schedule
 
+from queries_app.access import sees_others
 from queries_app.events import EventType
 from queries_app.models import Query, Terminal
 from queries_app.registry import kind_choices
@@ -23,6 +24,10 @@ from sessions_app.models import Account
 LFD_DUE_MAX_DAYS = 7
 
 
+# Staff with this permission see every account's board (queries_app.access has the rules).
+VIEW_CONTAINERS = "containers_app.view_container"
+
+
 def days_left(last_free_day: date | None, today: date) -> int | None:
     return None if last_free_day is None else (last_free_day - today).days
 
@@ -31,9 +36,7 @@ class ContainerQuerySet(models.QuerySet["Container"]):
     def visible_to(self, user: Any) -> ContainerQuerySet:
         """Staff with the permission see every account's containers; anyone else only those of
         their own account."""
-        if getattr(user, "is_staff", False) and user.has_perm("containers_app.view_container"):
-            return self
-        return self.filter(account__user=user)
+        return self if sees_others(user, VIEW_CONTAINERS) else self.filter(account__user=user)
 
     def present(self) -> ContainerQuerySet:
         return self.filter(gone_at__isnull=True)

@@ -8,21 +8,18 @@ from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
+from queries_app import access
 from queries_app.models import AppointmentCheck, ContainerInfo, ContainerRow, Query
 from sessions_app.models import Account
 
 from .board import BOARD_KINDS
-from .models import Container, RecurringRun, Watch
+from .models import VIEW_CONTAINERS, Container, RecurringRun, Watch
 
 ACCOUNT_SECRETS = [f"account__{name}" for name in Account.SECRET_FIELDS]
 
 
 def sees_all(user: Any) -> bool:
-    return user.is_staff and user.has_perm("containers_app.view_container")
-
-
-def may_run_for_any(user: Any) -> bool:
-    return user.is_staff and user.has_perm("queries_app.run_query")
+    return access.sees_others(user, VIEW_CONTAINERS)
 
 
 def visible_containers(user: Any) -> QuerySet[Container]:
@@ -37,17 +34,13 @@ def visible_containers(user: Any) -> QuerySet[Container]:
 
 
 def visible_accounts(user: Any) -> QuerySet[Account]:
-    accounts = Account.objects.select_related("user").defer(*Account.SECRET_FIELDS)
-    return accounts if sees_all(user) else accounts.filter(user=user)
+    return access.visible_accounts(user, VIEW_CONTAINERS)
 
 
 def manageable_accounts(user: Any) -> QuerySet[Account]:
     """Accounts whose recurring runs this person may set: their own; staff allowed to start
-    queries for any account (and to see them), every account."""
-    accounts = Account.objects.select_related("user").defer(*Account.SECRET_FIELDS)
-    if may_run_for_any(user) and sees_all(user):
-        return accounts
-    return accounts.filter(user=user)
+    queries for any account (and to see their containers), every account."""
+    return access.runnable_accounts(user, VIEW_CONTAINERS)
 
 
 def recurring_runs(user: Any) -> QuerySet[RecurringRun]:

@@ -29,9 +29,9 @@ class QueryQuerySet(models.QuerySet["Query"]):
     def visible_to(self, user: models.Model) -> QueryQuerySet:
         """Staff allowed to view queries (as in the admin) see every query; anyone else only
         those of their own account."""
-        if getattr(user, "is_staff", False) and user.has_perm("queries_app.view_query"):
-            return self
-        return self.filter(account__user=user)
+        from .access import sees_others
+
+        return self if sees_others(user) else self.filter(account__user=user)
 
 
 class Query(models.Model):

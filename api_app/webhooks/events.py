@@ -20,7 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from queries_app.access import sees_others
+from containers_app.models import VIEW_CONTAINERS
+from queries_app.access import VIEW_QUERIES, sees_others
 from queries_app.events import EventType
 from queries_app.models import Query
 
@@ -80,22 +81,34 @@ def query_event(query: Query) -> dict[str, Any] | None:
     }
 
 
+def permission_for(event_type: str) -> str:
+    """The view permission that lets staff hear of any account's events of this type: the
+    board's for container events, the queries' for the rest (as on the pages)."""
+    return VIEW_CONTAINERS if event_type.startswith("container.") else VIEW_QUERIES
+
+
 class _Audience:
-    """Whether an endpoint's owner may see an account's events (as they may see its queries),
-    asked once per owner."""
+    """Whether an endpoint's owner may see an account's events (as they may see its queries or
+    its containers on the pages), asked once per owner and permission."""
 
     def __init__(self) -> None:
         self.owners: dict[int, Any] = {}
-        self.everything: dict[int, bool] = {}
+        self.everything: dict[tuple[int, str], bool] = {}
 
-    def sees(self, owner_id: int, account_user_id: int | None) -> bool:
-        if owner_id not in self.everything:
-            owner = get_user_model().objects.filter(pk=owner_id, is_active=True).first()
-            self.everything[owner_id] = bool(owner is not None and sees_others(owner))
-            self.owners[owner_id] = owner
-        if self.owners[owner_id] is None:
+    def sees(self, owner_id: int, account_user_id: int | None, event_type: str) -> bool:
+        if owner_id not in self.owners:
+            self.owners[owner_id] = (
+                get_user_model().objects.filter(pk=owner_id, is_active=True).first()
+            )
+        owner = self.owners[owner_id]
+        if owner is None:
             return False
-        return self.everything[owner_id] or owner_id == account_user_id
+        if owner_id == account_user_id:
+            return True
+        permission = permission_for(event_type)
+        if (owner_id, permission) not in self.everything:
+            self.everything[owner_id, permission] = sees_others(owner, permission)
+        return self.everything[owner_id, permission]
 
 
 def record_deliveries(events: Iterable[dict[str, Any]]) -> list[int]:
@@ -127,7 +140,7 @@ def record_deliveries(events: Iterable[dict[str, Any]]) -> list[int]:
         for event in events
         for endpoint in endpoints
         if event["type"] in endpoint.events
-        and audience.sees(endpoint.user_id, owners_of.get(event.get("account_id")))
+        and audience.sees(endpoint.user_id, owners_of.get(event.get("account_id")), event["type"])
     ]
     if not rows:
         return []

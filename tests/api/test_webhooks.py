@@ -272,3 +272,39 @@ def test_query_ends_make_one_event_each_failed_or_finished(
     assert payloads[cancelled.pk]["type"] == "query.finished"
     assert payloads[cancelled.pk]["data"]["status"] == "cancelled"
     assert receiver.requests()[0].headers["webhook-id"] == f"evt_query_{failed.pk}_failed"
+
+
+def test_staff_hear_of_other_accounts_events_as_the_pages_let_them_see_them(
+    alice: Account, receiver: Receiver, task_queue: TaskQueue
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    from api_app.webhooks.events import record_deliveries
+
+    from ..conftest import make_account
+
+    def staff_with(name: str, *codenames: str) -> Any:
+        person = make_account(name).user
+        person.is_staff = True
+        person.save()
+        person.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+        create_endpoint(user=person, url=receiver.url, events=[LFD, "query.failed"])
+        return person
+
+    queries_only = staff_with("quinn", "view_query")
+    board_only = staff_with("bea", "view_container")
+    both = staff_with("bo", "view_query", "view_container")
+    failed = {**lfd_event(alice), "id": "evt_failed", "type": "query.failed"}
+    record_deliveries([lfd_event(alice), failed])
+    heard = {
+        (endpoint_user, event_type)
+        for endpoint_user, event_type in WebhookDelivery.objects.values_list(
+            "endpoint__user__username", "event_type"
+        )
+    }
+    assert heard == {
+        (queries_only.username, "query.failed"),
+        (board_only.username, LFD),
+        (both.username, "query.failed"),
+        (both.username, LFD),
+    }
