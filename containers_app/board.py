@@ -367,6 +367,8 @@ def update_board(query_id: int, *, today: date | None = None) -> BoardUpdate:
     )
     if query.status == Query.Status.FAILED:
         return record_failure(query)
+    if query.status == Query.Status.CANCELLED:
+        return tell_stop_left_to(query)
     if query.status != Query.Status.SUCCEEDED or query.kind not in BOARD_KINDS:
         return BoardUpdate()
     observed = observe(query)
@@ -471,16 +473,20 @@ def record_events(candidates: list[Event]) -> list[Event]:
 
 
 def after_commit(events: list[Event], planned: list[Any]) -> None:
-    """Once the events are committed: tell listeners (webhooks), send the alerts."""
-    if not events:
+    """Once the events are committed: tell listeners (webhooks) of the new ones, send the
+    alerts (which may also tell of events recorded before)."""
+    if not events and not planned:
         return
     payload = [event.as_dict() for event in events]
     alert_ids = [alert.pk for alert in planned]
 
     def announce() -> None:
-        for receiver, error in events_recorded.send_robust(sender=Event, events=payload):
-            if isinstance(error, Exception):
-                logger.error("%r failed on %d recorded events: %r", receiver, len(payload), error)
+        if payload:
+            for receiver, error in events_recorded.send_robust(sender=Event, events=payload):
+                if isinstance(error, Exception):
+                    logger.error(
+                        "%r failed on %d recorded events: %r", receiver, len(payload), error
+                    )
         alerts.enqueue_sends(alert_ids)
 
     transaction.on_commit(announce)
@@ -551,6 +557,20 @@ def record_logins_stopped(account_id: int, stopped_at: datetime) -> BoardUpdate:
         planned = [] if left_to_a_run else alerts.plan_alerts(events, query=None)
         after_commit(events, planned)
     return BoardUpdate(events=events, alerts=planned)
+
+
+def tell_stop_left_to(query: Query) -> BoardUpdate:
+    """A run cancelled while its account's logins were stopped: the stop that was left to this
+    run's failure message (`record_logins_stopped`) is told on its own instead."""
+    account = Account.objects.defer(*Account.SECRET_FIELDS).get(pk=query.account_id)
+    if not account.logins_blocked:
+        return BoardUpdate()
+    with transaction.atomic():
+        lock_account(account.pk)
+        key = logins_stopped_event(account, query=None, at=timezone.now()).key
+        planned = alerts.plan_alerts(list(Event.objects.filter(key=key)), query=None)
+        after_commit([], planned)
+    return BoardUpdate(alerts=planned)
 
 
 def record_due_dates(*, today: date | None = None) -> BoardUpdate:

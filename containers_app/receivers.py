@@ -16,7 +16,7 @@ from .board import BOARD_KINDS
 def on_query_finished(query: Query, **kwargs: Any) -> None:
     """Sent after the commit that ended the query: enqueue the board's update (a task of its
     own; the query's worker only pays for the enqueue)."""
-    if query.status == Query.Status.FAILED or (
+    if query.status in (Query.Status.FAILED, Query.Status.CANCELLED) or (
         query.status == Query.Status.SUCCEEDED and query.kind in BOARD_KINDS
     ):
         async_task("containers_app.tasks.update_board", query.pk, task_name=f"board-{query.pk}")

@@ -1,6 +1,7 @@
 """An account's logins stopping is news to its person, whichever login found it: a refresh staff
-forced or a warm-up (a message of its own), or a run (in the run's one message). Once per stop of
-a set of credentials; a new password rejected again is news again."""
+forced or a warm-up (a message of its own), or a run (in the run's one message; on its own if
+that run is cancelled instead). Once per stop of a set of credentials; credentials entered
+again and rejected again are news again."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from containers_app.models import Alert, AlertPreference, Event
 from queries_app.events import EventType
 from queries_app.models import Query
-from queries_app.services import start_query
+from queries_app.services import cancel_query, start_query
 from sessions_app.models import Account
 from sessions_app.services import AccountRejected, SessionManager, update_account_credentials
 
@@ -106,3 +107,24 @@ def test_a_run_that_finds_the_password_rejected_sends_one_message_with_both(
         STOP,
     }
     assert len(smtp.inbox.wait_for(1)) == 1
+
+
+def test_a_stop_left_to_a_run_that_is_then_cancelled_is_told_on_its_own(
+    sim: SimControl, task_queue: TaskQueue, smtp: SmtpServer
+) -> None:
+    ted = person("ted", password="wrong-password")
+    query = start_query(account=ted, kind="containers")[0]
+    task_queue.purge()  # its step does not run: the run stays live
+    with pytest.raises(AccountRejected):
+        SessionManager().refresh_session(ted)
+    drain(task_queue)
+    # Recorded, and left to the live run's failure message.
+    assert Event.objects.filter(type=STOP).count() == 1
+    assert not Alert.objects.exists()
+    assert cancel_query(query=query)
+    drain(task_queue)
+    [alert] = Alert.objects.all()
+    assert alert.query_id is None
+    assert list(alert.items.values_list("event__type", flat=True)) == [STOP]
+    [message] = smtp.inbox.wait_for(1)
+    assert message["To"] == "ted@example.com"
