@@ -378,6 +378,20 @@ class QueryChanges(_QueryRows):
 # -- containers --------------------------------------------------------------------------------
 
 
+# What each of the board page's filters means, said for an API caller.
+BOARD_PARAMETER_TEXT = {
+    "q": "Part of a container number.",
+    "due_within": "Last free day within this many days (0: today); overdue ones included.",
+    "holds": "With holds (yes) or without (no).",
+    "slot": "With an available appointment slot found by the latest check (yes), or not (no).",
+    "terminal": "A terminal's code, as in `terminal_code`.",
+    "changed_since": f"Changed on or after this day, in the portal's zone ({settings.TIME_ZONE}).",
+    "watched": "Only containers the token's owner watches (★).",
+    "show": "Containers gone from their list (gone), or all; default: those on it.",
+    "account": "Only this account's containers (an id from /api/v1/accounts/).",
+}
+
+
 def board_parameters() -> list[OpenApiParameter]:
     """The board's filters as query parameters, read off the board page's form."""
     types = {
@@ -387,16 +401,10 @@ def board_parameters() -> list[OpenApiParameter]:
     }
     parameters = []
     for name, field in BoardFilterForm.base_fields.items():
-        description = str(field.label) + (f" ({field.help_text})" if field.help_text else "")
         enum = None
-        if name == "account":
-            description = "Only this account's containers (an id from /api/v1/accounts/)."
-        elif name == "terminal":
-            description = "A terminal's code, as in `terminal_code`."
-        elif isinstance(field, forms.ChoiceField):
+        if isinstance(field, forms.ChoiceField) and name not in ("account", "terminal"):
             enum = [value for value, _ in field.choices if value != ""]
-        if name == "changed_since":
-            description += f" Days are in the portal's zone ({settings.TIME_ZONE})."
+        description = BOARD_PARAMETER_TEXT.get(name) or str(field.label)
         parameters.append(
             OpenApiParameter(name, types.get(type(field), str), description=description, enum=enum)
         )

@@ -54,6 +54,18 @@ def test_the_schema_is_valid_openapi_and_names_every_endpoint() -> None:
     }
 
 
+def test_the_boards_filters_are_the_board_pages_each_described() -> None:
+    from api_app.views import BOARD_PARAMETER_TEXT
+    from containers_app.forms import BoardFilterForm
+
+    spec = Client().get("/api/schema/", {"format": "json"}).json()
+    parameters = {p["name"]: p for p in spec["paths"]["/api/v1/containers/"]["get"]["parameters"]}
+    assert set(parameters) == {*BoardFilterForm.base_fields, "sort", "page", "page_size"}
+    assert set(BOARD_PARAMETER_TEXT) == set(BoardFilterForm.base_fields)
+    assert all(p.get("description") for p in parameters.values())
+    assert parameters["holds"]["schema"]["enum"] == ["no", "yes"]
+
+
 def test_the_docs_page_is_served_without_a_cdn_or_inline_code() -> None:
     client = Client()
     response = client.get("/api/docs/")
