@@ -6,6 +6,7 @@ SQLite, the django-q2 ORM broker and the bundled upstream simulator. `DATABASE_U
 `REDIS_URL` switch to PostgreSQL and the Redis broker for the at-scale set-up.
 """
 
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,26 @@ DEV_SECRET_KEY = "django-insecure-development-only-key-never-use-in-production" 
 DEV_FIELD_ENCRYPTION_KEY = "ZGV2LW9ubHktZmllbGQtZW5jcnlwdGlvbi1rZXkhISE="
 
 
+# `manage.py check` and `manage.py makemigrations` read only the code: they run on a checkout
+# with no configuration, with the development keys standing in for missing ones (named in
+# UNSET_KEYS, so that no check tries stored secrets with them, and said in a warning). The deploy
+# check still refuses those keys; every other command, and the web and task processes, refuse
+# to start without real ones.
+CODE_ONLY_COMMAND = Path(sys.argv[0]).name == "manage.py" and sys.argv[1:2] in (
+    ["check"],
+    ["makemigrations"],
+)
+UNSET_KEYS: list[str] = []
+
+
 def _required_in_production(name: str, dev_default: str) -> str:
     value = env.str(name, default="")
     if value:
         return value
     if DEBUG:
+        return dev_default
+    if CODE_ONLY_COMMAND:
+        UNSET_KEYS.append(name)
         return dev_default
     raise ImproperlyConfigured(f"{name} must be set when DEBUG is off.")
 

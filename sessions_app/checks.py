@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 
@@ -15,11 +15,20 @@ SAMPLE_SIZE = 50
 
 
 @register()
-def check_encryption_key(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+def check_encryption_key(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning]:
     try:
         crypter()
     except ImproperlyConfigured as exc:
         return [Error(str(exc), id="sessions_app.E001")]
+    if settings.UNSET_KEYS:
+        return [
+            Warning(
+                f"{' and '.join(settings.UNSET_KEYS)} not set and DEBUG off: checked with the "
+                "development keys; the portal will not start like this.",
+                hint="Set them (see .env.example), or DEBUG=true for development.",
+                id="sessions_app.W001",
+            )
+        ]
     return []
 
 
@@ -53,6 +62,8 @@ def check_stored_secrets_decrypt(app_configs: Any = None, **kwargs: Any) -> list
     portal starts, not when a worker first sends a password upstream."""
     from .models import Account
 
+    if "FIELD_ENCRYPTION_KEY" in settings.UNSET_KEYS:
+        return []  # no key to check the stored secrets against
     try:
         sample = list(Account.objects.order_by("-updated_at")[:SAMPLE_SIZE])
     except (DatabaseError, ImproperlyConfigured):

@@ -155,11 +155,42 @@ def test_login_protection_settings_that_would_not_protect_are_refused_in_one_lin
 
 
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEY"])
-def test_production_refuses_to_start_without_a_key(tmp_path: Path, missing: str) -> None:
+@pytest.mark.parametrize(
+    "command", [["migrate", "--plan"], ["set_credentials", "kim"], ["runserver"]], ids=" ".join
+)
+def test_production_refuses_to_start_without_a_key(
+    tmp_path: Path, missing: str, command: list[str]
+) -> None:
     for value in (None, ""):
-        result = run(["manage.py", "check"], production_env(tmp_path, **{missing: value}))
+        result = run(["manage.py", *command], production_env(tmp_path, **{missing: value}))
         assert result.returncode != 0
         assert f"{missing} must be set when DEBUG is off." in result.stderr
+
+
+def test_the_code_only_commands_run_unconfigured_and_say_so(tmp_path: Path) -> None:
+    unset = production_env(tmp_path, SECRET_KEY="", FIELD_ENCRYPTION_KEY="")
+    # Secrets stored under a real key: with no key set, nothing claims they are unreadable.
+    stored = production_env(tmp_path)
+    assert run(["manage.py", "migrate", "--verbosity", "0"], stored).returncode == 0
+    made = subprocess.run(
+        [sys.executable, "manage.py", "set_credentials", "kim"],
+        cwd=ROOT,
+        env=stored,
+        input="kim-em\nkim-password\nkim-captcha-key\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    for command in (["check"], ["makemigrations", "--check", "--dry-run"]):
+        result = run(["manage.py", *command], unset)
+        assert result.returncode == 0, result.stderr
+        assert "sessions_app.W001" in result.stderr
+        assert "SECRET_KEY and FIELD_ENCRYPTION_KEY not set" in result.stderr
+        assert "sessions_app.E002" not in result.stderr
+    # The deploy check still refuses the stand-ins.
+    deploy = run(["manage.py", "check", "--deploy"], unset)
+    assert deploy.returncode != 0 and "sessions_app.E003" in deploy.stderr
 
 
 def test_the_deploy_check_refuses_the_development_key(tmp_path: Path) -> None:
