@@ -46,8 +46,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main() -> int:
     args = parser().parse_args()
-    if args.database_url.startswith("sqlite"):
-        Path(args.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     fresh_database(args.database_url)
     env = {
         **os.environ,

@@ -22,10 +22,11 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.prune import fresh_database  # noqa: E402
 
 DEFAULT_URL = f"sqlite:///{ROOT / 'bench' / 'var' / 'board' / 'db.sqlite3'}"
 
@@ -36,23 +37,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--containers", type=int, default=10_000)
     p.add_argument("--requests", type=int, default=60, help="requests per page (default 60)")
     return p
-
-
-def fresh_database(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme.startswith("sqlite"):
-        path = Path(parts.path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for leftover in path.parent.glob(path.name + "*"):
-            leftover.unlink()
-        return
-    import psycopg
-
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def main() -> int:

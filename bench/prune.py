@@ -44,9 +44,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def fresh_database(url: str) -> None:
+    """An empty database at `url`: the SQLite file (and its -wal, -shm) removed, its folder
+    made; a PostgreSQL database dropped and created again."""
     parts = urlsplit(url)
     if parts.scheme.startswith("sqlite"):
-        Path(parts.path).unlink(missing_ok=True)
+        path = Path(parts.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for leftover in path.parent.glob(path.name + "*"):
+            leftover.unlink()
         return
     import psycopg
 
