@@ -9,7 +9,6 @@ the token's rate limit (`throttling.TokenRateThrottle`) and answers errors in on
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from django import forms
@@ -36,10 +35,11 @@ from rest_framework.views import APIView
 
 from containers_app.forms import BoardFilterForm
 from containers_app.models import Container, HistoryEntry
-from containers_app.selectors import filter_board, visible_containers
+from containers_app.selectors import HISTORY_LIMIT, filter_board, visible_containers
 from containers_app.selectors import visible_accounts as board_accounts
 from containers_app.table import DEFAULT_SORT as DEFAULT_BOARD_SORT
 from containers_app.table import SORTS as BOARD_SORTS
+from containers_app.table import parse_sort as parse_board_sort
 from containers_app.table import sort_rows as sort_board
 from queries_app import access
 from queries_app.models import Query
@@ -118,9 +118,6 @@ class KeysFirstPaginator(Paginator):
         rows = {row.pk: row for row in self.object_list.order_by().filter(pk__in=keys)}
         page.object_list = [rows[key] for key in keys]
         return page
-
-
-HISTORY_LIMIT = 200
 
 
 class ContainerPagination(Pagination):
@@ -304,11 +301,11 @@ def container_filters(request: Request) -> tuple[dict[str, Any], str, bool]:
     return filters, sort.removeprefix("-"), sort.startswith("-")
 
 
-CONTAINER_PARAMETERS = [
-    ContainerFilterSerializer,
+PAGE_PARAMETERS = [
     OpenApiParameter("page", int, description="A page number (from 1)."),
     OpenApiParameter("page_size", int, description="Rows per page (100; at most 1000)."),
 ]
+CONTAINER_PARAMETERS = [ContainerFilterSerializer, *PAGE_PARAMETERS]
 
 
 @extend_schema(
@@ -421,12 +418,9 @@ def board_parameters() -> list[OpenApiParameter]:
     return parameters
 
 
-def board_rows(request: Request) -> tuple[QuerySet[Container], date]:
+def board_rows(request: Request) -> QuerySet[Container]:
     """The containers the caller may see, filtered and sorted as on the board page (its form,
-    its filters, its sorts); a bad filter is a 400 naming it."""
-    zone = timezone.get_default_timezone()
-    today = timezone.localdate(timezone=zone)
-    visible = visible_containers(request.user)
+    its filters, its sorts); a bad filter is a 400 naming it. Days are the portal's zone's."""
     params = request.query_params
     form = BoardFilterForm(
         params,
@@ -439,16 +433,20 @@ def board_rows(request: Request) -> tuple[QuerySet[Container], date]:
         problems["sort"] = [f"One of {', '.join(BOARD_SORTS)}, optionally with a leading -."]
     if problems:
         raise exceptions.ValidationError({name: list(errs) for name, errs in problems.items()})
-    rows = filter_board(visible, form.cleaned_data, today=today, zone=zone)
-    return sort_board(rows, sort.removeprefix("-"), sort.startswith("-")), today
+    rows = filter_board(
+        visible_containers(request.user),
+        form.cleaned_data,
+        today=timezone.localdate(),
+        zone=timezone.get_current_timezone(),
+    )
+    return sort_board(rows, *parse_board_sort(sort))
 
 
 @extend_schema(
     tags=["containers"],
     parameters=[
         *board_parameters(),
-        OpenApiParameter("page", int, description="A page number (from 1)."),
-        OpenApiParameter("page_size", int, description="Rows per page (100; at most 1000)."),
+        *PAGE_PARAMETERS,
     ],
     responses={200: BoardContainerSerializer(many=True), **errors(400)},
 )
@@ -461,11 +459,10 @@ class ContainerList(generics.ListAPIView):
     pagination_class = ContainerPagination
 
     def get_queryset(self) -> QuerySet[Container]:
-        rows, self.today = board_rows(self.request)
-        return rows
+        return board_rows(self.request)
 
     def get_serializer_context(self) -> dict[str, Any]:
-        return {**super().get_serializer_context(), "today": getattr(self, "today", None)}
+        return {**super().get_serializer_context(), "today": timezone.localdate()}
 
 
 @extend_schema(
@@ -494,8 +491,8 @@ class ContainerDetail(APIView):
             .order_by("-observed_at", "-id")[:HISTORY_LIMIT]
         )
         data = {"container_number": number, "rows": rows, "history": list(history)}
-        today = timezone.localdate(timezone=timezone.get_default_timezone())
-        return Response(ContainerDetailSerializer(data, context={"today": today}).data)
+        context = {"today": timezone.localdate()}
+        return Response(ContainerDetailSerializer(data, context=context).data)
 
 
 # -- webhooks ------------------------------------------------------------------------------------

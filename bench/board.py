@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.main import revision  # noqa: E402
 from bench.prune import fresh_database  # noqa: E402
 
 DEFAULT_URL = f"sqlite:///{ROOT / 'bench' / 'var' / 'board' / 'db.sqlite3'}"
@@ -55,7 +56,7 @@ def main() -> int:
     return run(args)
 
 
-def fill(count: int) -> tuple[object, list[int]]:
+def fill(count: int) -> tuple[object, list[tuple[float, int, int, int]]]:
     """An account whose first availability run listed `count` containers (5 % checked for
     slots), and a second run in which 1 % changed; the board built from both."""
     from django.contrib.auth import get_user_model
@@ -83,10 +84,9 @@ def fill(count: int) -> tuple[object, list[int]]:
             finished_at=now,
         )
         queries.append(query.pk)
-        changed = generation and (lambda n: n % 100 == 7) or (lambda n: False)  # noqa: E731
         rows = []
         for n in range(count):
-            moved = changed(n)
+            moved = generation == 1 and n % 100 == 7  # 1 % of the containers change
             rows.append(
                 {
                     "query": query.pk,
@@ -187,15 +187,9 @@ def run(args: argparse.Namespace) -> int:
     gc.freeze()
     portal = Portal(user)
     vendor = connection.vendor
-    commit = subprocess.run(  # noqa: S603
-        ["git", "rev-parse", "--short", "HEAD"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,  # noqa: S607
-    ).stdout.strip()
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M %Z')} · {os.cpu_count()} CPUs · "
-        f"Python {platform.python_version()} · {vendor} · commit {commit} · "
+        f"Python {platform.python_version()} · {vendor} · {revision()} · "
         f"bench/board.py --containers {args.containers}"
     )
     (first, _, created, events1), (second, changed, _, events2) = builds

@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from queries_app.forms import TIME_ZONE_CHOICES
+from queries_app.forms import add_service_error, time_zone_choices
 from queries_app.registry import all_kinds
 from sessions_app.models import Account
 
@@ -123,16 +123,11 @@ class RecurringRunForm(forms.Form):
         kwargs["initial"].setdefault("kind", "availability")
         super().__init__(*args, **kwargs)
         self.fields["kind"].choices = schedulable_kinds()
-        names = TIME_ZONE_CHOICES if zone in TIME_ZONE_CHOICES else [zone, *TIME_ZONE_CHOICES]
-        self.fields["time_zone"].choices = [(name, name.replace("_", " ")) for name in names]
+        self.fields["time_zone"].choices = time_zone_choices(zone)
         if accounts is None:
             del self.fields["account"]
         else:
             self.fields["account"].queryset = accounts
 
     def add_service_error(self, error: ValidationError) -> None:
-        if not hasattr(error, "error_dict"):
-            self.add_error(None, error.messages)
-            return
-        for name, messages in error.message_dict.items():
-            self.add_error(name if name in self.fields else None, messages)
+        add_service_error(self, error)

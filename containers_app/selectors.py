@@ -112,6 +112,8 @@ def board_summary(rows: QuerySet[Container], *, today: date) -> dict[str, int]:
     )
 
 
+# How much of a container's history its page (and the API) shows, newest first.
+HISTORY_LIMIT = 200
 # How many of an account's runs the container page looks through (newest first).
 RECENT_RUNS = 30
 

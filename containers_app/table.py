@@ -18,7 +18,7 @@ from django.utils.safestring import SafeString, mark_safe
 from queries_app.tables import cell_text
 
 from .models import Container
-from .words import days_left_words, describe_change
+from .words import days_left_words, describe_change, due_urgency
 
 PER_PAGE = 100
 DEFAULT_SORT = "lfd"
@@ -28,10 +28,8 @@ DEFAULT_SORT = "lfd"
 class Column:
     key: str
     label: str
-    # What ?sort=key orders by ("" = not sortable), and how a row's value reads (typed).
-    order_by: str = ""
+    # How a row's value reads (typed), for the exports; the page's sorts are SORTS.
     value: Callable[[Container], Any] | None = None
-    numeric: bool = False
     staff_only: bool = False
 
     def read(self, row: Container) -> Any:
@@ -59,30 +57,29 @@ def build_columns(today: date, zone: tzinfo, *, show_account: bool) -> list[Colu
         return f"#{row.sheet_query_id}" if row.sheet_query_id else ""
 
     columns = [
-        Column("container_number", "Container", order_by="container_number"),
+        Column("container_number", "Container"),
         Column(
             "account",
             "Account",
-            order_by="account__user__username",
             staff_only=True,
             value=lambda row: str(row.account),
         ),
-        Column("trade_type", "Trade type", order_by="trade_type"),
-        Column("status", "Status", order_by="status"),
-        Column("holds", "Holds", order_by="holds"),
-        Column("last_free_day", "Last free day", order_by="last_free_day"),
-        Column("days_left", "Days left", numeric=True, value=lambda row: row.days_left(today)),
-        Column("good_through", "Good through", order_by="good_through"),
-        Column("terminal", "Terminal", order_by="terminal_code", value=terminal_text),
+        Column("trade_type", "Trade type"),
+        Column("status", "Status"),
+        Column("holds", "Holds"),
+        Column("last_free_day", "Last free day"),
+        Column("days_left", "Days left", value=lambda row: row.days_left(today)),
+        Column("good_through", "Good through"),
+        Column("terminal", "Terminal", value=terminal_text),
         Column("pregate", "Pregate", value=pregate_text),
-        Column("earliest_slot", "Earliest slot", order_by="earliest_slot"),
-        Column("slot_count", "Slots", numeric=True, order_by="slot_count"),
+        Column("earliest_slot", "Earliest slot"),
+        Column("slot_count", "Slots"),
         Column("check_seen_at", "Slots seen"),
         Column(
             "last_change", "Last change", value=lambda row: describe_change(row.last_change, zone)
         ),
-        Column("last_change_at", "Changed", order_by="last_change_at"),
-        Column("sheet_query", "Seen in run", value=seen_run, order_by="sheet_seen_at"),
+        Column("last_change_at", "Changed"),
+        Column("sheet_query", "Seen in run", value=seen_run),
         Column("sheet_seen_at", "Seen at"),
         Column("watched", "Watched", value=lambda row: bool(row.watched)),
     ]
@@ -175,11 +172,7 @@ class BoardTable:
             f'<span class="visually-hidden">{action} {number}</span></button></form>'
         )
         left = row.days_left(self.today)
-        urgency = ""
-        if left is not None and row.gone_at is None:
-            urgency = "overdue" if left < 0 else {0: "today", 1: "tomorrow"}.get(left, "")
-            if not urgency and left <= 2:
-                urgency = "soon"
+        urgency = due_urgency(left) if row.gone_at is None else ""
         lfd = ""
         if row.last_free_day:
             words = esc(days_left_words(left))

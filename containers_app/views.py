@@ -14,23 +14,23 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from queries_app.exports import XLSX_CONTENT_TYPE, csv_lines, xlsx_bytes
+from queries_app.exports import export_response
 from queries_app.forms import TimeZoneForm
-from queries_app.views import in_user_zone, user_zone
+from queries_app.views import in_user_zone, next_or, user_zone
 
 from . import recurring
 from .alerts import preferences_for
 from .forms import AlertPreferenceForm, BoardFilterForm, RecurringRunForm
-from .models import Alert, RecurringRun, Watch
+from .models import Alert, Container, RecurringRun, Watch
 from .selectors import (
+    HISTORY_LIMIT,
     board_summary,
     container_checks,
     container_milestones,
@@ -123,26 +123,16 @@ def board(request: HttpRequest) -> HttpResponse:
 def export_board(request: HttpRequest, fmt: str) -> HttpResponse:
     table, _ = _board_table(request, export=True)
     stamp = timezone.localtime(timezone=table.zone).strftime("%Y%m%d-%H%M")
-    disposition = f'attachment; filename="containers-{stamp}.{fmt}"'
-    if fmt == "csv":
-        return StreamingHttpResponse(
-            csv_lines(table, table.zone),  # type: ignore[arg-type]  (any table with rows, cells)
-            content_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": disposition},
-        )
-    return HttpResponse(
-        xlsx_bytes(table, table.zone),  # type: ignore[arg-type]
-        content_type=XLSX_CONTENT_TYPE,
-        headers={"Content-Disposition": disposition},
-    )
+    return export_response(table, table.zone, fmt, f"containers-{stamp}.{fmt}")
 
 
-def _visible_container(request: HttpRequest, number: str) -> Any:
+def _visible_container(request: HttpRequest, number: str) -> list[Container]:
+    """The container in each account the person may see (one unless staff see it twice)."""
     found = visible_containers(request.user).filter(container_number=number.upper())
     account = request.GET.get("account", "")
     if account.isdigit():
         found = found.filter(account_id=int(account))
-    containers = list(found[:2])
+    containers = list(found)
     if not containers:
         raise Http404("No such container on your board.")
     return containers
@@ -155,8 +145,7 @@ def container_detail(request: HttpRequest, number: str) -> HttpResponse:
     containers = _visible_container(request, number)
     if len(containers) > 1:
         # The same number on two accounts (staff see both): say so, and let them choose.
-        choices = visible_containers(request.user).filter(container_number=number.upper())
-        return render(request, "containers/choose.html", {"number": number, "choices": choices})
+        return render(request, "containers/choose.html", {"number": number, "choices": containers})
     container = containers[0]
     runs = recent_runs(container)
     zone = user_zone(request)
@@ -165,11 +154,10 @@ def container_detail(request: HttpRequest, number: str) -> HttpResponse:
         "containers/container.html",
         {
             "container": container,
-            "today": timezone.localdate(timezone=zone),
             "days_left": container.days_left(timezone.localdate(timezone=zone)),
             "history": container.history.select_related("query").defer(
                 "query__state", "query__params"
-            )[:200],
+            )[:HISTORY_LIMIT],
             "sheet_rows": container_runs(container, runs),
             "checks": container_checks(container, runs),
             "milestones": container_milestones(container, runs),
@@ -177,15 +165,6 @@ def container_detail(request: HttpRequest, number: str) -> HttpResponse:
             "zone_name": str(zone),
         },
     )
-
-
-def _next_or(request: HttpRequest, fallback: str) -> str:
-    target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return fallback
 
 
 @require_POST
@@ -196,7 +175,7 @@ def watch(request: HttpRequest, pk: int) -> HttpResponse:
         Watch.objects.get_or_create(user=request.user, container=container)
     else:
         Watch.objects.filter(user=request.user, container=container).delete()
-    return redirect(_next_or(request, reverse("containers:board")))
+    return redirect(next_or(request, reverse("containers:board")))
 
 
 @require_http_methods(["GET", "POST"])

@@ -103,6 +103,16 @@ def days_left_words(left: int | None) -> str:
     return f"in {left} days"
 
 
+def due_urgency(left: int | None) -> str:
+    """How urgent a last free day this many days away is (a CSS word): overdue, today,
+    tomorrow, soon (in 2 days), or nothing."""
+    if left is None:
+        return ""
+    if left < 0:
+        return "overdue"
+    return {0: "today", 1: "tomorrow", 2: "soon"}.get(left, "")
+
+
 def describe_event(kind: str, data: dict[str, Any], *, zone: tzinfo | None = None) -> str:
     if kind == EventType.LFD_DUE:
         return (

@@ -46,12 +46,16 @@ def may_cancel(user: Any, query: Query) -> bool:
 
 def visible_accounts(user: Any, permission: str = VIEW_QUERIES) -> QuerySet[Account]:
     """The accounts whose data (queries by default) a person may see, without their secrets."""
-    accounts = Account.objects.select_related("user").defer(*Account.SECRET_FIELDS)
+    accounts = _accounts()
     return accounts if sees_others(user, permission) else accounts.filter(user=user)
 
 
-def runnable_accounts(user: Any, permission: str = VIEW_QUERIES) -> QuerySet[Account]:
+def runnable_accounts(user: Any, permission: str) -> QuerySet[Account]:
     """The accounts a person may start (or schedule) queries for: their own; every account for
-    staff who may start queries for any and see their data."""
-    accounts = Account.objects.select_related("user").defer(*Account.SECRET_FIELDS)
+    staff who may start queries for any and see their data (by its view permission)."""
+    accounts = _accounts()
     return accounts if may_choose_account(user, permission) else accounts.filter(user=user)
+
+
+def _accounts() -> QuerySet[Account]:
+    return Account.objects.select_related("user").defer(*Account.SECRET_FIELDS)

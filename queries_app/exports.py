@@ -9,17 +9,30 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
+from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-from .tables import ContainersTable, cell_text
+from .tables import cell_text
+
+
+class ExportTable(Protocol):
+    """What an export reads of a table: its rows, its columns (a label, `read(row)`), and the
+    cells of a row as the page shows them."""
+
+    rows: Any
+    columns: Sequence[Any]
+
+    def cells(self, row: Any, zone: tzinfo) -> list[str]: ...
+
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_SIZE = 2000
@@ -38,7 +51,7 @@ class _Echo:
         return value
 
 
-def csv_lines(table: ContainersTable, zone: tzinfo) -> Iterator[str]:
+def csv_lines(table: ExportTable, zone: tzinfo) -> Iterator[str]:
     # Streamed after the view has returned: the zone is passed in, not read from the
     # request's active one.
     writer = csv.writer(_Echo())
@@ -71,7 +84,7 @@ def _xlsx_cell(sheet: WriteOnlyWorksheet, value: Any, zone: tzinfo) -> Any:
     return neutralise(str(value))
 
 
-def xlsx_bytes(table: ContainersTable, zone: tzinfo) -> bytes:
+def xlsx_bytes(table: ExportTable, zone: tzinfo) -> bytes:
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("Containers")
     sheet.append([column.label for column in table.columns])
@@ -80,3 +93,19 @@ def xlsx_bytes(table: ContainersTable, zone: tzinfo) -> bytes:
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
+
+
+def export_response(table: ExportTable, zone: tzinfo, fmt: str, filename: str) -> HttpResponseBase:
+    """The table as a download: CSV streamed, XLSX built in memory."""
+    disposition = f'attachment; filename="{filename}"'
+    if fmt == "csv":
+        return StreamingHttpResponse(
+            csv_lines(table, zone),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": disposition},
+        )
+    return HttpResponse(
+        xlsx_bytes(table, zone),
+        content_type=XLSX_CONTENT_TYPE,
+        headers={"Content-Disposition": disposition},
+    )

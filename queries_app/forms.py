@@ -74,12 +74,7 @@ class StartQueryForm(forms.Form):
         }
 
     def add_service_error(self, error: ValidationError) -> None:
-        """Put the service's verdict on the fields it names (the rest on the form)."""
-        if not hasattr(error, "error_dict"):
-            self.add_error(None, error.messages)
-            return
-        for name, messages in error.message_dict.items():
-            self.add_error(name if name in self.fields else None, messages)
+        add_service_error(self, error)
 
 
 class ContainerFilterForm(forms.Form):
@@ -129,12 +124,26 @@ TIME_ZONE_CHOICES = [
 ]
 
 
+def add_service_error(form: forms.BaseForm, error: ValidationError) -> None:
+    """Put a service's verdict on the form's fields it names (the rest on the form)."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error.messages)
+        return
+    for name, messages in error.message_dict.items():
+        form.add_error(name if name in form.fields else None, messages)
+
+
+def time_zone_choices(current: str) -> list[tuple[str, str]]:
+    """The zones offered, with the current one first when it is not among them."""
+    names = TIME_ZONE_CHOICES if current in TIME_ZONE_CHOICES else [current, *TIME_ZONE_CHOICES]
+    return [(name, name.replace("_", " ")) for name in names]
+
+
 class TimeZoneForm(forms.Form):
     timezone = forms.ChoiceField(label="Show times in")
     next = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, current: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        names = TIME_ZONE_CHOICES if current in TIME_ZONE_CHOICES else [current, *TIME_ZONE_CHOICES]
-        self.fields["timezone"].choices = [(name, name.replace("_", " ")) for name in names]
+        self.fields["timezone"].choices = time_zone_choices(current)
         self.fields["timezone"].initial = current

@@ -26,7 +26,6 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     JsonResponse,
-    StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -39,7 +38,7 @@ from django.views.decorators.http import require_GET, require_POST
 from sessions_app.models import Account
 
 from . import access
-from .exports import XLSX_CONTENT_TYPE, csv_lines, xlsx_bytes
+from .exports import export_response
 from .forms import StartQueryForm, TimeZoneForm
 from .models import Query, QueryFile
 from .registry import get_kind
@@ -90,12 +89,17 @@ def set_timezone(request: HttpRequest) -> HttpResponse:
     form = TimeZoneForm(request.POST, current=str(user_zone(request)))
     if form.is_valid():
         request.session[TIMEZONE_SESSION_KEY] = form.cleaned_data["timezone"]
+    return redirect(next_or(request, reverse("queries:list")))
+
+
+def next_or(request: HttpRequest, fallback: str) -> str:
+    """The POSTed `next` page when it is on this site, else `fallback`."""
     target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(
+    if url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
-        target = reverse("queries:list")
-    return redirect(target)
+        return target
+    return fallback
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -307,19 +311,7 @@ def export_containers(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
         has_changes=query.changes.exists(),
         today=timezone.localdate(timezone=zone),
     )
-    filename = f"query-{query.pk}-containers.{fmt}"
-    disposition = f'attachment; filename="{filename}"'
-    if fmt == "csv":
-        return StreamingHttpResponse(
-            csv_lines(table, zone),
-            content_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": disposition},
-        )
-    return HttpResponse(
-        xlsx_bytes(table, zone),
-        content_type=XLSX_CONTENT_TYPE,
-        headers={"Content-Disposition": disposition},
-    )
+    return export_response(table, zone, fmt, f"query-{query.pk}-containers.{fmt}")
 
 
 @require_GET

@@ -5,7 +5,7 @@ from typing import Any
 from django import template
 from django.utils import timezone
 
-from ..words import days_left_words, describe_change
+from ..words import days_left_words, describe_change, due_urgency
 
 register = template.Library()
 
@@ -17,15 +17,5 @@ def history_words(entry: Any) -> str:
     )
 
 
-@register.filter
-def days_left_text(left: int | None) -> str:
-    return days_left_words(left)
-
-
-@register.filter
-def urgency(left: int | None) -> str:
-    if left is None:
-        return ""
-    if left < 0:
-        return "overdue"
-    return {0: "today", 1: "tomorrow", 2: "soon"}.get(left, "")
+register.filter("days_left_text", days_left_words)
+register.filter("urgency", due_urgency)

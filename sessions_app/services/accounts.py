@@ -104,5 +104,5 @@ def update_account_credentials(
         # Only what this changes: the object may be older than the row's lease and session
         # columns, which other workers keep (writing them back would hold a lease forever).
         state = ["credential_state", "credential_error", "login_failures", "credentials_changed_at"]
-        account.save(update_fields=[*changed, *state, *session_fields])
+        account.save(update_fields=[*changed, *state, *session_fields, "updated_at"])
     return changed

@@ -141,13 +141,8 @@ class LoginMixin:
                 f"{account.login_failures} logins in a row failed for a reason E-Modal did not "
                 f"name (last: {exc.readable()}); try the E-Modal login by hand"
             )
-        reason = reason[:255]
-        Account.objects.filter(pk=account.pk).update(
-            credential_state=state, credential_error=reason
-        )
-        account.credential_state, account.credential_error = state, reason
         logger.warning("account %s: logins stopped (%s)", account.pk, state)
-        stopped(account, state, reason)
+        stop_logins(account, state, reason[:255])
 
     def _find_upstream_session(self, account: Account) -> str | None:
         started = time.monotonic()
@@ -178,20 +173,18 @@ class LoginMixin:
 
     def _mark_rejected(self, account: Account, exc: UpstreamError, started: float) -> None:
         reason = _rejection_text(exc)[:255]
-        Account.objects.filter(pk=account.pk).update(
-            credential_state=Account.CredentialState.REJECTED, credential_error=reason
-        )
-        account.credential_state = Account.CredentialState.REJECTED
-        account.credential_error = reason
+        stop_logins(account, Account.CredentialState.REJECTED, reason)
         # E-Modal checks the password after the captcha is solved: that solve is paid for.
         self._record(
             account, SessionEvent.Kind.REJECTED, started, detail=reason, captcha_spent=True
         )
-        stopped(account, Account.CredentialState.REJECTED, reason)
 
 
-def stopped(account: Account, state: str, reason: str) -> None:
-    """Tell whoever listens (the board's alerts) that logins stopped; never fails the login."""
+def stop_logins(account: Account, state: str, reason: str) -> None:
+    """No more logins for the account until a person acts: its row says so first, then whoever
+    listens (the board's alerts) is told; a listener's failure never fails the login."""
+    Account.objects.filter(pk=account.pk).update(credential_state=state, credential_error=reason)
+    account.credential_state, account.credential_error = state, reason
     for receiver, error in logins_stopped.send_robust(
         sender=Account, account_id=account.pk, state=str(state), reason=reason
     ):
