@@ -33,6 +33,7 @@ from queries_app.models import Query
 
 from .models import (
     ACCOUNT_EVENT_TYPES,
+    VIEW_CONTAINERS,
     Alert,
     AlertItem,
     AlertPreference,
@@ -99,7 +100,7 @@ def plan_alerts(events: list[Event], *, query: Query | None) -> list[Alert]:
             watches[user_id].add(container_id)
         for user in users.filter(Q(pk=owner_id) | Q(pk__in=list(watches)), is_active=True):
             owner = user.pk == owner_id
-            if not owner and not user.has_perm("containers_app.view_container"):
+            if not owner and not user.has_perm(VIEW_CONTAINERS):
                 continue  # a star kept from before the person lost the permission
             preference = preferences_for(user)
             if preference.channel != AlertPreference.Channel.EMAIL or not user.email:
@@ -150,11 +151,15 @@ def enqueue_sends(alert_ids: list[int]) -> None:
         async_task("containers_app.tasks.send_alert", alert_id, task_name=f"alert-{alert_id}")
 
 
+def portal_url(path: str) -> str:
+    return settings.PORTAL_URL.rstrip("/") + path
+
+
 def container_url(number: str, account_id: int | None, *, owner: bool) -> str:
     path = reverse("containers:detail", args=[number])
     if not owner and account_id:
         path += "?" + urlencode({"account": account_id})
-    return settings.PORTAL_URL.rstrip("/") + path
+    return portal_url(path)
 
 
 def message_context(alert: Alert) -> dict[str, Any]:
@@ -184,10 +189,9 @@ def message_context(alert: Alert) -> dict[str, Any]:
     return {
         "alert": alert,
         "sections": sections,
-        "board_url": settings.PORTAL_URL.rstrip("/") + reverse("containers:board"),
-        "settings_url": settings.PORTAL_URL.rstrip("/") + reverse("containers:alerts"),
-        "query_url": settings.PORTAL_URL.rstrip("/")
-        + reverse("queries:detail", args=[alert.query_id])
+        "board_url": portal_url(reverse("containers:board")),
+        "settings_url": portal_url(reverse("containers:alerts")),
+        "query_url": portal_url(reverse("queries:detail", args=[alert.query_id]))
         if alert.query_id and owner
         else "",
         "zone": zone,

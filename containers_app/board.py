@@ -22,6 +22,8 @@ from django.utils import timezone
 
 from queries_app.events import EventType, events_recorded
 from queries_app.models import AppointmentCheck, Query, QueryFile, Terminal
+from queries_app.parsing import is_hidden
+from queries_app.selectors import ACCOUNT_SECRETS
 from sessions_app.models import Account
 
 from . import alerts
@@ -99,7 +101,7 @@ def terminal_code(container: Container) -> str:
     code = container.origin if through_origin else container.destination
     code = code or container.current_location
     # A masked cell (`*****`) names no terminal.
-    return "" if not code or set(code) == {"*"} else code[:20]
+    return "" if not code or is_hidden(code) else code[:20]
 
 
 @dataclass
@@ -179,8 +181,8 @@ class Merge:
     def event(
         self, kind: str, container: Container, at: datetime, data: dict[str, Any], key: str = ""
     ) -> None:
-        if self.baseline:
-            return
+        if self.baseline and kind != EventType.LFD_DUE:
+            return  # the first run's containers are not news; a due date is, whatever came before
         number = container.container_number
         key = key or f"{kind}:{self.account.pk}:{number}:q{self.query.pk if self.query else ''}"
         if key in self.events:
@@ -327,7 +329,6 @@ def due_events(merge: Merge, today: date, at: datetime) -> None:
     """`container.lfd_due` for containers whose last free day is today or within
     LFD_DUE_MAX_DAYS: once per container and day (again the same day only if the date moves).
     Recorded on the account's first run too: a due date is news whatever came before."""
-    baseline, merge.baseline = merge.baseline, False
     for container in merge.rows.values():
         left = container.days_left(today)
         if container.gone_at is None and left is not None and 0 <= left <= LFD_DUE_MAX_DAYS:
@@ -340,7 +341,6 @@ def due_events(merge: Merge, today: date, at: datetime) -> None:
                 key=f"{EventType.LFD_DUE}:{merge.account.pk}:{container.container_number}:"
                 f"{today.isoformat()}:{lfd}",
             )
-    merge.baseline = baseline
 
 
 def lock_account(account_id: int) -> None:
@@ -362,7 +362,7 @@ def update_board(query_id: int, *, today: date | None = None) -> BoardUpdate:
     again for the same query changes and sends nothing."""
     query = (
         Query.objects.select_related("account__user")
-        .defer(*(f"account__{name}" for name in Account.SECRET_FIELDS), "state")
+        .defer(*ACCOUNT_SECRETS, "state")
         .get(pk=query_id)
     )
     if query.status == Query.Status.FAILED:
@@ -413,7 +413,7 @@ def write(merge: Merge, *, sheet_seen_at: datetime | None) -> BoardUpdate:
     update_rows(dirty, UPDATE_FIELDS)
     if sheet_seen_at is not None:
         # Every container still listed was seen by this sheet: one statement for all of them.
-        Container.objects.filter(account=merge.account, gone_at__isnull=True).update(
+        Container.objects.present().filter(account=merge.account).update(
             sheet_query=query, sheet_seen_at=sheet_seen_at
         )
     HistoryEntry.objects.bulk_create(
@@ -494,7 +494,7 @@ def after_commit(events: list[Event], planned: list[Any]) -> None:
 
 def record_failure(query: Query) -> BoardUpdate:
     """A failed query, and the account's credentials if that is why, as events (once each)."""
-    account = Account.objects.defer(*Account.SECRET_FIELDS).get(pk=query.account_id)
+    account = query.account
     at = query.finished_at or timezone.now()
     candidates = [
         Event(
@@ -514,8 +514,11 @@ def record_failure(query: Query) -> BoardUpdate:
         # The stop may have been recorded already (when the login found it) and left for this
         # run's message: one message for the run, the stop in it, never twice.
         recorded = {event.key for event in events}
-        earlier = Event.objects.filter(key__in=[c.key for c in candidates[1:]]).exclude(
-            key__in=recorded
+        earlier = (
+            Event.objects.filter(key__in=[c.key for c in candidates[1:]])
+            .exclude(key__in=recorded)
+            .select_related("account")
+            .defer(*ACCOUNT_SECRETS)
         )
         planned = alerts.plan_alerts([*events, *earlier], query=query)
         after_commit(events, planned)
@@ -562,13 +565,14 @@ def record_logins_stopped(account_id: int, stopped_at: datetime) -> BoardUpdate:
 def tell_stop_left_to(query: Query) -> BoardUpdate:
     """A run cancelled while its account's logins were stopped: the stop that was left to this
     run's failure message (`record_logins_stopped`) is told on its own instead."""
-    account = Account.objects.defer(*Account.SECRET_FIELDS).get(pk=query.account_id)
+    account = query.account
     if not account.logins_blocked:
         return BoardUpdate()
     with transaction.atomic():
         lock_account(account.pk)
         key = logins_stopped_event(account, query=None, at=timezone.now()).key
-        planned = alerts.plan_alerts(list(Event.objects.filter(key=key)), query=None)
+        stop = Event.objects.filter(key=key).select_related("account").defer(*ACCOUNT_SECRETS)
+        planned = alerts.plan_alerts(list(stop), query=None)
         after_commit([], planned)
     return BoardUpdate(alerts=planned)
 

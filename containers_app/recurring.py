@@ -193,8 +193,7 @@ def fire(run_id: int, *, now: datetime | None = None) -> str:
             return "no such recurring run (deleted)"
         if run.schedule_id:
             # The scheduler's own write of this schedule (no repeat left) is committed first.
-            list(Schedule.objects.select_for_update().filter(pk=run.schedule_id).values("pk"))
-            run.schedule = Schedule.objects.get(pk=run.schedule_id)
+            run.schedule = Schedule.objects.select_for_update().get(pk=run.schedule_id)
         if run.paused:
             return "paused"
         due = run.next_run_at
