@@ -274,6 +274,9 @@ EMODAL_CONNECT_TIMEOUT = env.float("EMODAL_CONNECT_TIMEOUT", default=5.0)
 # make a time-scaled simulator's slow answers count as timeouts at the same proportion.
 EMODAL_TIMEOUT_SCALE = env.float("EMODAL_TIMEOUT_SCALE", default=1.0)
 EMODAL_MAX_DOWNLOAD_BYTES = env.int("EMODAL_MAX_DOWNLOAD_BYTES", default=50 * 1024 * 1024)
+# The largest JSON answer read from the upstream, counted once decoded (its biggest real ones,
+# a bulk info of a few hundred containers, are a few hundred KB): a larger one fails the call.
+EMODAL_MAX_JSON_BYTES = env.int("EMODAL_MAX_JSON_BYTES", default=5 * 1024 * 1024)
 # The upstream's docs say a session dies after 10 idle minutes, but the real server keeps it
 # until it is evicted or its browser breaks: by default (0) a stored session is never assumed
 # dead by time; a call that finds it gone replaces it. A positive value (e.g. 600) makes a
