@@ -251,7 +251,12 @@ def read_capped(
         raise BodyTooLarge(limit, declared)
     kept = bytearray()
     size = 0
-    for chunk in raw.stream(CHUNK, decode_content=False):
+    while True:
+        # What one read of the socket brings (not a full chunk): what came before a read
+        # that fails (the deadline) has gone to the sink already.
+        chunk = raw.read1(CHUNK, decode_content=False)
+        if not chunk:
+            break
         piece = inflater.feed(chunk, limit - size + 1)
         if size + len(piece) > limit:
             if not truncate:
