@@ -55,6 +55,8 @@ class DeadlineEmailBackend(EmailBackend):
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         send = super().send_messages
         with self._deadline() as deadline:
+            if self.connection is not None and self.connection.sock is not None:
+                deadline.watch(self.connection.sock)  # a connection opened before
             return self._within(deadline, lambda: send(email_messages))
 
     def _deadline(self) -> Deadline:
