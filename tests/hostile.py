@@ -11,8 +11,8 @@ Ways to answer (`Hostile.mode`):
 - "gzip_bomb": `Content-Encoding: gzip`, a small body that inflates to a JSON of `size` bytes;
 - "silent": reads the request and never answers;
 - "ok": a small JSON success (`{"success": true}`).
-Each request is counted (`served`); a dripping answer stops when the client goes away or the
-server is stopped.
+Each request is counted (`served`, and `active`/`peak` for the answers under way); a dripping
+answer stops when the client goes away or the server is stopped.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ class Hostile:
         self.upstream, self.target = upstream.rstrip("/"), target
         self.stopping = threading.Event()
         self.served = 0
+        # Answers being given now, and the most at once.
+        self.active = self.peak = 0
         self._lock = threading.Lock()
         outer = self
 
@@ -79,8 +81,14 @@ class Hostile:
                     return
                 with outer._lock:
                     outer.served += 1
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    outer._answer(self)
+                    outer.active += 1
+                    outer.peak = max(outer.peak, outer.active)
+                try:
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                        outer._answer(self)
+                finally:
+                    with outer._lock:
+                        outer.active -= 1
                 self.close_connection = True
 
             do_GET = do_POST = do_DELETE = _handle
