@@ -44,6 +44,8 @@ from emodal_sim.data import containers_for  # noqa: E402
 from tests.hostile import Hostile, peak_rss_mb, reset_peak_rss  # noqa: E402
 
 MB = 1024 * 1024
+# The simulator's login for this bench (no real account).
+LOGIN = {"username": "bench-hostile", "password": "pw", "captcha_api_key": "key"}
 
 
 def capped(call: Any, peer: Hostile, cap: float) -> tuple[float, Any, bool]:
@@ -121,11 +123,7 @@ def upstream(args: argparse.Namespace) -> None:
                 target="/get_container_timeline",
             )
             api = EModalClient(peer.url, timeouts={"get_container_timeline": 3})
-            sid = api.get_session(
-                username="bench-hostile",
-                password="pw",
-                captcha_api_key="key",  # noqa: S106
-            ).session_id
+            sid = api.get_session(**LOGIN).session_id
             if mode == "gzip_bomb":
                 from tests.hostile import gzip_bomb
 
