@@ -1,8 +1,8 @@
 # Two commands do all the set-up on a fresh clone:
-#   make run   - the portal (web, task cluster, and the upstream simulator unless
+#   make run   - the portal (web, task and delivery clusters, and the upstream simulator unless
 #                EMODAL_API_URL is set), on SQLite
 #   make test  - the test suite
-#   make serve - production settings on one machine: gunicorn + qcluster (needs SECRET_KEY
+#   make serve - production settings on one machine: gunicorn + qclusters (needs SECRET_KEY
 #                and FIELD_ENCRYPTION_KEY, in the environment or .env)
 PYTHON ?= python3
 VENV := .venv

@@ -160,7 +160,15 @@ def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def webhook_test(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = _own_endpoint(request, pk)
-    webhook_endpoints.send_test_event(endpoint=endpoint)
+    try:
+        webhook_endpoints.send_test_event(endpoint=endpoint)
+    except webhook_endpoints.TestEventTooSoon as refused:
+        messages.error(request, str(refused))
+        initial = {"url": endpoint.url, "description": endpoint.description}
+        form = WebhookForm(initial={**initial, "events": endpoint.events})
+        response = _detail_page(request, endpoint, form, status=429)
+        response["Retry-After"] = str(refused.wait_seconds)
+        return response
     messages.success(
         request, "A test event is on its way: reload in a moment to see how it went below."
     )

@@ -54,6 +54,7 @@ from queries_app.services import cancel_query, start_query
 from queries_app.tables import sort_containers
 from queries_app.views import NO_ACCOUNT_MESSAGE
 
+from .errors import error_body
 from .models import WebhookDelivery, WebhookEndpoint
 from .serializers import (
     AccountSerializer,
@@ -584,14 +585,28 @@ class WebhookDetail(APIView):
             WebhookDeliverySerializer, description="Queued: a worker sends it at once."
         ),
         **errors(404),
+        429: OpenApiResponse(
+            ErrorSerializer,
+            description="A test event went to this endpoint within the last minute (or the "
+            "token's rate limit): see Retry-After.",
+        ),
     },
 )
 class WebhookTest(APIView):
     """Send a test event (type webhook.test) to the endpoint, enabled or not: one attempt,
-    which never counts against it. Its outcome appears in the delivery log."""
+    which never counts against it. Its outcome appears in the delivery log. At most one per
+    endpoint a minute (WEBHOOK_TEST_INTERVAL_SECONDS)."""
 
     def post(self, request: Request, pk: int) -> Response:
-        delivery = webhook_endpoints.send_test_event(endpoint=own_endpoint(request, pk))
+        endpoint = own_endpoint(request, pk)
+        try:
+            delivery = webhook_endpoints.send_test_event(endpoint=endpoint)
+        except webhook_endpoints.TestEventTooSoon as refused:
+            return Response(
+                error_body(429, "test_event_limit", str(refused)),
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(refused.wait_seconds)},
+            )
         return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -147,8 +147,14 @@ def subject(events: list[Event], query: Query | None) -> str:
 
 
 def enqueue_sends(alert_ids: list[int]) -> None:
+    # The delivery cluster's queue: a slow mail server never holds up a query's steps.
     for alert_id in alert_ids:
-        async_task("containers_app.tasks.send_alert", alert_id, task_name=f"alert-{alert_id}")
+        async_task(
+            "containers_app.tasks.send_alert",
+            alert_id,
+            task_name=f"alert-{alert_id}",
+            cluster=settings.DELIVERY_CLUSTER,
+        )
 
 
 def portal_url(path: str) -> str:

@@ -78,9 +78,16 @@ def check_cluster() -> Check:
 
 
 def check_queue() -> Check:
-    """Depth of the queue; with the ORM broker also the age of the oldest waiting task."""
+    """Depth of the queue; with the ORM broker also the age of the oldest waiting task. And
+    the delivery cluster's queue (webhooks, alert e-mails): deep when no delivery cluster
+    runs."""
     broker = get_broker()
-    result: Check = {"ok": True, "depth": broker.queue_size() or 0, "oldest_age_seconds": None}
+    result: Check = {
+        "ok": True,
+        "depth": broker.queue_size() or 0,
+        "oldest_age_seconds": None,
+        "deliveries_depth": get_broker(settings.DELIVERY_CLUSTER).queue_size() or 0,
+    }
     if "orm" in settings.Q_CLUSTER:
         now = timezone.now()
         oldest = (

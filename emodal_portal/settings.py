@@ -416,6 +416,51 @@ ALERT_MAX_ATTEMPTS = env.int("ALERT_MAX_ATTEMPTS", default=8)
 if ALERT_MAX_ATTEMPTS < 1 or ALERT_RETRY_BASE_SECONDS <= 0:
     raise ImproperlyConfigured("ALERT_MAX_ATTEMPTS must be 1 or more, ALERT_RETRY_BASE_SECONDS >0.")
 
+# --- Outbound limits, and the delivery cluster -------------------------------------------------
+# Every exchange with another server ends by a deadline (connect, request, status, headers and
+# body together, however slowly the peer sends them) and reads at most a capped answer, counted
+# once decoded (emodal_portal/outbound.py). The upstream's deadlines are its calls' timeouts
+# (sessions_app/upstream/transport.py); a webhook attempt's is WEBHOOK_TIMEOUT_SECONDS.
+# The largest JSON answer read from the upstream (its biggest real ones, a bulk info of a few
+# hundred containers, are a few hundred KB): a larger one fails the call for now.
+EMODAL_MAX_JSON_BYTES = env.int("EMODAL_MAX_JSON_BYTES", default=5 * 1024 * 1024)
+# A whole e-mail send (connecting, the SMTP conversation, the message) ends within this many
+# seconds, whatever the mail server does; EMAIL_TIMEOUT still bounds each of its steps.
+EMAIL_SEND_SECONDS = env.float("EMAIL_SEND_SECONDS", default=30)
+if EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend":  # noqa: F821 - EMAIL_URL's
+    EMAIL_BACKEND = "emodal_portal.mail.DeadlineEmailBackend"
+# One "send test event" per endpoint within this many seconds (pages and API alike).
+WEBHOOK_TEST_INTERVAL_SECONDS = env.int("WEBHOOK_TEST_INTERVAL_SECONDS", default=60)
+# Deliveries waiting to be sent to one person's endpoints (all of them together); an event
+# beyond it is recorded as not sent, with the reason, instead of queued (the event itself stays
+# on the board and in the API). 0: no limit.
+WEBHOOK_MAX_PENDING_PER_USER = env.int("WEBHOOK_MAX_PENDING_PER_USER", default=1000)
+if (
+    min(EMODAL_MAX_JSON_BYTES, EMAIL_SEND_SECONDS) <= 0
+    or min(WEBHOOK_TEST_INTERVAL_SECONDS, WEBHOOK_MAX_PENDING_PER_USER) < 0
+):
+    raise ImproperlyConfigured(
+        "EMODAL_MAX_JSON_BYTES and EMAIL_SEND_SECONDS must be more than 0, "
+        "WEBHOOK_TEST_INTERVAL_SECONDS and WEBHOOK_MAX_PENDING_PER_USER 0 or more."
+    )
+# Webhook deliveries and alert e-mails run in a cluster of their own (its own queue), started
+# with `Q_CLUSTER_NAME=deliveries manage.py qcluster` (`make run` and `make serve` start it):
+# however slow the receivers and mail servers, query steps never wait behind them, and at
+# most Q_DELIVERY_WORKERS of them are in flight per delivery cluster.
+DELIVERY_CLUSTER = "deliveries"
+Q_DELIVERY_WORKERS = env.int("Q_DELIVERY_WORKERS", default=2)
+if Q_DELIVERY_WORKERS < 1:
+    raise ImproperlyConfigured("Q_DELIVERY_WORKERS must be 1 or more.")
+_delivery_timeout = int(max(WEBHOOK_TIMEOUT_SECONDS, EMAIL_SEND_SECONDS) * 2 + 60)
+Q_CLUSTER["ALT_CLUSTERS"] = {
+    DELIVERY_CLUSTER: {
+        "workers": Q_DELIVERY_WORKERS,
+        "timeout": _delivery_timeout,
+        "retry": _delivery_timeout + 120,
+        "queue_limit": Q_DELIVERY_WORKERS,
+    }
+}
+
 # --- Auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,9 +1,10 @@
 """Run the whole portal on one machine: `make run`.
 
 Prepares the database and demo logins, then starts the upstream simulator (unless
-EMODAL_API_URL is configured), the django-q2 cluster and the web server. Ctrl-C stops them
-all: each gets SIGTERM on its main process (signalling qcluster's whole process group can
-hang it), then SIGKILL on its group after a deadline.
+EMODAL_API_URL is configured), the django-q2 task cluster, the delivery cluster (webhooks and
+alert e-mails, on a queue of their own: `delivery_cluster()`) and the web server. Ctrl-C stops
+them all: each gets SIGTERM on its main process (signalling qcluster's whole process group
+can hang it), then SIGKILL on its group after a deadline.
 """
 
 from __future__ import annotations
@@ -41,6 +42,17 @@ def start(name: str, argv: list[str], extra_env: dict[str, str]) -> tuple[str, s
         argv, cwd=ROOT, env={**os.environ, **extra_env}, start_new_session=True
     )
     return name, process
+
+
+# The delivery cluster's name (settings.DELIVERY_CLUSTER): django-q2 reads it from the
+# environment when it starts, and takes that cluster's queue and settings (Q_CLUSTER's
+# ALT_CLUSTERS).
+DELIVERY_CLUSTER = "deliveries"
+
+
+def delivery_cluster(environment: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of a qcluster that sends webhooks and alert e-mails."""
+    return [PYTHON, "manage.py", "qcluster"], {**environment, "Q_CLUSTER_NAME": DELIVERY_CLUSTER}
 
 
 def stop(processes: list[tuple[str, subprocess.Popen]]) -> None:
@@ -90,6 +102,7 @@ def main() -> int:
             )
         )
     processes.append(start("task cluster", [PYTHON, "manage.py", "qcluster"], extra_env))
+    processes.append(start("delivery cluster", *delivery_cluster(extra_env)))
     processes.append(
         start(
             "web server",

@@ -2,9 +2,10 @@
 
 The README's "Running at scale" recipe as one command: DEBUG off (the settings then refuse to
 start without SECRET_KEY and FIELD_ENCRYPTION_KEY), `migrate`, `createcachetable`,
-`collectstatic`, then gunicorn (static files served by WhiteNoise) and SERVE_CLUSTERS
-`qcluster` processes. Ctrl-C or SIGTERM stops them all, as `make run` does: SIGTERM to each
-main process, SIGKILL to its group after a deadline.
+`collectstatic`, then gunicorn (static files served by WhiteNoise), SERVE_CLUSTERS `qcluster`
+processes and, with at least one, a delivery cluster (webhooks and alert e-mails, on a queue
+of their own). Ctrl-C or SIGTERM stops them all, as `make run` does: SIGTERM to each main
+process, SIGKILL to its group after a deadline.
 
 gunicorn's workers share their django-prometheus figures through PROMETHEUS_MULTIPROC_DIR (a
 fresh directory per start), so that /metrics answers for all of them.
@@ -24,7 +25,7 @@ from pathlib import Path
 import environ
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_portal import _interrupt, start, stop  # noqa: E402
+from run_portal import _interrupt, delivery_cluster, start, stop  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -76,6 +77,8 @@ def main() -> int:
             processes.append(
                 start(f"task cluster {number}", [PYTHON, "manage.py", "qcluster"], production)
             )
+        if CLUSTERS:
+            processes.append(start("delivery cluster", *delivery_cluster(production)))
         processes.append(
             start(
                 "web server (gunicorn)",

@@ -35,8 +35,8 @@ def wait_for_url(
             url = found.group(1)
             try:
                 requests.get(f"{url}/healthz", timeout=5)
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # still starting (a loaded machine): look again until the deadline
             else:
                 return url
         time.sleep(0.1)
@@ -65,7 +65,11 @@ class Gunicorn:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.url = wait_for_url(self.log, self.process)
+        try:
+            self.url = wait_for_url(self.log, self.process)
+        except BaseException:
+            self.stop()  # never left running when it did not start in time
+            raise
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django_q.brokers import get_broker
 from django_q.models import Task
 from django_q.signing import SignedPackage
@@ -14,23 +15,38 @@ from queries_app.models import Query
 
 
 class TaskQueue:
+    """The task cluster's queue and the delivery cluster's (webhooks, e-mails) together."""
+
     def __init__(self) -> None:
         self.broker = get_broker()
+        self.brokers = [self.broker, get_broker(settings.DELIVERY_CLUSTER)]
 
     def purge(self) -> None:
-        self.broker.purge_queue()
+        for broker in self.brokers:
+            broker.purge_queue()
 
     def size(self) -> int:
-        return self.broker.queue_size() or 0
+        return sum(broker.queue_size() or 0 for broker in self.brokers)
 
     def drain(self) -> list[dict[str, Any]]:
-        """Take every queued task off the queue (acknowledged), oldest first."""
+        """Take every queued task off the queues (acknowledged), each queue's oldest first."""
         tasks: list[dict[str, Any]] = []
         while self.size():
-            for ack_id, payload in self.broker.dequeue() or []:
-                tasks.append(SignedPackage.loads(payload))
-                self.broker.acknowledge(ack_id)
+            for broker in self.brokers:
+                for ack_id, payload in broker.dequeue() or []:
+                    tasks.append(SignedPackage.loads(payload))
+                    broker.acknowledge(ack_id)
         return tasks
+
+    def funcs_in(self, cluster: str) -> list[str]:
+        """The functions of the tasks queued for one cluster (taken off its queue)."""
+        broker = get_broker(cluster)
+        funcs = []
+        while broker.queue_size():
+            for ack_id, payload in broker.dequeue() or []:
+                funcs.append(SignedPackage.loads(payload)["func"])
+                broker.acknowledge(ack_id)
+        return funcs
 
     def funcs(self) -> list[str]:
         return [task["func"] for task in self.drain()]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import math
 import secrets
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
@@ -130,11 +133,38 @@ def rotate_secret(*, endpoint: WebhookEndpoint) -> str:
     return secret
 
 
+class TestEventTooSoon(Exception):
+    """A test event went to this endpoint less than WEBHOOK_TEST_INTERVAL_SECONDS ago."""
+
+    def __init__(self, wait_seconds: int) -> None:
+        self.wait_seconds = wait_seconds
+        interval = settings.WEBHOOK_TEST_INTERVAL_SECONDS
+        per = "minute" if interval == 60 else f"{interval} seconds"
+        super().__init__(
+            f"A test event was just sent to this endpoint, and at most one goes out per {per}: "
+            f"try again in {wait_seconds} s. How it went is in the delivery log below."
+        )
+
+
 def send_test_event(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
     """A test event to this endpoint (enabled or not), sent by a worker at once: one attempt,
-    which never counts against the endpoint."""
+    which never counts against the endpoint. At most one per WEBHOOK_TEST_INTERVAL_SECONDS:
+    a sooner one raises `TestEventTooSoon` and sends nothing."""
     event = webhook_events.test_event(endpoint)
+    interval = timedelta(seconds=settings.WEBHOOK_TEST_INTERVAL_SECONDS)
     with transaction.atomic():
+        # Two requests at once for one endpoint take turns here (the row's lock on PostgreSQL;
+        # SQLite's write lock, taken when the transaction begins): one of them sends.
+        WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
+        now = timezone.now()
+        last = (
+            WebhookDelivery.objects.filter(endpoint=endpoint, is_test=True)
+            .order_by("-created_at")
+            .values_list("created_at", flat=True)
+            .first()
+        )
+        if interval and last is not None and now - last < interval:
+            raise TestEventTooSoon(math.ceil((last + interval - now).total_seconds()))
         delivery = WebhookDelivery.objects.create(
             endpoint=endpoint,
             event_id=event["id"],

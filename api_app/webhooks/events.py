@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -113,7 +116,12 @@ class _Audience:
 
 def record_deliveries(events: Iterable[dict[str, Any]]) -> list[int]:
     """A delivery for every enabled endpoint that takes each event's type and whose owner may
-    see its account; each is sent by a task after commit. Returns the new deliveries' ids."""
+    see its account; each is sent by a task after commit. Returns the new deliveries' ids.
+
+    A person whose endpoints already have WEBHOOK_MAX_PENDING_PER_USER deliveries waiting (a
+    receiver down or slow) gets the rest recorded as not sent, with the reason, rather than
+    queued: the delivery log says what was dropped, and the events stay on the board and in
+    the API for the receiver to catch up from."""
     from sessions_app.models import Account
 
     events = [e for e in events if e.get("id") and e.get("type") in EventType.values]
@@ -144,6 +152,7 @@ def record_deliveries(events: Iterable[dict[str, Any]]) -> list[int]:
     ]
     if not rows:
         return []
+    drop_over_limit(rows)
     with transaction.atomic():
         # An event announced again finds its delivery there: nothing is sent twice.
         WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
@@ -160,15 +169,55 @@ def record_deliveries(events: Iterable[dict[str, Any]]) -> list[int]:
     return fresh
 
 
+def drop_over_limit(rows: list[WebhookDelivery]) -> None:
+    """Mark the new deliveries past their owner's limit of waiting ones as not sent."""
+    limit = settings.WEBHOOK_MAX_PENDING_PER_USER
+    if not limit:
+        return
+    owner_of = dict(
+        WebhookEndpoint.objects.filter(pk__in={row.endpoint_id for row in rows}).values_list(
+            "pk", "user_id"
+        )
+    )
+    waiting = Counter(
+        dict(
+            WebhookDelivery.objects.filter(
+                status=WebhookDelivery.Status.PENDING,
+                is_test=False,
+                endpoint__user_id__in=set(owner_of.values()),
+            )
+            .values("endpoint__user_id")
+            .annotate(count=Count("pk"))
+            .values_list("endpoint__user_id", "count")
+        )
+    )
+    now = timezone.now()
+    for row in rows:
+        owner = owner_of[row.endpoint_id]
+        if waiting[owner] < limit:
+            waiting[owner] += 1
+            continue
+        row.status = WebhookDelivery.Status.CANCELLED
+        row.next_attempt_at = None
+        row.finished_at = now
+        row.error = (
+            f"Not sent: {limit} deliveries to this person's endpoints were already waiting "
+            "(a receiver down or slow); the event is on the board and in the API."
+        )[:255]
+
+
 def enqueue_deliveries(delivery_ids: list[int]) -> None:
-    """Mark them asked for and wake a worker for each, after commit."""
+    """Mark them asked for and wake a worker of the delivery cluster for each, after commit."""
     if not delivery_ids:
         return
     WebhookDelivery.objects.filter(pk__in=delivery_ids).update(enqueued_at=timezone.now())
     for delivery_id in delivery_ids:
         transaction.on_commit(
             lambda pk=delivery_id: async_task(
-                "api_app.tasks.deliver_webhook", pk, task_name=f"webhook-{pk}"
+                "api_app.tasks.deliver_webhook",
+                pk,
+                task_name=f"webhook-{pk}",
+                cluster=settings.DELIVERY_CLUSTER,
             )
         )
 

@@ -49,6 +49,7 @@ def client_for_server(url: str) -> EModalClient:
         settings.EMODAL_CONNECT_TIMEOUT,
         settings.EMODAL_TIMEOUT_SCALE,
         settings.EMODAL_MAX_DOWNLOAD_BYTES,
+        settings.EMODAL_MAX_JSON_BYTES,
         settings.EMODAL_BREAKER_FAILURES,
         settings.EMODAL_BREAKER_RESET_SECONDS,
         settings.EMODAL_BREAKER_CACHE_SECONDS,

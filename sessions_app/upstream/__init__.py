@@ -7,6 +7,8 @@ from .client import EModalClient, SessionGrant, UpstreamSession
 from .errors import (
     CLASSIFICATION,
     SESSION_GONE_MARKER,
+    AnswerTooLarge,
+    AnswerTooSlow,
     CaptchaFailed,
     CircuitOpen,
     CredentialsRejected,
@@ -32,6 +34,8 @@ __all__ = [
     "CLASSIFICATION",
     "DEFAULT_TIMEOUTS",
     "FILE_LABEL",
+    "AnswerTooLarge",
+    "AnswerTooSlow",
     "SESSION_GONE_MARKER",
     "Breaker",
     "CaptchaFailed",

@@ -1,8 +1,9 @@
 """EModalClient: the only code that speaks HTTP to the upstream automation API.
 
-Every call has a connect and a read timeout sized from the upstream's timings, reads the JSON
-body on every status and turns the outcome into a typed error by one table,
-`CLASSIFICATION` (transient, session gone, permanent, indeterminate; see `Disposition`).
+Every call has a deadline sized from the upstream's timings and a cap on its answer's size
+(see `transport`), reads the JSON body on every status and turns the outcome into a typed
+error by one table, `CLASSIFICATION` (transient, session gone, permanent, indeterminate; see
+`Disposition`).
 `call_with_retries` is the one place a transient failure is retried with back-off. Only
 `get_session` carries credentials: operations send the session id alone, so that a dead
 session comes back as `SessionGone` instead of a silent re-login that spends a captcha.
@@ -62,6 +63,7 @@ class EModalClient(Transport):
             connect_timeout=settings.EMODAL_CONNECT_TIMEOUT,
             timeout_scale=settings.EMODAL_TIMEOUT_SCALE,
             max_download_bytes=settings.EMODAL_MAX_DOWNLOAD_BYTES,
+            max_json_bytes=settings.EMODAL_MAX_JSON_BYTES,
         )
         # A probe holds the half-open breaker at most as long as the longest call.
         probe_seconds = client.longest_call_seconds() + 30

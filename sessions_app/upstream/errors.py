@@ -132,12 +132,25 @@ class CircuitOpen(UpstreamUnavailable):
     counts_as_failure = False
 
 
+class AnswerTooSlow(UpstreamTimeout):
+    """An answer that began but did not arrive in full within the call's deadline (a server
+    dripping it): the call ran upstream, so it is not replayed at once, but the step that made
+    it may be tried again later."""
+
+    retryable = True
+
+
 class UpstreamRejected(UpstreamError):
     """The upstream answered that the request itself cannot succeed (validation, not found)."""
 
 
-class FileTooLarge(UpstreamError):
-    """A file download exceeded the configured size limit."""
+class AnswerTooLarge(UpstreamUnavailable):
+    """An answer larger, once decoded, than the portal reads (EMODAL_MAX_JSON_BYTES): not
+    read further. A glitch of the server, not a verdict on what was asked."""
+
+
+class FileTooLarge(AnswerTooLarge):
+    """A file download exceeded the configured size limit (EMODAL_MAX_DOWNLOAD_BYTES)."""
 
 
 _SECRET_FIELDS = {"session_id", "password", "captcha_api_key", "username"}
@@ -183,6 +196,10 @@ CLASSIFICATION: tuple[Rule, ...] = (
     Rule(UpstreamTimeout, "read timed out: the call may have run upstream", fault="timeout"),
     Rule(UpstreamUnavailable, "connection refused, reset or closed", fault="connection"),
     Rule(UpstreamUnavailable, "an answer that is not JSON", fault="not_json"),
+    # The limits every answer is read under (sessions_app/upstream/transport.py).
+    Rule(AnswerTooLarge, "an answer over the size limit, decoded: not read", fault="too_large"),
+    Rule(AnswerTooSlow, "an answer not in full within the call's deadline", fault="too_slow"),
+    Rule(UpstreamUnavailable, "an answer compressed in a way not read", fault="encoding"),
     # Never followed: it would resend the request's credentials, or fetch a file, elsewhere.
     Rule(UpstreamError, "a redirect", fault="redirect"),
     # -- session gone: this exact 400 text only; every other 400 is a validation error -----------
@@ -279,11 +296,23 @@ def classify_error(endpoint: str, status: int, body: dict[str, Any]) -> Upstream
 
 
 def classify_fault(
-    endpoint: str, fault: str, *, status: int | None = None, exc: Exception | None = None
+    endpoint: str,
+    fault: str,
+    *,
+    status: int | None = None,
+    exc: Exception | None = None,
+    limit: float | None = None,
 ) -> UpstreamError:
-    """The typed error for a call without a usable answer (by `CLASSIFICATION`)."""
+    """The typed error for a call without a usable answer (by `CLASSIFICATION`); `limit` is
+    the size (bytes) or the deadline (seconds) an answer went past."""
     error_class = find_rule(fault=fault).error
-    if fault == "timeout":
+    if fault == "too_large":
+        text = f"The upstream's answer to {endpoint} is over {limit or 0:.0f} bytes: not read"
+    elif fault == "too_slow":
+        text = f"The upstream's answer to {endpoint} did not arrive in full within {limit or 0:g} s"
+    elif fault == "encoding":
+        text = f"The upstream answered {endpoint} in an encoding the portal does not read"
+    elif fault == "timeout":
         text = f"No answer from the upstream within the time limit for {endpoint}"
     elif fault == "redirect":
         text = (

@@ -1,12 +1,23 @@
-"""The HTTP plumbing under `EModalClient`: connection reuse, read timeouts sized from the
-upstream's timings, no redirects ever followed, every answer's JSON body read on every status
-and turned into a typed error (`errors.CLASSIFICATION`), streamed size-limited downloads, and
-`upstream_call` told how each call went. Errors and logs name an endpoint by a label, never by
-a path that holds a session id."""
+"""The HTTP plumbing under `EModalClient`: connection reuse, a deadline on every call sized
+from the upstream's timings, no redirects ever followed, every answer's JSON body read on
+every status and turned into a typed error (`errors.CLASSIFICATION`), streamed size-limited
+downloads, and `upstream_call` told how each call went. Errors and logs name an endpoint by a
+label, never by a path that holds a session id.
+
+Every call, a file download included, ends by its deadline (the endpoint's time below) for
+connecting (within the connect timeout), sending, the status, the headers and the body together
+(`emodal_portal.outbound.Deadline`), however slowly the server sends them; the account's lease
+is given back then. An answer is read raw and decoded here, up to EMODAL_MAX_JSON_BYTES
+(EMODAL_MAX_DOWNLOAD_BYTES for a file) once decoded: a huge answer, or a small gzip one that
+inflates to gigabytes, fails its call as `AnswerTooLarge` after that many bytes. Past its
+deadline a call fails as `UpstreamTimeout` when no answer had begun, as `AnswerTooSlow` when
+one had but did not arrive in full."""
 
 from __future__ import annotations
 
+import json as json_module
 import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -16,13 +27,22 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from emodal_portal.outbound import (
+    BodyTooLarge,
+    Deadline,
+    EncodingRefused,
+    read_capped,
+    watched_pools,
+)
+
 from ..signals import upstream_call
 from .errors import FileTooLarge, UpstreamError, UpstreamRejected, classify_error, classify_fault
 
 logger = logging.getLogger(__name__)
 
-# Read timeouts in seconds, from the upstream's timings with headroom. `timeout_scale`
-# multiplies them (a time-scaled simulator answers proportionally faster).
+# Each call's deadline in seconds (connecting, sending and the whole answer), from the
+# upstream's timings with headroom. `timeout_scale` multiplies them (a time-scaled simulator
+# answers proportionally faster).
 DEFAULT_TIMEOUTS: dict[str, float] = {
     "health": 15,
     "sessions": 15,
@@ -44,6 +64,18 @@ DEFAULT_TIMEOUTS: dict[str, float] = {
 
 
 FILE_LABEL = "/files/{path}"
+
+# Answers are read as they are sent: the upstream's Flask server compresses nothing, and an
+# answer compressed anyway (a proxy in between) is decoded here with a bound.
+PLAIN = {"Accept-Encoding": "identity"}
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter with connections that hand their sockets to the call's deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = watched_pools()
 
 
 class CallGuard(Protocol):
@@ -67,6 +99,7 @@ class Transport:
         timeout_scale: float = 1.0,
         timeouts: dict[str, float] | None = None,
         max_download_bytes: int = 50 * 1024 * 1024,
+        max_json_bytes: int = 5 * 1024 * 1024,
         breaker: CallGuard | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -75,6 +108,7 @@ class Transport:
         self.timeout_scale = timeout_scale
         self.timeouts = {**DEFAULT_TIMEOUTS, **(timeouts or {})}
         self.max_download_bytes = max_download_bytes
+        self.max_json_bytes = max_json_bytes
         self.http = requests.Session()
         # Retries at this level only where repeating is harmless: a refused connection (the
         # request never left) for any method, and read failures for GET/DELETE only.
@@ -88,7 +122,7 @@ class Transport:
             backoff_factor=0.2,
             raise_on_status=False,
         )
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=32)
+        adapter = _WatchedAdapter(max_retries=retry, pool_connections=4, pool_maxsize=32)
         self.http.mount("http://", adapter)
         self.http.mount("https://", adapter)
 
@@ -96,7 +130,7 @@ class Transport:
         return self.breaker.guard() if self.breaker is not None else nullcontext()
 
     def longest_call_seconds(self) -> float:
-        """The longest read timeout of any single call (how long a call may hold a browser)."""
+        """The longest deadline of any single call (how long a call may hold a browser)."""
         return max(self.timeouts.values()) * self.timeout_scale
 
     def close(self) -> None:
@@ -104,8 +138,14 @@ class Transport:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _timeout(self, name: str, extra: float = 0.0) -> tuple[float, float]:
-        return (self.connect_timeout, (self.timeouts[name] + extra) * self.timeout_scale)
+    def _deadline(self, name: str, extra: float = 0.0) -> Deadline:
+        return Deadline((self.timeouts[name] + extra) * self.timeout_scale)
+
+    def _timeout(self, deadline: Deadline) -> tuple[float, float]:
+        # Per read, the time left: a silent server times out with the deadline; a dripping
+        # one is cut off by the deadline itself.
+        left = deadline.remaining()
+        return (min(self.connect_timeout, left), left)
 
     def _request(
         self,
@@ -181,28 +221,84 @@ class Transport:
         extra_timeout: float,
     ) -> tuple[dict[str, Any], int]:
         started = time.monotonic()
-        try:
-            response = self.http.request(
-                method,
-                url,
-                json=json,
-                timeout=self._timeout(timeout_name, extra_timeout),
-                allow_redirects=False,
-            )
-        except requests.exceptions.ReadTimeout:
-            raise classify_fault(path, "timeout") from None
-        except requests.exceptions.RequestException as exc:
-            raise classify_fault(path, "connection", exc=exc) from None
+        with self._deadline(timeout_name, extra_timeout) as deadline:
+            response = self._send_request(method, url, path, deadline, json=json)
+            try:
+                if response.is_redirect:
+                    raise classify_fault(path, "redirect", status=response.status_code)
+                content = self._read(response, path, deadline, self.max_json_bytes)
+            except BaseException:
+                response.close()
+                raise
+            response.raw.release_conn()
         elapsed = time.monotonic() - started
         logger.info("upstream %s %s -> %s in %.2fs", method, path, response.status_code, elapsed)
-        if response.is_redirect:
-            raise classify_fault(path, "redirect", status=response.status_code)
-        body = _json_body(response)
+        body = _json_body(content)
         if body is None:
             raise classify_fault(path, "not_json", status=response.status_code)
         if response.status_code == 200 and body.get("success", True) is not False:
             return body, response.status_code
         raise classify_error(path, response.status_code, body)
+
+    def _send_request(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        deadline: Deadline,
+        *,
+        json: dict[str, Any] | None = None,
+    ) -> requests.Response:
+        """Send the request and read the status and headers (the body is read by `_read`)."""
+        try:
+            response = self.http.request(
+                method,
+                url,
+                json=json,
+                headers=PLAIN,
+                timeout=self._timeout(deadline),
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.exceptions.RequestException as exc:
+            if deadline.passed or isinstance(exc, requests.exceptions.ReadTimeout):
+                raise classify_fault(path, "timeout") from None
+            raise classify_fault(path, "connection", exc=exc) from None
+        if deadline.passed:  # the headers may have been cut short
+            response.close()
+            raise classify_fault(path, "timeout")
+        return response
+
+    def _read(
+        self,
+        response: requests.Response,
+        path: str,
+        deadline: Deadline,
+        limit: int,
+        sink: Any = None,
+    ) -> bytes:
+        """The answer's body, decoded, within the deadline and `limit` (see the docstring)."""
+        try:
+            content = read_capped(response.raw, limit, sink=sink)
+            if deadline.passed:  # the body may have been cut short
+                raise TimeoutError
+            return content
+        except BodyTooLarge:
+            if sink is not None:
+                raise
+            raise classify_fault(
+                path, "too_large", status=response.status_code, limit=limit
+            ) from None
+        except EncodingRefused:
+            raise classify_fault(path, "encoding", status=response.status_code) from None
+        except Exception as exc:
+            # Whatever the connection's end raised (a broken read, a short body, a closed
+            # socket): past the deadline, that is why.
+            if deadline.passed:
+                raise classify_fault(
+                    path, "too_slow", status=response.status_code, limit=deadline.seconds
+                ) from None
+            raise classify_fault(path, "connection", exc=exc) from None
 
     # -- files -----------------------------------------------------------------------------------
 
@@ -210,35 +306,40 @@ class Transport:
         url = f"{self.base_url}{path}"
         # A file's path holds the session id: errors and logs name it by this label.
         path = FILE_LABEL
-        try:
-            with self.http.get(
-                url, stream=True, timeout=self._timeout("file"), allow_redirects=False
-            ) as response:
+        with self._deadline("file") as deadline:
+            response = self._send_request("GET", url, path, deadline)
+            try:
                 if response.is_redirect:
                     raise classify_fault(path, "redirect", status=response.status_code)
                 if response.status_code != 200:
-                    body = _json_body(response) or {}
-                    raise classify_error(path, response.status_code, body)
-                declared = int(response.headers.get("Content-Length") or 0)
-                if declared > self.max_download_bytes:
-                    raise FileTooLarge(
-                        f"File is {declared} bytes, over the {self.max_download_bytes} limit",
-                        endpoint=path,
-                    )
+                    content = self._read(response, path, deadline, self.max_json_bytes)
+                    raise classify_error(path, response.status_code, _json_body(content) or {})
                 size = 0
-                for chunk in response.iter_content(chunk_size=64 * 1024):
-                    size += len(chunk)
-                    if size > self.max_download_bytes:
-                        raise FileTooLarge(
-                            f"File exceeds the {self.max_download_bytes} byte limit",
-                            endpoint=path,
-                        )
-                    destination.write(chunk)
-                return size
-        except requests.exceptions.ReadTimeout:
-            raise classify_fault(path, "timeout") from None
-        except requests.exceptions.RequestException as exc:
-            raise classify_fault(path, "connection", exc=exc) from None
+
+                def write(piece: bytes) -> None:
+                    nonlocal size
+                    size += len(piece)
+                    destination.write(piece)
+
+                try:
+                    self._read(response, path, deadline, self.max_download_bytes, sink=write)
+                except BodyTooLarge as exc:
+                    if exc.declared is not None:
+                        text = f"File is {exc.declared} bytes, over the {exc.limit} limit"
+                    else:
+                        text = f"File exceeds the {exc.limit} byte limit"
+                    raise FileTooLarge(text, endpoint=path) from None
+            except BaseException:
+                response.close()
+                raise
+            response.raw.release_conn()
+            return size
+
+
+# A part of a file's path as the upstream names its files (a session id, a sheet's or a
+# screenshot's name). Nothing else is sent: no `..`, no percent-encoding (`%2e%2e`, `%2f`
+# decode to a traversal on the server), no backslash, query or empty part.
+FILE_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
 
 def path_of(file_url: str) -> str:
@@ -246,14 +347,23 @@ def path_of(file_url: str) -> str:
     configured server (never a host named by a response)."""
     if "://" in file_url:
         file_url = "/" + file_url.split("://", 1)[1].split("/", 1)[-1]
-    if not file_url.startswith("/files/") or ".." in file_url:
-        raise UpstreamRejected("The upstream named a file outside /files/", endpoint=FILE_LABEL)
+    parts = file_url.split("/")[2:]
+    if (
+        not file_url.startswith("/files/")
+        or not parts
+        or not all(FILE_PART.fullmatch(part) and ".." not in part for part in parts)
+    ):
+        raise UpstreamRejected(
+            "The upstream named a file outside /files/ or a path the portal does not fetch "
+            "(a '..', '%', '\\', query or empty part)",
+            endpoint=FILE_LABEL,
+        )
     return file_url
 
 
-def _json_body(response: requests.Response) -> dict[str, Any] | None:
+def _json_body(content: bytes) -> dict[str, Any] | None:
     try:
-        body = response.json()
+        body = json_module.loads(content)
     except ValueError:
         return None
     return body if isinstance(body, dict) else None

@@ -82,6 +82,8 @@ def test_over_http_a_token_runs_a_query_to_the_end_reads_it_and_hears_of_it(
     _, secret = create_endpoint(user=alice.user, url=receiver.url, events=events)
     bobs = Query.objects.create(account=bob, kind="containers", status=Query.Status.SUCCEEDED)
     clusters(WEBHOOK_ALLOW_PRIVATE_ADDRESSES="true")
+    # Webhooks go out from the delivery cluster, as under `make run` and `make serve`.
+    clusters(workers=1, Q_CLUSTER_NAME="deliveries", WEBHOOK_ALLOW_PRIVATE_ADDRESSES="true")
     web = Gunicorn(worker_env(sim.url))
     try:
         api = Api(web.url, token_for(alice.user))

@@ -221,8 +221,10 @@ def test_the_send_test_event_button_and_the_delivery_log(
     assert verified(secret, request)["type"] == "webhook.test"
     page = client.get(f"/integrations/webhooks/{endpoint.pk}/").content.decode()
     assert "webhook.test" in page and "Delivered" in page and secret not in page
-    # A failing test is one attempt and never counts against the endpoint.
+    # A failing test is one attempt and never counts against the endpoint (sent a minute
+    # later: one test event per endpoint a minute).
     receiver.status = 500
+    WebhookDelivery.objects.update(created_at=timezone.now() - timedelta(minutes=1))
     client.post(f"/integrations/webhooks/{endpoint.pk}/test/")
     run_queued_tasks(
         task_queue, until=lambda: WebhookDelivery.objects.filter(status="failed").exists()

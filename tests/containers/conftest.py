@@ -16,9 +16,9 @@ from .smtp import SmtpServer
 @pytest.fixture
 def smtp(settings: Any) -> Iterator[SmtpServer]:
     """A real SMTP server on loopback, and the portal's e-mail settings pointing at it (the
-    tests' default, Django's in-memory outbox, replaced)."""
+    tests' default, Django's in-memory outbox, replaced by what EMAIL_URL=smtp:// gives)."""
     server = SmtpServer().start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_BACKEND = "emodal_portal.mail.DeadlineEmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
     settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False

@@ -1,6 +1,6 @@
 """The board and its alerts in real qcluster processes: the query's worker only enqueues the
-board's task; another task merges the run and records its events, another sends the one
-e-mail to a real SMTP server on loopback."""
+board's task; another task merges the run and records its events, and a worker of the
+delivery cluster sends the one e-mail to a real SMTP server on loopback."""
 
 from __future__ import annotations
 
@@ -31,7 +31,10 @@ def test_a_run_in_the_cluster_updates_the_board_and_mails_its_alert_once(
         user=alice.user,
         events=[EventType.CONTAINER_NEW, EventType.CONTAINER_GONE, EventType.LFD_CHANGED],
     )
-    clusters(workers=2, EMAIL_URL=smtp.url, PORTAL_URL="https://portal.example.com")
+    mail = {"EMAIL_URL": smtp.url, "PORTAL_URL": "https://portal.example.com"}
+    clusters(workers=2, **mail)
+    # The e-mail goes out from the delivery cluster, as under `make run` and `make serve`.
+    clusters(workers=1, Q_CLUSTER_NAME="deliveries", **mail)
 
     def run() -> Query:
         query, _ = start_query(account=alice, kind="containers")

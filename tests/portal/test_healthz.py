@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
+from api_app.webhooks.endpoints import create_endpoint, send_test_event
 from emodal_portal.health import public_name
 from queries_app.services import start_query
 from sessions_app.models import Account, UpstreamBreaker
@@ -76,7 +77,14 @@ def test_queue_depth_and_the_age_of_the_oldest_waiting_task(
     start_query(account=alice, kind="containers")
     start_query(account=alice, kind="appointments")
     queue = healthz()[1]["checks"]["queue"]
-    assert queue["ok"] and queue["depth"] == 2
+    assert queue["ok"] and queue["depth"] == 2 and queue["deliveries_depth"] == 0
+    # Webhooks wait in the delivery cluster's queue, counted apart.
+    endpoint, _ = create_endpoint(
+        user=alice.user, url="https://hooks.example.com/in", events=["query.finished"]
+    )
+    send_test_event(endpoint=endpoint)
+    queue = healthz()[1]["checks"]["queue"]
+    assert queue["depth"] == 2 and queue["deliveries_depth"] == 1
     if "orm" in django_settings.Q_CLUSTER:
         from django_q.models import OrmQ
 
