@@ -600,7 +600,7 @@ def get_appointments(ctx: Context) -> Response:
                 data.XLSX_CONTENT_TYPE,
             )
         ctx.sleep(seconds / 2)  # 5 s after the click, then the folder is read
-        newest = state.newest_download(sid)
+        newest = state.newest_download(sid, own)
         if newest is None:
             extra: dict[str, Any] = {"session_id": sid, "is_new_session": ctx.is_new}
             if ctx.call.debug:

@@ -273,9 +273,11 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.mode == "non_json":
                 status = fault.status or 200
                 state.end_call(call, status, "fault", fault.error or "non-JSON answer")
-                if fault.error == "HTML 500 (chaos)":
-                    return Response.html(500)
                 return Response(status, HTML_ERROR_PAGE, "text/html; charset=utf-8")
+            if fault.mode == "crash":
+                # Chaos only: the server fails before any browser, Flask's HTML 500 page.
+                state.end_call(call, 500, "fault", fault.error)
+                return Response.html(500)
             if fault.mode == "stale_sheet":
                 call.stale_sheet = True
             elif fault.mode == "glitch":

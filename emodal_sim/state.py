@@ -639,7 +639,7 @@ class SimState:
                     chaos.closes += 1
                     return Fault(endpoint, 1, "close", None, "connection closed (chaos)", 0.0)
                 chaos.errors += 1
-                return Fault(endpoint, 1, "non_json", 500, "HTML 500 (chaos)", 0.0)
+                return Fault(endpoint, 1, "crash", 500, "HTML 500 (chaos)", 0.0)
             if (
                 endpoint == "/get_appointments"
                 and chaos.stale_sheet_rate
@@ -1447,9 +1447,11 @@ class SimState:
                 "screenshots_mb": round(screenshots / mb, 2),
             }
 
-    def newest_download(self, session_id: str) -> str | None:
+    def newest_download(self, session_id: str, own: str | None = None) -> str | None:
         """The newest spreadsheet in ``downloads/<session_id>/`` from the last download_window
-        (L9025-9040): whatever it is."""
+        (L9025-9040): whatever it is. ``own``, the file this call's click downloaded, is
+        always recent: on the real server it is 5 s old against a 30 s window, a margin
+        that a scaled clock must not eat up."""
         limit = time.monotonic() - self.config.scaled("download_window")
         prefix = f"{session_id}/"
         with self._lock:
@@ -1458,7 +1460,7 @@ class SimState:
                 for name, stored in self._files.items()
                 if name.startswith(prefix)
                 and name.endswith(SPREADSHEET_SUFFIXES)
-                and stored.stored_at >= limit
+                and (stored.stored_at >= limit or name == own)
             ]
         return max(candidates)[1] if candidates else None
 

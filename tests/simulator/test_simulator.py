@@ -1333,6 +1333,8 @@ def test_command_line_entry_point() -> None:
             "--no-console",
             "--trucking-company",
             "ACME DRAYAGE",
+            "--glitch-rate",
+            "0.25",
         ],
         cwd=root,
         stdout=subprocess.PIPE,
@@ -1346,6 +1348,7 @@ def test_command_line_entry_point() -> None:
         assert config["latencies"]["captcha"] == 2 and config["time_scale"] == 0.001
         assert config["idle_timeout"] is None and config["login_console"] is False
         assert config["trucking_companies"] == ["ACME DRAYAGE"]
+        assert config["glitch_rate"] == 0.25
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=5) == 0
     finally:
