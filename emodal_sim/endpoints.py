@@ -18,7 +18,7 @@ from .core import (
     flag,
     run_operation,
 )
-from .state import CREDENTIAL_FIELDS, Session, naive_local
+from .state import CREDENTIAL_FIELDS, BrowserGone, Session, naive_local
 
 SERVICE_NAME = "E-Modal Business Operations API"
 SERVICE_VERSION = "1.0.0"
@@ -407,8 +407,8 @@ def get_info_bulk(ctx: Context) -> Response:
                 if gone is None:
                     ctx.sleep(state.config.latency("bulk_per_container") + extra)
                     extra = 0.0
-            except Exception as exc:  # noqa: BLE001 - the browser went away mid-bulk
-                gone = getattr(exc, "text", str(exc))
+            except BrowserGone as exc:  # the browser went away mid-bulk
+                gone = exc.text
             if gone is not None:
                 # Every later search fails at once on the dead driver (L4833).
                 return _bulk_failure(

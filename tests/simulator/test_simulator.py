@@ -983,6 +983,24 @@ def test_info_bulk_reads_what_it_is_given_unchecked(api: Api, server: SimServer)
     assert missing.status_code == 404 and missing.headers["Content-Type"].startswith("text/html")
 
 
+def test_a_browser_lost_mid_bulk_fails_the_remaining_entries_inside_a_200(api: Api) -> None:
+    api.post("/_sim/config", latencies={"bulk_per_container": 0})  # the page step: at once
+    sid = api.login()
+    ids = [r["Container #"] for r in containers(api.server) if r["Trade Type"] == "EXPORT"][:3]
+    api.fault(endpoint="/get_info_bulk", mode="delay", delay=60_000)  # the first container's
+    thread, box = post_in_background(api, "/get_info_bulk", session_id=sid, export_containers=ids)
+    wait_for(lambda: api.is_busy(sid))
+    assert api.http.delete(f"{api.server.url}/sessions/{sid}").status_code == 200
+    thread.join(timeout=10)
+    answer = box["response"]
+    assert answer.status_code == 200
+    dead = f"Container not found: Progressive search failed: {texts.dead_driver(sid)}"
+    assert answer.json()["results"]["export_results"] == [
+        {"container_id": c, "success": False, "error": dead, "booking_number": None} for c in ids
+    ]
+    assert answer.json()["message"] == "Bulk processing completed: 0 successful, 3 failed"
+
+
 def test_info_bulk_takes_time_per_container(api: Api) -> None:
     sid = api.login()
     ids = [r["Container #"] for r in containers(api.server) if r["Trade Type"] == "EXPORT"][:4]
