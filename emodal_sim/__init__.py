@@ -11,6 +11,7 @@ from .config import (
     NO_BALANCE_CAPTCHA_KEY,
     NO_BUTTON_USERNAME_PREFIX,
     NO_CONTAINERS_MARK,
+    NO_PLATES_MARK,
     NOT_FOUND_CONTAINER,
     PAGE_LOAD_USERNAME_PREFIX,
     TERMINAL_NAMES,
@@ -23,22 +24,18 @@ from .config import (
 )
 from .endpoints import (
     BULK_EMPTY_ERROR,
-    CHECK_SEARCH_FAILED_ERROR,
     CONTAINER_FIELD_ERROR,
     EXCEL_FAILED_ERROR,
     NO_CONTAINERS_ERROR,
     PREGATE_MISSING_ERROR,
-    SEARCH_FAILED_ERROR,
+    search_failed_error,
 )
 from .server import SimServer
 from .state import (
-    BUSY_ERROR,
     CAPACITY_ERROR,
-    CHAOS_ERROR,
     DASHBOARD_ERROR,
     LOGIN_ERROR_TYPES,
     NO_CONSOLE_ERROR,
-    POISONED_ERROR,
     SESSION_GONE_ERROR,
     STALE_ELEMENT_ERROR,
     VERIFICATION_ERROR,
@@ -48,10 +45,7 @@ from .state import (
 __all__ = [
     "BAD_CAPTCHA_KEY",
     "BULK_EMPTY_ERROR",
-    "BUSY_ERROR",
     "CAPACITY_ERROR",
-    "CHAOS_ERROR",
-    "CHECK_SEARCH_FAILED_ERROR",
     "CONTAINER_FIELD_ERROR",
     "DASHBOARD_ERROR",
     "DASHBOARD_USERNAME_PREFIX",
@@ -68,10 +62,9 @@ __all__ = [
     "NO_CONSOLE_ERROR",
     "NO_CONTAINERS_ERROR",
     "NO_CONTAINERS_MARK",
+    "NO_PLATES_MARK",
     "PAGE_LOAD_USERNAME_PREFIX",
-    "POISONED_ERROR",
     "PREGATE_MISSING_ERROR",
-    "SEARCH_FAILED_ERROR",
     "SESSION_GONE_ERROR",
     "STALE_ELEMENT_ERROR",
     "TERMINAL_NAMES",
@@ -84,4 +77,5 @@ __all__ = [
     "SimConfig",
     "SimServer",
     "SimState",
+    "search_failed_error",
 ]

@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a trucking company of the appointment page's dropdown (repeatable; replaces the "
         "default list)",
     )
+    parser.add_argument(
+        "--glitch-rate",
+        type=float,
+        default=0.0,
+        help="share of operation calls that meet one of their endpoint's real transient "
+        "failures (0-1, seeded by --seed; default 0)",
+    )
     parser.add_argument("--capacity", type=int, default=10, help="maximum live sessions")
     parser.add_argument("--seed", type=int, default=0, help="data seed")
     parser.add_argument("--containers", type=int, default=40, help="containers per account")
@@ -78,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             containers=args.containers,
             latencies=dict(args.latency),
             login_console=not args.no_console,
+            glitch_rate=args.glitch_rate,
             **({"trucking_companies": args.trucking_company} if args.trucking_company else {}),
         )
     except ValueError as exc:

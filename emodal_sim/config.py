@@ -19,6 +19,7 @@ Test credentials (anything else logs in fine; the README has the full table):
 - container ``NOTF0000000``            -> never found (timeline, booking number, bulk, appointments)
 - booking number starting ``INVALID``  -> 400 ``Booking number validation failed``
 - a username containing ``+c<N>``      -> that user has N containers (``+c0``: none at all)
+- a username containing ``+p0``        -> the appointment page lists no truck plates
 
 Without a login console (``login_console=False``) every failed login answers at once 401
 ``Manual login interrupted: EOF when reading a line`` with no ``details``.
@@ -44,6 +45,7 @@ VERIFY_USERNAME_PREFIX = "verify-"
 NOT_FOUND_CONTAINER = "NOTF0000000"
 INVALID_BOOKING_PREFIX = "INVALID"
 NO_CONTAINERS_MARK = "+c0"
+NO_PLATES_MARK = "+p0"
 
 # Simulated seconds per step (and a few simulated durations the server waits for); the real
 # sleep is ``latency * time_scale``. Mid-range values of the production timings in the contract.
@@ -60,18 +62,21 @@ DEFAULT_LATENCIES: dict[str, float] = {
     "timeline_not_found": 45.0,
     "booking_number": 8.0,
     "bulk_per_container": 7.0,
-    # Fixed waits of one appointment check; missing Phase-1 fields are reported after ~35 s.
-    "check_appointments_import": 45.0,
-    "check_appointments_export": 50.0,
+    # A whole appointment check, its fixed waits included (production: 114-117 s). Its steps
+    # take their share of it (appointments.IMPORT_STEPS / EXPORT_STEPS): missing Phase-1 fields
+    # are reported ~35 s in, a missing truck plate ~83 s in.
+    "check_appointments_import": 116.0,
+    "check_appointments_export": 121.5,
     "get_appointments": 20.0,
-    "make_appointment": 30.0,
-    # A browser idle longer than keep_alive_idle was moved to another page by the keep-alive
-    # thread: its next call first spends page_return getting back.
-    "keep_alive_idle": 300.0,
+    # A whole booking (~2 min: the check's waits, a slot and Submit).
+    "make_appointment": 120.0,
+    # The refresh thread takes a browser not flagged in use, older than this, to its own
+    # page: the next call first spends page_return getting back.
+    "keep_alive_idle": 120.0,
     "page_return": 30.0,
-    # Building the screenshots zip of a call without "debug": false.
+    # Building the screenshots zip of a call with "debug": true (make_appointment: always).
     "debug_bundle": 5.0,
-    # A failed appointment check closes its browser this long after (at the next check).
+    # A held workflow closes its browser at the first sweep this long after its last use.
     "poison_delay": 600.0,
     # get_appointments hands back the newest spreadsheet downloaded within this window.
     "download_window": 30.0,
@@ -141,6 +146,9 @@ class SimConfig:
     # The appointment page's dropdowns (exact visible names).
     trucking_companies: list[str] = field(default_factory=lambda: list(DEFAULT_TRUCKING_COMPANIES))
     terminals: list[str] = field(default_factory=lambda: list(DEFAULT_TERMINALS))
+    # Share of operation calls that meet one of their endpoint's real transient failures
+    # (emodal_sim.glitches), seeded by ``seed``. Chaos (/_sim/chaos) overrides it.
+    glitch_rate: float = 0.0
 
     def __post_init__(self) -> None:
         merged = dict(DEFAULT_LATENCIES)
@@ -177,6 +185,7 @@ class SimConfig:
             "login_console": self.login_console,
             "trucking_companies": list(self.trucking_companies),
             "terminals": list(self.terminals),
+            "glitch_rate": self.glitch_rate,
         }
 
 
@@ -189,6 +198,8 @@ def validate_config(config: SimConfig) -> None:
         raise ValueError("capacity must be >= 1")
     if config.containers < 0:
         raise ValueError("containers must be >= 0")
+    if not 0.0 <= config.glitch_rate <= 1.0:
+        raise ValueError("glitch_rate must be between 0 and 1")
     if not isinstance(config.login_console, bool):
         raise ValueError("login_console must be a boolean")
     unknown = sorted(set(config.latencies) - set(DEFAULT_LATENCIES))

@@ -25,7 +25,7 @@ from typing import Any
 
 from openpyxl import Workbook
 
-from .config import NOT_FOUND_CONTAINER, TERMINAL_NAMES, SimConfig
+from .config import NO_PLATES_MARK, NOT_FOUND_CONTAINER, TERMINAL_NAMES, SimConfig
 
 COLUMNS: list[str] = [
     "Container #",
@@ -81,44 +81,51 @@ UNNAMED_TERMINAL_CODES: list[str] = ["PNCT", "BNLPC", "LBCT", "YTI", "WBCT"]
 UNNAMED_SHARE = 0.09
 UNKNOWN_SHARE = 0.02  # rows E-Modal knows nothing about: N/A but the number
 
-# Terminals whose appointment page writes slots on a 12-hour clock without a weekday.
-TWELVE_HOUR_TERMINALS = frozenset(
-    {"Total Terminals Intl LLC", "Pacific Container Terminal", "SSA Terminal - PierA / LB"}
-)
+# Terminals whose appointment page writes slots on a 12-hour clock without a weekday. (Real
+# answers show Total Terminals Intl LLC with weekday and 24-hour times; which terminals use
+# the 12-hour form is not known, these two stand for them.)
+TWELVE_HOUR_TERMINALS = frozenset({"Pacific Container Terminal", "SSA Terminal - PierA / LB"})
 # Terminals whose import page has no container field: 'line' and 'equip_size' are required.
+# (Real checks at ITS Long Beach and Total Terminals Intl LLC typed the container.)
 NO_CONTAINER_FIELD_TERMINALS = frozenset(
-    {
-        "TraPac LLC - Los Angeles",
-        "ITS Long Beach",
-        "Everport Terminal Services - Los Angeles",
-    }
+    {"TraPac LLC - Los Angeles", "Everport Terminal Services - Los Angeles"}
 )
 NO_SLOTS = "No Appointments Available!"
 NO_SLOTS_PLAIN = "No Appointments Available"
 MOVE_TYPES = ("PICK FULL", "DROP EMPTY", "DROP FULL", "PICK EMPTY")
 
-LINES: dict[str, dict[str, list[str]]] = {
-    "MAERSK": {"prefixes": ["MSKU", "MRKU", "MAEU"], "vessels": ["MAERSK ESSEN", "MAERSK EMDEN"]},
-    "MSC": {"prefixes": ["MSCU", "MEDU"], "vessels": ["MSC ANNA", "MSC TESSA"]},
-    "CMA CGM": {"prefixes": ["CMAU", "ECMU"], "vessels": ["CMA CGM MARCO POLO", "CMA CGM ZEPHYR"]},
-    "COSCO": {"prefixes": ["CSNU", "CBHU"], "vessels": ["COSCO SHIPPING ARIES", "COSCO PRIDE"]},
-    "ONE": {"prefixes": ["ONEU", "NYKU"], "vessels": ["ONE APUS", "ONE HARMONY"]},
-    "HAPAG-LLOYD": {"prefixes": ["HLXU", "HLBU"], "vessels": ["BERLIN EXPRESS", "HAMBURG EXPRESS"]},
-    "EVERGREEN": {"prefixes": ["EGHU", "EMCU"], "vessels": ["EVER ACE", "EVER GIVEN"]},
+# Line holds SCAC codes; weights, container prefixes and vessel names as in a real
+# production sheet of 414 rows (MSCU 353, ONEY 23, HDMU 19, CMDU 7, N/A 5, YMJA 4, ...).
+LINES: dict[str, dict[str, Any]] = {
+    "MSCU": {
+        "weight": 85,
+        "prefixes": ["MSDU", "MSMU", "MSNU", "MEDU", "MSBU", "CAIU", "TXGU", "FFAU"],
+        "vessels": ["MSC JOSSELINE", "MSC VITA", "MSC ARIANE", "MSC COTONOU VIII"],
+    },
+    "ONEY": {
+        "weight": 6,
+        "prefixes": ["ONEU", "TRHU", "TCLU", "FDCU"],
+        "vessels": ["ONE ALTAIR", "NYK REMUS"],
+    },
+    "HDMU": {
+        "weight": 5,
+        "prefixes": ["KOCU", "HMMU", "HDMU", "GAOU"],
+        "vessels": ["YM WHOLESOME", "HMM ALGECIRAS"],
+    },
+    "CMDU": {"weight": 2, "prefixes": ["CMAU", "TGBU", "CXDU"], "vessels": ["CMA CGM ZEPHYR"]},
+    "YMJA": {"weight": 1, "prefixes": ["YMMU", "YMLU"], "vessels": ["YM WORTH"]},
+    "GMSU": {"weight": 1, "prefixes": ["TCLU"], "vessels": ["GSL ELEFTHERIA"]},
+    "OOLU": {"weight": 1, "prefixes": ["OOCU", "TXGU"], "vessels": ["OOCL GERMANY"]},
+    "EGLV": {"weight": 1, "prefixes": ["EISU", "EGHU"], "vessels": ["EVER ACE"]},
+    NA: {"weight": 1, "prefixes": ["SEGU", "MAGU"], "vessels": [NA]},
 }
+_LINE_NAMES = list(LINES)
+_LINE_WEIGHTS = [LINES[name]["weight"] for name in _LINE_NAMES]
 
-SIZE_TYPES = [
-    *["40DH"] * 5,
-    *["20GP"] * 3,
-    "45DH",
-    "40RH",
-    "20DH",
-    "40GP",
-    "40GP",
-    "4310",
-    "22G1",
-    "45G1",
-]
+# Size types, weighted as in the same sheet (40DH in most rows); exports carry 20GP/40GP.
+SIZE_TYPES = [*["40DH"] * 80, *["40GP"] * 4, *["20GP"] * 4, "45DH", "40RH", "40VH", "40HC"]
+RARE_SIZE_TYPES = ["4310", "4510"]
+EXPORT_SIZE_TYPES = ["20GP", "20GP", "40GP"]
 TRUCKING_COMPANIES = ["K & R TRANSPORTATION LLC", "PACIFIC DRAYAGE SERVICES INC"]
 
 # Milestones in chronological order; Hidden.progress counts the completed ones.
@@ -132,6 +139,8 @@ IMPORT_MILESTONES = [
     "Empty Received",
 ]
 OLD_MANIFESTED = "Manifested"  # the older pages' label
+READY_FOR_PICK_UP = "Ready for pick up"
+LAST_FREE_DAY = "Last Free Day"  # on some import pages; the customer's code reads it
 EXPORT_MILESTONES = [
     "Booking Confirmed",
     "Empty Picked Up",
@@ -222,6 +231,11 @@ def has_booking(container_id: str, config: SimConfig) -> bool:
 def old_spelling(container_id: str, config: SimConfig) -> bool:
     """About 1 page in 3 is an older page that writes "Manifested"."""
     return stable_int(config.seed, "old-page", container_id) % 3 == 0
+
+
+def has_last_free_day(container_id: str, config: SimConfig) -> bool:
+    """About 1 import page in 2 also lists a "Last Free Day" milestone."""
+    return stable_int(config.seed, "last-free-day", container_id) % 2 == 0
 
 
 def detection_method(container_id: str, config: SimConfig) -> str:
@@ -345,16 +359,14 @@ def _place(row: dict[str, str], hidden: Hidden, rng: random.Random) -> None:
             gate = "ACCEPTED" if roll < 0.9 else NA_MASKED
     else:
         row["Status"] = EXPORT_STATUS[progress]
+        current = terminal
         if progress == 1:
-            current, gate = NA, NA
+            gate = NA
         elif progress <= 3:
-            current = NA
             gate = "ACCEPTED" if roll < 0.8 else "CONFIRMED" if roll < 0.9 else MASKED
         elif progress == 4:
-            current = terminal if roll < 0.9 else NA
             gate = "ACCEPTED" if roll < 0.85 else "REJECTED" if roll < 0.9 else MASKED
         else:
-            current = NA
             gate = "ACCEPTED" if roll < 0.85 else NA_MASKED
     row["Current Loc"], row["Gate Status"] = current, gate
 
@@ -385,7 +397,7 @@ def _number(
 def _make_container(
     rng: random.Random, used: set[str], today: dt.date, config: SimConfig, forced: str | None
 ) -> tuple[dict[str, str], Hidden]:
-    line = rng.choice(list(LINES))
+    line = rng.choices(_LINE_NAMES, weights=_LINE_WEIGHTS)[0]
     info = LINES[line]
     number = _number(rng, info["prefixes"], used, config, forced is not None)
     if forced is None and rng.random() < UNKNOWN_SHARE:
@@ -404,10 +416,14 @@ def _make_container(
         if rng.random() >= 0.8:
             destination = "BNLPC" if rng.random() < 0.25 else _code(rng)
     else:
+        # Every export row seen: Origin N/A, Destination = Current Loc = the terminal.
         progress = rng.choices(range(1, 7), weights=[15, 20, 10, 25, 20, 10])[0]
-        origin = terminal if rng.random() < 0.85 else NA
-        destination = NA if rng.random() < 0.6 else _code(rng)
+        origin = NA
+        destination = terminal
     vessel = rng.choice(info["vessels"])
+    size = rng.choice(SIZE_TYPES) if rng.random() < 0.99 else rng.choice(RARE_SIZE_TYPES)
+    if trade == "EXPORT":
+        size = rng.choice(EXPORT_SIZE_TYPES)
     holds_roll = rng.random()
     row = dict.fromkeys(COLUMNS, NA)
     row.update(
@@ -419,9 +435,9 @@ def _make_container(
             "Destination": destination,
             "Line": line,
             "Vessel Name": vessel,
-            "Vessel Code": _vessel_code(vessel),
+            "Vessel Code": _vessel_code(vessel) if vessel != NA else NA,
             "Voyage": _voyage(rng),
-            "Size Type": rng.choice(SIZE_TYPES),
+            "Size Type": size,
             "Fees": "info" if rng.random() < 0.3 else NA,
             "LFD/GTD": _lfd(rng, today),
             "Tags": "info" if rng.random() < 0.1 else NA,
@@ -441,8 +457,11 @@ def _make_container(
         )
         hidden.progress = {"import-pick": 3, "export": 2, "import-drop": 5}.get(forced, 3)
         hidden.has_slots = forced != "import-drop"
-        row["Origin"] = hidden.terminal
-        row["Destination"] = hidden.terminal if forced == "import-pick" else NA
+        if forced == "export":
+            row["Destination"] = hidden.terminal
+        else:
+            row["Origin"] = hidden.terminal
+            row["Destination"] = hidden.terminal if forced == "import-pick" else NA
     _place(row, hidden, rng)
     if forced == "import-drop":
         row["Current Loc"] = NA
@@ -648,6 +667,11 @@ def timeline_for(
         else {"milestone": name, "date": NA, "status": "pending"}
         for i, name in enumerate(names)
     ]
+    if is_import and has_last_free_day(number, config):
+        # The page's "Last Free Day" row (the customer's code reads it) sits after "Ready for
+        # pick up" and shares its state and time.
+        ready = names.index(READY_FOR_PICK_UP)
+        timeline.insert(ready + 1, {**timeline[ready], "milestone": LAST_FREE_DAY})
     passed: bool | None = progress >= _pregate_progress(row)
     if not has_pregate_milestone(number, config):
         timeline = [m for m in timeline if m["milestone"] != "Pregate"]
@@ -661,11 +685,11 @@ def booking_number_for(row: dict[str, str], config: SimConfig) -> str | None:
     if row["Trade Type"] != "EXPORT" or not has_booking(number, config):
         return None
     value = stable_int(config.seed, "booking", number)
-    if row["Line"] == "MSC":
+    if row["Line"] == "MSCU":
         return f"EBKG{value % 10**8:08d}"
-    if row["Line"] == "MAERSK":
+    if row["Line"] == NA:
         return f"{value % 10**9:09d}"
-    return f"{row['Line'][:3].replace(' ', '')}{value % 10**9:09d}"
+    return f"{row['Line'][:3]}{value % 10**9:09d}"
 
 
 def _clock12(hour: int) -> str:
@@ -706,13 +730,23 @@ def available_times(
     return slots
 
 
-def calendar_found(booking_number: str, config: SimConfig, generation: int = 0) -> bool:
-    return stable_int(config.seed, "calendar", booking_number, generation) % 5 != 0
-
-
 def _plate(rng: random.Random) -> str:
     letters = "".join(rng.choices("ABCDEFGHJKLMNPRSTUVWXYZ", k=3))
     return f"{rng.randint(1, 9)}{letters}{rng.randrange(1000):03d}"
+
+
+def truck_plates(username: str, config: SimConfig) -> list[str]:
+    """The truck plates the appointment page lists for ``username`` (its account's trucks),
+    in the page's order: 1-4 plates; none for a username containing ``+p0``."""
+    if NO_PLATES_MARK in username:
+        return []
+    rng = _rng(config.seed, username, "plates")
+    plates: list[str] = []
+    while len(plates) < 1 + rng.randrange(4):
+        plate = _plate(rng)
+        if plate not in plates:
+            plates.append(plate)
+    return plates
 
 
 def appointments_for(

@@ -1,220 +1,40 @@
-"""The public E-Modal automation API endpoints, independent of the HTTP plumbing."""
+"""The public E-Modal automation API endpoints, independent of the HTTP plumbing. The
+appointment page (check_appointments, make_appointment) lives in ``appointments.py``."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import math
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from . import data
-from .config import INVALID_BOOKING_PREFIX
-from .state import (
-    CREDENTIAL_FIELDS,
-    STALE_ELEMENT_ERROR,
+from . import appointments, data, texts
+from .core import (
     ApiError,
-    Call,
-    Session,
-    SimState,
-    closed_error,
-    naive_local,
-    new_token,
-    secret_free,
+    Context,
+    Response,
+    debug_bundle,
+    failure_bundle,
+    flag,
+    run_operation,
 )
+from .state import CREDENTIAL_FIELDS, BrowserGone, Session, naive_local
 
-SERVICE_NAME = "E-Modal Business API"
+SERVICE_NAME = "E-Modal Business Operations API"
 SERVICE_VERSION = "1.0.0"
 
-NO_CONTAINERS_ERROR = "Download failed: No container data extracted"
-SEARCH_FAILED_ERROR = "Search failed: container not found"
-PREGATE_MISSING_ERROR = "Pregate status check failed: Pregate milestone not found"
-BULK_EMPTY_ERROR = "At least one of 'import_containers' or 'export_containers' must be provided"
-EXCEL_FAILED_ERROR = "Excel download failed"
-CONTAINER_FIELD_ERROR = (
-    "Phase 1 failed - Container field not found. Please provide 'line' and 'equip_size' to continue"
-)
-CHECK_SEARCH_FAILED_ERROR = "Phase 1 failed - Search failed: container not found"
-PHASE1_FIELDS = ("trucking_company", "terminal", "move_type")
-PLATE_RE = re.compile(r"[A-Za-z0-9]{2,10}")
-# Share of a check's fixed waits spent before the Phase-1 fields are looked at (~35 s).
-PHASE1_SHARE = {"import": 35 / 45, "export": 35 / 50}
-
-HTML_PAGES = {
-    404: (
-        "404 Not Found",
-        "Not Found",
-        "The requested URL was not found on the server. If you entered the URL manually "
-        "please check your spelling and try again.",
-    ),
-    405: (
-        "405 Method Not Allowed",
-        "Method Not Allowed",
-        "The method is not allowed for the requested URL.",
-    ),
-    500: (
-        "500 Internal Server Error",
-        "Internal Server Error",
-        "The server encountered an internal error and was unable to complete your request. "
-        "Either the server is overloaded or there is an error in the application.",
-    ),
-}
+NO_CONTAINERS_ERROR = texts.NO_CONTAINERS
+PREGATE_MISSING_ERROR = f"Pregate status check failed: {texts.PREGATE_MISSING}"
+BULK_EMPTY_ERROR = texts.BULK_EMPTY
+EXCEL_FAILED_ERROR = texts.EXCEL_MISSING
+CONTAINER_FIELD_ERROR = texts.CONTAINER_FIELD
+# Share of a containers-page call spent getting to the page (its navigation step).
+NAVIGATION_SHARE = 1 / 3
 
 
-@dataclass
-class Response:
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def json(cls, payload: dict[str, Any], status: int = 200) -> Response:
-        return cls(status, json.dumps(payload).encode())
-
-    @classmethod
-    def html(cls, status: int) -> Response:
-        """The page Flask/Werkzeug answers for an unknown route, a wrong method, a crash."""
-        title, heading, text = HTML_PAGES[status]
-        page = (
-            f"<!doctype html>\n<html lang=en>\n<title>{title}</title>\n"
-            f"<h1>{heading}</h1>\n<p>{text}</p>\n"
-        )
-        return cls(status, page.encode(), "text/html; charset=utf-8")
-
-    def copy(self) -> Response:
-        return Response(self.status, self.body, self.content_type, dict(self.headers))
-
-
-@dataclass
-class Context:
-    state: SimState
-    body: dict[str, Any]
-    call: Call
-    base_url: str
-
-    def file_url(self, name: str) -> str:
-        return f"{self.base_url}/files/{name}"
-
-
-def flag(body: dict[str, Any], name: str, default: bool) -> bool:
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
-def _absent(value: Any) -> bool:
-    return value is None or value == "" or value == [] or value == {}
-
-
-def _positive_int(body: dict[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ApiError(400, f"{name} must be a positive integer") from None
-    if number < 1:
-        raise ApiError(400, f"{name} must be a positive integer")
-    return number
-
-
-def _required_id(body: dict[str, Any], name: str) -> str:
-    """A container number exactly as sent: no trimming, no case change."""
-    value = body.get(name)
-    if not isinstance(value, str) or value == "":
-        raise ApiError(400, f"Missing required field: {name}")
-    return value
-
-
-def _not_found_seconds(state: SimState, container_id: str) -> float:
-    """A search that finds nothing takes 2/3 to 4/3 of timeline_not_found (30-60 s)."""
-    spread = data.stable_int(state.config.seed, "not-found", container_id) % 1000 / 1500
-    return state.config.latency("timeline_not_found") * (2 / 3 + spread)
-
-
-def _debug_bundle(ctx: Context, session: Session) -> str:
-    """Build the screenshots zip of a debug call (costs debug_bundle) and return its URL."""
-    state = ctx.state
-    state.step("debug_bundle", session)
-    state.count("debug_bundles")
-    shot = data.png_bytes(32, 16, data.stable_int(ctx.call.id, session.session_id))
-    content = data.zip_bytes({"screenshot_1.png": shot})
-    name = state.store_file(
-        lambda ts: f"{session.session_id}/debug_bundle_{ts}.zip", content, data.ZIP_CONTENT_TYPE
-    )
-    return ctx.file_url(name)
-
-
-def _collided(ctx: Context, session: Session) -> Response:
-    """The garbage a call gets when it drove a browser another call was already driving: the
-    earlier call's answer when both are the same endpoint, else a stale-element failure."""
-    earlier = ctx.call.collided_with
-    assert earlier is not None
-    if earlier.endpoint == ctx.call.endpoint:
-        ctx.state.wait_for_call(earlier)
-        if session.closed_reason is not None:
-            raise closed_error(session.closed_reason)
-        if isinstance(earlier.response, Response):
-            ctx.call.forced_outcome = "collision"
-            return earlier.response.copy()
-    raise ApiError(500, STALE_ELEMENT_ERROR, outcome="collision")
-
-
-def _with_session(
-    ctx: Context,
-    work: Callable[[Session], dict[str, Any] | Response],
-    on_error: Callable[[Session, ApiError], None] | None = None,
-) -> Response:
-    """Run ``work`` on the session resolved from the request's session block.
-
-    Afterwards: a call that collided with another on the same browser gets garbage
-    (``_collided``); a debug call (``debug`` missing or true) pays for and links a debug
-    bundle; a failure on a live browser names the session and goes to ``on_error``."""
-    state, call = ctx.state, ctx.call
-    session, is_new = state.acquire(ctx.body, call)
-    try:
-        try:
-            if call.page_return:
-                state.step("page_return", session)
-            result: dict[str, Any] | Response | None = None
-            try:
-                result = work(session)
-            except ApiError as exc:
-                # A collided call's own failure is replaced by the collision's garbage.
-                if call.collided_with is None or exc.outcome != "error":
-                    raise
-            if session.closed_reason is not None:
-                raise closed_error(session.closed_reason)
-            if call.collided_with is not None:
-                result = _collided(ctx, session)
-            assert result is not None
-        except ApiError as exc:
-            if exc.outcome in ("error", "collision") and session.closed_reason is None:
-                exc.payload.setdefault("session_id", session.session_id)
-                if on_error is not None:
-                    on_error(session, exc)
-                if call.debug:
-                    exc.payload["debug_bundle_url"] = _debug_bundle(ctx, session)
-            raise
-        if isinstance(result, Response):
-            if call.debug and call.forced_outcome is None:
-                _debug_bundle(ctx, session)
-            return result
-        payload = {"success": True, "session_id": session.session_id, "is_new_session": is_new}
-        payload.update(result)
-        if call.debug:
-            payload["debug_bundle_url"] = _debug_bundle(ctx, session)
-        return Response.json(payload)
-    finally:
-        state.release(session, call)
+def search_failed_error(container_id: object) -> str:
+    """timeline / booking number: the search's final "not there" text (L4830)."""
+    return f"Search failed: {texts.not_found_after_scrolling(container_id)}"
 
 
 # ------------------------------------------------------------------ sessions
@@ -231,7 +51,7 @@ def health(ctx: Context) -> Response:
             "active_sessions": active,
             "max_sessions": capacity,
             "session_capacity": f"{active}/{capacity}",
-            "persistent_sessions": 0,
+            "persistent_sessions": ctx.state.persistent_sessions(),
             "timestamp": naive_local(time.time()),
         }
     )
@@ -239,7 +59,7 @@ def health(ctx: Context) -> Response:
 
 def list_sessions(ctx: Context) -> Response:
     sessions = ctx.state.list_sessions()
-    if any(s.dead for s in sessions):
+    if any(s.gone for s in sessions):
         # Reading a dead browser's current URL raises: Flask answers its HTML error page.
         return Response.html(500)
     items = [s.public(ctx.state.current_url(s)) for s in sessions]
@@ -254,16 +74,11 @@ def delete_session(ctx: Context, session_id: str) -> Response:
 
 
 def get_session(ctx: Context) -> Response:
-    if any(
-        not isinstance(ctx.body.get(name), str) or ctx.body[name] == ""
-        for name in CREDENTIAL_FIELDS
-    ):
+    if not all(ctx.body.get(name) for name in CREDENTIAL_FIELDS):
         raise ApiError(400, f"Missing required fields: {', '.join(CREDENTIAL_FIELDS)}")
-    username = ctx.body["username"]
+    username, password, key = (str(ctx.body[name]) for name in CREDENTIAL_FIELDS)
     ctx.call.username = username
-    session, is_new = ctx.state.get_session(
-        username, ctx.body["password"], ctx.body["captcha_api_key"], ctx.call
-    )
+    session, is_new = ctx.state.get_session(username, password, key, ctx.call)
     ctx.call.session_id_out = session.session_id
     return Response.json(
         {
@@ -273,25 +88,40 @@ def get_session(ctx: Context) -> Response:
             "username": session.username,
             "created_at": naive_local(session.created_at),
             "expires_at": None,
-            "message": "Session created successfully" if is_new else "Using existing session",
+            "message": "New persistent session created"
+            if is_new
+            else "Using existing persistent session",
         }
     )
 
 
 def cleanup(ctx: Context) -> Response:
-    closed = ctx.state.cleanup()
+    sizes = ctx.state.cleanup_files()
+    return Response.json({"success": True, "message": "Cleanup completed", **sizes})
+
+
+def cleanup_orphaned_processes(ctx: Context) -> Response:
+    killed = ctx.state.cleanup_orphans()
     return Response.json(
-        {"success": True, "message": "Cleanup completed", "sessions_closed": closed}
+        {
+            "success": True,
+            "message": f"Cleaned up {killed} orphaned processes",
+            "killed_count": killed,
+            "active_sessions": ctx.state.active_sessions(),
+        }
     )
 
 
 def emergency_recovery(ctx: Context) -> Response:
-    closed = ctx.state.cleanup()
+    killed = ctx.state.emergency_recovery()
     return Response.json(
         {
             "success": True,
-            "message": "Emergency recovery completed: all sessions closed",
-            "sessions_closed": closed,
+            "message": f"Emergency recovery completed - killed {killed} processes and cleared "
+            "all sessions",
+            "killed_count": killed,
+            "warning": "All Chrome browsers have been closed",
+            "active_sessions": 0,
         }
     )
 
@@ -299,192 +129,349 @@ def emergency_recovery(ctx: Context) -> Response:
 # ---------------------------------------------------------------- containers
 
 
+def _navigate(ctx: Context, seconds: float, error: Callable[[str], ApiError]) -> None:
+    """Get to the containers page (the first share of the call's time)."""
+    ctx.stage = "navigation"
+    ctx.sleep(seconds)
+    glitch = ctx.glitch("navigation")
+    if glitch is not None:
+        raise error(texts.navigation_error(glitch.exception))
+    assert ctx.session is not None
+    ctx.session.page = "containers"
+    ctx.stage = "work"
+
+
+def _operation_glitches(ctx: Context, with_bundle: bool = False) -> None:
+    """The exceptions an endpoint's outer handlers turn into ``Operation failed`` and
+    ``Unexpected error``."""
+    glitch = ctx.glitch("operation")
+    if glitch is not None:
+        extra = {"debug_bundle_url": failure_bundle(ctx)} if with_bundle else {}
+        raise ApiError(500, f"Operation failed: {glitch.exception}", **extra)
+    glitch = ctx.glitch("unexpected")
+    if glitch is not None:
+        raise ApiError(500, f"Unexpected error: {glitch.exception}")
+
+
+def _positive_int(value: Any) -> int | None:
+    """``target_count`` as the scroll loop uses it: a count, or nothing to stop at."""
+    if isinstance(value, bool) or not value:
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
 def get_containers(ctx: Context) -> Response:
-    infinite = flag(ctx.body, "infinite_scrolling", True)
-    return_url = flag(ctx.body, "return_url", False)
-    target_count = _positive_int(ctx.body, "target_count")
-    target_id = ctx.body.get("target_container_id")
-    target_id = target_id if isinstance(target_id, str) and target_id else None
+    body = ctx.body
+    target_id = body.get("target_container_id") or None
+    target_count = _positive_int(body.get("target_count"))
+    infinite = flag(body, "infinite_scrolling", True) and not target_id and not target_count
+    return_url = flag(body, "return_url", False)
+
+    def failure(ctx: Context, exc: str) -> ApiError:
+        if ctx.stage == "navigation":
+            return ApiError(500, f"Navigation failed: {texts.navigation_error(exc)}")
+        return ApiError(500, f"Operation failed: {exc}", debug_bundle_url=failure_bundle(ctx))
 
     def work(session: Session) -> dict[str, Any] | Response:
         state = ctx.state
-        step = "get_containers_full" if infinite else "get_containers_first_page"
-        state.step(step, session, ctx.call.extra_delay)
+        total = state.config.latency(
+            "get_containers_full" if infinite or target_id else "get_containers_first_page"
+        )
+        total += ctx.call.extra_delay
+        _navigate(
+            ctx, total * NAVIGATION_SHARE, lambda text: ApiError(500, f"Navigation failed: {text}")
+        )
+        ctx.sleep(total * (1 - NAVIGATION_SHARE))
+        _operation_glitches(ctx, with_bundle=True)
+        glitch = ctx.glitch("download")
+        if glitch is not None:
+            raise ApiError(
+                500,
+                f"Download failed: Scraping failed: {glitch.exception}",
+                debug_bundle_url=failure_bundle(ctx),
+            )
         everything = state.containers(session.username)
         if not everything:
-            raise ApiError(500, NO_CONTAINERS_ERROR)
-        rows = everything if infinite else everything[: data.FIRST_PAGE_SIZE]
-        if target_count is not None:
-            rows = rows[:target_count]
-        if target_id is not None:
+            raise ApiError(500, NO_CONTAINERS_ERROR, debug_bundle_url=failure_bundle(ctx))
+        scroll: dict[str, Any] = {}
+        rows = everything
+        if target_id:
             index = next((i for i, row in enumerate(rows) if row["Container #"] == target_id), None)
             if index is not None:
                 rows = rows[: index + 1]
+                scroll = {
+                    "found_target_container": target_id,
+                    "stopped_reason": f"Container {target_id} found (during scroll)",
+                }
+            scroll |= {"total_containers": len(rows)}
+        elif target_count:
+            rows = rows[:target_count]
+            scroll = {"total_containers": len(rows)}
+            if len(rows) >= target_count:
+                scroll["stopped_reason"] = f"Target count {target_count} reached"
+        elif infinite:
+            scroll = {"total_containers": len(rows)}
+        else:
+            rows = rows[: data.FIRST_PAGE_SIZE]
+            scroll = {"total_containers": "first_page_only", "scroll_cycles": 0}
+        scroll.setdefault("scroll_cycles", math.ceil(len(rows) / data.FIRST_PAGE_SIZE))
         if rows is everything:
             content = state.containers_xlsx(session.username)
         else:
             content = data.xlsx_bytes(data.COLUMNS, rows, "Containers")
-        state.record_download(session, content)
-        if not return_url:
-            stamp = time.strftime("%Y%m%d_%H%M%S")
-            return Response(
-                200,
-                content,
-                data.XLSX_CONTENT_TYPE,
-                {"Content-Disposition": f'attachment; filename="containers_scraped_{stamp}.xlsx"'},
-            )
+        # The scraped sheet lands in the session's download folder, whatever is answered.
         name = state.store_file(
             lambda ts: f"{session.session_id}/containers_scraped_{ts}.xlsx",
             content,
             data.XLSX_CONTENT_TYPE,
         )
-        return {
+        file_name = name.rsplit("/", 1)[-1]
+        result: dict[str, Any] = {
             "file_url": ctx.file_url(name),
-            "file_name": name.rsplit("/", 1)[-1],
+            "file_name": file_name,
             "file_size": len(content),
-            "total_containers": len(rows) if infinite else "first_page_only",
-            "scroll_cycles": math.ceil(len(rows) / data.FIRST_PAGE_SIZE) if infinite else 0,
+            **scroll,
         }
+        if ctx.call.debug:
+            sid = session.session_id
+            result["debug_bundle_url"] = debug_bundle(
+                ctx, lambda ts: f"{sid}_{ts}_DEBUG.zip", absolute=False
+            )
+        if not return_url:
+            return Response(
+                200,
+                content,
+                data.XLSX_CONTENT_TYPE,
+                {"Content-Disposition": f'attachment; filename="{file_name}"'},
+            )
+        return result
 
-    return _with_session(ctx, work)
+    return run_operation(ctx, work, failure)
 
 
-def _search(
-    ctx: Context, session: Session, sheet: data.Sheet, container_id: Any, error: str, **extra: Any
-) -> dict[str, str]:
-    """The page's case-sensitive search; a container it does not find takes the slow
-    not-found search (30-60 s) and fails."""
+def _not_found_seconds(ctx: Context, container_id: object) -> float:
+    """A search that finds nothing scrolls for 2/3 to 4/3 of timeline_not_found (30-60 s)."""
+    config = ctx.state.config
+    spread = data.stable_int(config.seed, "not-found", str(container_id)) % 1000 / 1500
+    return config.latency("timeline_not_found") * (2 / 3 + spread)
+
+
+def _find(ctx: Context, sheet: data.Sheet, container_id: object) -> dict[str, str] | None:
+    """The page's progressive search: exact, case-sensitive; nothing found after 30-60 s."""
     row = sheet.find(container_id) if isinstance(container_id, str) else None
     if row is None:
-        ctx.state.sleep(_not_found_seconds(ctx.state, str(container_id)), session)
-        raise ApiError(500, error, **extra)
+        ctx.sleep(_not_found_seconds(ctx, container_id))
     return row
 
 
+def _container_page(
+    ctx: Context, container_id: object, latency: str
+) -> tuple[data.Sheet, dict[str, str]]:
+    """Navigate, search, expand: what timeline and booking number share (L8600-8625)."""
+    state = ctx.state
+    assert ctx.session is not None
+    seconds = state.config.latency(latency) + ctx.call.extra_delay
+    _navigate(
+        ctx, seconds * NAVIGATION_SHARE, lambda text: ApiError(500, f"Navigation failed: {text}")
+    )
+    sheet = state.sheet(ctx.session.username)
+    glitch = ctx.glitch("search")
+    if glitch is not None:
+        raise ApiError(500, f"Search failed: Progressive search failed: {glitch.exception}")
+    row = _find(ctx, sheet, container_id)
+    if row is None:
+        raise ApiError(500, search_failed_error(container_id))
+    ctx.sleep(seconds * (1 - NAVIGATION_SHARE))
+    if ctx.glitch("expand") is not None:
+        raise ApiError(500, f"Expand failed: {texts.expand_row_missing(container_id)}")
+    _operation_glitches(ctx)
+    return sheet, row
+
+
+def _page_failure(ctx: Context, exc: str) -> ApiError:
+    """timeline / booking number: a browser lost or disturbed at this step."""
+    if ctx.stage == "navigation":
+        return ApiError(500, f"Navigation failed: {texts.navigation_error(exc)}")
+    return ApiError(500, f"Search failed: Progressive search failed: {exc}")
+
+
+def _required_id(body: dict[str, Any]) -> Any:
+    container_id = body.get("container_id") or body.get("container")
+    if not container_id:
+        raise ApiError(400, "Missing required field: container_id")
+    return container_id
+
+
 def get_container_timeline(ctx: Context) -> Response:
-    container_id = _required_id(ctx.body, "container_id")
+    container_id = _required_id(ctx.body)
 
     def work(session: Session) -> dict[str, Any]:
         state = ctx.state
-        sheet = state.sheet(session.username)
-        row = _search(ctx, session, sheet, container_id, SEARCH_FAILED_ERROR)
-        state.step("timeline", session, ctx.call.extra_delay)
+        sheet, row = _container_page(ctx, container_id, "timeline")
+        if ctx.glitch("timeline") is not None:
+            raise ApiError(500, f"Timeline extraction failed: {texts.TIMELINE_CONTAINER_MISSING}")
         passed, timeline = data.timeline_for(sheet, row, state.config)
+        glitch = ctx.glitch("pregate")
+        if glitch is not None:
+            raise ApiError(500, f"Pregate status check failed: {glitch.exception}")
         if passed is None:
             raise ApiError(500, PREGATE_MISSING_ERROR)
-        return {
+        result: dict[str, Any] = {
             "container_id": container_id,
             "passed_pregate": passed,
             "timeline": timeline,
             "milestone_count": len(timeline),
-            "detection_method": data.detection_method(container_id, state.config),
+            "detection_method": data.detection_method(row["Container #"], state.config),
         }
+        if ctx.call.debug:
+            sid = session.session_id
+            result["debug_bundle_url"] = debug_bundle(
+                ctx, lambda ts: f"{sid}_{ts}_PREGATE.zip", absolute=True
+            )
+        return result
 
-    return _with_session(ctx, work)
+    return run_operation(ctx, work, _page_failure)
 
 
 def get_booking_number(ctx: Context) -> Response:
-    container_id = _required_id(ctx.body, "container_id")
+    container_id = _required_id(ctx.body)
 
     def work(session: Session) -> dict[str, Any]:
-        state = ctx.state
-        sheet = state.sheet(session.username)
-        row = _search(ctx, session, sheet, container_id, SEARCH_FAILED_ERROR)
-        state.step("booking_number", session, ctx.call.extra_delay)
-        booking = data.booking_number_for(row, state.config)
+        sheet, row = _container_page(ctx, container_id, "booking_number")
+        glitch = ctx.glitch("booking")
+        if glitch is not None:
+            raise ApiError(500, f"Booking number extraction failed: {glitch.exception}")
+        booking = data.booking_number_for(row, ctx.state.config)
         result: dict[str, Any] = {"container_id": container_id, "booking_number": booking}
+        if ctx.call.debug:
+            sid = session.session_id
+            result["debug_bundle_url"] = debug_bundle(
+                ctx, lambda ts: f"{sid}_{ts}_BOOKING.zip", absolute=False
+            )
         if booking is None:
-            result["message"] = "Booking number not found"
+            exporting = row["Trade Type"] == "EXPORT"
+            result["message"] = (
+                "Booking number not available" if exporting else "Booking number field not found"
+            )
         return result
 
-    return _with_session(ctx, work)
+    return run_operation(ctx, work, _page_failure)
 
 
-def _id_list(body: dict[str, Any], name: str) -> list[Any]:
-    value = body.get(name)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ApiError(400, f"'{name}' must be a list")
-    return list(value)
+def _listed(value: Any) -> list[Any]:
+    """How the bulk loop walks what it was given: a list as is, a string letter by letter,
+    an object by its keys (unchecked, as the real server does)."""
+    if isinstance(value, list | str | dict):
+        return list(value)
+    raise TypeError(f"object of type '{type(value).__name__}' has no len()")
 
 
 def get_info_bulk(ctx: Context) -> Response:
-    imports = _id_list(ctx.body, "import_containers")
-    exports = _id_list(ctx.body, "export_containers")
-    if not imports and not exports:
+    given_imports = ctx.body.get("import_containers", [])
+    given_exports = ctx.body.get("export_containers", [])
+    if not given_imports and not given_exports:
         raise ApiError(400, BULK_EMPTY_ERROR)
+
+    def failure(ctx: Context, exc: str) -> ApiError:
+        if ctx.stage == "navigation":
+            return _bulk_navigation_error(ctx, texts.navigation_error(exc))
+        return ApiError(500, exc)
 
     def work(session: Session) -> dict[str, Any]:
         state = ctx.state
+        _navigate(
+            ctx,
+            state.config.latency("bulk_per_container"),
+            lambda text: _bulk_navigation_error(ctx, text),
+        )
+        try:
+            imports, exports = _listed(given_imports), _listed(given_exports)
+        except TypeError as exc:
+            raise ApiError(500, str(exc)) from None
+        glitch = ctx.glitch("exception")
+        if glitch is not None:
+            raise ApiError(500, glitch.exception)
         sheet = state.sheet(session.username)
         extra = ctx.call.extra_delay
+        gone: str | None = None
 
-        def searched(container_id: Any) -> dict[str, str] | None:
-            # One container at a time, as the real page does.
-            nonlocal extra
-            state.step("bulk_per_container", session, extra)
-            extra = 0.0
-            row = sheet.find(container_id) if isinstance(container_id, str) else None
-            if row is None:
-                state.sleep(_not_found_seconds(state, str(container_id)), session)
-            return row
-
-        import_results: list[dict[str, Any]] = []
-        for container_id in imports:
-            row = searched(container_id)
-            failure = SEARCH_FAILED_ERROR if row is None else None
-            if row is not None:
-                passed, timeline = data.timeline_for(sheet, row, state.config)
-                if passed is None:
-                    failure = PREGATE_MISSING_ERROR
-            if failure is not None:
-                import_results.append(
-                    {
-                        "container_id": container_id,
-                        "success": False,
-                        "pregate_status": None,
-                        "pregate_details": None,
-                        "error": failure,
-                    }
+        def entry(trade: str, container_id: Any) -> dict[str, Any]:
+            """One container, one at a time; a failure stays in its entry."""
+            nonlocal extra, gone
+            glitch = _entry_glitch(ctx, trade, container_id)
+            try:
+                if gone is None:
+                    ctx.sleep(state.config.latency("bulk_per_container") + extra)
+                    extra = 0.0
+            except BrowserGone as exc:  # the browser went away mid-bulk
+                gone = exc.text
+            if gone is not None:
+                # Every later search fails at once on the dead driver (L4833).
+                return _bulk_failure(
+                    trade, container_id, f"Container not found: Progressive search failed: {gone}"
                 )
-                continue
-            import_results.append(
-                {
+            if glitch is not None and glitch.kind == "entry_search":
+                return _bulk_failure(
+                    trade,
+                    container_id,
+                    f"Container not found: Progressive search failed: {glitch.exception}",
+                )
+            row = _find(ctx, sheet, container_id)
+            if row is None:
+                return _bulk_failure(
+                    trade,
+                    container_id,
+                    f"Container not found: {texts.not_found_after_scrolling(container_id)}",
+                )
+            if glitch is not None and glitch.kind == "entry_expand":
+                return _bulk_failure(
+                    trade,
+                    container_id,
+                    f"Failed to expand: {texts.expand_row_missing(container_id)}",
+                    expanded=True,
+                )
+            if glitch is not None and glitch.kind == "entry_exception":
+                return _bulk_failure(trade, container_id, glitch.exception, expanded=True)
+            if trade == "export":
+                if glitch is not None and glitch.kind == "entry_booking":
+                    return _bulk_failure(trade, container_id, glitch.exception)
+                booking = data.booking_number_for(row, state.config)
+                return {"container_id": container_id, "success": True, "booking_number": booking}
+            passed, timeline = data.timeline_for(sheet, row, state.config)
+            if glitch is not None and glitch.kind == "entry_timeline":
+                timeline = []  # extraction failed: the entry goes on without it (L9418)
+            if glitch is not None and glitch.kind == "entry_pregate":
+                passed, error = None, texts.TIMELINE_CONTAINER_MISSING
+            else:
+                error = texts.PREGATE_MISSING
+            if passed is None:
+                return {
                     "container_id": container_id,
-                    "success": True,
-                    "pregate_status": passed,
-                    "pregate_details": None,
+                    "success": False,
+                    "error": error,
+                    "pregate_status": None,
                     "timeline": timeline,
                     "milestone_count": len(timeline),
                 }
-            )
-        export_results: list[dict[str, Any]] = []
-        for container_id in exports:
-            row = searched(container_id)
-            if row is None:
-                export_results.append(
-                    {
-                        "container_id": container_id,
-                        "success": False,
-                        "booking_number": None,
-                        "error": SEARCH_FAILED_ERROR,
-                    }
-                )
-                continue
-            export_results.append(
-                {
-                    "container_id": container_id,
-                    "success": True,
-                    "booking_number": data.booking_number_for(row, state.config),
-                }
-            )
+            return {
+                "container_id": container_id,
+                "success": True,
+                "pregate_status": passed,
+                "pregate_details": None,
+                "timeline": timeline,
+                "milestone_count": len(timeline),
+            }
+
+        import_results = [entry("import", c) for c in imports]
+        export_results = [entry("export", c) for c in exports]
         import_ok = sum(1 for r in import_results if r["success"])
         export_ok = sum(1 for r in export_results if r["success"])
         failed = len(imports) + len(exports) - import_ok - export_ok
-        return {
-            "message": f"Bulk processing completed: {import_ok + export_ok} successful, "
-            f"{failed} failed",
+        result: dict[str, Any] = {
             "results": {
                 "import_results": import_results,
                 "export_results": export_results,
@@ -497,245 +484,173 @@ def get_info_bulk(ctx: Context) -> Response:
                     "export_failed": len(exports) - export_ok,
                 },
             },
+            "message": f"Bulk processing completed: {import_ok + export_ok} successful, "
+            f"{failed} failed",
         }
+        if ctx.call.debug:
+            # L9574-9577: a link to a route the server does not have.
+            name = f"debug_bundle_{session.session_id}_{time.strftime('%Y%m%d_%H%M%S')}.zip"
+            state.count("debug_bundles")
+            result["debug_bundle_url"] = f"{ctx.base_url}/debug_bundles/{name}"
+        # Only get_info_bulk lets the refresh thread have the browser again (L9583).
+        state.not_in_use(session)
+        return result
 
-    return _with_session(ctx, work)
+    return run_operation(ctx, work, failure)
+
+
+def _bulk_navigation_error(ctx: Context, text: str) -> ApiError:
+    assert ctx.session is not None
+    return ApiError(
+        500,
+        f"Failed to navigate to containers page: {text}",
+        session_id=ctx.session.session_id,
+        is_new_session=ctx.is_new,
+    )
+
+
+def _entry_glitch(ctx: Context, trade: str, container_id: Any) -> Any:
+    """A counted glitch fault aimed at this entry (or the first entry it fits), else the
+    glitch rate's roll for this entry."""
+    glitch = ctx.call.glitch
+    if (
+        glitch is not None
+        and not glitch.fired
+        and glitch.kind.startswith("entry_")
+        and (not glitch.container_id or glitch.container_id == container_id)
+        and not (glitch.kind == "entry_pregate" and trade != "import")
+        and not (glitch.kind in ("entry_timeline",) and trade != "import")
+        and not (glitch.kind == "entry_booking" and trade != "export")
+    ):
+        glitch.fired = True
+        glitch.exception = glitch.exception or texts.PAGE_EXCEPTIONS[0]
+        ctx.state.count_glitch(ctx.call.endpoint, glitch.kind)
+        return glitch
+    rolled = ctx.state.glitch_entry(trade)
+    if rolled is not None:
+        ctx.state.count_glitch(ctx.call.endpoint, rolled.kind)
+    return rolled
+
+
+def _bulk_failure(
+    trade: str, container_id: Any, error: str, expanded: bool = False
+) -> dict[str, Any]:
+    """A failed entry, shaped as the real loop writes it (L9391-9523)."""
+    if trade == "export":
+        return {
+            "container_id": container_id,
+            "success": False,
+            "error": error,
+            "booking_number": None,
+        }
+    entry: dict[str, Any] = {
+        "container_id": container_id,
+        "success": False,
+        "error": error,
+        "pregate_status": None,
+    }
+    if expanded:
+        entry |= {"timeline": [], "milestone_count": 0}
+    return entry
 
 
 # -------------------------------------------------------------- appointments
 
 
-def check_appointments(ctx: Context) -> Response:
-    state, body = ctx.state, ctx.body
-    # Any check arriving closes the browsers of workflows that failed long enough ago.
-    state.fire_poisons()
-    container_type = body.get("container_type")
-    if _absent(container_type):
-        raise ApiError(400, "Missing required field: container_type", current_phase=1)
-    if container_type not in ("import", "export"):
-        raise ApiError(
-            400,
-            f"Invalid container_type: '{container_type}'. Must be 'import' or 'export'",
-            current_phase=1,
-        )
-    is_import = container_type == "import"
-    key = "container_id" if is_import else "booking_number"
-    requested = body.get("appointment_session_id")
-    held: dict[str, Any] = {}
-
-    def work(session: Session) -> dict[str, Any]:
-        config = state.config
-        params = secret_free(body) or {}
-        resumed = state.held_workflow(session, requested) if isinstance(requested, str) else None
-        if resumed is not None:
-            appointment_session_id = requested
-            # The held workflow keeps what it was given; the resume adds or replaces fields.
-            params = {**resumed, **{k: v for k, v in params.items() if not _absent(v)}}
-        else:
-            appointment_session_id = f"appt_{int(time.time())}_{new_token()}"
-        held.update(id=appointment_session_id, params=params)
-
-        total = config.latency(f"check_appointments_{container_type}") + ctx.call.extra_delay
-        phase1 = total * PHASE1_SHARE[container_type]
-        state.sleep(phase1, session)
-        missing = [name for name in (*PHASE1_FIELDS, key) if _absent(params.get(name))]
-        if missing:
-            raise ApiError(
-                400, f"Missing required fields for Phase 1: {', '.join(missing)}", current_phase=1
-            )
-        company, terminal, move_type = (params[name] for name in PHASE1_FIELDS)
-        # The dropdowns are matched exactly (the real page falls back to a partial match).
-        if company not in config.trucking_companies:
-            raise ApiError(
-                500,
-                f"Phase 1 failed - Trucking company: '{company}' not found in dropdown",
-                current_phase=1,
-            )
-        if terminal not in config.terminals:
-            raise ApiError(
-                500,
-                f"Phase 1 failed - Terminal: '{terminal}' not found in dropdown",
-                current_phase=1,
-            )
-        if move_type not in data.MOVE_TYPES:
-            raise ApiError(
-                500,
-                f"Phase 1 failed - Move type: '{move_type}' not found in dropdown",
-                current_phase=1,
-            )
-        identifier = params[key]
-        hidden: data.Hidden | None = None
-        if is_import:
-            if terminal in data.NO_CONTAINER_FIELD_TERMINALS and (
-                _absent(params.get("line")) or _absent(params.get("equip_size"))
-            ):
-                raise ApiError(400, CONTAINER_FIELD_ERROR, current_phase=1)
-            sheet = state.sheet(session.username)
-            row = _search(
-                ctx, session, sheet, identifier, CHECK_SEARCH_FAILED_ERROR, current_phase=1
-            )
-            if row["Trade Type"] != "IMPORT":
-                raise ApiError(500, CHECK_SEARCH_FAILED_ERROR, current_phase=1)
-            hidden = sheet.hidden[row["Container #"]]
-        elif not isinstance(identifier, str) or identifier.startswith(INVALID_BOOKING_PREFIX):
-            raise ApiError(
-                400,
-                "Booking number validation failed",
-                error_message=f"Booking number {identifier} not found",
-                current_phase=1,
-            )
-        plate = params.get("truck_plate")
-        if _absent(plate):
-            raise ApiError(400, "Missing required field for Phase 2: truck_plate", current_phase=2)
-        if not isinstance(plate, str) or not PLATE_RE.fullmatch(plate):
-            raise ApiError(
-                500, f"Phase 2 failed - Truck plate: '{plate}' rejected", current_phase=2
-            )
-        state.sleep(total - phase1, session)
-
-        kind = "dropdown" if is_import else "calendar"
-        png = data.png_bytes(96, 48, data.stable_int(config.seed, identifier))
-        shot = state.store_file(
-            lambda ts: f"{session.session_id}/{kind}_{ts}.png", png, data.PNG_CONTENT_TYPE
-        )
-        phase_data = {
-            name: params[name]
-            for name in (*PHASE1_FIELDS, key, "truck_plate", "line", "equip_size", "own_chassis")
-            if name in params
-        }
-        result: dict[str, Any] = {
-            "container_type": container_type,
-            "appointment_session_id": appointment_session_id,
-            "current_phase": 3,
-            "phase_data": phase_data,
-        }
-        if hidden is not None:
-            times = data.available_times(
-                identifier,
-                terminal,
-                config,
-                dt.datetime.now().astimezone(),
-                has_slots=hidden.has_slots,
-                version=hidden.slot_version,
-            )
-            result.update(
-                {
-                    "available_times": times,
-                    "count": len(times),
-                    "dropdown_screenshot_url": ctx.file_url(shot),
-                }
-            )
-        else:
-            generation = state.generation(session.username)
-            result.update(
-                {
-                    "calendar_found": data.calendar_found(identifier, config, generation),
-                    "calendar_screenshot_url": ctx.file_url(shot),
-                }
-            )
-        if resumed is not None:
-            state.release_workflow(appointment_session_id)
-        return result
-
-    def on_error(session: Session, exc: ApiError) -> None:
-        # The failed workflow stays on the browser: resumable, and poison in poison_delay.
-        if "id" not in held:
-            held.update(id=f"appt_{int(time.time())}_{new_token()}", params=secret_free(body))
-        exc.payload.setdefault("current_phase", 1)
-        exc.payload["appointment_session_id"] = held["id"]
-        state.hold_workflow(session, held["id"], held["params"] or {}, exc.payload["error"])
-
-    return _with_session(ctx, work, on_error)
-
-
 def get_appointments(ctx: Context) -> Response:
-    target_count = _positive_int(ctx.body, "target_count")
+    target_count = _positive_int(ctx.body.get("target_count"))
     target_id = ctx.body.get("target_appointment_id")
+
+    def failure(ctx: Context, exc: str) -> ApiError:
+        if ctx.stage == "navigation":
+            return ApiError(500, f"Navigation failed: {exc}")
+        return ApiError(500, f"{texts.CHECKBOX_SELECTION}: {exc}")
 
     def work(session: Session) -> dict[str, Any]:
         state = ctx.state
-        state.step("get_appointments", session, ctx.call.extra_delay)
+        sid = session.session_id
+        seconds = state.config.latency("get_appointments") + ctx.call.extra_delay
+        ctx.stage = "navigation"
+        ctx.sleep(seconds / 2)
+        glitch = ctx.glitch("navigation")
+        if glitch is not None:
+            raise ApiError(500, f"Navigation failed: {glitch.exception}")
+        session.page = "myappointments"
+        ctx.stage = "work"
+        glitch = ctx.glitch("checkbox")
+        if glitch is not None:
+            raise ApiError(500, f"{texts.CHECKBOX_SELECTION}: {glitch.exception}")
         rows = state.appointments(session.username)
         if target_count is not None:
             rows = rows[:target_count]
-        if isinstance(target_id, str) and target_id:
+        elif isinstance(target_id, str) and target_id:
             index = next((i for i, r in enumerate(rows) if r["Appointment #"] == target_id), None)
             if index is not None:
                 rows = rows[: index + 1]
-        if ctx.call.stale_sheet:
-            # The export failed: the newest sheet the browser downloaded lately comes back.
-            content = state.recent_download(session)
-            if content is None:
-                raise ApiError(500, EXCEL_FAILED_ERROR)
+        if ctx.glitch("excel_button") is not None:
+            raise ApiError(500, texts.EXCEL_BUTTON)
+        _operation_glitches(ctx)
+        # The export downloads into the session's folder, unless the click did nothing.
+        lost = ctx.call.stale_sheet or ctx.glitch("excel_missing") is not None
+        own = None
+        if not lost:
+            own = state.store_file(
+                lambda ts: f"{sid}/export_{ts}.xlsx",
+                data.xlsx_bytes(data.APPOINTMENT_COLUMNS, rows, "Appointments"),
+                data.XLSX_CONTENT_TYPE,
+            )
+        ctx.sleep(seconds / 2)  # 5 s after the click, then the folder is read
+        newest = state.newest_download(sid, own)
+        if newest is None:
+            extra: dict[str, Any] = {"session_id": sid, "is_new_session": ctx.is_new}
+            if ctx.call.debug:
+                extra["debug_bundle_url"] = debug_bundle(
+                    ctx, lambda ts: f"{sid}_{ts}_get_appointments_debug.zip", absolute=True
+                )
+            raise ApiError(500, texts.EXCEL_MISSING, **extra)
+        if newest != own:
             state.count("stale_sheets")
-        else:
-            content = data.xlsx_bytes(data.APPOINTMENT_COLUMNS, rows, "Appointments")
-            state.record_download(session, content)
+        # Moved and renamed (L9040-9046): whatever sheet it was, its old URL is gone.
         name = state.store_file(
-            lambda ts: f"{session.session_id}_{ts}_appointments.xlsx",
-            content,
-            data.XLSX_CONTENT_TYPE,
+            lambda ts: f"{sid}/{sid}_{ts}_appointments.xlsx", b"", data.XLSX_CONTENT_TYPE
         )
-        return {"selected_count": len(rows), "file_url": ctx.file_url(name)}
-
-    return _with_session(ctx, work)
-
-
-def make_appointment(ctx: Context) -> Response:
-    body = ctx.body
-    identifier = body.get("container_id") or body.get("booking_number")
-    if not isinstance(identifier, str) or not identifier:
-        raise ApiError(400, "Missing required field: container_id", current_phase=1)
-
-    def work(session: Session) -> dict[str, Any]:
-        state = ctx.state
-        state.step("make_appointment", session, ctx.call.extra_delay)
-        number = f"APT{data.stable_int(new_token()) % 10**8:08d}"
-        slot = body.get("appointment_time") or body.get("time_slot") or ""
-        state.book(
-            session.username,
-            {
-                "Appointment #": number,
-                "Container #": identifier,
-                "Trade Type": str(body.get("container_type", "")).upper(),
-                "Terminal": str(body.get("terminal", "")),
-                "Move Type": str(body.get("move_type", "")),
-                "Appointment Date": "",
-                "Time Slot": str(slot),
-                "Status": "SCHEDULED",
-                "Truck Plate": str(body.get("truck_plate", "")),
-                "Trucking Company": str(body.get("trucking_company", "")),
-            },
-        )
-        return {
-            "appointment_number": number,
-            "container_id": identifier,
-            "message": "Appointment booked",
+        state.move_file(newest, name)
+        result: dict[str, Any] = {
+            "selected_count": len(rows),
+            "file_url": ctx.file_url(name.rsplit("/", 1)[-1]),
         }
+        if ctx.call.debug:
+            result["debug_bundle_url"] = debug_bundle(
+                ctx, lambda ts: f"{sid}_{ts}_APPOINTMENTS.zip", absolute=True
+            )
+        return result
 
-    return _with_session(ctx, work)
+    return run_operation(ctx, work, failure)
 
 
 def get_file(ctx: Context, name: str) -> Response:
+    if not ctx.state.inside_downloads(name):
+        raise ApiError(400, "Invalid path")
     stored = ctx.state.get_file(name)
     if stored is None:
         raise ApiError(404, "File not found")
     return Response(200, stored.content, stored.content_type)
 
 
-# Endpoints that drive a browser: JSON bodies required (400 otherwise), debug bundles.
+# Endpoints that drive a browser: JSON bodies required (400 otherwise).
 OPERATION_ENDPOINTS: dict[str, Callable[[Context], Response]] = {
     "/get_containers": get_containers,
     "/get_container_timeline": get_container_timeline,
     "/get_booking_number": get_booking_number,
     "/get_info_bulk": get_info_bulk,
-    "/check_appointments": check_appointments,
+    "/check_appointments": appointments.check_appointments,
     "/get_appointments": get_appointments,
-    "/make_appointment": make_appointment,
+    "/make_appointment": appointments.make_appointment,
 }
 POST_ENDPOINTS: dict[str, Callable[[Context], Response]] = {
     "/get_session": get_session,
     **OPERATION_ENDPOINTS,
     "/cleanup": cleanup,
+    "/cleanup_orphaned_processes": cleanup_orphaned_processes,
     "/emergency_recovery": emergency_recovery,
 }

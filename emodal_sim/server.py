@@ -13,22 +13,20 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import data, endpoints
+from . import data, endpoints, glitches, texts
 from .config import SimConfig
-from .endpoints import Context, Response
-from .state import ApiError, Call, SimState
+from .core import Context, Response
+from .state import ApiError, Call, HtmlCrash, SimState
 
-JSON_ERROR = "Request must be JSON"
-BAD_REQUEST_ERROR = (
-    "Unexpected error: 400 Bad Request: The browser (or proxy) sent a request that this server "
-    "could not understand."
-)
-UNSUPPORTED_MEDIA_TYPE_ERROR = (
-    "Unexpected error: 415 Unsupported Media Type: Did not attempt to load JSON data because the "
-    "request Content-Type was not 'application/json'."
-)
+JSON_ERROR = texts.JSON_ERROR
+BAD_REQUEST_ERROR = f"Unexpected error: {texts.BAD_REQUEST}"
+UNSUPPORTED_MEDIA_TYPE_ERROR = texts.UNSUPPORTED_MEDIA_TYPE
 # Endpoints that read a JSON body.
 JSON_ENDPOINTS = {"/get_session", *endpoints.OPERATION_ENDPOINTS}
+# Their handlers answer an unreadable body with the exception's bare text (no prefix).
+BARE_EXCEPTION_ENDPOINTS = {"/get_session", "/get_info_bulk"}
+# The poison sweep runs first thing in these, before the body is even read (L7472, L8286).
+SWEEPING_ENDPOINTS = {"/check_appointments", "/make_appointment"}
 HTML_ERROR_PAGE = (
     b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
     b"<body><h1>Bad Gateway</h1><p>The proxy received an invalid response.</p></body></html>"
@@ -41,6 +39,15 @@ CHAOS_ENDPOINTS = {*endpoints.POST_ENDPOINTS, "/sessions", "/sessions/{id}", "/f
 
 class _NotJson(Exception):
     pass
+
+
+def _unexpected(endpoint: str, text: str) -> ApiError:
+    """A body the handler could not read, in that handler's words."""
+    if endpoint in BARE_EXCEPTION_ENDPOINTS:
+        return ApiError(500, text)
+    if endpoint == "/check_appointments":
+        return ApiError(500, f"Unexpected error: {text}", current_phase=0)
+    return ApiError(500, f"Unexpected error: {text}")
 
 
 class _ConnectionDropped(Exception):
@@ -203,21 +210,22 @@ class _Handler(BaseHTTPRequestHandler):
             return Response.html(405)
         return Response.html(404)
 
-    def _json_body(self, endpoint: str, raw: bytes) -> tuple[Any, tuple[int, str] | None]:
-        """The request's JSON object, or the (status, error) the real server answers."""
+    def _json_body(self, endpoint: str, raw: bytes) -> tuple[Any, ApiError | None]:
+        """The request's JSON object, or the error the real server answers for it."""
         if endpoint not in JSON_ENDPOINTS:
             return {}, None
         if not _is_json_type(self.headers.get("Content-Type") or ""):
             if endpoint == "/get_session":
-                return None, (500, UNSUPPORTED_MEDIA_TYPE_ERROR)
-            return None, (400, JSON_ERROR)
+                # No is_json check there: get_json() raises and str(e) is answered.
+                return None, ApiError(500, texts.UNSUPPORTED_MEDIA_TYPE)
+            return None, ApiError(400, JSON_ERROR)
         try:
             body = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            return None, (500, BAD_REQUEST_ERROR)
+            return None, _unexpected(endpoint, texts.BAD_REQUEST)
         if not isinstance(body, dict):
             kind = type(body).__name__
-            return body, (500, f"Unexpected error: '{kind}' object has no attribute 'get'")
+            return body, _unexpected(endpoint, f"'{kind}' object has no attribute 'get'")
         return body, None
 
     def _public(self, method: str, path: str, raw: bytes) -> Response:
@@ -232,7 +240,8 @@ class _Handler(BaseHTTPRequestHandler):
         username = block.get("username") if isinstance(block.get("username"), str) else None
         call = state.begin_call(endpoint, session_in, username, body)
         if endpoint in endpoints.OPERATION_ENDPOINTS and body_error is None:
-            call.debug = endpoints.flag(block, "debug", True)
+            # Every route defaults to debug off; make_appointment builds its bundle anyway.
+            call.debug = bool(block.get("debug", False))
         try:
             return self._answer(call, endpoint, handler, block, args, body_error)
         finally:
@@ -245,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
         handler: Callable[..., Response],
         body: dict[str, Any],
         args: tuple[str, ...],
-        body_error: tuple[int, str] | None,
+        body_error: ApiError | None,
     ) -> Response:
         state = self.server.state
         # A call that takes a counted fault is not rolled for chaos: tests that inject one
@@ -263,21 +272,36 @@ class _Handler(BaseHTTPRequestHandler):
                 return Response.json(answer, fault.status or 500)
             if fault.mode == "non_json":
                 status = fault.status or 200
-                state.end_call(call, status, "fault", "non-JSON answer")
+                state.end_call(call, status, "fault", fault.error or "non-JSON answer")
                 return Response(status, HTML_ERROR_PAGE, "text/html; charset=utf-8")
+            if fault.mode == "crash":
+                # Chaos only: the server fails before any browser, Flask's HTML 500 page.
+                state.end_call(call, 500, "fault", fault.error)
+                return Response.html(500)
             if fault.mode == "stale_sheet":
                 call.stale_sheet = True
+            elif fault.mode == "glitch":
+                call.glitch = glitches.Glitch(fault.kind, fault.step, fault.container_id)
+                if not fault.kind:
+                    call.glitch.kind = glitches.CALL_KINDS[endpoint][0]
+            elif fault.mode == "answer":
+                call.answer_fields = dict(fault.fields)
+            elif fault.mode == "book_then_fail":
+                call.book_then_fail = True
             else:
                 call.extra_delay = fault.delay
                 if endpoint not in endpoints.OPERATION_ENDPOINTS:
                     # No session step to stretch: spend the delay up front.
                     state.sleep(fault.delay)
                     call.extra_delay = 0.0
+        if call.glitch is None:
+            call.glitch = state.glitch_roll(endpoint)
 
+        if endpoint in SWEEPING_ENDPOINTS:
+            state.sweep()
         if body_error is not None:
-            status, error = body_error
-            state.end_call(call, status, "error", error)
-            return Response.json({"success": False, "error": error}, status)
+            state.end_call(call, body_error.status, "error", body_error.payload["error"])
+            return Response.json(body_error.payload, body_error.status)
         return self._run(call, handler, body, args)
 
     def _run(
@@ -294,6 +318,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as exc:
             response = Response.json(exc.payload, exc.status)
             state.end_call(call, exc.status, exc.outcome, exc.payload["error"])
+        except HtmlCrash:
+            response = Response.html(500)
+            state.end_call(call, 500, "error", "HTML 500 (glitch)")
         except Exception as exc:  # a crash answers Flask's HTML error page
             response = Response.html(500)
             state.end_call(call, 500, "error", f"crash: {type(exc).__name__}: {exc}")
@@ -349,14 +376,19 @@ def _control_action(
         return {"success": True, "faults": state.faults()}
     if route == ("POST", "/_sim/faults"):
         status = body.get("status")
+        fields = body.get("fields")
         fault = state.add_fault(
             endpoint=str(body.get("endpoint", "*")),
             count=int(body.get("count", 1)),
             mode=str(body.get("mode", "status")),
             status=int(status) if status is not None else None,
-            error=str(body.get("error", "Automation failed: injected fault")),
+            error=str(body.get("error", "Unexpected error: injected fault")),
             delay=float(body.get("delay", 0.0)),
             details=str(body.get("details", "")),
+            kind=str(body.get("kind", "")),
+            step=str(body.get("step", "")),
+            container_id=str(body.get("container_id", "")),
+            fields=fields if isinstance(fields, dict) else None,
         )
         return {"success": True, "fault": fault.public(), "faults": state.faults()}
     if route == ("DELETE", "/_sim/faults"):
@@ -373,22 +405,34 @@ def _control_action(
         unknown = sorted(set(endpoints) - CHAOS_ENDPOINTS - {"*"})
         if unknown:
             raise ValueError(f"unknown endpoints: {', '.join(map(str, unknown))}")
-        chaos = state.set_chaos(
+        state.set_chaos(
             error_rate=float(body.get("error_rate", 0.0)),
             evict_rate=float(body.get("evict_rate", 0.0)),
             close_share=float(body.get("close_share", 0.5)),
             stale_sheet_rate=float(body.get("stale_sheet_rate", 0.0)),
+            glitch_rate=float(body.get("glitch_rate", 0.0)),
             seed=int(seed) if seed is not None else None,
             endpoints=endpoints,
         )
-        return {"success": True, "chaos": chaos.public()}
+        return {"success": True, "chaos": state.chaos()}
     if route == ("DELETE", "/_sim/chaos"):
         state.clear_chaos()
         return {"success": True, "chaos": None}
     if route == ("GET", "/_sim/evictions"):
         return {"evictions": state.evictions()}
     if route == ("GET", "/_sim/sessions"):
-        return {"success": True, "sessions": state.sim_sessions(), "poisons": state.poisons()}
+        workflows = state.workflows()
+        return {
+            "success": True,
+            "sessions": state.sim_sessions(),
+            "workflows": workflows,
+            # Held (failed) workflows: each will close its browser at a sweep once due.
+            "poisons": [w for w in workflows if not w["running"]],
+        }
+    if route == ("GET", "/_sim/bookings"):
+        return {"bookings": state.bookings()}
+    if route == ("GET", "/_sim/glitches"):
+        return {"glitches": state.glitch_counts(), "kinds": glitches.CALL_KINDS}
     if route == ("POST", "/_sim/sessions/expire"):
         if "session_id" not in body and "username" not in body:
             raise ValueError("session_id or username required")
@@ -424,6 +468,7 @@ def _control_action(
             "current_generation": state.generation(username),
             "containers": sheet.rows,
             "details": data.container_details(sheet, state.config),
+            "truck_plates": data.truck_plates(username, state.config),
         }
     if route == ("GET", "/_sim/data/changes"):
         username = _query_username(query)

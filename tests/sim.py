@@ -37,7 +37,7 @@ class SimControl:
 
     def reset(self, *, time_scale: float = FAST_SCALE, idle_timeout: float | None = None) -> None:
         """Forget everything and go back to the defaults: no idle expiry (like the real
-        server), a login console, the default dropdowns and latencies."""
+        server), a login console, the default dropdowns and latencies, no glitches."""
         self._post("reset")
         self.configure(
             time_scale=time_scale,
@@ -47,6 +47,7 @@ class SimControl:
             login_console=True,
             trucking_companies=list(DEFAULT_TRUCKING_COMPANIES),
             terminals=list(DEFAULT_TERMINALS),
+            glitch_rate=0.0,
         )
 
     def configure(self, **changes: Any) -> dict[str, Any]:
@@ -54,6 +55,24 @@ class SimControl:
 
     def fault(self, endpoint: str, *, count: int = 1, mode: str = "status", **kw: Any) -> None:
         self._post("faults", {"endpoint": endpoint, "count": count, "mode": mode, **kw})
+
+    def glitch(self, endpoint: str, kind: str, *, count: int = 1, **where: str) -> None:
+        """The next ``count`` calls of ``endpoint`` meet that real transient failure (``step``
+        of the appointment page, ``container_id`` of a bulk entry; see emodal_sim.glitches)."""
+        self.fault(endpoint, count=count, mode="glitch", kind=kind, **where)
+
+    def answer(self, endpoint: str, fields: dict[str, Any], *, count: int = 1) -> None:
+        """A test control, not real behaviour: the next successful answer of ``endpoint``
+        carries ``fields`` (merged over its body) — for tests of fail-closed reading."""
+        self.fault(endpoint, count=count, mode="answer", fields=fields)
+
+    def chaos(self, **settings: Any) -> dict[str, Any] | None:
+        """Random faults from now on (``error_rate``, ``evict_rate``, ``close_share``,
+        ``stale_sheet_rate``, ``glitch_rate``, ``seed``, ``endpoints``); the chaos in force and
+        what it injected."""
+        if settings:
+            self._post("chaos", settings)
+        return self._get("chaos")["chaos"]
 
     def restart(self) -> None:
         self._post("restart")
@@ -71,6 +90,19 @@ class SimControl:
     def poisons(self) -> list[dict[str, Any]]:
         """Held (failed) appointment workflows that will close their browser when due."""
         return self._get("sessions")["poisons"]
+
+    def workflows(self) -> list[dict[str, Any]]:
+        """Every appointment workflow the server keeps: running checks and held failures
+        (``appointment_session_id``, ``session_id``, ``phase``, ``running``, ``due_in``...)."""
+        return self._get("sessions")["workflows"]
+
+    def bookings(self) -> list[dict[str, Any]]:
+        """Appointments make_appointment really booked (what the page selected), in order."""
+        return self._get("bookings")["bookings"]
+
+    def plates(self, username: str) -> list[str]:
+        """The truck plates the appointment page lists for ``username``."""
+        return self.containers(username)["truck_plates"]
 
     def advance(self, username: str, steps: int = 1) -> None:
         self._post("data/advance", {"username": username, "steps": steps})

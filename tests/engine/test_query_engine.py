@@ -10,7 +10,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from emodal_sim.data import appointments_for, containers_for
+from emodal_sim.data import (
+    appointments_for,
+    booking_number_for,
+    containers_for,
+    has_pregate_milestone,
+)
 from queries_app import parsing
 from queries_app.engine import run_query_step, sweep_queries
 from queries_app.models import (
@@ -295,7 +300,14 @@ def test_single_container_kinds(
     alice: Account, sim: SimControl, sim_server: Any, task_queue: TaskQueue
 ) -> None:
     served = served_containers(sim_server, alice)
-    export = next(c for c in served if c["Trade Type"] == "EXPORT")["Container #"]
+    config = sim_server.config
+    export = next(
+        c
+        for c in served
+        if c["Trade Type"] == "EXPORT"
+        and booking_number_for(c, config)
+        and has_pregate_milestone(c["Container #"], config)
+    )["Container #"]
     imported = next(c for c in served if c["Trade Type"] == "IMPORT")
 
     timeline = run_to_end(
@@ -343,7 +355,9 @@ def test_container_not_found_fails_with_a_readable_reason(
         task_queue,
     )
     assert query.status == Query.Status.FAILED
-    assert query.error == "Container NOTF0000000: Search failed: container not found"
+    assert query.error == (
+        "Container NOTF0000000: Search failed: Container 'NOTF0000000' not found after scrolling"
+    )
 
 
 @pytest.mark.parametrize(
