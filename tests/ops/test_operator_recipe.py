@@ -180,16 +180,16 @@ class Make:
 
 def answers(url: str) -> bool:
     try:
-        requests.get(url, timeout=5)
-    except requests.ConnectionError:
+        requests.get(url, timeout=10)
+    except requests.RequestException:  # not listening yet, or too busy starting to answer
         return False
     return True
 
 
 def healthy(url: str) -> bool:
     try:
-        return requests.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
-    except (requests.ConnectionError, ValueError):
+        return requests.get(f"{url}/healthz", timeout=10).json() == {"status": "ok"}
+    except (requests.RequestException, ValueError):
         return False
 
 
@@ -245,7 +245,7 @@ def test_the_operators_recipe_runs_as_written(fresh_copy: Path) -> None:
     serve = Make(
         fresh_copy,
         "serve",
-        fresh_shell(SERVE_BIND=f"127.0.0.1:{web_port}", SERVE_WEB_WORKERS="2", Q_WORKERS="2"),
+        fresh_shell(SERVE_BIND=f"127.0.0.1:{web_port}", SERVE_WEB_WORKERS="1", Q_WORKERS="1"),
     )
     portal = f"http://127.0.0.1:{web_port}"
     try:
@@ -269,7 +269,8 @@ def test_the_operators_recipe_runs_as_written(fresh_copy: Path) -> None:
         ]
         made = sh(steps[0] + " --noinput", fresh_copy, operator)
         assert made.returncode == 0, made.stderr
-        assert_staff_logs_in(portal, "boss", password)
+        admin = log_in(portal, "/admin/login/?next=/admin/", "boss", password)
+        assert admin.status_code == 200 and "Administration" in admin.text
 
         # An account: set_credentials says alice cannot log in yet, and how to fix it.
         provisioned = sh(steps[1], fresh_copy, operator)
@@ -281,6 +282,8 @@ def test_the_operators_recipe_runs_as_written(fresh_copy: Path) -> None:
         alice_password = secrets.token_urlsafe(12)
         changed = sh(steps[2], fresh_copy, operator, stdin=f"{alice_password}\n" * 2)
         assert changed.returncode == 0, changed.stdout + changed.stderr
+        board = log_in(portal, "/accounts/login/", "alice", alice_password)
+        assert board.status_code == 200 and "Containers" in board.text
 
         # A query to its end, through the served portal's task cluster and the simulator.
         ran = sh(steps[3], fresh_copy, operator)
@@ -299,33 +302,31 @@ def test_the_operators_recipe_runs_as_written(fresh_copy: Path) -> None:
         sim.kill()
 
 
-def assert_staff_logs_in(portal: str, username: str, password: str) -> None:
-    """The admin's login as a browser behind the TLS proxy would see it (the proxy says
-    https; the portal's cookies are Secure, so they are carried by hand over plain HTTP)."""
+def log_in(portal: str, page: str, username: str, password: str) -> requests.Response:
+    """A login as a browser behind the TLS proxy would make it (the proxy says https; the
+    portal's cookies are Secure, so they are carried by hand over plain HTTP): the page it
+    lands on."""
     secure = {"X-Forwarded-Proto": "https"}
     origin = portal.replace("http://", "https://")
-    page = requests.get(f"{portal}/admin/login/", headers=secure, timeout=10)
-    assert page.status_code == 200
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    cookies = {"csrftoken": page.cookies["csrftoken"]}
+    form = requests.get(f"{portal}{page}", headers=secure, timeout=10)
+    assert form.status_code == 200
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
     logged = requests.post(
-        f"{portal}/admin/login/?next=/admin/",
+        f"{portal}{page}",
         data={"username": username, "password": password, "csrfmiddlewaretoken": token},
-        headers={**secure, "Origin": origin, "Referer": f"{origin}/admin/login/"},
-        cookies=cookies,
+        headers={**secure, "Origin": origin, "Referer": f"{origin}{page}"},
+        cookies={"csrftoken": form.cookies["csrftoken"]},
         allow_redirects=False,
         timeout=10,
     )
     assert logged.status_code == 302, logged.text[:500]
-    admin = requests.get(
-        f"{portal}/admin/",
+    return requests.get(
+        f"{portal}{logged.headers['Location']}",
         headers=secure,
         cookies={"sessionid": logged.cookies["sessionid"]},
         allow_redirects=False,
         timeout=10,
     )
-    assert admin.status_code == 200
-    assert "Administration" in admin.text
 
 
 # --- make run: the API walk-through, and stopping ---------------------------------------------
