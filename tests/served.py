@@ -35,7 +35,7 @@ def wait_for_url(
             url = found.group(1)
             try:
                 requests.get(f"{url}/healthz", timeout=5)
-            except requests.ConnectionError:
+            except requests.RequestException:  # not answering yet (or too busy starting)
                 pass
             else:
                 return url
