@@ -332,6 +332,9 @@ def log_in(portal: str, page: str, username: str, password: str) -> requests.Res
 # --- make run: the API walk-through, and stopping ---------------------------------------------
 
 
+@pytest.mark.skipif(
+    not (shutil.which("curl") and shutil.which("jq")), reason="the walk-through needs curl and jq"
+)
 def test_the_api_walkthrough_runs_as_written_on_make_run_and_sigterm_stops_it_all(
     fresh_copy: Path,
 ) -> None:
