@@ -6,10 +6,10 @@ staff and to callers bearing HEALTHZ_TOKEN. What each upstream server answered i
 cache (shared by all processes) for HEALTHZ_CACHE_SECONDS, so that calling /healthz often
 does not mean calling the upstream as often.
 
-Essential: the database, the cache, a live task cluster (django-q2 `Stat`), and every
-upstream server reachable (`GET /health` with a short timeout) with its circuit breaker not
-open. The task queue (depth, age of the oldest waiting task where the broker can tell) is
-reported without failing the check: a deep queue is load, not an outage.
+Essential: the database, the cache, a live task cluster (django-q2 `Stat`), and at least one
+upstream server configured, every one reachable (`GET /health` with a short timeout) with its
+circuit breaker not open. The task queue (depth, age of the oldest waiting task where the
+broker can tell) is reported without failing the check: a deep queue is load, not an outage.
 """
 
 from __future__ import annotations
@@ -137,6 +137,10 @@ def ask_upstream(url: str) -> Check:
 
 
 def check_upstream() -> Check:
+    if not settings.EMODAL_API_URLS:
+        # No server is no upstream, not an upstream with nothing wrong: queries would wait for
+        # ever (the settings refuse to start like this with DEBUG off).
+        return {"ok": False, "error": "no upstream server configured (EMODAL_API_URL)"}
     breakers = breaker_states()
     servers: dict[str, Check] = {}
     for url in settings.EMODAL_API_URLS:

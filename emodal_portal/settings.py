@@ -10,42 +10,64 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
-import environ
 from cryptography.fernet import Fernet
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from .environment import http_urls, portal_env
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
-env = environ.Env()
-env.read_env(BASE_DIR / ".env", overwrite=False)
+# A variable set to nothing is not set; a value that cannot be read stops the start with one
+# line naming the variable (emodal_portal/environment.py).
+env = portal_env(BASE_DIR)
 
 DEBUG = env.bool("DEBUG", default=False)
 
-# Development keys exist only so that a fresh clone runs with DEBUG on; production refuses
-# to start without real ones (and the deploy check refuses these very values).
+# Development keys exist only so that a fresh clone runs with DEBUG on. They are public (they
+# are in the repository), so production refuses to start with them as with no key at all (and
+# the deploy check refuses these very values).
 DEV_SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"  # noqa: S105
 DEV_FIELD_ENCRYPTION_KEY = "ZGV2LW9ubHktZmllbGQtZW5jcnlwdGlvbi1rZXkhISE="
 
 
 # `manage.py check` and `manage.py makemigrations` read only the code: they run on a checkout
 # with no configuration, with the development keys standing in for missing ones (named in
-# UNSET_KEYS, so that no check tries stored secrets with them, and said in a warning). The deploy
-# check still refuses those keys; every other command, and the web and task processes, refuse
-# to start without real ones.
+# UNSET_KEYS, so that no check tries stored secrets with them, and said in a warning), and
+# with the development keys or no upstream (DEVELOPMENT_KEYS, UNSET_UPSTREAM: warnings too).
+# The deploy check still refuses those keys; every other command, and the web and task
+# processes, refuse to start without real ones or without an upstream.
 CODE_ONLY_COMMAND = Path(sys.argv[0]).name == "manage.py" and sys.argv[1:2] in (
     ["check"],
     ["makemigrations"],
 )
 UNSET_KEYS: list[str] = []
+DEVELOPMENT_KEYS: list[str] = []
+KEY_COMMANDS = {
+    "SECRET_KEY": "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'",
+    "FIELD_ENCRYPTION_KEY": (
+        "python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
+    ),
+}
 
 
 def _required_in_production(name: str, dev_default: str) -> str:
     value = env.str(name, default="")
     if value:
-        return value
+        if DEBUG or dev_default not in (part.strip() for part in value.split(",")):
+            return value
+        if CODE_ONLY_COMMAND:
+            DEVELOPMENT_KEYS.append(name)
+            return value
+        raise ImproperlyConfigured(
+            f"{name} {'holds' if ',' in value else 'is'} the development key committed in the "
+            "repository, which anyone can read; with DEBUG off, generate one with: "
+            f"{KEY_COMMANDS[name]}"
+        )
     if DEBUG:
         return dev_default
     if CODE_ONLY_COMMAND:
@@ -67,8 +89,7 @@ def _fernet_keys(text: str) -> list[str]:
         except (ValueError, TypeError) as exc:
             raise ImproperlyConfigured(
                 f"FIELD_ENCRYPTION_KEY{which} is not a valid Fernet key: {str(exc).rstrip('.')}; "
-                "generate one with: python -c 'from cryptography.fernet import Fernet; "
-                "print(Fernet.generate_key().decode())'"
+                f"generate one with: {KEY_COMMANDS['FIELD_ENCRYPTION_KEY']}"
             ) from None
     return keys
 
@@ -172,6 +193,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and task queue -------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL and urlsplit(REDIS_URL).scheme not in ("redis", "rediss", "unix"):
+    raise ImproperlyConfigured(
+        "REDIS_URL is not a Redis URL: redis://host:6379/0, rediss://… or unix://…"
+    )
 
 if REDIS_URL:
     CACHES = {
@@ -257,12 +282,30 @@ if QUERY_TRIGGER_LIMIT < 0 or QUERY_TRIGGER_WINDOW_SECONDS <= 0:
     )
 
 # --- Upstream --------------------------------------------------------------------------------
-# Unset means the bundled simulator, which `make run` starts on this address.
-EMODAL_API_URL = env.str("EMODAL_API_URL", default="http://127.0.0.1:5010").rstrip("/")
-# Several automation servers (comma-separated): each account is assigned to one and stays there.
-EMODAL_API_URLS = [
-    url.rstrip("/") for url in env.list("EMODAL_API_URLS", default=[EMODAL_API_URL]) if url
-]
+# Several automation servers (EMODAL_API_URLS, comma-separated: each account is assigned to one
+# and stays there), or one (EMODAL_API_URL). Production names its upstream: with none, queries
+# would wait for ever. With DEBUG on, none means the bundled simulator, which `make run` starts
+# on this address.
+SIMULATOR_URL = "http://127.0.0.1:5010"
+
+
+def _upstream_urls() -> list[str]:
+    several = [url for url in env.list("EMODAL_API_URLS", default=[]) if url.strip()]
+    if several:
+        return http_urls("EMODAL_API_URLS", several)
+    one = env.str("EMODAL_API_URL", default="")
+    return http_urls("EMODAL_API_URL", [one]) if one else []
+
+
+EMODAL_API_URLS = _upstream_urls()
+UNSET_UPSTREAM = not EMODAL_API_URLS and not DEBUG and CODE_ONLY_COMMAND
+if not EMODAL_API_URLS and not DEBUG and not CODE_ONLY_COMMAND:
+    raise ImproperlyConfigured(
+        "EMODAL_API_URL must be set when DEBUG is off: the address of the upstream automation "
+        "API (e.g. http://automation:5010; for a trial, the bundled simulator: make sim)."
+    )
+EMODAL_API_URLS = EMODAL_API_URLS or [SIMULATOR_URL]
+EMODAL_API_URL = EMODAL_API_URLS[0]
 # Sessions (browsers) the portal keeps at once on each server; the upstream holds 10 and
 # evicts the least recently used one, even mid-call, for an 11th login.
 EMODAL_MAX_SESSIONS = env.int("EMODAL_MAX_SESSIONS", default=10)
@@ -530,6 +573,12 @@ LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="America/Los_Angeles")
+try:
+    ZoneInfo(TIME_ZONE)
+except (ValueError, KeyError):  # KeyError: ZoneInfoNotFoundError
+    raise ImproperlyConfigured(
+        "TIME_ZONE is not a time zone name (e.g. America/Los_Angeles, UTC)."
+    ) from None
 USE_I18N = True
 USE_TZ = True
 
@@ -581,6 +630,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 
 # --- Logging ------------------------------------------------------------------------------------
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+for _level in ("LOG_LEVEL", "DJANGO_LOG_LEVEL"):
+    if env.str(_level, default="INFO").upper() not in LOG_LEVELS:
+        raise ImproperlyConfigured(f"{_level} must be one of {', '.join(LOG_LEVELS)}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -589,9 +642,9 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
     },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO").upper()},
     "loggers": {
-        "django": {"level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+        "django": {"level": env.str("DJANGO_LOG_LEVEL", default="INFO").upper()},
         "urllib3": {"level": "WARNING"},
     },
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -13,6 +14,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+
+from emodal_portal.login_protection import PortalAccessAttemptAdmin
 
 from .charts import Series, bar_chart, column_chart
 from .dashboard import CAPTCHA_OUTCOMES, DEFAULT_PERIOD, PERIODS, operations_figures
@@ -135,3 +138,10 @@ def charts(figures: Any) -> dict[str, Any]:
             label_width=320,
         ),
     }
+
+
+# django-axes' records of failed logins, with the action that lifts a lock-out (the e-mails
+# telling of a lock link here): emodal_portal/login_protection.py.
+if admin.site.is_registered(AccessAttempt):
+    admin.site.unregister(AccessAttempt)
+    admin.site.register(AccessAttempt, PortalAccessAttemptAdmin)

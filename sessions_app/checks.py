@@ -1,4 +1,5 @@
-"""System checks: refuse to run with encryption keys that would lose or expose secrets."""
+"""System checks: refuse to run with encryption keys that would lose or expose secrets; say
+what a code-only command (check, makemigrations) let pass that the portal would refuse."""
 
 from __future__ import annotations
 
@@ -20,16 +21,39 @@ def check_encryption_key(app_configs: Any = None, **kwargs: Any) -> list[Error |
         crypter()
     except ImproperlyConfigured as exc:
         return [Error(str(exc), id="sessions_app.E001")]
+    warnings: list[Error | Warning] = []
     if settings.UNSET_KEYS:
-        return [
+        warnings.append(
             Warning(
                 f"{' and '.join(settings.UNSET_KEYS)} not set and DEBUG off: checked with the "
                 "development keys; the portal will not start like this.",
                 hint="Set them (see .env.example), or DEBUG=true for development.",
                 id="sessions_app.W001",
             )
-        ]
-    return []
+        )
+    if settings.DEVELOPMENT_KEYS:
+        warnings.append(
+            Warning(
+                f"{' and '.join(settings.DEVELOPMENT_KEYS)}: the development key committed in the "
+                "repository, with DEBUG off; the portal will not start like this.",
+                hint="Generate new keys (see .env.example).",
+                id="sessions_app.W003",
+            )
+        )
+    return warnings
+
+
+@register()
+def check_upstream_configured(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    if not settings.UNSET_UPSTREAM:
+        return []
+    return [
+        Warning(
+            "EMODAL_API_URL not set and DEBUG off: the portal will not start like this.",
+            hint="Set it to the upstream automation API's address (see .env.example).",
+            id="sessions_app.W002",
+        )
+    ]
 
 
 @register(Tags.security, deploy=True)
@@ -43,6 +67,14 @@ def check_production_encryption_key(app_configs: Any = None, **kwargs: Any) -> l
                 hint="Generate one with `python -c 'from cryptography.fernet import Fernet; "
                 "print(Fernet.generate_key().decode())'` and keep it out of the repository.",
                 id="sessions_app.E003",
+            )
+        )
+    if settings.SECRET_KEY == settings.DEV_SECRET_KEY:
+        errors.append(
+            Error(
+                "SECRET_KEY is the development key committed in the repository.",
+                hint="Generate one (see .env.example) and keep it out of the repository.",
+                id="sessions_app.E005",
             )
         )
     if settings.SECRET_KEY in keys:

@@ -35,8 +35,8 @@ def wait_for_url(
             url = found.group(1)
             try:
                 requests.get(f"{url}/healthz", timeout=5)
-            except (requests.ConnectionError, requests.Timeout):
-                pass  # still starting (a loaded machine): look again until the deadline
+            except requests.RequestException:  # not answering yet (or too busy starting)
+                pass
             else:
                 return url
         time.sleep(0.1)

@@ -107,6 +107,18 @@ def test_an_unreachable_upstream_server_fails_the_check(sim: SimControl, setting
     }
 
 
+def test_no_upstream_server_configured_fails_the_check(sim: SimControl, settings: Any) -> None:
+    assert healthz()[1]["checks"]["upstream"]["ok"] is True
+    settings.EMODAL_API_URLS = []  # no server is not "no server failing"
+    status, body, _ = healthz()
+    assert status == 503
+    assert body["checks"]["upstream"] == {
+        "ok": False,
+        "error": "no upstream server configured (EMODAL_API_URL)",
+        "ms": body["checks"]["upstream"]["ms"],
+    }
+
+
 def test_an_open_breaker_fails_the_check(sim: SimControl) -> None:
     UpstreamBreaker.objects.create(
         server=sim.url, state=UpstreamBreaker.State.OPEN, failures=5, opened_at=timezone.now()

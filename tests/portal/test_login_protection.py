@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from axes.models import AccessAttempt
+from django.contrib.auth.models import Permission
 from django.http import HttpRequest
 from django.test import Client
 from django.utils import timezone
 
 from emodal_portal.settings import client_address_settings
+
+from ..containers.smtp import SmtpServer
 
 pytestmark = pytest.mark.django_db
 
@@ -188,3 +193,129 @@ def test_the_trusted_proxy_count_sets_where_the_client_address_is_read() -> None
         "AXES_IPWARE_META_PRECEDENCE_ORDER": ("HTTP_X_FORWARDED_FOR",),
         "AXES_IPWARE_PROXY_COUNT": 1,
     }
+
+
+# --- A username locked everywhere is told, once per lock, and staff lift it -----------------
+
+
+@pytest.fixture
+def smtp(settings: Any) -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.PORTAL_URL = "https://portal.example.com"
+    yield server
+    server.stop()
+
+
+def spread_guesses(settings: Any, addresses: range) -> None:
+    """AXES_FAILURE_LIMIT failures from each address (the N10 attack: 6 x 5 = 30)."""
+    for n in addresses:
+        for _ in range(settings.AXES_FAILURE_LIMIT):
+            log_in(Client(), "/accounts/login/", "wrong", ip=f"192.0.2.{n}")
+
+
+def lift_link(message: Any) -> str:
+    found = re.search(r"https://portal\.example\.com(/admin/\S+)", message.get_content())
+    assert found, message.get_content()
+    return found.group(1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_username_locked_everywhere_is_told_once_per_lock_and_staff_lift_it(
+    erin: Any, settings: Any, smtp: SmtpServer, django_user_model: Any
+) -> None:
+    erin.email = "erin@example.com"
+    erin.save()
+    boss = django_user_model.objects.create_superuser("boss", "boss@example.com", "boss-pw")
+    # Staff who may not lift a lock, and people who are not staff, are not told.
+    django_user_model.objects.create_user("clerk", "clerk@example.com", "pw", is_staff=True)
+    django_user_model.objects.create_user("dora", "dora@example.com", "pw")
+    assert settings.AXES_USERNAME_FAILURE_LIMIT == 30
+
+    # One address locking itself out locks nobody else out: nobody is told.
+    spread_guesses(settings, range(1))
+    assert log_in(Client(), "/accounts/login/", PASSWORD, ip="198.51.100.1").status_code == 302
+    assert smtp.inbox.messages == []
+
+    spread_guesses(settings, range(1, 6))  # 6 addresses x 5 = 30: erin is locked everywhere
+    assert log_in(Client(), "/accounts/login/", PASSWORD, ip="198.51.100.2").status_code == 429
+    # More failures during the lock, from old and new addresses: no more e-mail. (The mail
+    # goes out within the request that started the lock, so the inbox is final here.)
+    spread_guesses(settings, range(5, 9))
+    assert sorted(rcpt[0] for rcpt, _ in smtp.inbox.messages) == [
+        "boss@example.com",
+        "erin@example.com",
+    ]
+    told = {rcpt[0]: message for rcpt, message in smtp.inbox.messages}
+    to_erin, to_boss = told["erin@example.com"], told["boss@example.com"]
+    assert "your login is locked" in to_erin["Subject"]
+    assert "30 failed logins in the last 15 minutes, from 6 addresses" in to_erin.get_content()
+    assert "ask an administrator" in to_erin.get_content()
+    assert "the login erin is locked on every address" in to_boss["Subject"]
+    body = to_boss.get_content()
+    assert "192.0.2.0" in body and "192.0.2.5" in body
+    assert "Lift the lock-out" in body
+    link = lift_link(to_boss)
+    assert link == "/admin/axes/accessattempt/?username=erin"
+    for message in (to_erin, to_boss):
+        assert PASSWORD not in message.as_string() and "wrong" not in message.get_content()
+
+    # Staff follow the link: the username's records, and the action that lifts the lock.
+    staff = Client()
+    staff.force_login(boss)
+    page = staff.get(link)
+    assert page.status_code == 200
+    assert "Lift the lock-out" in page.content.decode()
+    locked = staff.get("/admin/axes/accessattempt/?locked_everywhere=yes")
+    assert b"erin" in locked.content
+    one_row = AccessAttempt.objects.filter(username="erin").first()
+    lifted = staff.post(
+        link,
+        {"action": "lift_lockouts", "_selected_action": [one_row.pk]},
+        follow=True,
+    )
+    assert "Lifted the lock-out of 1 username (erin)" in lifted.content.decode()
+    assert not AccessAttempt.objects.filter(username="erin").exists()
+    erin_again = Client()
+    assert log_in(erin_again, "/accounts/login/", PASSWORD, ip="198.51.100.3").status_code == 302
+    assert logged_in(erin_again)
+
+    # A new lock is a new pair of e-mails.
+    spread_guesses(settings, range(6))
+    assert log_in(Client(), "/accounts/login/", PASSWORD, ip="198.51.100.4").status_code == 429
+    assert len(smtp.inbox.messages) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_without_the_delete_permission_cannot_lift_a_lock(
+    erin: Any, settings: Any, django_user_model: Any
+) -> None:
+    spread_guesses(settings, range(6))
+    clerk = django_user_model.objects.create_user("clerk", password="pw", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="view_accessattempt"))
+    staff = Client()
+    staff.force_login(clerk)
+    page = staff.get("/admin/axes/accessattempt/")
+    assert page.status_code == 200
+    assert "lift_lockouts" not in page.content.decode()
+    one_row = AccessAttempt.objects.filter(username="erin").first()
+    staff.post(
+        "/admin/axes/accessattempt/", {"action": "lift_lockouts", "_selected_action": [one_row.pk]}
+    )
+    assert AccessAttempt.objects.filter(username="erin").count() == 6
+    assert log_in(Client(), "/accounts/login/", PASSWORD, ip="198.51.100.9").status_code == 429
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lock_on_an_unknown_username_tells_nobody(settings: Any, smtp: SmtpServer) -> None:
+    for n in range(6):
+        for _ in range(settings.AXES_FAILURE_LIMIT):
+            Client().post(
+                "/accounts/login/",
+                {"username": "nobody", "password": "x"},
+                REMOTE_ADDR=f"192.0.2.{n}",
+            )
+    assert smtp.inbox.messages == []

@@ -392,5 +392,5 @@ def test_canaries_appear_nowhere(
     ):
         assert reason in errors, errors
     assert "LoginErrorType.VPN_REQUIRED" in texts["database"]  # the refusal's reason was stored
-    assert "canary" in texts["pages"] and "Server Error (500)" in texts["pages"]
+    assert "canary" in texts["pages"] and "Something went wrong" in texts["pages"]  # 500.html
     assert "a view failed while holding 2 credentials" in texts["logs"]

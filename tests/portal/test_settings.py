@@ -32,6 +32,12 @@ _SCRUBBED = (
     "AXES_USERNAME_FAILURE_LIMIT",
     "HEALTHZ_CACHE_SECONDS",
     "HEALTHZ_TOKEN",
+    "EMODAL_API_URL",
+    "EMODAL_API_URLS",
+    "EMAIL_URL",
+    "TIME_ZONE",
+    "LOG_LEVEL",
+    "DJANGO_LOG_LEVEL",
 )
 SECRET_KEY = secrets.token_urlsafe(50)
 FIELD_KEY = Fernet.generate_key().decode()
@@ -47,6 +53,7 @@ def production_env(tmp_path: Path, **changes: str | None) -> dict[str, str]:
         ALLOWED_HOSTS="portal.example.com",
         # An empty database of its own: nothing stored under another key to trip a check.
         DATABASE_URL=f"sqlite:///{tmp_path / 'prod.sqlite3'}",
+        EMODAL_API_URL="http://automation.example:5010",
         LOG_LEVEL="WARNING",
     )
     for name, value in changes.items():
@@ -261,3 +268,181 @@ def test_a_negative_trigger_limit_or_an_empty_window_is_refused(
     result = run(["manage.py", "check"], production_env(tmp_path, **bad))
     assert result.returncode != 0
     assert "QUERY_TRIGGER_LIMIT must be 0 (off) or more" in result.stderr
+
+
+# --- An empty variable is not set; a mistake is one line naming the variable -------------------
+
+DEV_SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"
+DEV_FIELD_KEY = "ZGV2LW9ubHktZmllbGQtZW5jcnlwdGlvbi1rZXkhISE="
+SHOW_DEFAULTS = (
+    "import json, django; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps({'db': s.DATABASES['default']['ENGINE'], "
+    "'db_name': str(s.DATABASES['default']['NAME']), 'email': s.EMAIL_BACKEND, "
+    "'upstream': s.EMODAL_API_URLS, 'api_url': s.EMODAL_API_URL, 'redis': s.REDIS_URL, "
+    "'broker': sorted(k for k in ('orm', 'redis') if k in s.Q_CLUSTER), "
+    "'hosts': s.ALLOWED_HOSTS, 'csrf': s.CSRF_TRUSTED_ORIGINS, 'workers': s.Q_WORKERS, "
+    "'tz': s.TIME_ZONE, 'retries': s.WEBHOOK_RETRY_SECONDS, 'debug': s.DEBUG}))"
+)
+EMPTY = [
+    "DATABASE_URL",
+    "EMAIL_URL",
+    "EMODAL_API_URLS",
+    "REDIS_URL",
+    "ALLOWED_HOSTS",
+    "CSRF_TRUSTED_ORIGINS",
+    "Q_WORKERS",
+    "TIME_ZONE",
+    "WEBHOOK_RETRY_SECONDS",
+    "DEBUG",
+    "LOG_LEVEL",
+]
+
+
+def test_a_variable_set_to_nothing_is_not_set(tmp_path: Path) -> None:
+    env = production_env(tmp_path, DATABASE_URL=None, ALLOWED_HOSTS=None)
+    unset = run(["-c", SHOW_DEFAULTS], env)
+    assert unset.returncode == 0, unset.stderr
+    empty = run(["-c", SHOW_DEFAULTS], {**env, **dict.fromkeys(EMPTY, "")})
+    assert empty.returncode == 0, empty.stderr
+    assert json.loads(empty.stdout.splitlines()[-1]) == json.loads(unset.stdout.splitlines()[-1])
+    assert json.loads(empty.stdout.splitlines()[-1]) == {
+        "db": "django_prometheus.db.backends.sqlite3",
+        "db_name": str(ROOT / "var" / "db.sqlite3"),
+        "email": "emodal_portal.mail.DeadlineEmailBackend",
+        "upstream": ["http://automation.example:5010"],  # EMODAL_API_URL's, not nothing
+        "api_url": "http://automation.example:5010",
+        "redis": "",
+        "broker": ["orm"],
+        "hosts": ["localhost", "127.0.0.1", "[::1]"],
+        "csrf": [],
+        "workers": 4,
+        "tz": "America/Los_Angeles",
+        "retries": [60, 300, 1800, 7200, 18000, 36000],
+        "debug": False,
+    }
+
+
+def test_an_empty_variable_in_the_environment_is_filled_in_from_dotenv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emodal_portal.environment import portal_env
+
+    monkeypatch.setattr(os, "environ", {"EMODAL_API_URL": "", "Q_WORKERS": "2", "REDIS_URL": ""})
+    (tmp_path / ".env").write_text(
+        "EMODAL_API_URL=http://automation:5010\nQ_WORKERS=8\nREDIS_URL=\nDATABASE_URL=\n"
+    )
+    env = portal_env(tmp_path)
+    assert env.str("EMODAL_API_URL", default="") == "http://automation:5010"
+    assert env.int("Q_WORKERS", default=4) == 2  # set in the environment: it wins
+    assert env.str("REDIS_URL", default="none") == "none"  # empty in both: not set
+    assert env.db("DATABASE_URL", default="sqlite:////tmp/x.sqlite3")["NAME"] == "/tmp/x.sqlite3"
+    assert "REDIS_URL" not in env and "EMODAL_API_URL" in env
+    # What .env sets reaches the processes started from here; an empty value sets nothing.
+    assert os.environ["EMODAL_API_URL"] == "http://automation:5010"
+    assert "DATABASE_URL" not in os.environ
+
+
+MISTAKES = {
+    "DEBUG": ("maybe", "DEBUG must be true or false."),
+    "Q_WORKERS": ("four", "Q_WORKERS must be a whole number."),
+    "EMODAL_TIMEOUT_SCALE": ("fast", "EMODAL_TIMEOUT_SCALE must be a number."),
+    "WEBHOOK_RETRY_SECONDS": (
+        "60,soon",
+        "WEBHOOK_RETRY_SECONDS must be a comma-separated list of whole numbers.",
+    ),
+    "DATABASE_URL": ("mysqlx://portal:hunter2@db/portal", "DATABASE_URL is not a database URL"),
+    "EMAIL_URL": ("smtps2://mail:hunter2@mail.example", "EMAIL_URL is not a mail server URL"),
+    "REDIS_URL": ("localhost:6379", "REDIS_URL is not a Redis URL"),
+    "EMODAL_API_URL": ("automation:5010", "EMODAL_API_URL is not an http:// or https:// address"),
+    "EMODAL_API_URLS": (
+        "http://a:5010,ftp://b",
+        "EMODAL_API_URLS (entry 2 of 2) is not an http:// or https:// address",
+    ),
+    "TIME_ZONE": ("Mars/Olympus_Mons", "TIME_ZONE is not a time zone name"),
+    "LOG_LEVEL": ("LOUD", "LOG_LEVEL must be one of DEBUG, INFO"),
+}
+
+
+@pytest.mark.parametrize("name", MISTAKES)
+def test_every_configuration_mistake_is_one_line_naming_the_variable(
+    tmp_path: Path, name: str
+) -> None:
+    value, message = MISTAKES[name]
+    result = run(["manage.py", "check"], production_env(tmp_path, **{name: value}))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"Error: {message}"), lines[0]
+    assert "hunter2" not in result.stderr  # a password in a URL is never repeated
+    assert "Traceback" not in result.stderr
+
+
+NO_UPSTREAM = {"EMODAL_API_URL": None, "EMODAL_API_URLS": ""}
+DEVELOPMENT_KEYS = {
+    "SECRET_KEY": {"SECRET_KEY": DEV_SECRET_KEY},
+    "FIELD_ENCRYPTION_KEY": {"FIELD_ENCRYPTION_KEY": f"{FIELD_KEY},{DEV_FIELD_KEY}"},
+}
+REFUSALS = {
+    "no upstream": (NO_UPSTREAM, "Error: EMODAL_API_URL must be set when DEBUG is off"),
+    "empty upstream": (
+        {"EMODAL_API_URL": "", "EMODAL_API_URLS": ""},
+        "Error: EMODAL_API_URL must be set when DEBUG is off",
+    ),
+    "development SECRET_KEY": (
+        DEVELOPMENT_KEYS["SECRET_KEY"],
+        "Error: SECRET_KEY is the development key committed in the repository",
+    ),
+    "development FIELD_ENCRYPTION_KEY": (
+        DEVELOPMENT_KEYS["FIELD_ENCRYPTION_KEY"],
+        "Error: FIELD_ENCRYPTION_KEY holds the development key committed in the repository",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["manage.py", "qcluster"],
+        ["manage.py", "migrate", "--plan"],
+        ["manage.py", "set_credentials", "kim"],
+    ],
+    ids=lambda command: command[1],
+)
+def test_production_refuses_to_start_without_an_upstream_or_with_development_keys(
+    tmp_path: Path, case: str, command: list[str]
+) -> None:
+    changes, message = REFUSALS[case]
+    result = run(command, production_env(tmp_path, **changes))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(message), result.stderr
+    assert DEV_SECRET_KEY not in result.stderr and DEV_FIELD_KEY not in result.stderr
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_gunicorn_refuses_to_start_without_an_upstream_or_with_development_keys(
+    tmp_path: Path, case: str
+) -> None:
+    changes, message = REFUSALS[case]
+    result = run(
+        ["-m", "gunicorn", "emodal_portal.wsgi", "--bind", "127.0.0.1:0", "--workers", "1"],
+        production_env(tmp_path, **changes),
+    )
+    assert result.returncode != 0  # halted, not respawning workers for ever
+    assert [line for line in result.stderr.splitlines() if line.startswith("Error:")] == [
+        line for line in result.stderr.splitlines() if line.startswith(message)
+    ]
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_code_only_commands_say_what_the_portal_would_refuse(tmp_path: Path) -> None:
+    env = production_env(tmp_path, SECRET_KEY=DEV_SECRET_KEY, **NO_UPSTREAM)
+    result = run(["manage.py", "check"], env)
+    assert result.returncode == 0, result.stderr
+    assert "sessions_app.W002" in result.stderr and "EMODAL_API_URL not set" in result.stderr
+    assert "sessions_app.W003" in result.stderr
+    assert "SECRET_KEY: the development key" in result.stderr
+    deploy = run(["manage.py", "check", "--deploy"], env)
+    assert deploy.returncode != 0 and "sessions_app.E005" in deploy.stderr

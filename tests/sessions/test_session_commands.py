@@ -38,6 +38,18 @@ def test_set_credentials_creates_user_and_account_from_stdin(monkeypatch: Any) -
     )
     assert not account.user.has_usable_password()
     assert "gina-pw" not in out
+    # The operator is told the new user cannot log in yet, and how to change that.
+    assert "gina has no portal password yet and cannot log in" in out
+    assert "`manage.py changepassword gina`" in out
+
+
+def test_set_credentials_says_nothing_of_a_password_a_user_has(
+    monkeypatch: Any, django_user_model: Any
+) -> None:
+    django_user_model.objects.create_user("hal", password="hal-portal-password")
+    out = set_credentials(monkeypatch, "hal-emodal\nhal-pw\nhal-key\n", "hal")
+    assert "Created account hal." in out
+    assert "cannot log in" not in out
 
 
 def test_set_credentials_update_reports_field_names(monkeypatch: Any, alice: Account) -> None:

@@ -3,7 +3,8 @@
     printf '%s\n' "$EMODAL_USER" "$EMODAL_PASSWORD" "$CAPTCHA_KEY" | manage.py set_credentials alice
 
 Three lines: E-Modal username, password, captcha API key. They never go on the command line,
-where `ps` and shell history would show them. Creates the portal user if missing.
+where `ps` and shell history would show them. Creates the portal user if missing, without a
+portal password (it says so, and how to give one: `manage.py changepassword`).
 """
 
 from __future__ import annotations
@@ -84,7 +85,17 @@ class Command(BaseCommand):
         else:
             verb = "Unchanged account"
         suffix = " (new portal user)" if user_created else ""
-        self.stdout.write(self.style.SUCCESS(f"{verb} {user.get_username()}{suffix}."))
+        name = user.get_username()
+        self.stdout.write(self.style.SUCCESS(f"{verb} {name}{suffix}."))
+        if not user.has_usable_password():
+            # The command never takes a password for the portal (only E-Modal's, on stdin).
+            self.stdout.write(
+                self.style.WARNING(
+                    f"{name} has no portal password yet and cannot log in: give them one with "
+                    f"`manage.py changepassword {name}`, or in the admin (Users › {name} › "
+                    "Set password). Their account's queries run meanwhile (commands, schedules)."
+                )
+            )
 
     def read_stdin(self) -> str:
         if sys.stdin.isatty():
