@@ -9,6 +9,7 @@ POST with CSRF; views shape input and output, the services decide.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -145,7 +146,9 @@ def container_detail(request: HttpRequest, number: str) -> HttpResponse:
     containers = _visible_container(request, number)
     if len(containers) > 1:
         # The same number on two accounts (staff see both): say so, and let them choose.
-        return render(request, "containers/choose.html", {"number": number, "choices": containers})
+        path = request.path  # this very page: the choice adds its account
+        choices = [(c, f"{path}?{urlencode({'account': c.account_id})}") for c in containers]
+        return render(request, "containers/choose.html", {"number": number, "choices": choices})
     container = containers[0]
     runs = recent_runs(container)
     zone = user_zone(request)
