@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from emodal_portal.ids import parse_id
 from queries_app.exports import export_response
 from queries_app.forms import TimeZoneForm
 from queries_app.views import in_user_zone, next_or, user_zone
@@ -130,9 +131,11 @@ def export_board(request: HttpRequest, fmt: str) -> HttpResponse:
 def _visible_container(request: HttpRequest, number: str) -> list[Container]:
     """The container in each account the person may see (one unless staff see it twice)."""
     found = visible_containers(request.user).filter(container_number=number.upper())
-    account = request.GET.get("account", "")
-    if account.isdigit():
-        found = found.filter(account_id=int(account))
+    if "account" in request.GET:
+        account = parse_id(request.GET["account"])
+        if account is None:
+            raise Http404("No such account.")
+        found = found.filter(account_id=account)
     containers = list(found)
     if not containers:
         raise Http404("No such container on your board.")
