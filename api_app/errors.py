@@ -115,10 +115,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             code = "error"
         if isinstance(exc, exceptions.Throttled):
             code = "rate_limited"
-            message = (
-                f"Too many requests with this token: at most {_rate()} allowed. "
-                f"Try again in {exc.wait} seconds."
+            reached = getattr(context.get("request"), "rate_limit_reached", "") or (
+                f"Too many requests: at most {_rate()}."
             )
+            message = f"{reached} Try again in {exc.wait} seconds."
         response.data = error_body(response.status_code, code, message)
     return response
 

@@ -173,9 +173,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache and task queue -------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 
+
+def _counter_file() -> str:
+    """Beside the SQLite database (`db.sqlite3` → `db-counters.sqlite3`), else in var/."""
+    database = DATABASES["default"]
+    if "sqlite" in database["ENGINE"]:
+        return str(Path(database["NAME"]).with_suffix("")) + "-counters.sqlite3"
+    return str(VAR_DIR / "api-counters.sqlite3")
+
+
+REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {"BACKEND": REDIS_CACHE, "LOCATION": REDIS_URL},
+        "api": {"BACKEND": REDIS_CACHE, "LOCATION": REDIS_URL, "KEY_PREFIX": "api"},
     }
 else:
     # A database cache (not local memory) so that `qinfo`, `qmonitor` and health checks in
@@ -184,7 +195,11 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": "portal_cache",
-        }
+        },
+        # The API's request counts (api_app.throttling): a SQLite file of their own beside the
+        # database, shared by this host's web processes, so that an API read never needs the
+        # database's write lock (api_app.counters says why not Django's file or database cache).
+        "api": {"BACKEND": "api_app.counters.SQLiteCounterCache", "LOCATION": _counter_file()},
     }
 
 Q_WORKERS = env.int("Q_WORKERS", default=4)
@@ -336,14 +351,21 @@ if BOARD_RETENTION_DAYS < 0:
     raise ImproperlyConfigured("BOARD_RETENTION_DAYS must be 0 (keep) or more.")
 
 # --- API and webhooks ---------------------------------------------------------------------------
-# Requests one API token may make per window (fixed windows, counted in the database so that
-# the limit holds across web processes); past it 429 with Retry-After. 0 turns it off.
+# Requests one API token, and one person with all their tokens together, may make per window
+# (fixed windows, counted in the `api` cache so that the limits hold across web processes);
+# past either 429 with Retry-After. 0 turns a limit off.
 API_RATE_LIMIT = env.int("API_RATE_LIMIT", default=120)
+API_USER_RATE_LIMIT = env.int("API_USER_RATE_LIMIT", default=120)
 API_RATE_WINDOW_SECONDS = env.int("API_RATE_WINDOW_SECONDS", default=60)
-if API_RATE_LIMIT < 0 or API_RATE_WINDOW_SECONDS <= 0:
+if API_RATE_LIMIT < 0 or API_USER_RATE_LIMIT < 0 or API_RATE_WINDOW_SECONDS <= 0:
     raise ImproperlyConfigured(
-        "API_RATE_LIMIT must be 0 (off) or more, API_RATE_WINDOW_SECONDS more than 0."
+        "API_RATE_LIMIT and API_USER_RATE_LIMIT must be 0 (off) or more, "
+        "API_RATE_WINDOW_SECONDS more than 0."
     )
+# Tokens a person may hold at once (not revoked, not expired); 0 = no limit.
+API_TOKENS_PER_USER = env.int("API_TOKENS_PER_USER", default=10)
+if API_TOKENS_PER_USER < 0:
+    raise ImproperlyConfigured("API_TOKENS_PER_USER must be 0 (no limit) or more.")
 # Webhooks go to public addresses only: a URL whose host is or resolves to a loopback, private,
 # link-local or reserved address is refused, unless this is on (tests; a receiver inside the
 # company's own network).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 import socket
 from collections.abc import Iterator
 from importlib import import_module
@@ -53,6 +54,16 @@ def _no_outside_network() -> Iterator[None]:
     socket.socket.connect = _loopback_only  # type: ignore[method-assign]
     yield
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _api_counts_of_its_own(settings: Any) -> None:
+    """Each test counts API requests afresh: the counts live outside the database, and the ids
+    they are kept by come again in the next test (a rolled-back test gives its ids back)."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "api": {**settings.CACHES["api"], "KEY_PREFIX": f"t{secrets.token_hex(6)}"},
+    }
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,24 @@
-"""Bad input is a 400 in the API's one shape or a 404 / form error on a page, never a 500 with
-a traceback."""
+"""What one person can multiply is capped (API tokens, requests over all their tokens), bad
+input is a 400 in the API's one shape or a 404 / form error on a page (never a 500 with a
+traceback), and API reads need no write to the database (they go on while another connection
+holds SQLite's write lock)."""
 
 from __future__ import annotations
 
 import logging
+import sqlite3
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from io import StringIO
 from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
 
+from api_app.models import ApiToken
 from api_app.parsers import MAX_DEPTH
 from sessions_app.models import Account
 
@@ -34,6 +44,73 @@ def error_of(response: Any, status: int, code: str) -> dict[str, Any]:
 def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
     logged = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert logged == [], [r.getMessage() for r in logged]
+
+
+# -- caps ------------------------------------------------------------------------------------
+
+
+def test_a_person_holds_at_most_api_tokens_per_user_active_tokens(
+    alice: Account, settings: Any
+) -> None:
+    assert settings.API_TOKENS_PER_USER == 10
+    page = Client()
+    page.force_login(alice.user)
+    answers = [
+        page.post("/integrations/tokens/", {"name": f"token {n}"}).status_code for n in range(40)
+    ]
+    assert Counter(answers) == {200: 10, 400: 30}
+    assert ApiToken.objects.filter(user=alice.user).count() == 10
+    refused = page.post("/integrations/tokens/", {"name": "one more"}).content.decode()
+    assert "You already have 10 active API tokens, the most one person may have" in refused
+    with pytest.raises(CommandError, match="already have 10 active API tokens"):
+        call_command("api_token", "alice", stdout=StringIO())
+    # A revoked token frees its place.
+    token = ApiToken.objects.filter(user=alice.user).first()
+    assert page.post(f"/integrations/tokens/{token.pk}/revoke/").status_code == 302
+    assert page.post("/integrations/tokens/", {"name": "instead"}).status_code == 200
+
+
+def test_more_tokens_do_not_buy_more_requests(alice: Account, settings: Any) -> None:
+    """The finding: 5 tokens with 125 requests each got 605 answers against 120 a minute."""
+    settings.API_RATE_WINDOW_SECONDS = 3600  # no window ends during the test
+    assert settings.API_RATE_LIMIT == settings.API_USER_RATE_LIMIT == 120
+    clients = [bearer(token_for(alice.user, name=f"T{n}")) for n in range(5)]
+    answers = [client.get("/api/v1/kinds/") for client in clients for _ in range(125)]
+    assert Counter(a.status_code for a in answers) == {200: 120, 429: 505}
+    # The second token's first request: its own count is 1, the person's 126.
+    refused = answers[125]
+    body = error_of(refused, 429, "rate_limited")
+    assert body["message"].startswith("Too many requests with all your tokens: at most 120 per")
+    assert 1 <= int(refused["Retry-After"]) <= 3600
+    # Another person's tokens have their own count.
+    bob_user = Account.objects.create(
+        user=type(alice.user).objects.create(username="bob2"), emodal_username="bob2-emodal"
+    ).user
+    assert bearer(token_for(bob_user)).get("/api/v1/kinds/").status_code == 200
+
+
+def test_with_the_cache_down_requests_are_let_through_and_a_warning_is_logged_once(
+    alice: Account, settings: Any, caplog: pytest.LogCaptureFixture, tmp_path: Any
+) -> None:
+    settings.API_RATE_LIMIT = settings.API_USER_RATE_LIMIT = 2
+    # A file the cache cannot open: a directory stands where its database should be.
+    (tmp_path / "counters").mkdir()
+    settings.CACHES = {
+        **settings.CACHES,
+        "api": {
+            "BACKEND": "api_app.counters.SQLiteCounterCache",
+            "LOCATION": str(tmp_path / "counters"),
+        },
+    }
+    import api_app.throttling as throttling
+
+    throttling._last_warning = 0.0
+    client = bearer(token_for(alice.user))
+    with caplog.at_level(logging.WARNING, logger="api_app"):
+        answers = [client.get("/api/v1/kinds/").status_code for _ in range(5)]
+    assert answers == [200] * 5
+    warnings = [r for r in caplog.records if "counting is off" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
 
 
 # -- bad input -------------------------------------------------------------------------------
@@ -116,4 +193,38 @@ def test_pages_answer_an_oversized_id_with_a_404_or_a_form_error(
     assert client.post(f"/containers/watch/{BIG}/").status_code == 404
     board = client.get(f"/containers/?account={BIG}")
     assert board.status_code == 200 and "Select a valid choice" in board.content.decode()
+    no_tracebacks(caplog)
+
+
+# -- API reads and the database's write lock --------------------------------------------------
+
+
+@contextmanager
+def write_locked() -> Iterator[None]:
+    """Another connection holds SQLite's write lock (a long write, a backup)."""
+    holder = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's database-wide write lock")
+@pytest.mark.django_db(transaction=True)
+def test_api_reads_go_on_while_another_connection_holds_the_write_lock(
+    alice: Account, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The finding: with the write lock held for 40 s, three GETs each waited 30 s for it (to
+    count the request, to note the token's use) and answered 500."""
+    token = token_for(alice.user)
+    client = bearer(token)
+    with write_locked():
+        answers = [client.get(path) for path in ("/api/v1/accounts/", "/api/v1/kinds/") * 2]
+        assert [a.status_code for a in answers] == [200] * 4
+        # Its use could not be written: left for a later request.
+        assert ApiToken.objects.get().last_used_at is None
+    assert client.get("/api/v1/queries/").status_code == 200
+    assert ApiToken.objects.get().last_used_at is not None
     no_tracebacks(caplog)
