@@ -48,6 +48,9 @@ from .selectors import (
 )
 from .table import PER_PAGE, BoardTable, build_columns, page_headers, parse_sort, sort_rows
 
+# Scheduled runs listed per page of the board (staff who manage every account see them all).
+RUNS_PER_PAGE = 20
+
 NO_ACCOUNT_MESSAGE = (
     "Your login has no E-Modal account yet, so there are no containers to show. "
     "Ask an administrator to add your E-Modal credentials."
@@ -104,7 +107,9 @@ def _board_context(
         "today": table.today,
         "has_account": bool(own) or sees_all(request.user),
         "no_account_message": NO_ACCOUNT_MESSAGE,
-        "recurring_runs": list(recurring_runs(request.user)),
+        "recurring_runs": Paginator(recurring_runs(request.user), RUNS_PER_PAGE).get_page(
+            request.GET.get("runs_page")
+        ),
         "schedule_form": schedule_form,
         "zone_name": str(table.zone),
         "timezone_form": TimeZoneForm(

@@ -270,6 +270,16 @@ if QUERY_TRIGGER_LIMIT < 0 or QUERY_TRIGGER_WINDOW_SECONDS <= 0:
     raise ImproperlyConfigured(
         "QUERY_TRIGGER_LIMIT must be 0 (off) or more, QUERY_TRIGGER_WINDOW_SECONDS more than 0."
     )
+# Recurring runs (the board's scheduled runs) one account may have, and the least time between
+# two of the times its runs start at (all its runs together): schedules start batches, which
+# the trigger limit does not count. 0 turns either off.
+RECURRING_RUNS_PER_ACCOUNT = env.int("RECURRING_RUNS_PER_ACCOUNT", default=10)
+RECURRING_MIN_INTERVAL_MINUTES = env.int("RECURRING_MIN_INTERVAL_MINUTES", default=30)
+if RECURRING_RUNS_PER_ACCOUNT < 0 or not 0 <= RECURRING_MIN_INTERVAL_MINUTES <= 720:
+    raise ImproperlyConfigured(
+        "RECURRING_RUNS_PER_ACCOUNT must be 0 (no limit) or more, "
+        "RECURRING_MIN_INTERVAL_MINUTES 0 (off) to 720."
+    )
 
 # --- Upstream --------------------------------------------------------------------------------
 # Unset means the bundled simulator, which `make run` starts on this address.
