@@ -258,6 +258,13 @@ QUERY_CHAIN_SECONDS = env.float("QUERY_CHAIN_SECONDS", default=120)
 QUERY_RETRY_WAIT_SECONDS = env.float("QUERY_RETRY_WAIT_SECONDS", default=10)
 # A query step that failed for a passing reason is retried after this back-off (doubling).
 QUERY_RETRY_BASE_SECONDS = env.float("QUERY_RETRY_BASE_SECONDS", default=30)
+# How long a worker's claim on a query lasts without being renewed. A worker renews it while
+# it runs a step (every quarter of it, upstream call in flight included), so a step may take
+# far longer; a worker that died (a SIGKILL of every cluster) leaves a claim the sweep takes
+# back within this plus a minute.
+QUERY_CLAIM_SECONDS = env.float("QUERY_CLAIM_SECONDS", default=120)
+if QUERY_CLAIM_SECONDS <= 0:
+    raise ImproperlyConfigured("QUERY_CLAIM_SECONDS must be more than 0.")
 # A live query with no running step and no task seen for this long lost its task (the Redis
 # broker keeps no copy of a task once a cluster took it); the sweep enqueues it again.
 QUERY_LOST_AFTER_SECONDS = env.float("QUERY_LOST_AFTER_SECONDS", default=Q_TIMEOUT + 600)
