@@ -34,8 +34,9 @@ def wait_for_url(
         if found:
             url = found.group(1)
             try:
-                requests.get(f"{url}/healthz", timeout=5)
-            except requests.ConnectionError:
+                # Any answer means it serves; /healthz may take its upstream checks' time.
+                requests.get(f"{url}/healthz", timeout=30)
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             else:
                 return url
