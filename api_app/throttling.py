@@ -4,10 +4,11 @@ not buy more requests).
 
 Counted in the `api` cache (settings.CACHES: Redis when there is one, else a SQLite file of its
 own, `counters.SQLiteCounterCache`), never in the portal's database: an API read writes nothing
-there, so it never waits for the database's write lock. Each count is `add` (the window's first
-request makes the key) then `incr`, both atomic in either cache: exact whichever web process
-answers. If the cache cannot be reached, requests are let through (the limit is protection,
-not a service of its own) and a warning is logged, at most once a minute per process.
+there, so it never waits for the database's write lock. Each count is an `incr` (and, for the
+window's first request, an `add` that makes the key first), both atomic in either cache: exact
+whichever web process answers. If the cache cannot be reached, requests are let through (the
+limit is protection, not a service of its own) and a warning is logged, at most once a minute
+per process.
 """
 
 from __future__ import annotations
@@ -48,12 +49,13 @@ def count_request(key: str, window: int, seconds: int) -> int | None:
     cache = caches[CACHE]
     name = f"rate:{key}:{window}"
     try:
-        for _ in range(2):  # the key may expire between the two calls: make it again
-            cache.add(name, 0, timeout=seconds + 60)
+        for _ in range(3):
             try:
                 return int(cache.incr(name))
             except ValueError:
-                continue
+                # The window's first request (or the key expired meanwhile): make the key;
+                # of two processes doing so at once one wins, and both then count on it.
+                cache.add(name, 0, timeout=seconds + 60)
     except Exception as exc:  # the cache's own errors (Redis, sqlite3) share no base class
         warn_cache_down(exc)
     return None
