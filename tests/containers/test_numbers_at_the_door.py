@@ -15,7 +15,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from containers_app import alerts
-from containers_app.board import update_board
 from containers_app.models import Alert, AlertPreference, Container, Event
 from queries_app import parsing
 from queries_app.events import EventType
@@ -250,18 +249,3 @@ def test_a_check_answer_of_the_wrong_types_is_not_read() -> None:
     assert answer_problems({"available_times": "No Appointments Available"}) == [
         "`available_times` is text, not a list or null"
     ]
-
-
-@pytest.mark.django_db
-def test_the_board_never_takes_a_run_row_that_is_not_a_container_number(alice: Account) -> None:
-    """The board reads what the run stored: rows are checked before they are stored, so the
-    board only ever sees container numbers (the merge has no check of its own to bypass)."""
-    query = Query.objects.create(
-        account=alice,
-        kind="containers",
-        status=Query.Status.SUCCEEDED,
-        finished_at=timezone.now(),
-    )
-    ContainerRow.objects.create(query=query, container_number="MSCU1234565")
-    update_board(query.pk)
-    assert list(Container.objects.values_list("container_number", flat=True)) == ["MSCU1234565"]
