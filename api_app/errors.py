@@ -21,6 +21,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from emodal_portal.ids import id_error, parse_id
 from queries_app.services import TriggerLimitReached
 
 logger = logging.getLogger(__name__)
@@ -114,10 +115,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             code = "error"
         if isinstance(exc, exceptions.Throttled):
             code = "rate_limited"
-            message = (
-                f"Too many requests with this token: at most {_rate()} allowed. "
-                f"Try again in {exc.wait} seconds."
+            reached = getattr(context.get("request"), "rate_limit_reached", "") or (
+                f"Too many requests: at most {_rate()}."
             )
+            message = f"{reached} Try again in {exc.wait} seconds."
         response.data = error_body(response.status_code, code, message)
     return response
 
@@ -154,8 +155,28 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
     return defaults.permission_denied(request, exception)
 
 
+def _id_out_of_range(path: str) -> str | None:
+    """The part of an API path that would name an id, were it not beyond any id (`<id:…>`
+    refuses it, so the path matches nothing): that part, if the path is otherwise one of the
+    API's."""
+    parts = path.split("/")
+    for index, part in enumerate(parts):
+        if part.isascii() and part.isdigit() and parse_id(part) is None:
+            candidate = "/".join([*parts[:index], "1", *parts[index + 1 :]])
+            try:
+                match = resolve(candidate)
+            except Resolver404:
+                continue
+            if match.url_name != NOT_FOUND_URL_NAME:
+                return part
+    return None
+
+
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if is_api(request):
+        wrong = _id_out_of_range(request.path)
+        if wrong is not None:
+            return _json(400, "invalid", id_error("in the path", wrong))
         message = f"No such API path: {request.path}."
         if not request.path.endswith("/"):
             try:

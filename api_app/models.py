@@ -1,4 +1,4 @@
-"""API tokens, their request counts, and webhook endpoints with their delivery log."""
+"""API tokens, and webhook endpoints with their delivery log."""
 
 from __future__ import annotations
 
@@ -61,27 +61,6 @@ class ApiToken(models.Model):
 
     def get_state_display(self) -> str:
         return self.State(self.state()).label
-
-
-class RequestCount(models.Model):
-    """Requests made with a token in one fixed window of API_RATE_WINDOW_SECONDS: counted by
-    one atomic upsert in the shared database, so the limit holds across web processes."""
-
-    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="+")
-    # Seconds since the epoch divided by the window's length.
-    window_number = models.BigIntegerField()
-    requests = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            # The upsert's conflict target.
-            models.UniqueConstraint(
-                fields=["token", "window_number"], name="requestcount_one_per_window"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.token_id}@{self.window_number}: {self.requests}"
 
 
 class WebhookEndpoint(models.Model):

@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from containers_app.board import SHEET_FIELDS
 from containers_app.models import Container, HistoryEntry
+from emodal_portal.ids import MAX_ID
 from queries_app.events import EventType
 from queries_app.models import (
     AppointmentCheck,
@@ -204,6 +205,8 @@ class StartQuerySerializer(serializers.Serializer):
     )
     account = serializers.IntegerField(
         required=False,
+        min_value=1,
+        max_value=MAX_ID,
         help_text="The account to run it for (staff allowed to start queries for any "
         "account); by default the caller's own.",
     )

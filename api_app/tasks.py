@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from .models import RequestCount, WebhookDelivery
+from .models import WebhookDelivery
 from .webhooks import delivery, events
 
 
@@ -16,13 +16,11 @@ def deliver_webhook(delivery_id: int) -> str:
 
 
 def sweep_webhooks(now: datetime | None = None) -> dict[str, int]:
-    """Every minute (schedule made by migration 0002): set due retries going, and drop what
-    is no longer needed (finished deliveries past WEBHOOK_LOG_DAYS, old request counts)."""
+    """Every minute (schedule made by migration 0002): set due retries going, and drop the
+    finished deliveries past WEBHOOK_LOG_DAYS."""
     now = now or timezone.now()
     due = delivery.due_deliveries(now)
     events.enqueue_deliveries(due)
-    old_window = int(now.timestamp() // settings.API_RATE_WINDOW_SECONDS) - 1
-    counts, _ = RequestCount.objects.filter(window_number__lt=old_window).delete()
     pruned = 0
     if settings.WEBHOOK_LOG_DAYS:
         before = now - timedelta(days=settings.WEBHOOK_LOG_DAYS)
@@ -32,4 +30,4 @@ def sweep_webhooks(now: datetime | None = None) -> dict[str, int]:
             .delete()
         )
         pruned = deleted.get(WebhookDelivery._meta.label, 0)  # not counting their attempts
-    return {"enqueued": len(due), "request_counts_deleted": counts, "deliveries_deleted": pruned}
+    return {"enqueued": len(due), "deliveries_deleted": pruned}

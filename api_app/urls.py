@@ -5,6 +5,8 @@ from django.urls import path, re_path
 from django.views.decorators.common import no_append_slash
 from drf_spectacular.views import SpectacularAPIView
 
+from emodal_portal import ids  # noqa: F401 - registers <id:…>
+
 from . import views
 from .docs import ApiDocsView
 from .errors import NOT_FOUND_URL_NAME, api_not_found
@@ -15,30 +17,30 @@ v1 = [
     path("accounts/", views.AccountList.as_view(), name="account-list"),
     path("kinds/", views.KindList.as_view(), name="kind-list"),
     path("queries/", views.QueryList.as_view(), name="query-list"),
-    path("queries/<int:pk>/", views.QueryDetail.as_view(), name="query-detail"),
-    path("queries/<int:pk>/cancel/", views.QueryCancel.as_view(), name="query-cancel"),
-    path("queries/<int:pk>/containers/", views.QueryContainers.as_view(), name="query-containers"),
-    path("queries/<int:pk>/infos/", views.QueryInfos.as_view(), name="query-infos"),
-    path("queries/<int:pk>/checks/", views.QueryChecks.as_view(), name="query-checks"),
+    path("queries/<id:pk>/", views.QueryDetail.as_view(), name="query-detail"),
+    path("queries/<id:pk>/cancel/", views.QueryCancel.as_view(), name="query-cancel"),
+    path("queries/<id:pk>/containers/", views.QueryContainers.as_view(), name="query-containers"),
+    path("queries/<id:pk>/infos/", views.QueryInfos.as_view(), name="query-infos"),
+    path("queries/<id:pk>/checks/", views.QueryChecks.as_view(), name="query-checks"),
     path(
-        "queries/<int:pk>/appointments/",
+        "queries/<id:pk>/appointments/",
         views.QueryAppointments.as_view(),
         name="query-appointments",
     ),
-    path("queries/<int:pk>/changes/", views.QueryChanges.as_view(), name="query-changes"),
+    path("queries/<id:pk>/changes/", views.QueryChanges.as_view(), name="query-changes"),
     path("containers/", views.ContainerList.as_view(), name="container-list"),
     path("containers/<str:number>/", views.ContainerDetail.as_view(), name="container-detail"),
     path("event-types/", views.EventTypeList.as_view(), name="event-type-list"),
     path("webhooks/", views.WebhookList.as_view(), name="webhook-list"),
-    path("webhooks/<int:pk>/", views.WebhookDetail.as_view(), name="webhook-detail"),
-    path("webhooks/<int:pk>/test/", views.WebhookTest.as_view(), name="webhook-test"),
+    path("webhooks/<id:pk>/", views.WebhookDetail.as_view(), name="webhook-detail"),
+    path("webhooks/<id:pk>/test/", views.WebhookTest.as_view(), name="webhook-test"),
     path(
-        "webhooks/<int:pk>/rotate-secret/",
+        "webhooks/<id:pk>/rotate-secret/",
         views.WebhookRotateSecret.as_view(),
         name="webhook-rotate-secret",
     ),
     path(
-        "webhooks/<int:pk>/deliveries/",
+        "webhooks/<id:pk>/deliveries/",
         views.WebhookDeliveries.as_view(),
         name="webhook-deliveries",
     ),

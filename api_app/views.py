@@ -41,6 +41,7 @@ from containers_app.table import DEFAULT_SORT as DEFAULT_BOARD_SORT
 from containers_app.table import SORTS as BOARD_SORTS
 from containers_app.table import parse_sort as parse_board_sort
 from containers_app.table import sort_rows as sort_board
+from emodal_portal.ids import id_error, parse_id
 from queries_app import access
 from queries_app.models import Query
 from queries_app.registry import all_kinds
@@ -131,6 +132,14 @@ class Conflict(exceptions.APIException):
     default_detail = "Conflict."
 
 
+def account_param(value: str) -> int:
+    """`?account=`: an account id, or a 400 naming it."""
+    account = parse_id(value)
+    if account is None:
+        raise exceptions.ValidationError({"account": [id_error("an account id", value)]})
+    return account
+
+
 def service_error(error: DjangoValidationError, *, prefix: str = "") -> exceptions.ValidationError:
     """A service's ValidationError as the API's: fields named as in the request."""
     if not hasattr(error, "error_dict"):
@@ -215,10 +224,7 @@ class QueryList(generics.ListAPIView):
         if params.get("kind"):
             queries = queries.filter(kind=params["kind"])
         if params.get("account"):
-            try:
-                queries = queries.filter(account_id=int(params["account"]))
-            except ValueError:
-                raise exceptions.ValidationError({"account": ["An account id."]}) from None
+            queries = queries.filter(account_id=account_param(params["account"]))
         return queries
 
     def post(self, request: Request) -> Response:
@@ -480,9 +486,7 @@ class ContainerDetail(APIView):
         found = visible_containers(request.user).filter(container_number=number)
         account = request.query_params.get("account", "")
         if account:
-            if not account.isdigit():
-                raise exceptions.ValidationError({"account": ["An account id."]})
-            found = found.filter(account_id=int(account))
+            found = found.filter(account_id=account_param(account))
         rows = list(found.order_by("account_id"))
         if not rows:
             raise exceptions.NotFound(f"No container {number} in the accounts you may see.")

@@ -53,6 +53,7 @@ def main() -> int:
         "DATABASE_URL": args.database_url,
         "LOG_LEVEL": "WARNING",
         "API_RATE_LIMIT": "0",
+        "API_USER_RATE_LIMIT": "0",
     }
     env.pop("REDIS_URL", None)
     subprocess.run(

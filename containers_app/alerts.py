@@ -23,13 +23,14 @@ from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db.models import F, Q
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.text import Truncator
 from django_q.tasks import async_task
 
 from queries_app.events import EventType
 from queries_app.models import Query
+from queries_app.parsing import is_container_number
 
 from .models import (
     ACCOUNT_EVENT_TYPES,
@@ -162,7 +163,15 @@ def portal_url(path: str) -> str:
 
 
 def container_url(number: str, account_id: int | None, *, owner: bool) -> str:
-    path = reverse("containers:detail", args=[number])
+    """The link to a container's page, or "" when none can be made (a number that is not a
+    container number, recorded before the portal refused them): that item goes without its
+    link, the message still goes."""
+    if not is_container_number(number):
+        return ""
+    try:
+        path = reverse("containers:detail", args=[number])
+    except NoReverseMatch:
+        return ""
     if not owner and account_id:
         path += "?" + urlencode({"account": account_id})
     return portal_url(path)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django_q.models import Schedule
@@ -67,23 +67,118 @@ def zone(name: str) -> zoneinfo.ZoneInfo:
         raise ValidationError(f"“{name[:64]}” is not a time zone.") from None
 
 
+def local_moment(day: date, hour: int, minute: int, local_zone: tzinfo) -> datetime:
+    """The moment (UTC) a wall-clock time comes on a day. A time the clock shows twice (fall
+    back) comes at its first showing; a time the clock skips (spring forward: 02:30 on a
+    night that jumps from 02:00 to 03:00) comes at the first minute after the jump (03:00)."""
+    wall = datetime(day.year, day.month, day.day, hour, minute)  # noqa: DTZ001 - compared naive
+    first = wall.replace(tzinfo=local_zone).astimezone(UTC)  # fold 0: the offset before a change
+    if first.astimezone(local_zone).replace(tzinfo=None) == wall:
+        return first
+    # Skipped: the jump lies between the times the wall clock gives with the offsets after
+    # (fold 1) and before it; find its second by bisection (offsets change on whole seconds).
+    before_offset = wall.replace(tzinfo=local_zone).utcoffset()
+    low = wall.replace(tzinfo=local_zone, fold=1).astimezone(UTC)
+    high = first
+    while (high - low).total_seconds() > 1:
+        middle = low + (high - low) / 2
+        if middle.astimezone(local_zone).utcoffset() == before_offset:
+            low = middle
+        else:
+            high = middle
+    return high.replace(microsecond=0)
+
+
 def next_run_time(
     *, weekdays: list[int], times: list[str], time_zone: str, after: datetime
 ) -> datetime | None:
-    """The first of the local times, on the chosen days, strictly after `after` (UTC). A local
-    time the clock skips (spring forward) falls the same distance past the jump."""
+    """The first moment (UTC) strictly after `after` that is one of the local times on one of
+    the chosen days (`local_moment`: a skipped time comes at the first minute after the jump,
+    a doubled one once). Listed times that come at the same moment make one run."""
     local_zone = zone(time_zone)
-    start = after.astimezone(local_zone).date()
-    for offset in range(8):
-        day = start + timedelta(days=offset)
-        if day.weekday() not in weekdays:
-            continue
-        for text in times:
-            hour, minute = map(int, text.split(":"))
-            local = datetime(day.year, day.month, day.day, hour, minute, tzinfo=local_zone)
-            moment = local.astimezone(UTC)
-            if moment > after:
-                return moment
+    start = after.astimezone(local_zone).date() - timedelta(days=1)
+    moments = (
+        local_moment(day, hour, minute, local_zone)
+        for day in (start + timedelta(days=offset) for offset in range(9))
+        if day.weekday() in weekdays
+        for hour, minute in (map(int, text.split(":")) for text in times)
+    )
+    return min((moment for moment in moments if moment > after), default=None)
+
+
+WEEK_MINUTES = 7 * 24 * 60
+
+
+def week_minutes(
+    weekdays: list[int], times: list[str], time_zone: str, now: datetime
+) -> list[tuple[int, str]]:
+    """Where a run's start times fall in the week, in minutes from Monday 00:00 UTC (with its
+    zone's offset now, so that runs in two zones compare), each with how it reads locally."""
+    offset = now.astimezone(zone(time_zone)).utcoffset() or timedelta()
+    shift = int(offset.total_seconds() // 60)
+    return [
+        ((day * 1440 + int(text[:2]) * 60 + int(text[3:]) - shift) % WEEK_MINUTES, text)
+        for day in weekdays
+        for text in times
+    ]
+
+
+def too_close(
+    *,
+    account: Account,
+    weekdays: list[int],
+    times: list[str],
+    time_zone: str,
+    run: RecurringRun | None,
+    now: datetime,
+) -> str | None:
+    """Why these start times are too close to each other or to the account's other runs'
+    (less than RECURRING_MIN_INTERVAL_MINUTES apart, across midnight and the week's end too),
+    or None. Each run starts a batch, which no trigger limit counts."""
+    interval = settings.RECURRING_MIN_INTERVAL_MINUTES
+    if not interval:
+        return None
+    starts = [(at, text, None) for at, text in week_minutes(weekdays, times, time_zone, now)]
+    others = RecurringRun.objects.filter(account=account).exclude(pk=run.pk if run else None)
+    for other in others:
+        starts += [
+            (at, text, other)
+            for at, text in week_minutes(other.weekdays, other.times, other.time_zone, now)
+        ]
+    starts.sort(key=lambda start: start[0])
+    for index, (at, text, owner) in enumerate(starts):
+        next_at, next_text, next_owner = starts[(index + 1) % len(starts)]
+        gap = (next_at - at) % WEEK_MINUTES if len(starts) > 1 else WEEK_MINUTES
+        if gap >= interval or (owner is not None and next_owner is not None):
+            continue  # far enough apart, or two of the other runs (not this one's business)
+        apart = "at the same time" if gap == 0 else f"{gap} minutes apart"
+        if owner is None and next_owner is None:
+            what = f"{text} and {next_text} are {apart}"
+        else:
+            mine, theirs, other = (
+                (text, next_text, next_owner) if owner is None else (next_text, text, owner)
+            )
+            what = (
+                f"{mine} and {theirs} (another scheduled run of the account: "
+                f"{other.describe()}) are {apart}"
+            )
+        return (
+            f"{what}: an account's scheduled runs start at least {interval} minutes apart, "
+            "all its schedules together."
+        )
+    return None
+
+
+def check_count(account: Account, run: RecurringRun | None) -> str | None:
+    """Why the account may have no more recurring runs, or None."""
+    cap = settings.RECURRING_RUNS_PER_ACCOUNT
+    if run is not None and run.pk is not None:
+        return None  # a change, not one more
+    if cap and RecurringRun.objects.filter(account=account).count() >= cap:
+        return (
+            f"This account has {cap} scheduled runs already, the most it may have: delete one "
+            "it no longer needs, or add times to one of them."
+        )
     return None
 
 
@@ -150,7 +245,23 @@ def save_recurring_run(
             errors.setdefault(name, []).extend(exc.messages)
     if errors:
         raise ValidationError(errors)
+    now = now or timezone.now()
     with transaction.atomic():
+        # The account's row, locked: two runs added at once are checked one after the other.
+        list(Account.objects.select_for_update().filter(pk=account.pk).values("pk"))
+        refused = check_count(account, run)
+        if refused:
+            raise ValidationError({NON_FIELD_ERRORS: [refused]})
+        close = too_close(
+            account=account,
+            weekdays=checked["weekdays"],
+            times=checked["times"],
+            time_zone=checked["time_zone"],
+            run=run,
+            now=now,
+        )
+        if close:
+            raise ValidationError({"times": [close]})
         run = run or RecurringRun(account=account, created_by=created_by)
         run.account, run.kind, run.params = account, kind, cleaned
         run.weekdays, run.times, run.time_zone = (
@@ -159,7 +270,7 @@ def save_recurring_run(
             checked["time_zone"],
         )
         run.save()
-        arm(run, after=now or timezone.now())
+        arm(run, after=now)
     return run
 
 

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from queries_app.parsing import is_container_number
 from queries_app.tables import cell_text
 
 from .models import Container
@@ -156,9 +157,15 @@ class BoardTable:
         """One row of the page. Every value from the row is escaped (`esc`)."""
         detail, watch_url, query_url = self._urls()
         number = esc(row.container_number)
-        url = detail.format(number)
-        if self.show_account:
-            url += f"?account={row.account_id}"
+        # Only a container number goes into a link (a row stored before numbers were checked
+        # at the door could hold `..` or `/` and point at another page).
+        if is_container_number(row.container_number):
+            url = detail.format(row.container_number)
+            if self.show_account:
+                url += f"?account={row.account_id}"
+            title = f'<a href="{esc(url)}">{number}</a>'
+        else:
+            title = number
         watched = bool(row.watched)
         action = "Stop watching" if watched else "Watch"
         star = (
@@ -216,7 +223,7 @@ class BoardTable:
         klass = "is-gone" if row.gone_at else (f"row-{urgency}" if urgency else "")
         html = (
             f'<tr class="{klass}"><td>{star}</td>'
-            f'<th scope="row"><a href="{esc(url)}">{number}</a></th>{account}'
+            f'<th scope="row">{title}</th>{account}'
             f"<td>{esc(row.trade_type)}</td><td>{esc(row.status)}</td>"
             f'<td class="holds-{holds.lower() or "unknown"}">{holds}</td>'
             f'<td class="lfd">{lfd}</td><td>{esc(terminal_text(row))}</td>'

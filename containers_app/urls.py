@@ -1,5 +1,7 @@
 from django.urls import path
 
+from emodal_portal import ids  # noqa: F401 - registers <id:…>
+
 from . import views
 
 app_name = "containers"
@@ -10,8 +12,8 @@ urlpatterns = [
     path("export/containers.xlsx", views.export_board, {"fmt": "xlsx"}, name="export_xlsx"),
     path("alerts/", views.alert_settings, name="alerts"),
     path("schedules/", views.schedule_add, name="schedule_add"),
-    path("schedules/<int:pk>/pause/", views.schedule_pause, name="schedule_pause"),
-    path("schedules/<int:pk>/delete/", views.schedule_delete, name="schedule_delete"),
-    path("watch/<int:pk>/", views.watch, name="watch"),
+    path("schedules/<id:pk>/pause/", views.schedule_pause, name="schedule_pause"),
+    path("schedules/<id:pk>/delete/", views.schedule_delete, name="schedule_delete"),
+    path("watch/<id:pk>/", views.watch, name="watch"),
     path("<str:number>/", views.container_detail, name="detail"),
 ]

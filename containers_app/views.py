@@ -9,6 +9,7 @@ POST with CSRF; views shape input and output, the services decide.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -21,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from emodal_portal.ids import parse_id
 from queries_app.exports import export_response
 from queries_app.forms import TimeZoneForm
 from queries_app.views import in_user_zone, next_or, user_zone
@@ -45,6 +47,9 @@ from .selectors import (
     visible_containers,
 )
 from .table import PER_PAGE, BoardTable, build_columns, page_headers, parse_sort, sort_rows
+
+# Scheduled runs listed per page of the board (staff who manage every account see them all).
+RUNS_PER_PAGE = 20
 
 NO_ACCOUNT_MESSAGE = (
     "Your login has no E-Modal account yet, so there are no containers to show. "
@@ -102,7 +107,9 @@ def _board_context(
         "today": table.today,
         "has_account": bool(own) or sees_all(request.user),
         "no_account_message": NO_ACCOUNT_MESSAGE,
-        "recurring_runs": list(recurring_runs(request.user)),
+        "recurring_runs": Paginator(recurring_runs(request.user), RUNS_PER_PAGE).get_page(
+            request.GET.get("runs_page")
+        ),
         "schedule_form": schedule_form,
         "zone_name": str(table.zone),
         "timezone_form": TimeZoneForm(
@@ -129,9 +136,11 @@ def export_board(request: HttpRequest, fmt: str) -> HttpResponse:
 def _visible_container(request: HttpRequest, number: str) -> list[Container]:
     """The container in each account the person may see (one unless staff see it twice)."""
     found = visible_containers(request.user).filter(container_number=number.upper())
-    account = request.GET.get("account", "")
-    if account.isdigit():
-        found = found.filter(account_id=int(account))
+    if "account" in request.GET:
+        account = parse_id(request.GET["account"])
+        if account is None:
+            raise Http404("No such account.")
+        found = found.filter(account_id=account)
     containers = list(found)
     if not containers:
         raise Http404("No such container on your board.")
@@ -145,7 +154,9 @@ def container_detail(request: HttpRequest, number: str) -> HttpResponse:
     containers = _visible_container(request, number)
     if len(containers) > 1:
         # The same number on two accounts (staff see both): say so, and let them choose.
-        return render(request, "containers/choose.html", {"number": number, "choices": containers})
+        path = request.path  # this very page: the choice adds its account
+        choices = [(c, f"{path}?{urlencode({'account': c.account_id})}") for c in containers]
+        return render(request, "containers/choose.html", {"number": number, "choices": choices})
     container = containers[0]
     runs = recent_runs(container)
     zone = user_zone(request)

@@ -198,9 +198,20 @@ if REDIS_URL and urlsplit(REDIS_URL).scheme not in ("redis", "rediss", "unix"):
         "REDIS_URL is not a Redis URL: redis://host:6379/0, rediss://… or unix://…"
     )
 
+
+def _counter_file() -> str:
+    """Beside the SQLite database (`db.sqlite3` → `db-counters.sqlite3`), else in var/."""
+    database = DATABASES["default"]
+    if "sqlite" in database["ENGINE"]:
+        return str(Path(database["NAME"]).with_suffix("")) + "-counters.sqlite3"
+    return str(VAR_DIR / "api-counters.sqlite3")
+
+
+REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {"BACKEND": REDIS_CACHE, "LOCATION": REDIS_URL},
+        "api": {"BACKEND": REDIS_CACHE, "LOCATION": REDIS_URL, "KEY_PREFIX": "api"},
     }
 else:
     # A database cache (not local memory) so that `qinfo`, `qmonitor` and health checks in
@@ -209,7 +220,11 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": "portal_cache",
-        }
+        },
+        # The API's request counts (api_app.throttling): a SQLite file of their own beside the
+        # database, shared by this host's web processes, so that an API read never needs the
+        # database's write lock (api_app.counters says why not Django's file or database cache).
+        "api": {"BACKEND": "api_app.counters.SQLiteCounterCache", "LOCATION": _counter_file()},
     }
 
 Q_WORKERS = env.int("Q_WORKERS", default=4)
@@ -268,6 +283,13 @@ QUERY_CHAIN_SECONDS = env.float("QUERY_CHAIN_SECONDS", default=120)
 QUERY_RETRY_WAIT_SECONDS = env.float("QUERY_RETRY_WAIT_SECONDS", default=10)
 # A query step that failed for a passing reason is retried after this back-off (doubling).
 QUERY_RETRY_BASE_SECONDS = env.float("QUERY_RETRY_BASE_SECONDS", default=30)
+# How long a worker's claim on a query lasts without being renewed. A worker renews it while
+# it runs a step (every quarter of it, upstream call in flight included), so a step may take
+# far longer; a worker that died (a SIGKILL of every cluster) leaves a claim the sweep takes
+# back within this plus a minute.
+QUERY_CLAIM_SECONDS = env.float("QUERY_CLAIM_SECONDS", default=120)
+if QUERY_CLAIM_SECONDS <= 0:
+    raise ImproperlyConfigured("QUERY_CLAIM_SECONDS must be more than 0.")
 # A live query with no running step and no task seen for this long lost its task (the Redis
 # broker keeps no copy of a task once a cluster took it); the sweep enqueues it again.
 QUERY_LOST_AFTER_SECONDS = env.float("QUERY_LOST_AFTER_SECONDS", default=Q_TIMEOUT + 600)
@@ -279,6 +301,16 @@ QUERY_TRIGGER_WINDOW_SECONDS = env.int("QUERY_TRIGGER_WINDOW_SECONDS", default=6
 if QUERY_TRIGGER_LIMIT < 0 or QUERY_TRIGGER_WINDOW_SECONDS <= 0:
     raise ImproperlyConfigured(
         "QUERY_TRIGGER_LIMIT must be 0 (off) or more, QUERY_TRIGGER_WINDOW_SECONDS more than 0."
+    )
+# Recurring runs (the board's scheduled runs) one account may have, and the least time between
+# two of the times its runs start at (all its runs together): schedules start batches, which
+# the trigger limit does not count. 0 turns either off.
+RECURRING_RUNS_PER_ACCOUNT = env.int("RECURRING_RUNS_PER_ACCOUNT", default=10)
+RECURRING_MIN_INTERVAL_MINUTES = env.int("RECURRING_MIN_INTERVAL_MINUTES", default=30)
+if RECURRING_RUNS_PER_ACCOUNT < 0 or not 0 <= RECURRING_MIN_INTERVAL_MINUTES <= 720:
+    raise ImproperlyConfigured(
+        "RECURRING_RUNS_PER_ACCOUNT must be 0 (no limit) or more, "
+        "RECURRING_MIN_INTERVAL_MINUTES 0 (off) to 720."
     )
 
 # --- Upstream --------------------------------------------------------------------------------
@@ -379,14 +411,21 @@ if BOARD_RETENTION_DAYS < 0:
     raise ImproperlyConfigured("BOARD_RETENTION_DAYS must be 0 (keep) or more.")
 
 # --- API and webhooks ---------------------------------------------------------------------------
-# Requests one API token may make per window (fixed windows, counted in the database so that
-# the limit holds across web processes); past it 429 with Retry-After. 0 turns it off.
+# Requests one API token, and one person with all their tokens together, may make per window
+# (fixed windows, counted in the `api` cache so that the limits hold across web processes);
+# past either 429 with Retry-After. 0 turns a limit off.
 API_RATE_LIMIT = env.int("API_RATE_LIMIT", default=120)
+API_USER_RATE_LIMIT = env.int("API_USER_RATE_LIMIT", default=120)
 API_RATE_WINDOW_SECONDS = env.int("API_RATE_WINDOW_SECONDS", default=60)
-if API_RATE_LIMIT < 0 or API_RATE_WINDOW_SECONDS <= 0:
+if API_RATE_LIMIT < 0 or API_USER_RATE_LIMIT < 0 or API_RATE_WINDOW_SECONDS <= 0:
     raise ImproperlyConfigured(
-        "API_RATE_LIMIT must be 0 (off) or more, API_RATE_WINDOW_SECONDS more than 0."
+        "API_RATE_LIMIT and API_USER_RATE_LIMIT must be 0 (off) or more, "
+        "API_RATE_WINDOW_SECONDS more than 0."
     )
+# Tokens a person may hold at once (not revoked, not expired); 0 = no limit.
+API_TOKENS_PER_USER = env.int("API_TOKENS_PER_USER", default=10)
+if API_TOKENS_PER_USER < 0:
+    raise ImproperlyConfigured("API_TOKENS_PER_USER must be 0 (no limit) or more.")
 # Webhooks go to public addresses only: a URL whose host is or resolves to a loopback, private,
 # link-local or reserved address is refused, unless this is on (tests; a receiver inside the
 # company's own network).
@@ -409,7 +448,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["api_app.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["api_app.throttling.TokenRateThrottle"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser with the nesting depth bounded (no RecursionError on a deep body).
+    "DEFAULT_PARSER_CLASSES": ["api_app.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "api_app.errors.exception_handler",
@@ -425,6 +465,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # `<id:…>` path parts (emodal_portal.ids): whole numbers from 1 to 2**63 - 1.
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "minimum": 1, "maximum": 9223372036854775807}
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -5,7 +5,7 @@ import os
 os.environ.setdefault("DEBUG", "true")
 
 from .settings import *  # noqa: E402,F403
-from .settings import BASE_DIR, DATABASES  # noqa: E402
+from .settings import BASE_DIR, CACHES, DATABASES  # noqa: E402
 
 # A file, not an in-memory database, so that tests can run worker processes against it;
 # one per test run, so that two runs on one machine keep out of each other's way.
@@ -13,6 +13,10 @@ if DATABASES["default"]["ENGINE"].endswith(".sqlite3"):
     DATABASES["default"]["TEST"] = {
         "NAME": str(BASE_DIR / "var" / f"test_db-{os.getpid()}.sqlite3")
     }
+# The API's counts beside the test database, where the web processes a test starts (on that
+# database) keep theirs too.
+if CACHES["api"]["BACKEND"] == "api_app.counters.SQLiteCounterCache":
+    CACHES["api"]["LOCATION"] = str(BASE_DIR / "var" / f"test_db-{os.getpid()}-counters.sqlite3")
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMODAL_POLL_SECONDS = 0.02

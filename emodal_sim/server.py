@@ -458,6 +458,14 @@ def _control_action(
             raise ValueError("username required")
         generation = state.advance(username, int(body.get("steps", 1)))
         return {"success": True, "username": username, "generation": generation}
+    if route == ("POST", "/_sim/data/rows"):
+        username, numbers = body.get("username"), body.get("numbers")
+        if not isinstance(username, str) or not username:
+            raise ValueError("username required")
+        if not isinstance(numbers, list) or not all(isinstance(n, str) for n in numbers):
+            raise ValueError("numbers must be a list of strings")
+        state.add_rows(username, numbers)
+        return {"success": True, "username": username, "added": numbers}
     if route == ("GET", "/_sim/data/containers"):
         username = _query_username(query)
         generation = _query_generation(state, username, query)

@@ -11,6 +11,7 @@ run concurrently.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import posixpath
@@ -433,6 +434,8 @@ class SimState:
         self._glitch_counts: dict[str, int] = {}
         self._evictions: deque[dict[str, Any]] = deque(maxlen=MAX_EVICTION_HISTORY)
         self._generations: dict[str, int] = {}
+        # Rows with these container numbers, as written, added to an account's sheet.
+        self._added_numbers: dict[str, tuple[str, ...]] = {}
         self._flaky_attempts: dict[str, int] = {}
         self._booked: dict[str, list[dict[str, str]]] = {}
         self._bookings: list[dict[str, Any]] = []
@@ -1120,6 +1123,7 @@ class SimState:
             self._glitch_counts.clear()
             self._evictions.clear()
             self._generations.clear()
+            self._added_numbers.clear()
             self._flaky_attempts.clear()
             self._booked.clear()
             self._bookings.clear()
@@ -1340,17 +1344,25 @@ class SimState:
             self._cache[key] = value
         return value
 
+    def add_rows(self, username: str, numbers: list[str]) -> None:
+        """From now on ``username``'s sheet also has a row for each of these container numbers,
+        written as given (each a copy of the sheet's first row but for its number)."""
+        with self._lock:
+            self._added_numbers[username] = (*self._added_numbers.get(username, ()), *numbers)
+
     def _data_key(self, username: str, kind: str, generation: int) -> tuple[Any, ...]:
         cfg = self.config
-        return (kind, username, generation, cfg.seed, cfg.containers, cfg.current_date())
+        with self._lock:
+            added = self._added_numbers.get(username, ())
+        return (kind, username, generation, cfg.seed, cfg.containers, cfg.current_date(), added)
 
     def sheet(self, username: str, generation: int | None = None) -> data.Sheet:
         """``username``'s data at ``generation`` (default: the one served now)."""
         if generation is None:
             generation = self.generation(username)
+        key = self._data_key(username, "sheet", generation)
         return self._cached(
-            self._data_key(username, "sheet", generation),
-            lambda: data.sheet_for(username, self.config, generation),
+            key, lambda: _with_rows(data.sheet_for(username, self.config, generation), key[-1])
         )
 
     def containers(self, username: str) -> list[dict[str, str]]:
@@ -1469,3 +1481,13 @@ class SimState:
         with self._lock:
             stored = self._files.pop(old)
             self._files[new] = stored
+
+
+def _with_rows(sheet: data.Sheet, numbers: tuple[str, ...]) -> data.Sheet:
+    """The sheet with a copy of its first row for each number (``SimState.add_rows``)."""
+    if not numbers or not sheet.rows:
+        return sheet
+    first = sheet.rows[0]
+    copies = [{**first, "Container #": number} for number in numbers]
+    hidden = {**sheet.hidden, **dict.fromkeys(numbers, sheet.hidden[first["Container #"]])}
+    return dataclasses.replace(sheet, rows=[*sheet.rows, *copies], hidden=hidden, _index=None)

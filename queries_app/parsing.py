@@ -73,6 +73,94 @@ def is_container_number(value: str) -> bool:
     return bool(CONTAINER_NUMBER_RE.match(value))
 
 
+def upstream_container_number(value: Any) -> str | None:
+    """A container number as the upstream wrote it (a sheet cell, an answer's field),
+    normalised, if it has the ISO 6346 shape (4 letters, 7 digits); None for anything else.
+    Such a number is never stored, linked or sent back: it could name another page of the
+    portal (`X/../../admin`) or carry markup. The check digit is not verified: every number
+    in the customer's real sheets has a right one, but refusing a real container over it would
+    hide it from the board, and E-Modal is the authority on its own numbers."""
+    if type(value) is not str:
+        return None
+    number = normalise_container_number(value)
+    return number if is_container_number(number) else None
+
+
+def shown(value: Any, width: int = 24) -> str:
+    """Something the upstream wrote, as a note may quote it: printable characters only, at
+    most `width` of them (pages and e-mails escape it; this keeps it short and on one line)."""
+    text = value if type(value) is str else repr(value)
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text[:width] + ("…" if len(text) > width else "")
+
+
+def refused_numbers_note(where: str, values: list[Any], noun: str = "row") -> str:
+    """A run's note on the container numbers it left out, e.g. "The containers sheet had 2
+    rows whose container number is not one (4 letters and 7 digits); left out: “A/B”, “C”." """
+    if not values:
+        return ""
+    quoted = ", ".join(f"“{shown(value)}”" for value in values[:5])
+    more = f" and {len(values) - 5} more" if len(values) > 5 else ""
+    count = len(values)
+    nouns = noun if count == 1 else ("entries" if noun == "entry" else f"{noun}s")
+    return (
+        f"{where} had {count} {nouns} whose container number is not one (4 letters and 7 "
+        f"digits); left out: {quoted}{more}."
+    )
+
+
+# What an upstream field of each type is called in a note.
+TYPE_WORDS = {
+    str: "text",
+    bool: "true/false",
+    int: "a number",
+    float: "a number",
+    list: "a list",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def wrong_types(item: dict[str, Any], expected: dict[str, tuple[type, ...]]) -> list[str]:
+    """The fields of an upstream answer whose value has another type than the contract's
+    (`type(None)` among them when null may stand for "none"; a missing field is not checked):
+    e.g. ["`success` is text, not true/false"]. Nothing of a wrong type is turned into text or
+    a flag: `bool("false")` is True."""
+    problems = []
+    for name, allowed in expected.items():
+        if name in item and type(item[name]) not in allowed:
+            wanted = " or ".join(TYPE_WORDS.get(kind, kind.__name__) for kind in allowed)
+            got = TYPE_WORDS.get(type(item[name]), type(item[name]).__name__)
+            problems.append(f"`{name}` is {got}, not {wanted}")
+    return problems
+
+
+TEXT_OR_NULL = (str, type(None))
+FLAG_OR_NULL = (bool, type(None))
+MILESTONE_FIELDS = {"milestone": TEXT_OR_NULL, "date": TEXT_OR_NULL, "status": TEXT_OR_NULL}
+
+
+def timeline_problems(timeline: Any) -> list[str]:
+    """What is wrong with the types of an upstream timeline (a list of {milestone, date,
+    status} of text), if anything."""
+    if timeline is None:
+        return []
+    if type(timeline) is not list:
+        return [f"`timeline` is {TYPE_WORDS.get(type(timeline), 'something else')}, not a list"]
+    for entry in timeline:
+        if type(entry) is not dict:
+            return ["a `timeline` entry is not an object"]
+        problems = wrong_types(entry, MILESTONE_FIELDS)
+        if problems:
+            return [f"a `timeline` entry's {problems[0]}"]
+    return []
+
+
+def unreadable(problems: list[str]) -> str:
+    """The readable reason an upstream answer was refused for its types."""
+    return f"E-Modal's answer could not be read ({'; '.join(problems)})."[:255]
+
+
 def cell(value: Any) -> str:
     """A sheet cell's value as text: "" for no value (blank, `N/A`, `N/A ****`); anything else
     as written, stripped (a fully masked `****` included: it stands for a hidden value)."""

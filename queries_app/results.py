@@ -28,17 +28,23 @@ def save_file(query: Query, kind: str, name: str, content: bytes, content_type: 
     return stored
 
 
-def container_rows(content: bytes) -> dict[str, dict[str, Any]]:
+def container_rows(
+    content: bytes, *, refused: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """The containers sheet's rows as ContainerRow field values, by container number (the
-    first row of a number counts). A file that cannot be read fails the query."""
-    width = ContainerRow._meta.get_field("container_number").max_length
+    first row of a number counts). A row whose number is not a container number is left out
+    and its cell, as written, added to `refused`. A file that cannot be read fails the query."""
     rows: dict[str, dict[str, Any]] = {}
     try:
         for raw in parsing.sheet_rows(io.BytesIO(content)):
             fields = parsing.container_fields(raw)
-            if fields["container_number"]:
-                # Keyed as stored (see insert_rows), so two rows can never collide there.
-                rows.setdefault(fields["container_number"][:width], fields)
+            if not fields["container_number"]:
+                continue
+            if not parsing.is_container_number(fields["container_number"]):
+                if refused is not None:
+                    refused.append(raw.get("Container #", ""))
+                continue
+            rows.setdefault(fields["container_number"], fields)
     except parsing.SheetError as exc:
         raise QueryFailed(f"The containers sheet cannot be read: {exc}.") from None
     return rows

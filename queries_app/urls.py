@@ -1,5 +1,7 @@
 from django.urls import path
 
+from emodal_portal import ids  # noqa: F401 - registers <id:…>
+
 from . import views
 
 app_name = "queries"
@@ -8,20 +10,20 @@ urlpatterns = [
     path("", views.query_list, name="list"),
     path("start/", views.query_start, name="start"),
     path("timezone/", views.set_timezone, name="set_timezone"),
-    path("<int:pk>/", views.query_detail, name="detail"),
-    path("<int:pk>/progress/", views.query_progress, name="progress"),
-    path("<int:pk>/cancel/", views.query_cancel, name="cancel"),
+    path("<id:pk>/", views.query_detail, name="detail"),
+    path("<id:pk>/progress/", views.query_progress, name="progress"),
+    path("<id:pk>/cancel/", views.query_cancel, name="cancel"),
     path(
-        "<int:pk>/export/containers.csv",
+        "<id:pk>/export/containers.csv",
         views.export_containers,
         {"fmt": "csv"},
         name="export_containers_csv",
     ),
     path(
-        "<int:pk>/export/containers.xlsx",
+        "<id:pk>/export/containers.xlsx",
         views.export_containers,
         {"fmt": "xlsx"},
         name="export_containers_xlsx",
     ),
-    path("<int:pk>/files/<int:file_id>/", views.query_file, name="file"),
+    path("<id:pk>/files/<id:file_id>/", views.query_file, name="file"),
 ]

@@ -3,8 +3,8 @@
 Prepares the database and demo logins, then starts the upstream simulator (unless the
 upstream is another server), the django-q2 task cluster, the delivery cluster (webhooks and
 alert e-mails, on a queue of their own: `delivery_cluster()`) and the web server. Ctrl-C or
-SIGTERM, at any moment, stops them all: each gets SIGTERM on its main process (signalling qcluster's whole
-process group can hang it), then SIGKILL on its group after a deadline.
+SIGTERM, at any moment, stops them all: each gets SIGTERM on its main process (signalling
+qcluster's whole process group can hang it), then SIGKILL on its group after a deadline.
 """
 
 from __future__ import annotations

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 import socket
 from collections.abc import Iterator
 from importlib import import_module
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
+from django.test import override_settings
 
 from emodal_sim import SimConfig, SimServer
 from queries_app.models import Terminal
@@ -53,6 +56,16 @@ def _no_outside_network() -> Iterator[None]:
     socket.socket.connect = _loopback_only  # type: ignore[method-assign]
     yield
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _api_counts_of_its_own() -> Iterator[None]:
+    """Each test counts API requests afresh: the counts live outside the database, and the ids
+    they are kept by come again in the next test (a rolled-back test gives its ids back).
+    (Not through the `settings` fixture: some tests have a parameter of that name.)"""
+    api = {**django_settings.CACHES["api"], "KEY_PREFIX": f"t{secrets.token_hex(6)}"}
+    with override_settings(CACHES={**django_settings.CACHES, "api": api}):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,8 @@ def wait_for_url(
         if found:
             url = found.group(1)
             try:
-                requests.get(f"{url}/healthz", timeout=5)
+                # Any answer means it serves; /healthz may take its upstream checks' time.
+                requests.get(f"{url}/healthz", timeout=30)
             except requests.RequestException:  # not answering yet (or too busy starting)
                 pass
             else:

@@ -107,6 +107,10 @@ class SimControl:
     def advance(self, username: str, steps: int = 1) -> None:
         self._post("data/advance", {"username": username, "steps": steps})
 
+    def add_rows(self, username: str, numbers: list[str]) -> None:
+        """Rows with these container numbers, written as given, in the account's sheet."""
+        self._post("data/rows", {"username": username, "numbers": numbers})
+
     def containers(self, username: str, generation: int | None = None) -> dict[str, Any]:
         """``{"containers": rows, "details": {number: {...}}, "generation": n, ...}``."""
         params: dict[str, Any] = {"username": username}

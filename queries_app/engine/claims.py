@@ -1,17 +1,23 @@
 """Claims: a runner holds a query for a step with a conditional UPDATE (one runner at a time;
-a dead runner's claim expires), gives it back, or hands it to the broker between steps."""
+a dead runner's claim expires, a live one's is renewed while its step runs), gives it back, or
+hands it to the broker between steps."""
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_q.tasks import async_task
+
+from sessions_app.services import drop_broken_connections
 
 from ..models import Query
 from .steps import DONE
@@ -28,8 +34,47 @@ def enqueue_step(*, query_id: int | None) -> None:
 
 
 def claim_seconds() -> float:
-    # django-q kills a task at its timeout; past that the claim is certainly stale.
-    return settings.Q_CLUSTER["timeout"] + 60
+    """How long a claim lasts unless renewed (`claim_kept` renews it while a step runs)."""
+    return settings.QUERY_CLAIM_SECONDS
+
+
+@contextmanager
+def claim_kept(query_id: int, token: str) -> Iterator[None]:
+    """Renew the claim on the query every quarter of its length while the block (a step) runs.
+
+    A step's upstream call can take minutes (a full containers scroll, a login), longer than
+    a claim should outlive a dead worker: the claim stays short, so that after a SIGKILL of
+    every cluster the sweep takes the query back within minutes, and a thread renews it while
+    its worker is alive. The renewals stop with the block, when the claim is no longer the
+    caller's (given back, or expired and taken), or with the process."""
+    stop = threading.Event()
+    renewer = threading.Thread(
+        target=_renew, args=(query_id, token, stop), name=f"claim-{query_id}", daemon=True
+    )
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
+def _renew(query_id: int, token: str, stop: threading.Event) -> None:
+    seconds = claim_seconds()
+    try:
+        while not stop.wait(seconds / 4):
+            try:
+                kept = Query.objects.filter(pk=query_id, claim_token=token).update(
+                    claim_expires_at=timezone.now() + timedelta(seconds=seconds)
+                )
+            except DatabaseError as exc:
+                # The next renewal tries again: three more before the claim lapses.
+                logger.warning("Query %s: claim not renewed this time: %s", query_id, exc)
+                drop_broken_connections()
+                continue
+            if not kept:
+                return
+    finally:
+        connections.close_all()  # this thread's own connection
 
 
 def _account_busy(token: str, now: datetime) -> Exists:

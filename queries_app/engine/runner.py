@@ -17,7 +17,7 @@ from sessions_app.upstream import UpstreamError
 from ..models import Query
 from ..registry import get_kind
 from ..signals import step_finished, step_started
-from .claims import claim, enqueue_step, give_back, load, release
+from .claims import claim, claim_kept, enqueue_step, give_back, load, release
 from .recording import commit, failed_for_now, finish, wait
 from .scheduler import candidates, claim_next, wait_for_a_retry
 from .steps import QueryFailed, StepContext
@@ -105,7 +105,8 @@ def run_claimed(
     """Run the claimed query's next step, telling `step_started` and `step_finished`."""
     step, kind, started = query.step, query.kind, time.monotonic()
     step_started.send_robust(sender=Query, query_id=query.pk, kind=kind, step=step)
-    result, kept = run_step(query, token, manager, chain=chain)
+    with claim_kept(query.pk, token):
+        result, kept = run_step(query, token, manager, chain=chain)
     outcome = ("done" if result.startswith("step ") or result == "succeeded" else result).replace(
         "will retry", "retry"
     )

@@ -30,7 +30,7 @@ class AvailabilityParams(NoParams):
 
 
 def containers(ctx: StepContext) -> Outcome:
-    rows, write = read_containers(ctx)
+    rows, write, note = read_containers(ctx)
     candidates = [
         {
             "container": number,
@@ -48,6 +48,7 @@ def containers(ctx: StepContext) -> Outcome:
         progress_done=0,
         progress_total=len(candidates),
         state={"candidates": candidates},
+        note=note,
     )
 
 
@@ -56,7 +57,7 @@ def bulk_info(ctx: StepContext) -> Outcome:
     candidates = query.state["candidates"]
     imports = [c["container"] for c in candidates if c["trade_type"] != "EXPORT"]
     exports = [c["container"] for c in candidates if c["trade_type"] == "EXPORT"]
-    infos, write = read_bulk_info(ctx, imports, exports)
+    infos, write, note = read_bulk_info(ctx, imports, exports)
     by_number = {info.container_number: info for info in infos}
     checks = [plan_check(c, by_number.get(c["container"])) for c in candidates]
     return Outcome(
@@ -65,6 +66,7 @@ def bulk_info(ctx: StepContext) -> Outcome:
         progress_done=0,
         progress_total=len(checks),
         state={**query.state, "checks": checks},
+        note=note,
     )
 
 

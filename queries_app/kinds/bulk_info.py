@@ -45,69 +45,95 @@ class BulkInfoParams(KindParams):
         return {name: self.cleaned_data[name] for name in self.fields}
 
 
-def infos_from_bulk(query: Query, body: dict[str, Any]) -> list[ContainerInfo]:
+# The contract's types of a `get_info_bulk` entry (the fields the portal reads).
+ENTRY_TYPES = {
+    "success": (bool,),
+    "error": parsing.TEXT_OR_NULL,
+    "pregate_status": parsing.FLAG_OR_NULL,
+    "pregate_details": parsing.TEXT_OR_NULL,
+    "booking_number": parsing.TEXT_OR_NULL,
+}
+
+
+def infos_from_bulk(query: Query, body: dict[str, Any]) -> tuple[list[ContainerInfo], str]:
     """The per-container results of a `get_info_bulk` answer, one row per container (the first
-    counts, should the upstream repeat one); failures keep their reason."""
-    results = body.get("results") or {}
+    counts, should the upstream repeat one); failures keep their reason. An entry naming no
+    container number is left out, and one whose fields have the wrong types is stored as a
+    failure saying so: both are told in the note (the second part)."""
+    results = body.get("results")
+    results = results if type(results) is dict else {}
     seen: set[str] = set()
-
-    def first(item: Any) -> bool:
-        if not isinstance(item, dict):
-            return False
-        number = parsing.normalise_container_number(str(item.get("container_id") or ""))
-        if not number or number in seen:
-            return False
-        seen.add(number)
-        return True
-
-    def info(item: dict[str, Any], trade_type: str, **fields: Any) -> ContainerInfo:
-        return ContainerInfo(
-            query=query,
-            container_number=parsing.normalise_container_number(item.get("container_id", "")),
-            trade_type=trade_type,
-            success=bool(item.get("success")),
-            error=str(item.get("error") or "")[:255],
-            **fields,
-        )
-
+    refused: list[Any] = []
+    unread: list[str] = []
     infos = []
-    for item in filter(first, results.get("import_results") or []):
-        timeline = item.get("timeline") or []
-        pregate = item.get("pregate_status")
-        infos.append(
-            info(
-                item,
-                "IMPORT",
-                passed_pregate=pregate if isinstance(pregate, bool) else None,
-                pregate_details=str(item.get("pregate_details") or "")[:255],
-                milestones=timeline,
-                **parsing.milestone_dates(timeline),
-            )
+    for trade_type, key in (("IMPORT", "import_results"), ("EXPORT", "export_results")):
+        entries = results.get(key)
+        for item in entries if type(entries) is list else []:
+            if type(item) is not dict:
+                refused.append(item)
+                continue
+            number = parsing.upstream_container_number(item.get("container_id"))
+            if number is None:
+                refused.append(item.get("container_id"))
+                continue
+            if number in seen:
+                continue
+            seen.add(number)
+            infos.append(entry_info(query, number, trade_type, item, unread))
+    notes = [parsing.refused_numbers_note("E-Modal's bulk answer", refused, noun="entry")]
+    if unread:
+        notes.append(
+            f"E-Modal's bulk answer for {', '.join(unread[:5])}"
+            f"{f' and {len(unread) - 5} more' if len(unread) > 5 else ''} could not be read "
+            "(fields of the wrong type): recorded as failed."
         )
-    for item in filter(first, results.get("export_results") or []):
-        booking = parsing.cell(item.get("booking_number"))[:40]
-        infos.append(info(item, "EXPORT", booking_number=booking))
-    return infos
+    return infos, " ".join(filter(None, notes))
+
+
+def entry_info(
+    query: Query, number: str, trade_type: str, item: dict[str, Any], unread: list[str]
+) -> ContainerInfo:
+    """One entry's row; an entry whose fields have the wrong types is a failure saying so."""
+    timeline = item.get("timeline")
+    problems = parsing.wrong_types(item, ENTRY_TYPES)
+    if trade_type == "IMPORT":
+        problems += parsing.timeline_problems(timeline)
+    row = ContainerInfo(query=query, container_number=number, trade_type=trade_type)
+    if problems:
+        unread.append(number)
+        row.success, row.error = False, parsing.unreadable(problems)
+        return row
+    row.success = item.get("success") is True
+    row.error = (item.get("error") or "")[:255]
+    if trade_type == "IMPORT":
+        row.passed_pregate = item.get("pregate_status")
+        row.pregate_details = (item.get("pregate_details") or "")[:255]
+        row.milestones = timeline or []
+        for name, value in parsing.milestone_dates(row.milestones).items():
+            setattr(row, name, value)
+    else:
+        row.booking_number = parsing.cell(item.get("booking_number"))[:40]
+    return row
 
 
 def read_bulk_info(
     ctx: StepContext, imports: list[str], exports: list[str]
-) -> tuple[list[ContainerInfo], Any]:
+) -> tuple[list[ContainerInfo], Any, str]:
     body = ctx.call(
         lambda api, sid: api.get_info_bulk(
             sid, import_containers=imports, export_containers=exports
         )
     )
-    infos = infos_from_bulk(ctx.query, body)
-    return infos, write_infos(ctx.query, infos)
+    infos, note = infos_from_bulk(ctx.query, body)
+    return infos, write_infos(ctx.query, infos), note
 
 
 def bulk_info(ctx: StepContext) -> Outcome:
     params = ctx.query.params
-    _, write = read_bulk_info(
+    _, write, note = read_bulk_info(
         ctx, params.get("import_containers", []), params.get("export_containers", [])
     )
-    return Outcome(next_step=DONE, write=write, progress_done=1, progress_total=1)
+    return Outcome(next_step=DONE, write=write, progress_done=1, progress_total=1, note=note)
 
 
 def work_left(query: Query) -> int:

@@ -25,6 +25,13 @@ logger = logging.getLogger(__name__)
 
 # Upstream seconds of a check, in proportion to the other steps (only proportions matter).
 CHECK_SECONDS = 35
+# The contract's types of the answer's fields the portal reads.
+ANSWER_TYPES = {
+    "available_times": (list, type(None)),
+    "calendar_found": parsing.FLAG_OR_NULL,
+    "dropdown_screenshot_url": parsing.TEXT_OR_NULL,
+    "calendar_screenshot_url": parsing.TEXT_OR_NULL,
+}
 
 
 @dataclass(frozen=True)
@@ -90,8 +97,8 @@ def not_sent(query: Query, item: dict[str, Any], reason: str) -> AppointmentChec
     )
 
 
-def moved_on(checks: Checks, done: int, write: Callable[[], None]) -> Outcome:
-    return Outcome(checks.after(done), write, progress_done=done)
+def moved_on(checks: Checks, done: int, write: Callable[[], None], note: str = "") -> Outcome:
+    return Outcome(checks.after(done), write, progress_done=done, note=note)
 
 
 def stop_checks(query: Query, checks: Checks, index: int, reason: str) -> Outcome:
@@ -170,6 +177,15 @@ def check(ctx: StepContext, checks: Checks) -> Outcome:
         body = ctx.call(lambda api, sid: api.check_appointments(sid, **fields))
     except UpstreamRejected as exc:
         return refused(query, checks, account, row, exc)
+    problems = answer_problems(body)
+    if problems:
+        # Nothing of it is read: a flag written as text would say "available" (fail closed).
+        if checks.single:
+            raise QueryFailed(f"Appointment check: {parsing.unreadable(problems)}")
+        row.success, row.error = False, parsing.unreadable(problems)
+        row.outcome = AppointmentCheck.Outcome.FAILED
+        note = f"Container {item['container']}: {row.error}"
+        return moved_on(checks, done, write_checks(query, [row]), note=note)
     if item["container_type"] == "import":
         texts, slots = parsing.available_slots(body.get("available_times") or [])
         row.slot_texts = texts
@@ -189,6 +205,15 @@ def check(ctx: StepContext, checks: Checks) -> Outcome:
         except UpstreamError as exc:
             logger.warning("Query %s: screenshot not kept: %s", query.pk, exc.readable())
     return moved_on(checks, done, write_checks(query, [row], screenshot))
+
+
+def answer_problems(body: dict[str, Any]) -> list[str]:
+    """What is wrong with the types of a check's answer, if anything."""
+    problems = parsing.wrong_types(body, ANSWER_TYPES)
+    times = body.get("available_times")
+    if type(times) is list and any(type(text) is not str for text in times):
+        problems.append("an `available_times` entry is not text")
+    return problems
 
 
 def refused(

@@ -7,6 +7,7 @@ from typing import Any
 
 from sessions_app.upstream import UpstreamRejected
 
+from .. import parsing
 from ..changes import detect_changes
 from ..engine.steps import Outcome, QueryFailed, StepContext
 from ..registry import QueryKind, Step, register
@@ -17,15 +18,17 @@ from .params import NoParams
 SHEET_SECONDS = 165
 
 
-def read_containers(ctx: StepContext) -> tuple[dict[str, dict[str, Any]], Any]:
-    """The account's containers, as ContainerRow values by number, and a write that stores
-    them with the sheet and records the terminal codes it names."""
+def read_containers(ctx: StepContext) -> tuple[dict[str, dict[str, Any]], Any, str]:
+    """The account's containers, as ContainerRow values by number; a write that stores them
+    with the sheet and records the terminal codes it names; and the run's note on the rows
+    left out (a container number that is not one), if any."""
     try:
         meta = ctx.call(lambda api, sid: api.get_containers(sid))
     except UpstreamRejected as exc:
         raise QueryFailed(f"E-Modal gave no containers sheet: {exc.readable()}") from None
     content = ctx.download(meta["file_url"])
-    rows = container_rows(content)
+    refused: list[str] = []
+    rows = container_rows(content, refused=refused)
     codes = terminal_codes(rows)
     query = ctx.query
 
@@ -33,12 +36,12 @@ def read_containers(ctx: StepContext) -> tuple[dict[str, dict[str, Any]], Any]:
         store_container_rows(query, rows, content)
         note_terminal_codes(codes)
 
-    return rows, write
+    return rows, write, parsing.refused_numbers_note("The containers sheet", refused)
 
 
 def containers(ctx: StepContext) -> Outcome:
-    _, write = read_containers(ctx)
-    return Outcome(next_step="changes", write=write, progress_done=1, progress_total=1)
+    _, write, note = read_containers(ctx)
+    return Outcome(next_step="changes", write=write, progress_done=1, progress_total=1, note=note)
 
 
 CHANGES_STEP = Step(detect_changes, "Comparing with the previous run")

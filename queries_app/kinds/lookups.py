@@ -9,7 +9,7 @@ from sessions_app.upstream import EModalClient, UpstreamRejected
 
 from .. import parsing
 from ..engine.steps import DONE, Outcome, QueryFailed, StepContext
-from ..models import ContainerInfo
+from ..models import ContainerInfo, Query
 from ..registry import QueryKind, Step, register
 from ..results import write_infos
 from .params import ContainerNumberField, KindParams
@@ -33,31 +33,60 @@ def look_up(ctx: StepContext, operation: Callable[..., dict[str, Any]]) -> tuple
     return number, body
 
 
+def unread(query: Query, number: str, problems: list[str]) -> Outcome:
+    """An answer whose fields have the wrong types: the container's row says so (nothing of
+    it is stored), and so does the run."""
+    info = ContainerInfo(
+        query=query, container_number=number, success=False, error=parsing.unreadable(problems)
+    )
+    return Outcome(
+        DONE,
+        write_infos(query, [info]),
+        progress_done=1,
+        progress_total=1,
+        note=f"Container {number}: {info.error}",
+    )
+
+
 def timeline(ctx: StepContext) -> Outcome:
-    query = ctx.query
     number, body = look_up(ctx, EModalClient.get_container_timeline)
-    items = body.get("timeline") or []
-    passed = body.get("passed_pregate")
+    return timeline_outcome(ctx.query, number, body)
+
+
+def timeline_outcome(query: Query, number: str, body: dict[str, Any]) -> Outcome:
+    items = body.get("timeline")
+    problems = parsing.wrong_types(body, {"passed_pregate": parsing.FLAG_OR_NULL})
+    problems += parsing.timeline_problems(items)
+    if problems:
+        return unread(query, number, problems)
     info = ContainerInfo(
         query=query,
         container_number=number,
-        passed_pregate=passed if isinstance(passed, bool) else None,
-        milestones=items,
-        **parsing.milestone_dates(items),
+        passed_pregate=body.get("passed_pregate"),
+        milestones=items or [],
+        **parsing.milestone_dates(items or []),
     )
     return Outcome(DONE, write_infos(query, [info]), progress_done=1, progress_total=1)
 
 
 def booking_number(ctx: StepContext) -> Outcome:
-    query = ctx.query
     number, body = look_up(ctx, EModalClient.get_booking_number)
+    return booking_outcome(ctx.query, number, body)
+
+
+def booking_outcome(query: Query, number: str, body: dict[str, Any]) -> Outcome:
+    problems = parsing.wrong_types(
+        body, {"booking_number": parsing.TEXT_OR_NULL, "message": parsing.TEXT_OR_NULL}
+    )
+    if problems:
+        return unread(query, number, problems)
     booking = parsing.cell(body.get("booking_number"))
     info = ContainerInfo(
         query=query,
         container_number=number,
         booking_number=booking[:40],
         success=bool(booking),
-        error="" if booking else str(body.get("message") or "No booking number for it.")[:255],
+        error="" if booking else (body.get("message") or "No booking number for it.")[:255],
     )
     return Outcome(DONE, write_infos(query, [info]), progress_done=1, progress_total=1)
 

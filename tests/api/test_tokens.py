@@ -120,7 +120,7 @@ def test_the_webhook_sweep_is_scheduled_and_drops_what_is_no_longer_needed(
 ) -> None:
     from django_q.models import Schedule
 
-    from api_app.models import RequestCount, WebhookDelivery
+    from api_app.models import WebhookDelivery
     from api_app.tasks import sweep_webhooks
     from api_app.webhooks.endpoints import create_endpoint
     from queries_app.checks import check_stored_schedules
@@ -133,15 +133,7 @@ def test_the_webhook_sweep_is_scheduled_and_drops_what_is_no_longer_needed(
     )
     assert schedule.func in settings.SCHEDULED_TASK_FUNCS and check_stored_schedules() == []
 
-    from .conftest import token_for
-
-    token = ApiToken.objects.get(
-        key_hash=hashlib.sha256(token_for(alice.user).encode()).hexdigest()
-    )
     now = timezone.now()
-    window = int(now.timestamp() // settings.API_RATE_WINDOW_SECONDS)
-    for number in (window - 5, window - 1, window):
-        RequestCount.objects.create(token=token, window_number=number, requests=3)
     endpoint, _ = create_endpoint(
         user=alice.user, url="https://tms.example.com/h", events=["query.finished"]
     )
@@ -157,11 +149,7 @@ def test_the_webhook_sweep_is_scheduled_and_drops_what_is_no_longer_needed(
             next_attempt_at=now + timedelta(hours=1) if status == "pending" else None,
         )
     report = sweep_webhooks(now=now)
-    assert report == {"enqueued": 0, "request_counts_deleted": 1, "deliveries_deleted": 1}
-    assert sorted(RequestCount.objects.values_list("window_number", flat=True)) == [
-        window - 1,
-        window,
-    ]
+    assert report == {"enqueued": 0, "deliveries_deleted": 1}
     assert sorted(WebhookDelivery.objects.values_list("event_id", flat=True)) == [
         "new",
         "old-pending",

@@ -144,8 +144,9 @@ def test_a_run_that_can_no_longer_start_says_why_and_stays_armed(alice: Account)
     [
         # Later the same day, local.
         ([4], ["06:00", "18:00"], "America/Los_Angeles", FRIDAY_NOON, "2030-03-09T02:00"),
-        # The local time the clock skips (02:30 on 10 March in New York) falls an hour later.
-        ([6], ["02:30"], "America/New_York", FRIDAY_NOON, "2030-03-10T07:30"),
+        # The local time the clock skips (02:30 on 10 March in New York) comes at the first
+        # minute after the jump: 03:00 EDT.
+        ([6], ["02:30"], "America/New_York", FRIDAY_NOON, "2030-03-10T07:00"),
         # After the last time of the only day: a week later.
         ([4], ["06:00"], "UTC", FRIDAY_NOON, "2030-03-15T06:00"),
         # Autumn: 01:30 happens twice in New York on 3 November 2030; the first one counts.
