@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "sessions_app",
+    "outbox",
     "queries_app",
     "ops_app",
     "containers_app",
@@ -125,6 +126,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served by the portal (no CDN)
     "api_app",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -271,6 +273,7 @@ SCHEDULED_TASK_FUNCS = [
     "containers_app.tasks.send_due_alerts",
     "containers_app.tasks.record_due_dates",
     "api_app.tasks.sweep_webhooks",
+    "notifications.tasks.sweep",
 ]
 SCHEDULED_TASK_HOOKS: list[str] = []
 
@@ -475,7 +478,7 @@ SPECTACULAR_SETTINGS = {
     # No badge from the online validator (another site: refused by the CSP anyway).
     "SWAGGER_UI_SETTINGS": {"validatorUrl": None, "deepLinking": True},
     "ENUM_NAME_OVERRIDES": {
-        "EventTypeEnum": "queries_app.events.EventType",
+        "EventTypeEnum": "outbox.vocabulary.EventType",
         "QueryStatusEnum": "queries_app.models.Query.Status",
         "ContainerChangeEnum": "queries_app.models.ContainerChange.Change",
         "DeliveryStatusEnum": "api_app.models.WebhookDelivery.Status",
