@@ -67,8 +67,10 @@ class CheckInline(ReadOnlyInline):
         "terminal",
         "outcome",
         "error",
+        "note",
         "slot_count",
         "earliest_slot",
+        "unreadable_times",
     ]
 
 
@@ -81,6 +83,7 @@ class InfoInline(ReadOnlyInline):
         "error",
         "passed_pregate",
         "booking_number",
+        "unknown_milestones",
     ]
 
 
