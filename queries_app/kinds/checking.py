@@ -20,6 +20,7 @@ from .. import parsing
 from ..engine.steps import Outcome, QueryFailed, StepContext
 from ..models import AppointmentCheck, Query, QueryFile, Terminal
 from ..results import save_file
+from .names import ambiguous, keep_listed_options
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +168,8 @@ def check(ctx: StepContext, checks: Checks) -> Outcome:
             raise QueryFailed(f"Not checked: {account.appointment_error}")
         return stop_checks(query, checks, checks.index, account.appointment_error)
     name, reason = unsendable(item)
+    if name is not None and (reason := ambiguous(account, name)):
+        name = None
     if name is None:
         if checks.single:
             raise QueryFailed(reason)
@@ -225,6 +228,7 @@ def refused(
 ) -> Outcome:
     """The page refused the check. A refused account field stops the query's other checks
     (each would fail alike) and flags the account for staff; anything else fails this one."""
+    keep_listed_options(account, exc)
     field = refused_account_field(exc)
     reason = ""
     if field is not None:
