@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import format_html_join
 from django.utils.timesince import timesince
 from django.utils.translation import ngettext
 
@@ -82,11 +83,11 @@ class AccountAdmin(admin.ModelAdmin):
     form = AccountForm
     list_display = [
         "user",
+        "credential_state_display",
         "session_state_display",
         "session_age",
         "session_last_used_at",
         "session_uses",
-        "credential_state_display",
         "captcha_solves_24h",
         "upstream_url",
         "trucking_company",
@@ -160,12 +161,19 @@ class AccountAdmin(admin.ModelAdmin):
 
     @admin.display(description="credentials", ordering="credential_state")
     def credential_state_display(self, account: Account) -> str:
-        text = account.get_credential_state_display()
+        """The state in full (the stored reason and since when): it wraps, never cut off."""
+        lines = [account.get_credential_state_display()]
         if account.logins_blocked:
-            text = f"{text}: {account.credential_error}"
+            since = account.logins_stopped_at
+            when = f" (since {timezone.localtime(since):%Y-%m-%d %H:%M %Z})" if since else ""
+            lines[0] = f"{lines[0]}{when}: {account.credential_error}"
         if account.appointment_error:
-            text = f"{text}. Appointment checks stopped: {account.appointment_error}"
-        return text
+            since = account.appointment_error_at
+            when = f" (since {timezone.localtime(since):%Y-%m-%d %H:%M %Z})" if since else ""
+            lines.append(f"Appointment checks stopped{when}: {account.appointment_error}")
+        return format_html_join(
+            "", '<span class="credentials-state">{}</span>', ((line,) for line in lines)
+        )
 
     @admin.display(description="captcha solves (24 h)", ordering="solves_24h")
     def captcha_solves_24h(self, account: Account) -> str:
