@@ -104,7 +104,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.apps.PortalAdminConfig",  # Django's admin, the portal's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -504,6 +504,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="E-Modal Portal <aler
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # The portal's address as people reach it: the links in alert e-mails.
 PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000")
+# Who can fix an account whose updates stopped (new credentials, a captcha key, a refused field),
+# as dispatchers read it on the board's banner and in alert e-mails.
+PORTAL_STAFF_CONTACT = env.str("PORTAL_STAFF_CONTACT", default="") or "your portal administrator"
 # An alert whose sending failed for a passing reason (server unreachable, 4xx) is tried again
 # after this back-off (doubling, capped), at most ALERT_MAX_ATTEMPTS times in all.
 ALERT_RETRY_BASE_SECONDS = env.float("ALERT_RETRY_BASE_SECONDS", default=60)
