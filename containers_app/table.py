@@ -52,6 +52,8 @@ def pregate_text(row: Container) -> str:
         return "Ticket" if set(row.pregate_ticket) == {"*"} else f"Ticket {row.pregate_ticket}"
     if row.passed_pregate is False:
         return "Not yet"
+    if row.trade_type == "IMPORT" and row.details_seen_at is not None:
+        return "Unknown"  # details were read, and E-Modal's page did not say
     return ""
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from django.contrib import admin, messages
@@ -14,6 +15,7 @@ from django.utils.translation import ngettext
 
 from sessions_app.admin import AccountAdmin, log_action
 from sessions_app.models import Account
+from sessions_app.services.options import TERMINAL, collision, options_for, warnings_against
 
 from . import schedule_admin  # noqa: F401  (locks down django-q2's schedule admin)
 from .models import (
@@ -65,8 +67,10 @@ class CheckInline(ReadOnlyInline):
         "terminal",
         "outcome",
         "error",
+        "note",
         "slot_count",
         "earliest_slot",
+        "unreadable_times",
     ]
 
 
@@ -79,6 +83,7 @@ class InfoInline(ReadOnlyInline):
         "error",
         "passed_pregate",
         "booking_number",
+        "unknown_milestones",
     ]
 
 
@@ -201,22 +206,66 @@ class NeedsNameFilter(admin.SimpleListFilter):
         return queryset
 
 
+# The Terminal options E-Modal has listed, read once per changelist page.
+LISTED_TERMINALS: ContextVar[list[str] | None] = ContextVar("listed_terminals", default=None)
+
+
 @admin.register(Terminal)
 class TerminalAdmin(admin.ModelAdmin):
     """Terminal codes as sheets write them, and the names the appointment page offers. A code
     a sheet named for the first time is added here with no name: until it has one, checks at
     that terminal are not sent."""
 
-    list_display = ["code", "name", "active", "first_seen_at", "last_seen_at"]
+    list_display = ["code", "name", "name_warnings", "active", "first_seen_at", "last_seen_at"]
     list_editable = ["name", "active"]
     list_filter = [NeedsNameFilter, "active"]
     search_fields = ["code", "name"]
-    readonly_fields = ["first_seen_at", "last_seen_at", "created_at", "updated_at"]
+    readonly_fields = [
+        "name_warnings",
+        "first_seen_at",
+        "last_seen_at",
+        "created_at",
+        "updated_at",
+    ]
     ordering = ["code"]
 
+    @admin.display(description="compared with E-Modal's list")
+    def name_warnings(self, terminal: Terminal) -> str:
+        options = LISTED_TERMINALS.get()
+        if options is None:
+            options = options_for(TERMINAL)
+        return " ".join(warnings_against(TERMINAL, terminal.name, options)) or "—"
+
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        # The listed options are read once for the whole page, not once per row.
+        options = options_for(TERMINAL)
+        token = LISTED_TERMINALS.set(options)
+        try:
+            self.warn_of_names(request, options)
+            return super().changelist_view(request, extra_context)
+        finally:
+            LISTED_TERMINALS.reset(token)
+
+    def warn_of_names(self, request: HttpRequest, options: list[str]) -> None:
+        if request.method != "GET":
+            return
+        ambiguous = [
+            (terminal.code, terminal.name, other)
+            for terminal in Terminal.objects.filter(active=True).exclude(name="")
+            if (other := collision(terminal.name, options))
+        ]
+        if ambiguous:
+            named = "; ".join(
+                f"{code} (“{name}” would select “{other}”)" for code, name, other in ambiguous
+            )
+            self.message_user(
+                request,
+                f"Names that are part of another terminal E-Modal lists: {named}. Checks "
+                "with them are not sent until the name is the option's full text.",
+                messages.WARNING,
+            )
         unnamed = Terminal.objects.unnamed().filter(active=True).count()
-        if unnamed and request.method == "GET":
+        if unnamed:
             self.message_user(
                 request,
                 ngettext(
@@ -229,7 +278,6 @@ class TerminalAdmin(admin.ModelAdmin):
                 % {"n": unnamed},
                 messages.WARNING,
             )
-        return super().changelist_view(request, extra_context)
 
 
 def _start_for_accounts(

@@ -11,18 +11,21 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import format_html_join
 from django.utils.timesince import timesince
 from django.utils.translation import ngettext
 
 from . import tasks
 from .forms import AccountForm
-from .models import Account, SessionEvent
+from .models import Account, ListedOption, SessionEvent
 from .services import (
     BUDGET_WINDOW,
     allow_logins,
     drop_session_locally,
+    name_warnings,
     update_account_credentials,
 )
+from .services.options import TRUCKING
 
 
 class SessionStateFilter(admin.SimpleListFilter):
@@ -100,7 +103,7 @@ class AccountAdmin(admin.ModelAdmin):
     ]
     list_select_related = ["user"]
     search_fields = ["user__username", "user__email", "trucking_company", "truck_plate"]
-    readonly_fields = [*STATE_FIELDS, "appointment_error"]
+    readonly_fields = [*STATE_FIELDS, "appointment_error", "trucking_company_warnings"]
     fieldsets = [
         (None, {"fields": ["user", "upstream_url"]}),
         (
@@ -110,7 +113,13 @@ class AccountAdmin(admin.ModelAdmin):
         (
             "Appointment checks",
             {
-                "fields": ["trucking_company", "truck_plate", "own_chassis", "appointment_error"],
+                "fields": [
+                    "trucking_company",
+                    "trucking_company_warnings",
+                    "truck_plate",
+                    "own_chassis",
+                    "appointment_error",
+                ],
                 "description": "The trucking company is sent exactly as written here: it must "
                 "match its name in E-Modal's appointment page (e.g. K &amp; R TRANSPORTATION "
                 "LLC).",
@@ -167,6 +176,17 @@ class AccountAdmin(admin.ModelAdmin):
             text = f"{text}. Appointment checks stopped: {account.appointment_error}"
         return text
 
+    @admin.display(description="compared with E-Modal's list")
+    def trucking_company_warnings(self, account: Account) -> str:
+        if account.pk is None or not account.trucking_company:
+            return "—"
+        warnings = name_warnings(TRUCKING, account.trucking_company, account_id=account.pk)
+        if not warnings:
+            return "No warning."
+        return format_html_join(
+            "", '<p class="errornote">{}</p>', ((warning,) for warning in warnings)
+        )
+
     @admin.display(description="captcha solves (24 h)", ordering="solves_24h")
     def captcha_solves_24h(self, account: Account) -> str:
         per_account = settings.EMODAL_CAPTCHA_BUDGET_PER_ACCOUNT_HOUR
@@ -194,6 +214,8 @@ class AccountAdmin(admin.ModelAdmin):
             drop_session_locally(account=obj)
             changed.append("upstream_url")
         obj.save()
+        for warning in name_warnings(TRUCKING, obj.trucking_company, account_id=obj.pk):
+            messages.warning(request, f"Trucking company: {warning}")
         if changed and change:
             messages.info(
                 request,
@@ -333,4 +355,21 @@ class SessionEventAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ListedOption)
+class ListedOptionAdmin(admin.ModelAdmin):
+    """What E-Modal's appointment page has listed, read from its own failures: kept by the
+    portal, deleted by staff when stale, never edited."""
+
+    list_display = ["label", "text", "account", "first_seen_at", "last_seen_at"]
+    list_filter = ["label"]
+    list_select_related = ["account__user"]
+    search_fields = ["text", "account__user__username"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

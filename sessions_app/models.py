@@ -249,3 +249,40 @@ class UpstreamBreaker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.server}: {self.get_state_display()}"
+
+
+class ListedOption(models.Model):
+    """An option E-Modal's appointment page listed in one of its dropdowns (`Trucking`,
+    `Terminal`, `Move`), as read from an `Option 'X' not found in <Label>. Available options:
+    …` failure. The page picks a value by its exact text, then silently by the first option
+    that *contains* it: names staff enter are compared with these to catch a name that would
+    select another option (`ITS` → `ITS Long Beach`). Only the first ten options of a list are
+    ever shown, so a name missing here is not known to be wrong."""
+
+    # The account whose page listed it (a trucking company list is the account's own); null
+    # for options recorded without one.
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, null=True, blank=True, related_name="listed_options"
+    )
+    label = models.CharField(max_length=40)
+    text = models.CharField(max_length=200)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["label", "text"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "label", "text"],
+                condition=Q(account__isnull=False),
+                name="listedoption_unique_per_account",
+            ),
+            models.UniqueConstraint(
+                fields=["label", "text"],
+                condition=Q(account__isnull=True),
+                name="listedoption_unique_without_account",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.text}"
