@@ -317,8 +317,10 @@ class AppointmentCheck(models.Model):
         if self.calendar_found is not None and self.outcome in (
             self.Outcome.AVAILABLE,
             self.Outcome.NONE,
+            self.Outcome.UNKNOWN,
         ):
-            return "Calendar found" if self.calendar_found else "No calendar found"
+            # Not finding the calendar is an automation miss, not "no availability".
+            return "Calendar found" if self.calendar_found else "Calendar not found (unknown)"
         return self.get_outcome_display()
 
 

@@ -21,7 +21,7 @@ from containers_app.models import Container, Tariff
 from containers_app.selectors import board_summary
 from containers_app.verdict import NEEDS_PICKUP, Pickup, left_terminal, pickup_verdict
 from emodal_sim import data as simdata
-from queries_app.models import Terminal
+from queries_app.models import AppointmentCheck, Terminal
 from sessions_app.models import Account
 
 from ..api.conftest import api_client
@@ -329,3 +329,12 @@ def test_every_needs_pickup_verdict_is_a_pickup_word() -> None:
         "export",
         "unknown",
     }
+
+
+def test_an_export_check_says_what_it_saw() -> None:
+    found = AppointmentCheck(trade_type="EXPORT", calendar_found=True, outcome="available")
+    missed = AppointmentCheck(trade_type="EXPORT", calendar_found=False, outcome="unknown")
+    slots = AppointmentCheck(trade_type="IMPORT", slot_count=2, outcome="available")
+    assert found.outcome_text() == "Calendar found"
+    assert missed.outcome_text() == "Calendar not found (unknown)"
+    assert slots.outcome_text() == "Slots available"
