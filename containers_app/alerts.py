@@ -33,6 +33,7 @@ from queries_app.events import EventType
 from queries_app.models import Query
 from queries_app.parsing import is_container_number
 
+from .health import account_health
 from .models import (
     ACCOUNT_EVENT_TYPES,
     VIEW_CONTAINERS,
@@ -232,6 +233,8 @@ def message_context(alert: Alert) -> dict[str, Any]:
         if alert.query_id and owner
         else "",
         "zone": zone,
+        # The account's updates stopped: said first, to the account's own person.
+        "health": account_health(alert.account_id) if owner else None,
     }
 
 

@@ -255,6 +255,9 @@ DEFAULT_ALERT_EVENTS = [
     EventType.LFD_DUE.value,
     EventType.HOLDS_RELEASED.value,
     EventType.SLOT_APPEARED.value,
+    # A dead account must not look healthy: its person hears of it unless they opt out.
+    EventType.QUERY_FAILED.value,
+    EventType.CREDENTIALS_REJECTED.value,
 ]
 ACCOUNT_EVENT_TYPES = {EventType.QUERY_FAILED.value, EventType.CREDENTIALS_REJECTED.value}
 
@@ -262,7 +265,7 @@ ACCOUNT_EVENT_TYPES = {EventType.QUERY_FAILED.value, EventType.CREDENTIALS_REJEC
 class AlertPreference(models.Model):
     """What a person wants to hear about, and how. A person without a row has the defaults:
     e-mail (when they have an address) on LFD set or changed, LFD within 2 days, holds
-    released and slot appeared, for all their containers."""
+    released, slot appeared, a failed run and credentials rejected, for all their containers."""
 
     class Channel(models.TextChoices):
         EMAIL = "email", "E-mail"

@@ -30,6 +30,7 @@ from queries_app.views import in_user_zone, next_or, user_zone
 from . import recurring
 from .alerts import preferences_for
 from .forms import AlertPreferenceForm, BoardFilterForm, RecurringRunForm
+from .health import stopped_accounts
 from .models import Alert, Container, RecurringRun, Watch
 from .money import Tariffs
 from .selectors import (
@@ -132,6 +133,11 @@ def _board_context(
         "money": money_at_risk(
             visible_containers(request.user), table.tariffs or Tariffs.load(), today=table.today
         ),
+        # A dispatcher's own account is loaded already; staff who see all: those stopped.
+        "account_health": stopped_accounts(
+            visible_accounts(request.user).needing_a_person() if sees_all(request.user) else own
+        ),
+        "show_account_names": sees_all(request.user),
         "today": table.today,
         "show_unknown": sees_all(request.user),
         "has_account": bool(own) or sees_all(request.user),

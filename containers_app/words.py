@@ -9,6 +9,7 @@ from typing import Any
 from django.utils import timezone
 
 from queries_app.events import EventType
+from sessions_app.services.accounts import stop_words
 
 from .money import money_words
 from .verdict import Pickup
@@ -155,5 +156,6 @@ def describe_event(kind: str, data: dict[str, Any], *, zone: tzinfo | None = Non
     if kind == EventType.QUERY_FAILED:
         return f"a {data.get('kind', '')} query failed: {data.get('error', '')}".strip()
     if kind == EventType.CREDENTIALS_REJECTED:
-        return f"E-Modal rejected the account's credentials: {data.get('reason', '')}".strip()
+        words = stop_words(data.get("state", "rejected"), data.get("reason", ""))
+        return f"{words}; no login is tried until someone acts"
     return EventType(kind).label if kind in EventType.values else kind

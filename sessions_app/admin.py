@@ -85,11 +85,11 @@ class AccountAdmin(admin.ModelAdmin):
     form = AccountForm
     list_display = [
         "user",
+        "credential_state_display",
         "session_state_display",
         "session_age",
         "session_last_used_at",
         "session_uses",
-        "credential_state_display",
         "captcha_solves_24h",
         "upstream_url",
         "trucking_company",
@@ -169,12 +169,19 @@ class AccountAdmin(admin.ModelAdmin):
 
     @admin.display(description="credentials", ordering="credential_state")
     def credential_state_display(self, account: Account) -> str:
-        text = account.get_credential_state_display()
+        """The state in full (the stored reason and since when): it wraps, never cut off."""
+        lines = [account.get_credential_state_display()]
         if account.logins_blocked:
-            text = f"{text}: {account.credential_error}"
+            since = account.logins_stopped_at
+            when = f" (since {timezone.localtime(since):%Y-%m-%d %H:%M %Z})" if since else ""
+            lines[0] = f"{lines[0]}{when}: {account.credential_error}"
         if account.appointment_error:
-            text = f"{text}. Appointment checks stopped: {account.appointment_error}"
-        return text
+            since = account.appointment_error_at
+            when = f" (since {timezone.localtime(since):%Y-%m-%d %H:%M %Z})" if since else ""
+            lines.append(f"Appointment checks stopped{when}: {account.appointment_error}")
+        return format_html_join(
+            "", '<span class="credentials-state">{}</span>', ((line,) for line in lines)
+        )
 
     @admin.display(description="compared with E-Modal's list")
     def trucking_company_warnings(self, account: Account) -> str:

@@ -56,6 +56,9 @@ class Account(models.Model):
         max_length=20, choices=CredentialState.choices, default=CredentialState.UNKNOWN
     )
     credential_error = models.CharField(max_length=255, blank=True)
+    # When logins last stopped for a person to act (rejected, key suspect, failing): the board's
+    # banner says "since" with it.
+    logins_stopped_at = models.DateTimeField(null=True, blank=True)
     credentials_changed_at = models.DateTimeField(default=timezone.now)
     # Failed logins in a row that may have spent a captcha without a verdict on the
     # credentials (captcha not solved, unknown cause); reset by a login that works.
@@ -63,6 +66,7 @@ class Account(models.Model):
     # Set when E-Modal's appointment page refuses the account's trucking company or truck
     # plate: appointment checks stop until someone edits them.
     appointment_error = models.CharField(max_length=255, blank=True)
+    appointment_error_at = models.DateTimeField(null=True, blank=True)
 
     # The upstream session id is a bearer token to a logged-in browser: stored encrypted.
     session_id = SecretCharField("upstream session id", max_length=100, null=True, blank=True)

@@ -13,6 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.utils import timezone
+
 from sessions_app.models import Account
 from sessions_app.upstream import UpstreamError, UpstreamRejected
 
@@ -136,8 +139,8 @@ def unsendable(item: dict[str, Any]) -> tuple[str | None, str]:
     name = terminal_name(code)
     if name is None:
         return None, (
-            f"Terminal code {code} has no E-Modal name: add its name under Admin › Terminals, "
-            "then run again."
+            f"Terminal code {code} has no E-Modal name in the portal yet: ask "
+            f"{settings.PORTAL_STAFF_CONTACT} to name it, then run again."
         )
     return name, ""
 
@@ -226,9 +229,11 @@ def refused(
     if field is not None:
         reason = (
             f"E-Modal's appointment page refused the account's {field} "
-            f"({exc.readable()}); fix it on the E-Modal account in the admin"
+            f"({exc.readable()}); ask {settings.PORTAL_STAFF_CONTACT} to correct it"
         )[:255]
-        Account.objects.filter(pk=account.pk).update(appointment_error=reason)
+        Account.objects.filter(pk=account.pk).update(
+            appointment_error=reason, appointment_error_at=timezone.now()
+        )
         logger.warning("account %s: appointment checks stopped (%s)", account.pk, field)
     if checks.single:
         raise QueryFailed(f"Appointment check failed: {exc.readable()}")

@@ -4,6 +4,8 @@ a name that is only part of a listed option is never sent (see sessions_app.serv
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from sessions_app.models import Account
 from sessions_app.services import ambiguous_name, record_options_from_error
 from sessions_app.services.options import TERMINAL, TRUCKING
@@ -19,15 +21,15 @@ def ambiguous(account: Account, terminal: str) -> str:
     if other is not None:
         return (
             f"Not sent: the terminal name “{terminal}” is part of “{other}”, which E-Modal "
-            "lists, so its page would check that terminal instead. Give the terminal its "
-            "full name under Admin › Terminals."
+            "lists, so its page would check that terminal instead. Ask "
+            f"{settings.PORTAL_STAFF_CONTACT} to give the terminal its full name."
         )[:255]
     other = ambiguous_name(TRUCKING, account.trucking_company, account_id=account.pk)
     if other is not None:
         return (
             f"Not sent: the trucking company “{account.trucking_company}” is part of "
             f"“{other}”, which E-Modal lists, so its page would pick that company instead. "
-            "Fix it on the E-Modal account in the admin."
+            f"Ask {settings.PORTAL_STAFF_CONTACT} to correct it."
         )[:255]
     return ""
 

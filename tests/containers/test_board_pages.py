@@ -301,8 +301,9 @@ def test_the_board_reads_a_bounded_number_of_sql_queries(
         client = logged_in(user)
         client.get(BOARD)  # the session and the user, loaded once
         # Session, user, permissions (2), terminals, tariffs and their tiers, count, rows,
-        # summary, money at risk, accounts (2, staff only), recurring runs: none per row.
-        with django_assert_max_num_queries(14):
+        # summary, money at risk, accounts (2, staff only), stopped accounts (staff only),
+        # recurring runs: none per row.
+        with django_assert_max_num_queries(15):
             response = client.get(BOARD, params)
         assert response.status_code == 200
         assert len(shown_numbers(response)) == 100 or params
@@ -319,6 +320,8 @@ def test_alert_settings_start_from_the_defaults_and_save(alice: Account) -> None
         EventType.LFD_DUE,
         EventType.HOLDS_RELEASED,
         EventType.SLOT_APPEARED,
+        EventType.QUERY_FAILED,
+        EventType.CREDENTIALS_REJECTED,
     }
     assert form["scope"].value() == "all" and form["lfd_due_days"].value() == 2
     assert "alice@example.com" in page.content.decode()

@@ -78,7 +78,8 @@ def test_a_terminal_name_part_of_a_listed_option_is_not_sent_and_is_warned_of(
     assert len(sim.calls("/check_appointments")) == calls
     assert query.status == Query.Status.FAILED
     assert "“ITS”" in query.error and "“ITS Long Beach”" in query.error
-    assert "full name under Admin › Terminals" in query.error
+    assert "to give the terminal its full name" in query.error
+    assert "Admin ›" not in query.error
 
     browser = Client()
     browser.force_login(staff)
@@ -119,8 +120,8 @@ def test_an_availability_run_does_not_send_an_ambiguous_trucking_company(
     reasons = {c.error for c in checks if "trucking company" in c.error}
     assert reasons == {
         "Not sent: the trucking company “K & R” is part of “K & R TRANSPORTATION LLC”, which "
-        "E-Modal lists, so its page would pick that company instead. Fix it on the E-Modal "
-        "account in the admin."
+        "E-Modal lists, so its page would pick that company instead. Ask your portal "
+        "administrator to correct it."
     }
     browser = Client()
     browser.force_login(staff)

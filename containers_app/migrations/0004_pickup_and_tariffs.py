@@ -22,7 +22,7 @@ def set_verdicts(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('containers_app', '0002_schedules'),
+        ('containers_app', '0003_account_alerts_on'),
         ('queries_app', '0008_results_one_index'),
         ('sessions_app', '0005_real_upstream'),
     ]
