@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("containers_app", "0002_schedules"),
+        ("containers_app", "0004_pickup_and_tariffs"),
         ("outbox", "0002_board_events"),
     ]
 
