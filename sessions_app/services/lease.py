@@ -12,14 +12,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.db import DatabaseError, connections
 from django.db.models import Case, DateTimeField, F, IntegerField, Q, Value, When
 from django.utils import timezone
 
+from portal.claims import Claim
+
 from ..models import Account
 from .errors import BrowsersBusy, LeaseLost
+
+# The lease's columns on the account's row, claimed as any other row is (`portal.claims`).
+LEASE = Claim(token_field="lease_token", expires_field="lease_expires_at")  # noqa: S106
 
 
 @dataclass
@@ -79,16 +83,14 @@ class LeaseMixin:
                 self._release(account, lease)
 
     def _try_acquire(self, account: Account, token: str, seconds: float | None = None) -> bool:
-        now = timezone.now()
-        free = Q(lease_token="") | Q(lease_expires_at__lt=now)
-        claimed = Account.objects.filter(free, pk=account.pk).update(
-            lease_token=token,
-            lease_expires_at=now + timedelta(seconds=seconds or self.lease_seconds),
+        return LEASE.take(
+            Account.objects.filter(pk=account.pk),
+            token=token,
+            seconds=seconds or self.lease_seconds,
         )
-        return claimed == 1
 
     def _release(self, account: Account, lease: Lease) -> None:
-        changes: dict[str, object] = {"lease_token": "", "lease_expires_at": None}
+        changes: dict[str, object] = {}
         if lease.touch_version is not None:
             # The session was used: bump its idle timer, unless it was replaced meanwhile.
             now = timezone.now()
@@ -104,12 +106,9 @@ class LeaseMixin:
                 output_field=IntegerField(),
             )
             account.session_last_used_at = now
-        Account.objects.filter(pk=account.pk, lease_token=lease.token).update(**changes)
+        LEASE.give_back(Account.objects.filter(pk=account.pk), token=lease.token, **changes)
 
     def _extend_lease(self, account: Account, token: str, seconds: float | None) -> None:
         seconds = max(seconds or 0, self.lease_seconds)
-        kept = Account.objects.filter(pk=account.pk, lease_token=token).update(
-            lease_expires_at=timezone.now() + timedelta(seconds=seconds)
-        )
-        if kept != 1:
+        if not LEASE.renew(Account.objects.filter(pk=account.pk), token=token, seconds=seconds):
             raise LeaseLost(f"Account {account} was taken over by another worker; retry.")
