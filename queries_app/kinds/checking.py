@@ -13,6 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.utils import timezone
+
 from sessions_app.models import Account
 from sessions_app.upstream import UpstreamError, UpstreamRejected
 
@@ -20,6 +23,8 @@ from .. import parsing
 from ..engine.steps import Outcome, QueryFailed, StepContext
 from ..models import AppointmentCheck, Query, QueryFile, Terminal
 from ..results import save_file
+from .answers import read_answer
+from .names import ambiguous, keep_listed_options
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +92,7 @@ def new_check(query: Query, item: dict[str, Any], **outcome: Any) -> Appointment
         move_type=item["move_type"],
         terminal_code=item.get("terminal_code", ""),
         booking_number=item["booking_number"],
+        note=item.get("note", ""),
         **outcome,
     )
 
@@ -133,8 +139,8 @@ def unsendable(item: dict[str, Any]) -> tuple[str | None, str]:
     name = terminal_name(code)
     if name is None:
         return None, (
-            f"Terminal code {code} has no E-Modal name: add its name under Admin › Terminals, "
-            "then run again."
+            f"Terminal code {code} has no E-Modal name in the portal yet: ask "
+            f"{settings.PORTAL_STAFF_CONTACT} to name it, then run again."
         )
     return name, ""
 
@@ -167,6 +173,8 @@ def check(ctx: StepContext, checks: Checks) -> Outcome:
             raise QueryFailed(f"Not checked: {account.appointment_error}")
         return stop_checks(query, checks, checks.index, account.appointment_error)
     name, reason = unsendable(item)
+    if name is not None and (reason := ambiguous(account, name)):
+        name = None
     if name is None:
         if checks.single:
             raise QueryFailed(reason)
@@ -186,17 +194,7 @@ def check(ctx: StepContext, checks: Checks) -> Outcome:
         row.outcome = AppointmentCheck.Outcome.FAILED
         note = f"Container {item['container']}: {row.error}"
         return moved_on(checks, done, write_checks(query, [row]), note=note)
-    if item["container_type"] == "import":
-        texts, slots = parsing.available_slots(body.get("available_times") or [])
-        row.slot_texts = texts
-        row.slots = [start.isoformat() for start, _ in slots]
-        row.slot_count = len(texts)
-        row.earliest_slot = slots[0][0] if slots else None
-        available = bool(texts)
-    else:
-        row.calendar_found = bool(body.get("calendar_found"))
-        available = row.calendar_found
-    row.outcome = AppointmentCheck.Outcome.AVAILABLE if available else AppointmentCheck.Outcome.NONE
+    read_answer(row, item, body)
     screenshot = None
     url = body.get("dropdown_screenshot_url") or body.get("calendar_screenshot_url")
     if url:
@@ -225,14 +223,17 @@ def refused(
 ) -> Outcome:
     """The page refused the check. A refused account field stops the query's other checks
     (each would fail alike) and flags the account for staff; anything else fails this one."""
+    keep_listed_options(account, exc)
     field = refused_account_field(exc)
     reason = ""
     if field is not None:
         reason = (
             f"E-Modal's appointment page refused the account's {field} "
-            f"({exc.readable()}); fix it on the E-Modal account in the admin"
+            f"({exc.readable()}); ask {settings.PORTAL_STAFF_CONTACT} to correct it"
         )[:255]
-        Account.objects.filter(pk=account.pk).update(appointment_error=reason)
+        Account.objects.filter(pk=account.pk).update(
+            appointment_error=reason, appointment_error_at=timezone.now()
+        )
         logger.warning("account %s: appointment checks stopped (%s)", account.pk, field)
     if checks.single:
         raise QueryFailed(f"Appointment check failed: {exc.readable()}")

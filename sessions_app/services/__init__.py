@@ -20,6 +20,14 @@ from .errors import (
 from .lease import Lease, drop_broken_connections
 from .logins import may_have_spent_captcha
 from .manager import SessionManager, client_for_server
+from .options import (
+    ListedOptions,
+    ambiguous_name,
+    listed_options,
+    name_warnings,
+    record_listed_options,
+    record_options_from_error,
+)
 
 __all__ = [
     "BUDGET_WINDOW",
@@ -31,18 +39,24 @@ __all__ = [
     "Lease",
     "LeaseLost",
     "LeaseTimeout",
+    "ListedOptions",
     "SessionError",
     "SessionManager",
     "SessionUnavailable",
     "accounts_in_demand",
     "allow_logins",
+    "ambiguous_name",
     "blocked_text",
     "captcha_budget_frees_at",
     "check_captcha_budget",
     "client_for_server",
     "drop_broken_connections",
     "drop_session_locally",
+    "listed_options",
     "may_have_spent_captcha",
+    "name_warnings",
+    "record_listed_options",
+    "record_options_from_error",
     "register_demand_provider",
     "release_slot",
     "update_account_credentials",
