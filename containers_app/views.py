@@ -15,7 +15,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -76,7 +76,7 @@ def _board_table(request: HttpRequest, *, export: bool = False) -> tuple[BoardTa
     today = timezone.localdate(timezone=zone)
     show_account = sees_all(request.user)
     visible = visible_containers(request.user)
-    data = request.GET
+    data: QueryDict = request.GET
     if "pickup" not in data:
         # The board opens on what still needs a pickup ("Any" shows everything).
         data = data.copy()
