@@ -29,6 +29,8 @@ from sessions_app.models import Account
 from . import alerts
 from .local_times import earliest_slot_text
 from .models import LFD_DUE_MAX_DAYS, Container, Event, HistoryEntry
+from .money import Tariffs
+from .verdict import NEEDS_PICKUP, container_verdict, left_terminal, needs_pickup
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ UPDATE_FIELDS = [
     "booking_number",
     "details_query",
     "details_seen_at",
+    "left_terminal",
+    "pickup",
     "check_outcome",
     "slot_count",
     "earliest_slot",
@@ -136,7 +140,7 @@ def observe(query: Query) -> Observed:
     details = {
         info["container_number"]: info
         for info in query.infos.filter(success=True).values(
-            "container_number", "passed_pregate", "booking_number"
+            "container_number", "passed_pregate", "booking_number", "milestones"
         )
     }
     checks = {
@@ -283,6 +287,8 @@ def apply_details(merge: Merge, details: dict[str, dict[str, Any]], at: datetime
         if booking and booking != container.booking_number:
             merge.field(container, "booking_number", container.booking_number, booking, at)
             container.booking_number = booking
+        if info["milestones"]:
+            container.left_terminal = left_terminal(info["milestones"])
         container.details_query, container.details_seen_at = merge.query, at
         merge.dirty.add(number)
 
@@ -328,22 +334,47 @@ def apply_terminals(merge: Merge, numbers: Iterable[str], at: datetime) -> None:
         merge.dirty.add(number)
 
 
-def due_events(merge: Merge, today: date, at: datetime) -> None:
-    """`container.lfd_due` for containers whose last free day is today or within
-    LFD_DUE_MAX_DAYS: once per container and day (again the same day only if the date moves).
-    Recorded on the account's first run too: a due date is news whatever came before."""
+def apply_verdicts(merge: Merge) -> None:
+    """Each container's pickup verdict from what it is now (`verdict.py`)."""
+    for number, container in merge.rows.items():
+        pickup = container_verdict(container).pickup
+        if pickup != container.pickup:
+            container.pickup = pickup
+            merge.dirty.add(number)
+
+
+def due_events(merge: Merge, today: date, at: datetime, tariffs: Tariffs | None = None) -> None:
+    """`container.lfd_due` for containers that still need a pickup (`verdict.NEEDS_PICKUP`) and
+    are overdue or due within LFD_DUE_MAX_DAYS: once per container and day (again the same day
+    only if the date moves), with what they cost where the terminal has a tariff. Recorded on
+    the account's first run too: a due date is news whatever came before."""
     for container in merge.rows.values():
         left = container.days_left(today)
-        if container.gone_at is None and left is not None and 0 <= left <= LFD_DUE_MAX_DAYS:
-            lfd = container.last_free_day.isoformat()
-            merge.event(
-                EventType.LFD_DUE,
-                container,
-                at,
-                {"last_free_day": lfd, "days_left": left},
-                key=f"{EventType.LFD_DUE}:{merge.account.pk}:{container.container_number}:"
-                f"{today.isoformat()}:{lfd}",
-            )
+        if container.gone_at is not None or left is None or left > LFD_DUE_MAX_DAYS:
+            continue
+        if not needs_pickup(container.pickup):
+            continue
+        if tariffs is None:
+            tariffs = Tariffs.load()
+        lfd = container.last_free_day.isoformat()
+        data: dict[str, Any] = {
+            "last_free_day": lfd,
+            "days_left": left,
+            "pickup": container.pickup,
+            "terminal": container.terminal_code,
+        }
+        owed = tariffs.charges(container, today)
+        if owed is not None:
+            data["charges_to_date"] = str(owed.to_date)
+            data["charge_per_day"] = str(owed.per_day)
+        merge.event(
+            EventType.LFD_DUE,
+            container,
+            at,
+            data,
+            key=f"{EventType.LFD_DUE}:{merge.account.pk}:{container.container_number}:"
+            f"{today.isoformat()}:{lfd}",
+        )
 
 
 def lock_account(account_id: int) -> None:
@@ -394,6 +425,7 @@ def update_board(query_id: int, *, today: date | None = None) -> BoardUpdate:
         apply_checks(merge, observed.checks, observed.seen_at)
         touched |= observed.details.keys() & rows.keys()
         apply_terminals(merge, touched, observed.sheet_seen_at)
+        apply_verdicts(merge)
         due_events(merge, today, observed.seen_at)
         result = write(merge, sheet_seen_at=observed.sheet_seen_at if sheet_applied else None)
     return result
@@ -582,24 +614,26 @@ def tell_stop_left_to(query: Query) -> BoardUpdate:
 
 def record_due_dates(*, today: date | None = None) -> BoardUpdate:
     """The day's `container.lfd_due` events of every account (those no run recorded yet), and
-    their alerts: one message per person for the lot. Run hourly; idempotent."""
+    their alerts: one message per person for the lot, the overdue ones first with what they
+    cost. Run hourly; idempotent."""
     today = today or timezone.localdate()
     horizon = today + timedelta(days=LFD_DUE_MAX_DAYS)
     accounts = (
         Container.objects.present()
-        .filter(last_free_day__gte=today, last_free_day__lte=horizon)
+        .filter(pickup__in=NEEDS_PICKUP, last_free_day__lte=horizon)
         .order_by()
         .values_list("account_id", flat=True)
         .distinct()
     )
     total = BoardUpdate()
     now = timezone.now()
+    tariffs = Tariffs.load()
     for account_id in list(accounts):
         with transaction.atomic():
             lock_account(account_id)
             account = Account.objects.defer(*Account.SECRET_FIELDS).get(pk=account_id)
             due = Container.objects.present().filter(
-                account_id=account_id, last_free_day__gte=today, last_free_day__lte=horizon
+                account_id=account_id, pickup__in=NEEDS_PICKUP, last_free_day__lte=horizon
             )
             merge = Merge(
                 account=account,
@@ -607,7 +641,7 @@ def record_due_dates(*, today: date | None = None) -> BoardUpdate:
                 rows={c.container_number: c for c in due},
                 baseline=False,
             )
-            due_events(merge, today, now)
+            due_events(merge, today, now, tariffs)
             for event in merge.events.values():
                 event.container = event._container
             events = record_events(list(merge.events.values()))

@@ -125,6 +125,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served by the portal (no CDN)
     "api_app",
+    "bookings_app",
 ]
 
 MIDDLEWARE = [
@@ -271,8 +272,16 @@ SCHEDULED_TASK_FUNCS = [
     "containers_app.tasks.send_due_alerts",
     "containers_app.tasks.record_due_dates",
     "api_app.tasks.sweep_webhooks",
+    "bookings_app.tasks.sweep_bookings",
 ]
 SCHEDULED_TASK_HOOKS: list[str] = []
+
+# Booking (bookings_app): slots read longer ago than this are not booked from; a new check is
+# made first (E-Modal's slots go fast, and the slot text is sent verbatim).
+BOOKING_SLOT_MAX_AGE_SECONDS = env.int("BOOKING_SLOT_MAX_AGE_SECONDS", default=300)
+# A booking sent this long ago with no answer recorded lost its worker mid-call: its outcome
+# is unknown (the sweep says so and asks for a read of the appointments).
+BOOKING_ANSWER_LOST_SECONDS = env.int("BOOKING_ANSWER_LOST_SECONDS", default=Q_TIMEOUT + 60)
 
 # A worker runs steps back to back for at most this long, then hands what is left to the
 # broker (a task must end well within Q_TIMEOUT, whatever its last step takes). 0: one step

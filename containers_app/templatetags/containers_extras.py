@@ -6,6 +6,7 @@ from django import template
 from django.utils import timezone
 
 from ..local_times import terminal_time_text
+from ..money import money_words
 from ..words import days_left_words, describe_change, due_urgency
 
 register = template.Library()
@@ -26,3 +27,4 @@ def terminal_time(value: Any, terminal: Any) -> str:
 
 register.filter("days_left_text", days_left_words)
 register.filter("urgency", due_urgency)
+register.filter("dollars", money_words)

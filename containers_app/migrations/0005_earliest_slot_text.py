@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('containers_app', '0003_account_alerts_on'),
+        ('containers_app', '0004_pickup_and_tariffs'),
     ]
 
     operations = [
