@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from containers_app.local_times import earliest_slot_text
 from containers_app.models import Container
+from containers_app.verdict import Pickup
 from queries_app.kinds.answers import read_answer
 from queries_app.models import AppointmentCheck, Query, Terminal
 from queries_app.parsing import available_slots
@@ -39,6 +40,10 @@ def container(alice: Account) -> Container:
     return Container.objects.create(
         account=alice,
         container_number="MSCU1234567",
+        trade_type="IMPORT",
+        status="IN YARD",
+        holds=False,
+        pickup=Pickup.READY,
         terminal=terminal,
         terminal_code="LBCT",
         slot_count=2,
