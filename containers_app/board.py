@@ -1,7 +1,8 @@
 """Bringing the board up to date when a run ends: what the run saw is merged into each
 container's latest known state, what changed is kept as history, and what people and other
-systems may want to hear about is recorded as events — once each (stable keys) — then
-announced after the commit (`queries_app.events.events_recorded`) and turned into alerts.
+systems may want to hear about is recorded as events — once each (stable keys) — in the
+outbox, in the merge's own transaction, with the e-mail alerts they call for (the dispatcher
+turns the events into webhook deliveries).
 
 Runs by a task (`tasks.update_board`) after the query has ended, never in the query's path.
 Each account's update holds the account's row lock, so two runs ending together are merged one
@@ -20,7 +21,10 @@ from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from queries_app.events import EventType, events_recorded
+from outbox.models import Event
+from outbox.record import record
+from outbox.vocabulary import EventType
+from queries_app.events import end_event
 from queries_app.models import AppointmentCheck, Query, QueryFile, Terminal
 from queries_app.parsing import is_hidden
 from queries_app.selectors import ACCOUNT_SECRETS
@@ -28,7 +32,7 @@ from sessions_app.models import Account
 
 from . import alerts
 from .local_times import earliest_slot_text
-from .models import LFD_DUE_MAX_DAYS, Container, Event, HistoryEntry
+from .models import LFD_DUE_MAX_DAYS, Container, HistoryEntry
 from .money import Tariffs
 from .verdict import NEEDS_PICKUP, container_verdict, left_terminal, needs_pickup
 
@@ -92,7 +96,6 @@ UPDATE_FIELDS = [
 ]
 # Check outcomes that say something about slots (a failed or unsent check says nothing).
 INFORMATIVE_CHECKS = (AppointmentCheck.Outcome.AVAILABLE, AppointmentCheck.Outcome.NONE)
-KEY_CHUNK = 500
 
 
 def jsonable(value: Any) -> Any:
@@ -468,7 +471,7 @@ def write(merge: Merge, *, sheet_seen_at: datetime | None) -> BoardUpdate:
         event.container = event._container
     events = record_events(list(merge.events.values()))
     planned = alerts.plan_alerts(events, query=query)
-    after_commit(events, planned)
+    after_commit(planned)
     return BoardUpdate(
         events=events, alerts=planned, changed=len(merge.entries), created=len(merge.created)
     )
@@ -496,67 +499,43 @@ def update_rows(containers: list[Container], names: list[str]) -> None:
 
 
 def record_events(candidates: list[Event]) -> list[Event]:
-    """Insert the events not recorded yet (by key); returns those inserted. The caller holds the
-    account's lock, so no other writer records the same keys meanwhile."""
-    keys = [event.key for event in candidates]
-    existing: set[str] = set()
-    for start in range(0, len(keys), KEY_CHUNK):
-        chunk = keys[start : start + KEY_CHUNK]
-        existing.update(Event.objects.filter(key__in=chunk).values_list("key", flat=True))
-    new = [event for event in candidates if event.key not in existing]
-    return Event.objects.bulk_create(new, batch_size=1000)
+    """Record the events not recorded yet (by key) in the outbox; returns those recorded. The
+    caller holds the account's lock, so no other writer records the same keys meanwhile."""
+    return record(candidates)
 
 
-def after_commit(events: list[Event], planned: list[Any]) -> None:
-    """Once the events are committed: tell listeners (webhooks) of the new ones, send the
-    alerts (which may also tell of events recorded before)."""
-    if not events and not planned:
+def after_commit(planned: list[Any]) -> None:
+    """Once the alerts are committed, send them (they may also tell of events recorded
+    before). The events' webhooks are the dispatcher's (woken by the outbox)."""
+    if not planned:
         return
-    payload = [event.as_dict() for event in events]
     alert_ids = [alert.pk for alert in planned]
-
-    def announce() -> None:
-        if payload:
-            for receiver, error in events_recorded.send_robust(sender=Event, events=payload):
-                if isinstance(error, Exception):
-                    logger.error(
-                        "%r failed on %d recorded events: %r", receiver, len(payload), error
-                    )
-        alerts.enqueue_sends(alert_ids)
-
-    transaction.on_commit(announce)
+    transaction.on_commit(lambda: alerts.enqueue_sends(alert_ids))
 
 
 def record_failure(query: Query) -> BoardUpdate:
-    """A failed query, and the account's credentials if that is why, as events (once each)."""
+    """A failed query's alerts: its event (recorded by the engine as it ended it), and the
+    account's credentials if that is why (once each)."""
     account = query.account
     at = query.finished_at or timezone.now()
-    candidates = [
-        Event(
-            key=f"{EventType.QUERY_FAILED}:{query.pk}",
-            type=EventType.QUERY_FAILED,
-            account=account,
-            query=query,
-            data={"kind": query.kind, "error": query.error[:500]},
-            occurred_at=at,
-        )
-    ]
+    candidates = [event for event in [end_event(query)] if event is not None]
     if account.logins_blocked:
         candidates.append(logins_stopped_event(account, query=query, at=at))
     with transaction.atomic():
         lock_account(account.pk)
         events = record_events(candidates)
-        # The stop may have been recorded already (when the login found it) and left for this
-        # run's message: one message for the run, the stop in it, never twice.
+        # The failure was recorded by the engine when the query ended, and the stop may have
+        # been recorded when the login found it and left for this run's message: one message
+        # for the run, the stop in it, never twice.
         recorded = {event.key for event in events}
         earlier = (
-            Event.objects.filter(key__in=[c.key for c in candidates[1:]])
+            Event.objects.filter(key__in=[c.key for c in candidates])
             .exclude(key__in=recorded)
             .select_related("account")
             .defer(*ACCOUNT_SECRETS)
         )
         planned = alerts.plan_alerts([*events, *earlier], query=query)
-        after_commit(events, planned)
+        after_commit(planned)
     return BoardUpdate(events=events, alerts=planned)
 
 
@@ -593,7 +572,7 @@ def record_logins_stopped(account_id: int, stopped_at: datetime) -> BoardUpdate:
             | Q(status=Query.Status.FAILED, finished_at__gte=stopped_at)
         ).exists()
         planned = [] if left_to_a_run else alerts.plan_alerts(events, query=None)
-        after_commit(events, planned)
+        after_commit(planned)
     return BoardUpdate(events=events, alerts=planned)
 
 
@@ -608,7 +587,7 @@ def tell_stop_left_to(query: Query) -> BoardUpdate:
         key = logins_stopped_event(account, query=None, at=timezone.now()).key
         stop = Event.objects.filter(key=key).select_related("account").defer(*ACCOUNT_SECRETS)
         planned = alerts.plan_alerts(list(stop), query=None)
-        after_commit([], planned)
+        after_commit(planned)
     return BoardUpdate(alerts=planned)
 
 
@@ -646,7 +625,7 @@ def record_due_dates(*, today: date | None = None) -> BoardUpdate:
                 event.container = event._container
             events = record_events(list(merge.events.values()))
             planned = alerts.plan_alerts(events, query=None)
-            after_commit(events, planned)
+            after_commit(planned)
         total.events += events
         total.alerts += planned
     return total

@@ -1,6 +1,7 @@
 """The containers board: each container's latest known state (merged from the runs that saw
-it), the changes observed across runs, the events announced about it, who watches it, alerts
-and their preferences, and the recurring runs people set themselves."""
+it), the changes observed across runs, who watches it, alerts and their preferences, and the
+recurring runs people set themselves. Its events are the outbox's rows (`outbox.models.Event`,
+named here too)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from django.db.models import Q
 from django.utils import timezone
 from django_q.models import Schedule
 
+from outbox.models import Event
+from outbox.vocabulary import EventType
 from queries_app.access import sees_others
-from queries_app.events import EventType
 from queries_app.models import Query, Terminal
 from queries_app.registry import kind_choices
 from sessions_app.models import Account
@@ -178,47 +180,6 @@ class HistoryEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.container} {self.change} at {self.observed_at:%Y-%m-%d %H:%M}"
-
-
-class Event(models.Model):
-    """Something announced once (to alerts and webhooks): its `key` is stable and unique, so
-    recording it again (a task run twice, a second delivery) records and sends nothing."""
-
-    key = models.CharField(max_length=200, unique=True)
-    type = models.CharField(max_length=40, choices=EventType.choices)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
-    container = models.ForeignKey(
-        Container, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
-    )
-    container_number = models.CharField(max_length=20, blank=True)
-    query = models.ForeignKey(
-        Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    # JSON, never a secret (e.g. {"before": "2025-05-01", "after": "2025-05-03"}).
-    data = models.JSONField(default=dict, blank=True)
-    occurred_at = models.DateTimeField()
-
-    class Meta:
-        ordering = ["-occurred_at", "-id"]
-        indexes = [
-            # An account's events over time (the admin, the API).
-            models.Index(fields=["account", "occurred_at"], name="event_account_time"),
-        ]
-
-    def __str__(self) -> str:
-        return self.key
-
-    def as_dict(self) -> dict[str, Any]:
-        """The shape `queries_app.events.events_recorded` announces."""
-        return {
-            "id": self.key,
-            "type": self.type,
-            "account_id": self.account_id,
-            "container_number": self.container_number,
-            "query_id": self.query_id,
-            "data": self.data,
-            "occurred_at": self.occurred_at.isoformat(),
-        }
 
 
 class Watch(models.Model):

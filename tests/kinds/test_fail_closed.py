@@ -242,3 +242,37 @@ def test_a_run_whose_bulk_answer_does_not_say_pregate_checks_by_the_rule_and_say
     ops = browser.get(reverse("admin:ops_app_operations_changelist")).content.decode()
     assert f'<strong id="unknown-milestones">{len(imports)}</strong>' in ops
     assert f"“Customs Exam Ordered”: {len(imports)}" in ops
+
+
+def test_a_run_whose_checks_answer_unknown_exports_unknown_and_lists_none_as_without_slot(
+    alice: Account, sim: SimControl, task_queue: TaskQueue
+) -> None:
+    sim.answer(
+        "/check_appointments", {"available_times": [UNREADABLE], "calendar_found": False}, count=99
+    )
+    query = run_through_retries(start_query(account=alice, kind="availability")[0], task_queue)
+    assert query.status == Query.Status.SUCCEEDED, query.error
+    unknown = set(
+        query.checks.filter(outcome=AppointmentCheck.Outcome.UNKNOWN).values_list(
+            "container_number", flat=True
+        )
+    )
+    assert unknown
+    assert not query.checks.filter(outcome=AppointmentCheck.Outcome.NONE).exists()
+
+    browser = Client()
+    browser.force_login(alice.user)
+    csv = browser.get(reverse("queries:export_containers_csv", args=[query.pk]))
+    lines = b"".join(csv.streaming_content).decode().splitlines()
+    header = lines[0].split(",")
+    slots = header.index("Slots")
+    by_number = {line.split(",")[0]: line.split(",") for line in lines[1:]}
+    assert {number: by_number[number][slots] for number in unknown} == dict.fromkeys(
+        unknown, "unknown"
+    )
+    # "Without a slot" lists only what a check said has none: an unknown answer is not that.
+    url = reverse("queries:export_containers_csv", args=[query.pk])
+    listed = b"".join(browser.get(url, {"slot": "no"}).streaming_content).decode()
+    assert not any(number in listed for number in unknown)
+    listed = b"".join(browser.get(url, {"slot": "yes"}).streaming_content).decode()
+    assert not any(number in listed for number in unknown)

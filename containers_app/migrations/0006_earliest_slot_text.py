@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('containers_app', '0004_pickup_and_tariffs'),
+        ('containers_app', '0005_events_in_the_outbox'),
     ]
 
     operations = [
