@@ -18,12 +18,14 @@ from django.utils.safestring import SafeString, mark_safe
 from queries_app.parsing import is_container_number
 from queries_app.tables import cell_text
 
+from .local_times import terminal_time_text
 from .models import Container
 from .money import Charges, Tariffs, money_words
 from .verdict import NEEDS_PICKUP, Pickup, needs_pickup
 from .words import days_left_words, describe_change, due_urgency
 
 PER_PAGE = 100
+SLOT_FORMAT = "%Y-%m-%d %H:%M"
 DEFAULT_SORT = "lfd"
 
 
@@ -97,7 +99,11 @@ def build_columns(
         Column("good_through", "Good through"),
         Column("terminal", "Terminal", value=terminal_text),
         Column("pregate", "Pregate", value=pregate_text),
-        Column("earliest_slot", "Earliest slot"),
+        Column(
+            "earliest_slot",
+            "Earliest slot (terminal time)",
+            value=lambda row: terminal_time_text(row.earliest_slot, row.terminal, SLOT_FORMAT),
+        ),
         Column("slot_count", "Slots"),
         Column("check_seen_at", "Slots seen"),
         Column(
@@ -280,7 +286,9 @@ class BoardTable:
         if row.slot_count:
             plural = "" if row.slot_count == 1 else "s"
             slot = (
-                f'{self._when(row.earliest_slot)} <span class="sub">{row.slot_count} slot'
+                f'<span class="slot-time" title="{esc(row.earliest_slot_text)}">'
+                f"{esc(terminal_time_text(row.earliest_slot, row.terminal, '%m-%d %H:%M'))}"
+                f'</span> <span class="sub">{row.slot_count} slot'
                 f"{plural} · seen {self._when(row.check_seen_at)} "
                 f"(run #{row.check_query_id or '?'})</span>"
             )
@@ -323,18 +331,28 @@ class BoardTable:
                 )
         pickup = esc(pickup_text(row))
         holds = "" if row.holds is None else ("Yes" if row.holds else "No")
-        account = f"<td>{esc(str(row.account))}</td>" if self.show_account else ""
+        account = (
+            f'<td class="c-account" data-label="Account">{esc(str(row.account))}</td>'
+            if self.show_account
+            else ""
+        )
         klass = "is-gone" if row.gone_at else (f"row-{urgency}" if urgency else "")
+        # Each cell names itself (class, data-label): on a phone the rows become cards.
         html = (
-            f'<tr class="{klass}"><td>{star}</td>'
+            f'<tr class="{klass}"><td class="c-star">{star}</td>'
             f'<th scope="row">{title}</th>{account}'
-            f'<td class="pickup pickup-{esc(row.pickup)}">{pickup}</td>'
-            f"<td>{esc(row.trade_type)}</td><td>{esc(row.status)}</td>"
-            f'<td class="holds-{holds.lower() or "unknown"}">{holds}</td>'
-            f'<td class="lfd">{lfd}</td><td class="charges">{money}</td>'
-            f"<td>{esc(terminal_text(row))}</td>"
-            f"<td>{esc(pregate_text(row))}</td><td>{slot}</td><td>{change}</td>"
-            f"<td>{seen}</td></tr>"
+            f'<td class="pickup pickup-{esc(row.pickup)}" data-label="Pickup">{pickup}</td>'
+            f'<td class="c-trade" data-label="Trade">{esc(row.trade_type)}</td>'
+            f'<td class="c-status" data-label="Status">{esc(row.status)}</td>'
+            f'<td class="c-holds holds-{holds.lower() or "unknown"}" data-label="Holds">'
+            f"{holds}</td>"
+            f'<td class="lfd" data-label="Last free day">{lfd}</td>'
+            f'<td class="charges" data-label="Charges">{money}</td>'
+            f'<td class="c-terminal" data-label="Terminal">{esc(terminal_text(row))}</td>'
+            f'<td class="c-pregate" data-label="Pregate">{esc(pregate_text(row))}</td>'
+            f'<td class="c-slot" data-label="Slot">{slot}</td>'
+            f'<td class="c-change" data-label="Last change">{change}</td>'
+            f'<td class="c-seen" data-label="Seen">{seen}</td></tr>'
         )
         return mark_safe(html)  # noqa: S308 - every value from the row went through esc
 
