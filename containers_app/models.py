@@ -95,6 +95,9 @@ class Container(models.Model):
         Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     check_seen_at = models.DateTimeField(null=True, blank=True)
+    # The appointment booked from the portal, as its booking last knew it (bookings_app writes
+    # it): the slot text, and a word when it is not verified.
+    appointment = models.CharField(max_length=240, blank=True)
 
     # What changed last ({"change": new/changed/gone/back, "fields": {name: [before, after]}}).
     last_change = models.JSONField(default=dict, blank=True)
@@ -143,6 +146,7 @@ class HistoryEntry(models.Model):
         BACK = "back", "Back on the list"
         CHANGED = "changed", "Changed"
         GONE = "gone", "Gone from the list"
+        BOOKING = "booking", "Appointment"
 
     container = models.ForeignKey(Container, on_delete=models.CASCADE, related_name="history")
     query = models.ForeignKey(

@@ -21,6 +21,7 @@ FIELD_LABELS = {
     "booking_number": "booking number",
     "slot_count": "slots",
     "earliest_slot": "earliest slot",
+    "appointment": "appointment",
 }
 
 

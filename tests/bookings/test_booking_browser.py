@@ -49,6 +49,9 @@ def test_a_dispatcher_books_a_slot_from_the_container_page(
     page.click("input[type=submit]")
     expect(page).to_have_url(f"{live_server.url}/containers/")
 
+    # The board's row of an import with slots offers it; the container's page too.
+    row = page.locator("#board-table tbody tr", has=page.locator(f"th >> text={number}"))
+    expect(row.locator("button.book")).to_have_text("Book a slot")
     page.goto(f"{live_server.url}/containers/{number}/")
     page.click("#book-slot")
     expect(page.locator("#booking-state")).to_have_text("Checking the slots")
@@ -88,6 +91,10 @@ def test_a_dispatcher_books_a_slot_from_the_container_page(
 
     page.goto(f"{live_server.url}/containers/{number}/")
     expect(page.locator("#booking-list")).to_contain_text("Booked (verified)")
+    expect(page.locator("#history-list")).to_contain_text(f"booked (verified), {chosen}")
+    page.goto(f"{live_server.url}/containers/?q={number}")
+    row = page.locator("#board-table tbody tr", has=page.locator(f"th >> text={number}"))
+    expect(row.locator(".appointment")).to_have_text(f"Appointment {chosen}")
     calls = sim.calls("/make_appointment")
     assert len(calls) == 1 and calls[0]["params"]["appointment_time"] == chosen
     assert page.script_errors == []

@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from bookings_app import services
 from bookings_app.models import Booking
+from containers_app.models import Container, HistoryEntry
+from containers_app.words import describe_change
 from emodal_sim import DEFAULT_LATENCIES
 from queries_app.services import start_query
 
@@ -52,6 +54,13 @@ def test_a_confirmed_booking_sends_one_request_with_the_exact_slot_and_is_verifi
     assert booking.answer["status"] == 200 and "session_id" not in booking.answer
     assert booking.sheet is not None
     assert [b["row"]["Container #"] for b in sim.bookings()] == [board.number]
+    # The board shows the appointment; the container's history records it.
+    container = Container.objects.get(account=board.account, container_number=board.number)
+    assert container.appointment == slot
+    entry = container.history.get(change=HistoryEntry.Change.BOOKING)
+    assert describe_change({"change": entry.change, "fields": entry.fields}) == (
+        f"appointment set to booked (verified), {slot} (booking #{booking.pk})"
+    )
 
 
 def test_a_double_confirm_sends_one_request(
@@ -112,6 +121,8 @@ def test_a_timeout_is_unknown_with_no_second_request_and_a_later_read_settles_it
     services.confirm_booking(booking=booking, user=board.account.user, slot=booking.slots[0])
     booking = settle(task_queue, booking, Booking.State.UNKNOWN)
     assert "time limit" in booking.answer["error"]
+    container = Container.objects.get(account=board.account, container_number=board.number)
+    assert container.appointment == f"{booking.slot} (outcome unknown)"
     settings.EMODAL_TIMEOUT_SCALE = 1.0
     # The verification read runs while that browser is still busy with the late answer: it
     # settles nothing, and nothing is sent again.
@@ -126,6 +137,9 @@ def test_a_timeout_is_unknown_with_no_second_request_and_a_later_read_settles_it
     assert read.pk != first_read
     booking = settle(task_queue, booking, Booking.State.BOOKED)
     assert booking.verify_query_id == read.pk
+    container.refresh_from_db()
+    assert container.appointment == booking.slot
+    assert container.history.filter(change=HistoryEntry.Change.BOOKING).count() == 2
     assert len(booking_calls(sim)) == 1
 
 
