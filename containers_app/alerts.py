@@ -15,6 +15,7 @@ import smtplib
 import socket
 from collections import defaultdict
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -42,6 +43,7 @@ from .models import (
     Event,
     Watch,
 )
+from .money import money_words
 from .words import describe_event
 
 logger = logging.getLogger(__name__)
@@ -197,7 +199,27 @@ def message_context(alert: Alert) -> dict[str, Any]:
                 else "",
             }
         )
-    sections = [
+
+    # What costs money leads: the overdue containers still to pull (most days first), then the
+    # due dates (soonest first), then the rest.
+    def left(item: dict[str, Any]) -> int:
+        return item["event"].data.get("days_left", 0)
+
+    due = sorted(groups.pop(EventType.LFD_DUE, []), key=left)
+    overdue = [item for item in due if left(item) < 0]
+    groups[EventType.LFD_DUE] = [item for item in due if item not in overdue]
+    sections = []
+    if overdue:
+        owed = [
+            Decimal(item["event"].data["charges_to_date"])
+            for item in overdue
+            if item["event"].data.get("charges_to_date")
+        ]
+        label = "Overdue, still to pick up"
+        if owed:
+            label += f": {money_words(sum(owed, Decimal(0)))} so far"
+        sections.append({"label": label, "items": overdue})
+    sections += [
         {"label": EventType(kind).label, "items": groups[kind]}
         for kind in EVENT_ORDER
         if groups.get(kind)

@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "sessions_app",
+    "outbox",
     "queries_app",
     "ops_app",
     "containers_app",
@@ -126,6 +127,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's files, served by the portal (no CDN)
     "api_app",
     "bookings_app",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -273,6 +275,7 @@ SCHEDULED_TASK_FUNCS = [
     "containers_app.tasks.record_due_dates",
     "api_app.tasks.sweep_webhooks",
     "bookings_app.tasks.sweep_bookings",
+    "notifications.tasks.sweep",
 ]
 SCHEDULED_TASK_HOOKS: list[str] = []
 
@@ -484,7 +487,7 @@ SPECTACULAR_SETTINGS = {
     # No badge from the online validator (another site: refused by the CSP anyway).
     "SWAGGER_UI_SETTINGS": {"validatorUrl": None, "deepLinking": True},
     "ENUM_NAME_OVERRIDES": {
-        "EventTypeEnum": "queries_app.events.EventType",
+        "EventTypeEnum": "outbox.vocabulary.EventType",
         "QueryStatusEnum": "queries_app.models.Query.Status",
         "ContainerChangeEnum": "queries_app.models.ContainerChange.Change",
         "DeliveryStatusEnum": "api_app.models.WebhookDelivery.Status",

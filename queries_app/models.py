@@ -311,6 +311,18 @@ class AppointmentCheck(models.Model):
     def __str__(self) -> str:
         return self.container_number
 
+    def outcome_text(self) -> str:
+        """The outcome as the check saw it: an export check only finds a calendar (or not),
+        it counts no slots."""
+        if self.calendar_found is not None and self.outcome in (
+            self.Outcome.AVAILABLE,
+            self.Outcome.NONE,
+            self.Outcome.UNKNOWN,
+        ):
+            # Not finding the calendar is an automation miss, not "no availability".
+            return "Calendar found" if self.calendar_found else "Calendar not found (unknown)"
+        return self.get_outcome_display()
+
 
 class AppointmentRow(models.Model):
     """One row of the account's appointments sheet."""

@@ -179,3 +179,100 @@ def test_an_unknown_pregate_status_is_shown_unknown_where_the_rule_defaults_it(
     assert planned["note"] == PREGATE_UNKNOWN
     info.passed_pregate = False
     assert plan_check(candidate, info)["note"] == ""
+
+
+def test_a_run_whose_bulk_answer_does_not_say_pregate_checks_by_the_rule_and_says_so(
+    alice: Account, sim: SimControl, task_queue: TaskQueue, staff: Any
+) -> None:
+    served = sim.containers(alice.emodal_username)
+    candidates = [
+        row
+        for row in served["containers"]
+        if row["Holds"] == "NO" and row["Pregate Ticket#"].startswith("N/A")
+    ]
+    imports = [r["Container #"] for r in candidates if r["Trade Type"] == "IMPORT"]
+    exports = [r["Container #"] for r in candidates if r["Trade Type"] == "EXPORT"]
+    assert imports
+    odd = {"milestone": "Customs Exam Ordered", "date": "N/A", "status": "pending"}
+    sim.answer(
+        "/get_info_bulk",
+        {
+            "results": {
+                "import_results": [
+                    {
+                        "container_id": number,
+                        "success": True,
+                        "pregate_status": None,
+                        "pregate_details": None,
+                        "timeline": [odd],
+                        "milestone_count": 1,
+                    }
+                    for number in imports
+                ],
+                "export_results": [
+                    {
+                        "container_id": number,
+                        "success": True,
+                        "booking_number": served["details"][number]["booking_number"],
+                    }
+                    for number in exports
+                ],
+            }
+        },
+    )
+    query = run_through_retries(start_query(account=alice, kind="availability")[0], task_queue)
+
+    assert query.status == Query.Status.SUCCEEDED, query.error
+    checks = {c.container_number: c for c in query.checks.all()}
+    for number in imports:
+        # Checked as operators would (a pick-up), and said to rest on an unknown status.
+        assert checks[number].move_type == "PICK FULL"
+        assert PREGATE_UNKNOWN in checks[number].note
+    for number in exports:
+        assert PREGATE_UNKNOWN not in checks[number].note
+    infos = ContainerInfo.objects.filter(query=query, trade_type="IMPORT")
+    assert {i.container_number: i.unknown_milestones for i in infos} == {
+        number: ["Customs Exam Ordered"] for number in imports
+    }
+    html = page(alice, query)
+    assert html.count("<td>Unknown</td>") >= len(imports)
+
+    browser = Client()
+    browser.force_login(staff)
+    ops = browser.get(reverse("admin:ops_app_operations_changelist")).content.decode()
+    assert f'<strong id="unknown-milestones">{len(imports)}</strong>' in ops
+    assert f"“Customs Exam Ordered”: {len(imports)}" in ops
+
+
+def test_a_run_whose_checks_answer_unknown_exports_unknown_and_lists_none_as_without_slot(
+    alice: Account, sim: SimControl, task_queue: TaskQueue
+) -> None:
+    sim.answer(
+        "/check_appointments", {"available_times": [UNREADABLE], "calendar_found": False}, count=99
+    )
+    query = run_through_retries(start_query(account=alice, kind="availability")[0], task_queue)
+    assert query.status == Query.Status.SUCCEEDED, query.error
+    unknown = set(
+        query.checks.filter(outcome=AppointmentCheck.Outcome.UNKNOWN).values_list(
+            "container_number", flat=True
+        )
+    )
+    assert unknown
+    assert not query.checks.filter(outcome=AppointmentCheck.Outcome.NONE).exists()
+
+    browser = Client()
+    browser.force_login(alice.user)
+    csv = browser.get(reverse("queries:export_containers_csv", args=[query.pk]))
+    lines = b"".join(csv.streaming_content).decode().splitlines()
+    header = lines[0].split(",")
+    slots = header.index("Slots")
+    by_number = {line.split(",")[0]: line.split(",") for line in lines[1:]}
+    assert {number: by_number[number][slots] for number in unknown} == dict.fromkeys(
+        unknown, "unknown"
+    )
+    # "Without a slot" lists only what a check said has none: an unknown answer is not that.
+    url = reverse("queries:export_containers_csv", args=[query.pk])
+    listed = b"".join(browser.get(url, {"slot": "no"}).streaming_content).decode()
+    assert not any(number in listed for number in unknown)
+    listed = b"".join(browser.get(url, {"slot": "yes"}).streaming_content).decode()
+    assert not any(number in listed for number in unknown)
