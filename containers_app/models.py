@@ -223,6 +223,10 @@ DEFAULT_ALERT_EVENTS = [
     # A dead account must not look healthy: its person hears of it unless they opt out.
     EventType.QUERY_FAILED.value,
     EventType.CREDENTIALS_REJECTED.value,
+    # A booking's verdict reaches the person whose account booked (and who watches it).
+    EventType.APPOINTMENT_BOOKED.value,
+    EventType.APPOINTMENT_NOT_CONFIRMED.value,
+    EventType.APPOINTMENT_UNKNOWN.value,
 ]
 ACCOUNT_EVENT_TYPES = {EventType.QUERY_FAILED.value, EventType.CREDENTIALS_REJECTED.value}
 
