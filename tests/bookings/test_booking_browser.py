@@ -63,7 +63,7 @@ def test_a_dispatcher_books_a_slot_from_the_container_page(
     expect(page.locator("#booking-state")).to_have_text("Choose a slot")
     expect(page.locator("#slot-form label.slot")).to_have_count(len(slots))
     assert [t.strip() for t in page.locator("#slot-form label.slot").all_text_contents()] == slots
-    shot(page, "12-booking-slots")
+    shot(page, "14-booking-slots")
 
     chosen = slots[-1]
     page.check(f"#slot-form input[value='{chosen}']")
@@ -77,7 +77,7 @@ def test_a_dispatcher_books_a_slot_from_the_container_page(
         assert label in values
     assert number in values and booker.truck_plate in values
     assert booker.trucking_company in values
-    shot(page, "13-booking-confirmation")
+    shot(page, "15-booking-confirmation")
     assert sim.calls("/make_appointment") == []
 
     page.click("#confirm-booking")
@@ -87,7 +87,7 @@ def test_a_dispatcher_books_a_slot_from_the_container_page(
     expect(page.locator("#booking-state")).to_have_text("Booked (verified)")
     expect(page.locator("#booked-slot")).to_have_text(chosen)
     expect(page.locator("#appointment-number")).not_to_be_empty()
-    shot(page, "14-booking-verified")
+    shot(page, "16-booking-verified")
 
     page.goto(f"{live_server.url}/containers/{number}/")
     expect(page.locator("#booking-list")).to_contain_text("Booked (verified)")
