@@ -96,7 +96,8 @@ class AlertPreferenceForm(forms.ModelForm):
         label="“Last free day within a few days” means within (days)",
         min_value=0,
         max_value=LFD_DUE_MAX_DAYS,
-        help_text=f"0 (today) to {LFD_DUE_MAX_DAYS}; sent once per container and day.",
+        help_text=f"0 (today) to {LFD_DUE_MAX_DAYS}; only containers still to pick up, overdue "
+        "ones always; sent once per container and day.",
     )
 
     class Meta:

@@ -111,6 +111,7 @@ def _board_table(request: HttpRequest, *, export: bool = False) -> tuple[BoardTa
         table.csrf_token = get_token(request)
         table.next_url = request.get_full_path()
         table.headers = page_headers(sort, descending, show_account=show_account)
+        table.may_book = request.user.has_perm("bookings_app.book_appointments")
     return table, form
 
 
