@@ -50,6 +50,9 @@ logger = logging.getLogger(__name__)
 
 # The order events are listed in a message: what costs money first.
 EVENT_ORDER = [
+    EventType.APPOINTMENT_UNKNOWN,
+    EventType.APPOINTMENT_NOT_CONFIRMED,
+    EventType.APPOINTMENT_BOOKED,
     EventType.LFD_DUE,
     EventType.LFD_CHANGED,
     EventType.HOLDS_RELEASED,
@@ -140,9 +143,13 @@ def plan_alerts(events: list[Event], *, query: Query | None) -> list[Alert]:
 
 def subject(events: list[Event], query: Query | None) -> str:
     counts: dict[str, int] = defaultdict(int)
+    overdue = 0
     for event in events:
+        if event.type == EventType.LFD_DUE and event.data.get("days_left", 0) < 0:
+            overdue += 1  # told first, on its own
+            continue
         counts[event.type] += 1
-    parts = []
+    parts = [f"{overdue} overdue"] if overdue else []
     for kind in EVENT_ORDER:
         if counts.get(kind):
             parts.append(f"{counts[kind]} {EventType(kind).label.lower()}")

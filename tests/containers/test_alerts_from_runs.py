@@ -189,6 +189,15 @@ def test_two_runs_make_the_board_its_history_and_one_email_per_person(
         listed = sheet(sim, account.emodal_username, 0)
         on_board = Container.objects.filter(account=account)
         assert set(on_board.values_list("container_number", flat=True)) == set(listed)
+        # Each container's verdict is the rule's, from the sheet it was read from.
+        for number, pickup in on_board.values_list("container_number", "pickup"):
+            fields = listed[number]
+            assert (
+                pickup
+                == pickup_verdict(
+                    trade_type=fields["trade_type"], status=fields["status"], holds=fields["holds"]
+                ).pickup
+            ), number
         board_events = Event.objects.filter(account=account, type__startswith="container.")
         assert not board_events.exclude(type=EventType.LFD_DUE).exists()
         assert set(board_events.values_list("container_number", flat=True)) == due_within(
@@ -499,6 +508,7 @@ def test_the_days_due_dates_are_alerted_once_a_day(
     assert "MSCU0000001" in body and "MSCU0000002" in body and "MSCU0000003" not in body
     assert "today" in body
     text = text_and_html(message)[0]
+    assert message["Subject"].startswith("E-Modal: 1 overdue; 2 last free day within a few days")
     assert text.index("MSCU0000005") < text.index("MSCU0000001") < text.index("MSCU0000002")
     assert "Overdue, still to pick up: $450.00 so far" in text
     assert "overdue by 3 days · ready to pick up at TTI · $450.00 so far, +$150.00 a day" in text

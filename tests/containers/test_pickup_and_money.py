@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -338,3 +339,20 @@ def test_an_export_check_says_what_it_saw() -> None:
     assert found.outcome_text() == "Calendar found"
     assert missed.outcome_text() == "Calendar not found (unknown)"
     assert slots.outcome_text() == "Slots available"
+
+
+def test_containers_the_rule_does_not_know_are_counted_for_staff(
+    alice: Account, django_user_model: Any
+) -> None:
+    board_of(alice, timezone.localdate())
+    staff = django_user_model.objects.create_user("vera", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_container"))
+    counted = 'id="pickup-unknown">1 with a status the portal does not know'
+    assert counted in logged_in(staff).get(BOARD).content.decode()
+    assert (
+        "pickup-unknown"
+        not in logged_in(alice.user).get(BOARD).content.decode().split('id="board-table"')[0]
+    )
+    assert numbers_in(logged_in(staff).get(BOARD, {"pickup": "unknown"}).content.decode()) == [
+        "MSCU0000009"
+    ]
