@@ -3,7 +3,14 @@ and the account-level services around it. Split by concern: the lease (`lease`),
 server (`capacity`), captcha budgets (`budgets`), logins and their failures (`logins`),
 accounts' credentials and flags (`accounts`); `manager` puts them together."""
 
-from .accounts import allow_logins, blocked_text, drop_session_locally, update_account_credentials
+from .accounts import (
+    allow_logins,
+    blocked_text,
+    drop_session_locally,
+    hold_workflow,
+    release_workflow,
+    update_account_credentials,
+)
 from .budgets import BUDGET_WINDOW, captcha_budget_frees_at, check_captcha_budget
 from .capacity import accounts_in_demand, register_demand_provider, release_slot
 from .errors import (
@@ -42,8 +49,10 @@ __all__ = [
     "client_for_server",
     "drop_broken_connections",
     "drop_session_locally",
+    "hold_workflow",
     "may_have_spent_captcha",
     "register_demand_provider",
+    "release_workflow",
     "release_slot",
     "update_account_credentials",
 ]

@@ -166,6 +166,21 @@ class SessionManager(LeaseMixin, CapacityMixin, LoginMixin):
         the uses of its session instead."""
         account.refresh_from_db()
         self._check_usable(account)
+        if account.browser_poisoned():
+            # A failed check's held workflow is about to close this browser, whoever is then
+            # using it: no new work for it. Closed and replaced now (a captcha) rather than
+            # lost in the middle of a call.
+            started = time.monotonic()
+            self._close_upstream(account)
+            held = account.held_workflows
+            self._clear_session(account, account.session_version)
+            self._record(
+                account,
+                SessionEvent.Kind.POISONED,
+                started,
+                detail=f"{held} failed check{'s' if held != 1 else ''} held on its browser",
+            )
+            return self._create_session(account, token, reuse_upstream=False), False
         if account.session_id:
             if account.session_is_live():
                 return str(account.session_id), True
@@ -224,6 +239,8 @@ class SessionManager(LeaseMixin, CapacityMixin, LoginMixin):
         account.session_last_used_at = last_used or now
         account.session_uses = 0
         account.session_created_here = created_here
+        account.held_workflows = 0
+        account.browser_closes_at = None
         with transaction.atomic():
             account.save(
                 update_fields=[
@@ -233,6 +250,8 @@ class SessionManager(LeaseMixin, CapacityMixin, LoginMixin):
                     "session_last_used_at",
                     "session_uses",
                     "session_created_here",
+                    "held_workflows",
+                    "browser_closes_at",
                     "updated_at",
                 ]
             )
@@ -245,6 +264,8 @@ class SessionManager(LeaseMixin, CapacityMixin, LoginMixin):
             session_created_at=None,
             session_last_used_at=None,
             session_uses=0,
+            held_workflows=0,
+            browser_closes_at=None,
         )
         if cleared:
             release_slot(account)
