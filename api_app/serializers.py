@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from containers_app.board import SHEET_FIELDS
 from containers_app.models import Container, HistoryEntry
+from containers_app.money import Charges, Tariffs
 from emodal_portal.ids import MAX_ID
 from queries_app.events import EventType
 from queries_app.models import (
@@ -272,6 +273,17 @@ class BoardContainerSerializer(serializers.ModelSerializer):
     days_left = serializers.SerializerMethodField(
         help_text="Days until the last free day (negative: overdue; null: none known)."
     )
+    pickup = serializers.CharField(
+        help_text="Whether it still needs a pickup: ready, on_hold, not_arrived, picked_up, "
+        "export or unknown (a status the portal does not know)."
+    )
+    charges_to_date = serializers.SerializerMethodField(
+        help_text="Demurrage accrued through today by its terminal's tariff (a decimal); null "
+        "when it needs no pickup or its terminal has no tariff."
+    )
+    charge_per_day = serializers.SerializerMethodField(
+        help_text="What another day would add (a decimal); null as for charges_to_date."
+    )
     watched = serializers.BooleanField(help_text="Starred by the token's owner.")
     sheet_query = serializers.IntegerField(
         source="sheet_query_id", allow_null=True, help_text="The run that read the sheet fields."
@@ -297,6 +309,9 @@ class BoardContainerSerializer(serializers.ModelSerializer):
             "terminal_code",
             "terminal_name",
             "days_left",
+            "pickup",
+            "charges_to_date",
+            "charge_per_day",
             "passed_pregate",
             "booking_number",
             "check_outcome",
@@ -319,6 +334,22 @@ class BoardContainerSerializer(serializers.ModelSerializer):
 
     def get_days_left(self, row: Container) -> int | None:
         return row.days_left(self.context.get("today") or timezone.localdate())
+
+    def _charges(self, row: Container) -> Charges | None:
+        tariffs = self.context.get("tariffs")
+        if tariffs is None:
+            tariffs = self.context["tariffs"] = Tariffs.load()
+        return tariffs.charges(row, self.context.get("today") or timezone.localdate())
+
+    @extend_schema_field(serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True))
+    def get_charges_to_date(self, row: Container) -> str | None:
+        owed = self._charges(row)
+        return None if owed is None else f"{owed.to_date:.2f}"
+
+    @extend_schema_field(serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True))
+    def get_charge_per_day(self, row: Container) -> str | None:
+        owed = self._charges(row)
+        return None if owed is None else f"{owed.per_day:.2f}"
 
 
 class HistoryEntrySerializer(serializers.ModelSerializer):

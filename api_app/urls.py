@@ -5,6 +5,7 @@ from django.urls import path, re_path
 from django.views.decorators.common import no_append_slash
 from drf_spectacular.views import SpectacularAPIView
 
+from bookings_app import api as bookings
 from emodal_portal import ids  # noqa: F401 - registers <id:…>
 
 from . import views
@@ -30,6 +31,9 @@ v1 = [
     path("queries/<id:pk>/changes/", views.QueryChanges.as_view(), name="query-changes"),
     path("containers/", views.ContainerList.as_view(), name="container-list"),
     path("containers/<str:number>/", views.ContainerDetail.as_view(), name="container-detail"),
+    path("bookings/", bookings.BookingList.as_view(), name="booking-list"),
+    path("bookings/<id:pk>/", bookings.BookingDetail.as_view(), name="booking-detail"),
+    path("bookings/<id:pk>/confirm/", bookings.BookingConfirm.as_view(), name="booking-confirm"),
     path("event-types/", views.EventTypeList.as_view(), name="event-type-list"),
     path("webhooks/", views.WebhookList.as_view(), name="webhook-list"),
     path("webhooks/<id:pk>/", views.WebhookDetail.as_view(), name="webhook-detail"),

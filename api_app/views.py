@@ -35,6 +35,7 @@ from rest_framework.views import APIView
 
 from containers_app.forms import BoardFilterForm
 from containers_app.models import Container, HistoryEntry
+from containers_app.money import Tariffs
 from containers_app.selectors import HISTORY_LIMIT, filter_board, visible_containers
 from containers_app.selectors import visible_accounts as board_accounts
 from containers_app.table import DEFAULT_SORT as DEFAULT_BOARD_SORT
@@ -385,7 +386,12 @@ class QueryChanges(_QueryRows):
 # What each of the board page's filters means, said for an API caller.
 BOARD_PARAMETER_TEXT = {
     "q": "Part of a container number.",
-    "due_within": "Last free day within this many days (0: today); overdue ones included.",
+    "pickup": "Whether it still needs a pickup: one verdict (ready, on_hold, not_arrived, "
+    "picked_up, export, unknown), or needs (ready or on_hold). Default: any.",
+    "due": "Last free day overdue, today, or soon (in 1 or 2 days); only containers that still "
+    "need a pickup (the windows do not overlap).",
+    "due_within": "Last free day within this many days (0: today); overdue ones included; only "
+    "containers that still need a pickup (ready, on_hold).",
     "holds": "With holds (yes) or without (no).",
     "slot": "With an available appointment slot found by the latest check (yes), or not (no).",
     "terminal": "A terminal's code, as in `terminal_code`.",
@@ -446,7 +452,7 @@ def board_rows(request: Request) -> QuerySet[Container]:
         today=timezone.localdate(),
         zone=timezone.get_current_timezone(),
     )
-    return sort_board(rows, *parse_board_sort(sort))
+    return sort_board(rows, *parse_board_sort(sort), today=timezone.localdate())
 
 
 @extend_schema(
@@ -469,7 +475,11 @@ class ContainerList(generics.ListAPIView):
         return board_rows(self.request)
 
     def get_serializer_context(self) -> dict[str, Any]:
-        return {**super().get_serializer_context(), "today": timezone.localdate()}
+        return {
+            **super().get_serializer_context(),
+            "today": timezone.localdate(),
+            "tariffs": Tariffs.load(),
+        }
 
 
 @extend_schema(

@@ -8,7 +8,17 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import Alert, AlertItem, AlertPreference, Container, Event, HistoryEntry, RecurringRun
+from .models import (
+    Alert,
+    AlertItem,
+    AlertPreference,
+    Container,
+    Event,
+    HistoryEntry,
+    RecurringRun,
+    Tariff,
+    TariffTier,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -27,13 +37,16 @@ class ContainerAdmin(ReadOnlyAdmin):
         "trade_type",
         "status",
         "holds",
+        "pickup",
         "last_free_day",
         "terminal_code",
         "slot_count",
         "sheet_seen_at",
         "gone_at",
     )
-    list_filter = ("trade_type", "holds", ("gone_at", admin.EmptyFieldListFilter))
+    # The pickup filter's counts tell staff how many containers have a status the portal does
+    # not know ("Not known").
+    list_filter = ("pickup", "trade_type", "holds", ("gone_at", admin.EmptyFieldListFilter))
     list_select_related = ("account__user",)
     search_fields = ("container_number", "account__user__username")
     exclude = ("account",)
@@ -106,3 +119,29 @@ class RecurringRunAdmin(ReadOnlyAdmin):
         from .recurring import delete_recurring_run
 
         delete_recurring_run(run=obj)
+
+
+class TariffTierInline(admin.TabularInline):
+    model = TariffTier
+    extra = 3
+    min_num = 1
+
+
+@admin.register(Tariff)
+class TariffAdmin(admin.ModelAdmin):
+    """Staff set each terminal's demurrage tariff here; none by default (the board then says
+    "no tariff" and shows no amount)."""
+
+    list_display = ("terminal", "effective_from", "free_days", "rates", "note")
+    list_filter = ("terminal",)
+    list_select_related = ("terminal",)
+    search_fields = ("terminal__code", "terminal__name", "note")
+    autocomplete_fields = ("terminal",)
+    inlines = [TariffTierInline]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).prefetch_related("tiers")
+
+    @admin.display(description="Rates")
+    def rates(self, tariff: Tariff) -> str:
+        return "; ".join(f"from day {t.from_day}: {t.daily_rate}/day" for t in tariff.tiers.all())

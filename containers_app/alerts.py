@@ -15,6 +15,7 @@ import smtplib
 import socket
 from collections import defaultdict
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -32,6 +33,7 @@ from queries_app.events import EventType
 from queries_app.models import Query
 from queries_app.parsing import is_container_number
 
+from .health import account_health
 from .models import (
     ACCOUNT_EVENT_TYPES,
     VIEW_CONTAINERS,
@@ -41,6 +43,7 @@ from .models import (
     Event,
     Watch,
 )
+from .money import money_words
 from .words import describe_event
 
 logger = logging.getLogger(__name__)
@@ -137,9 +140,13 @@ def plan_alerts(events: list[Event], *, query: Query | None) -> list[Alert]:
 
 def subject(events: list[Event], query: Query | None) -> str:
     counts: dict[str, int] = defaultdict(int)
+    overdue = 0
     for event in events:
+        if event.type == EventType.LFD_DUE and event.data.get("days_left", 0) < 0:
+            overdue += 1  # told first, on its own
+            continue
         counts[event.type] += 1
-    parts = []
+    parts = [f"{overdue} overdue"] if overdue else []
     for kind in EVENT_ORDER:
         if counts.get(kind):
             parts.append(f"{counts[kind]} {EventType(kind).label.lower()}")
@@ -196,7 +203,27 @@ def message_context(alert: Alert) -> dict[str, Any]:
                 else "",
             }
         )
-    sections = [
+
+    # What costs money leads: the overdue containers still to pull (most days first), then the
+    # due dates (soonest first), then the rest.
+    def left(item: dict[str, Any]) -> int:
+        return item["event"].data.get("days_left", 0)
+
+    due = sorted(groups.pop(EventType.LFD_DUE, []), key=left)
+    overdue = [item for item in due if left(item) < 0]
+    groups[EventType.LFD_DUE] = [item for item in due if item not in overdue]
+    sections = []
+    if overdue:
+        owed = [
+            Decimal(item["event"].data["charges_to_date"])
+            for item in overdue
+            if item["event"].data.get("charges_to_date")
+        ]
+        label = "Overdue, still to pick up"
+        if owed:
+            label += f": {money_words(sum(owed, Decimal(0)))} so far"
+        sections.append({"label": label, "items": overdue})
+    sections += [
         {"label": EventType(kind).label, "items": groups[kind]}
         for kind in EVENT_ORDER
         if groups.get(kind)
@@ -210,6 +237,8 @@ def message_context(alert: Alert) -> dict[str, Any]:
         if alert.query_id and owner
         else "",
         "zone": zone,
+        # The account's updates stopped: said first, to the account's own person.
+        "health": account_health(alert.account_id) if owner else None,
     }
 
 

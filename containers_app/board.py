@@ -1,7 +1,8 @@
 """Bringing the board up to date when a run ends: what the run saw is merged into each
 container's latest known state, what changed is kept as history, and what people and other
-systems may want to hear about is recorded as events — once each (stable keys) — then
-announced after the commit (`queries_app.events.events_recorded`) and turned into alerts.
+systems may want to hear about is recorded as events — once each (stable keys) — in the
+outbox, in the merge's own transaction, with the e-mail alerts they call for (the dispatcher
+turns the events into webhook deliveries).
 
 Runs by a task (`tasks.update_board`) after the query has ended, never in the query's path.
 Each account's update holds the account's row lock, so two runs ending together are merged one
@@ -20,14 +21,19 @@ from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from queries_app.events import EventType, events_recorded
+from outbox.models import Event
+from outbox.record import record
+from outbox.vocabulary import EventType
+from queries_app.events import end_event
 from queries_app.models import AppointmentCheck, Query, QueryFile, Terminal
 from queries_app.parsing import is_hidden
 from queries_app.selectors import ACCOUNT_SECRETS
 from sessions_app.models import Account
 
 from . import alerts
-from .models import LFD_DUE_MAX_DAYS, Container, Event, HistoryEntry
+from .models import LFD_DUE_MAX_DAYS, Container, HistoryEntry
+from .money import Tariffs
+from .verdict import NEEDS_PICKUP, container_verdict, left_terminal, needs_pickup
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +79,8 @@ UPDATE_FIELDS = [
     "booking_number",
     "details_query",
     "details_seen_at",
+    "left_terminal",
+    "pickup",
     "check_outcome",
     "slot_count",
     "earliest_slot",
@@ -86,7 +94,6 @@ UPDATE_FIELDS = [
 ]
 # Check outcomes that say something about slots (a failed or unsent check says nothing).
 INFORMATIVE_CHECKS = (AppointmentCheck.Outcome.AVAILABLE, AppointmentCheck.Outcome.NONE)
-KEY_CHUNK = 500
 
 
 def jsonable(value: Any) -> Any:
@@ -134,7 +141,7 @@ def observe(query: Query) -> Observed:
     details = {
         info["container_number"]: info
         for info in query.infos.filter(success=True).values(
-            "container_number", "passed_pregate", "booking_number"
+            "container_number", "passed_pregate", "booking_number", "milestones"
         )
     }
     checks = {
@@ -281,6 +288,8 @@ def apply_details(merge: Merge, details: dict[str, dict[str, Any]], at: datetime
         if booking and booking != container.booking_number:
             merge.field(container, "booking_number", container.booking_number, booking, at)
             container.booking_number = booking
+        if info["milestones"]:
+            container.left_terminal = left_terminal(info["milestones"])
         container.details_query, container.details_seen_at = merge.query, at
         merge.dirty.add(number)
 
@@ -325,22 +334,47 @@ def apply_terminals(merge: Merge, numbers: Iterable[str], at: datetime) -> None:
         merge.dirty.add(number)
 
 
-def due_events(merge: Merge, today: date, at: datetime) -> None:
-    """`container.lfd_due` for containers whose last free day is today or within
-    LFD_DUE_MAX_DAYS: once per container and day (again the same day only if the date moves).
-    Recorded on the account's first run too: a due date is news whatever came before."""
+def apply_verdicts(merge: Merge) -> None:
+    """Each container's pickup verdict from what it is now (`verdict.py`)."""
+    for number, container in merge.rows.items():
+        pickup = container_verdict(container).pickup
+        if pickup != container.pickup:
+            container.pickup = pickup
+            merge.dirty.add(number)
+
+
+def due_events(merge: Merge, today: date, at: datetime, tariffs: Tariffs | None = None) -> None:
+    """`container.lfd_due` for containers that still need a pickup (`verdict.NEEDS_PICKUP`) and
+    are overdue or due within LFD_DUE_MAX_DAYS: once per container and day (again the same day
+    only if the date moves), with what they cost where the terminal has a tariff. Recorded on
+    the account's first run too: a due date is news whatever came before."""
     for container in merge.rows.values():
         left = container.days_left(today)
-        if container.gone_at is None and left is not None and 0 <= left <= LFD_DUE_MAX_DAYS:
-            lfd = container.last_free_day.isoformat()
-            merge.event(
-                EventType.LFD_DUE,
-                container,
-                at,
-                {"last_free_day": lfd, "days_left": left},
-                key=f"{EventType.LFD_DUE}:{merge.account.pk}:{container.container_number}:"
-                f"{today.isoformat()}:{lfd}",
-            )
+        if container.gone_at is not None or left is None or left > LFD_DUE_MAX_DAYS:
+            continue
+        if not needs_pickup(container.pickup):
+            continue
+        if tariffs is None:
+            tariffs = Tariffs.load()
+        lfd = container.last_free_day.isoformat()
+        data: dict[str, Any] = {
+            "last_free_day": lfd,
+            "days_left": left,
+            "pickup": container.pickup,
+            "terminal": container.terminal_code,
+        }
+        owed = tariffs.charges(container, today)
+        if owed is not None:
+            data["charges_to_date"] = str(owed.to_date)
+            data["charge_per_day"] = str(owed.per_day)
+        merge.event(
+            EventType.LFD_DUE,
+            container,
+            at,
+            data,
+            key=f"{EventType.LFD_DUE}:{merge.account.pk}:{container.container_number}:"
+            f"{today.isoformat()}:{lfd}",
+        )
 
 
 def lock_account(account_id: int) -> None:
@@ -391,6 +425,7 @@ def update_board(query_id: int, *, today: date | None = None) -> BoardUpdate:
         apply_checks(merge, observed.checks, observed.seen_at)
         touched |= observed.details.keys() & rows.keys()
         apply_terminals(merge, touched, observed.sheet_seen_at)
+        apply_verdicts(merge)
         due_events(merge, today, observed.seen_at)
         result = write(merge, sheet_seen_at=observed.sheet_seen_at if sheet_applied else None)
     return result
@@ -433,7 +468,7 @@ def write(merge: Merge, *, sheet_seen_at: datetime | None) -> BoardUpdate:
         event.container = event._container
     events = record_events(list(merge.events.values()))
     planned = alerts.plan_alerts(events, query=query)
-    after_commit(events, planned)
+    after_commit(planned)
     return BoardUpdate(
         events=events, alerts=planned, changed=len(merge.entries), created=len(merge.created)
     )
@@ -461,67 +496,43 @@ def update_rows(containers: list[Container], names: list[str]) -> None:
 
 
 def record_events(candidates: list[Event]) -> list[Event]:
-    """Insert the events not recorded yet (by key); returns those inserted. The caller holds the
-    account's lock, so no other writer records the same keys meanwhile."""
-    keys = [event.key for event in candidates]
-    existing: set[str] = set()
-    for start in range(0, len(keys), KEY_CHUNK):
-        chunk = keys[start : start + KEY_CHUNK]
-        existing.update(Event.objects.filter(key__in=chunk).values_list("key", flat=True))
-    new = [event for event in candidates if event.key not in existing]
-    return Event.objects.bulk_create(new, batch_size=1000)
+    """Record the events not recorded yet (by key) in the outbox; returns those recorded. The
+    caller holds the account's lock, so no other writer records the same keys meanwhile."""
+    return record(candidates)
 
 
-def after_commit(events: list[Event], planned: list[Any]) -> None:
-    """Once the events are committed: tell listeners (webhooks) of the new ones, send the
-    alerts (which may also tell of events recorded before)."""
-    if not events and not planned:
+def after_commit(planned: list[Any]) -> None:
+    """Once the alerts are committed, send them (they may also tell of events recorded
+    before). The events' webhooks are the dispatcher's (woken by the outbox)."""
+    if not planned:
         return
-    payload = [event.as_dict() for event in events]
     alert_ids = [alert.pk for alert in planned]
-
-    def announce() -> None:
-        if payload:
-            for receiver, error in events_recorded.send_robust(sender=Event, events=payload):
-                if isinstance(error, Exception):
-                    logger.error(
-                        "%r failed on %d recorded events: %r", receiver, len(payload), error
-                    )
-        alerts.enqueue_sends(alert_ids)
-
-    transaction.on_commit(announce)
+    transaction.on_commit(lambda: alerts.enqueue_sends(alert_ids))
 
 
 def record_failure(query: Query) -> BoardUpdate:
-    """A failed query, and the account's credentials if that is why, as events (once each)."""
+    """A failed query's alerts: its event (recorded by the engine as it ended it), and the
+    account's credentials if that is why (once each)."""
     account = query.account
     at = query.finished_at or timezone.now()
-    candidates = [
-        Event(
-            key=f"{EventType.QUERY_FAILED}:{query.pk}",
-            type=EventType.QUERY_FAILED,
-            account=account,
-            query=query,
-            data={"kind": query.kind, "error": query.error[:500]},
-            occurred_at=at,
-        )
-    ]
+    candidates = [event for event in [end_event(query)] if event is not None]
     if account.logins_blocked:
         candidates.append(logins_stopped_event(account, query=query, at=at))
     with transaction.atomic():
         lock_account(account.pk)
         events = record_events(candidates)
-        # The stop may have been recorded already (when the login found it) and left for this
-        # run's message: one message for the run, the stop in it, never twice.
+        # The failure was recorded by the engine when the query ended, and the stop may have
+        # been recorded when the login found it and left for this run's message: one message
+        # for the run, the stop in it, never twice.
         recorded = {event.key for event in events}
         earlier = (
-            Event.objects.filter(key__in=[c.key for c in candidates[1:]])
+            Event.objects.filter(key__in=[c.key for c in candidates])
             .exclude(key__in=recorded)
             .select_related("account")
             .defer(*ACCOUNT_SECRETS)
         )
         planned = alerts.plan_alerts([*events, *earlier], query=query)
-        after_commit(events, planned)
+        after_commit(planned)
     return BoardUpdate(events=events, alerts=planned)
 
 
@@ -558,7 +569,7 @@ def record_logins_stopped(account_id: int, stopped_at: datetime) -> BoardUpdate:
             | Q(status=Query.Status.FAILED, finished_at__gte=stopped_at)
         ).exists()
         planned = [] if left_to_a_run else alerts.plan_alerts(events, query=None)
-        after_commit(events, planned)
+        after_commit(planned)
     return BoardUpdate(events=events, alerts=planned)
 
 
@@ -573,30 +584,32 @@ def tell_stop_left_to(query: Query) -> BoardUpdate:
         key = logins_stopped_event(account, query=None, at=timezone.now()).key
         stop = Event.objects.filter(key=key).select_related("account").defer(*ACCOUNT_SECRETS)
         planned = alerts.plan_alerts(list(stop), query=None)
-        after_commit([], planned)
+        after_commit(planned)
     return BoardUpdate(alerts=planned)
 
 
 def record_due_dates(*, today: date | None = None) -> BoardUpdate:
     """The day's `container.lfd_due` events of every account (those no run recorded yet), and
-    their alerts: one message per person for the lot. Run hourly; idempotent."""
+    their alerts: one message per person for the lot, the overdue ones first with what they
+    cost. Run hourly; idempotent."""
     today = today or timezone.localdate()
     horizon = today + timedelta(days=LFD_DUE_MAX_DAYS)
     accounts = (
         Container.objects.present()
-        .filter(last_free_day__gte=today, last_free_day__lte=horizon)
+        .filter(pickup__in=NEEDS_PICKUP, last_free_day__lte=horizon)
         .order_by()
         .values_list("account_id", flat=True)
         .distinct()
     )
     total = BoardUpdate()
     now = timezone.now()
+    tariffs = Tariffs.load()
     for account_id in list(accounts):
         with transaction.atomic():
             lock_account(account_id)
             account = Account.objects.defer(*Account.SECRET_FIELDS).get(pk=account_id)
             due = Container.objects.present().filter(
-                account_id=account_id, last_free_day__gte=today, last_free_day__lte=horizon
+                account_id=account_id, pickup__in=NEEDS_PICKUP, last_free_day__lte=horizon
             )
             merge = Merge(
                 account=account,
@@ -604,12 +617,12 @@ def record_due_dates(*, today: date | None = None) -> BoardUpdate:
                 rows={c.container_number: c for c in due},
                 baseline=False,
             )
-            due_events(merge, today, now)
+            due_events(merge, today, now, tariffs)
             for event in merge.events.values():
                 event.container = event._container
             events = record_events(list(merge.events.values()))
             planned = alerts.plan_alerts(events, query=None)
-            after_commit(events, planned)
+            after_commit(planned)
         total.events += events
         total.alerts += planned
     return total

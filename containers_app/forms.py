@@ -14,6 +14,16 @@ from queries_app.registry import all_kinds
 from sessions_app.models import Account
 
 from .models import ALERT_EVENT_TYPES, LFD_DUE_MAX_DAYS, WEEKDAYS, AlertPreference
+from .verdict import Pickup
+
+# The board's pickup filter: any, both verdicts that still need a pickup, or one verdict.
+PICKUP_CHOICES = [("", "Any"), ("needs", "Needs a pickup (ready or on hold)"), *Pickup.choices]
+DUE_CHOICES = [
+    ("", "Any"),
+    ("overdue", "Overdue"),
+    ("today", "Due today"),
+    ("soon", "Due in 1–2 days"),
+]
 
 ANY_YES_NO = [("", "Any"), ("yes", "Yes"), ("no", "No")]
 
@@ -24,12 +34,19 @@ class DateInput(forms.DateInput):
 
 class BoardFilterForm(forms.Form):
     q = forms.CharField(label="Container", required=False, max_length=20)
+    pickup = forms.ChoiceField(label="Pickup", required=False, choices=PICKUP_CHOICES)
+    due = forms.ChoiceField(
+        label="Last free day",
+        required=False,
+        choices=DUE_CHOICES,
+        help_text="Only containers that still need a pickup.",
+    )
     due_within = forms.IntegerField(
         label="Last free day within (days)",
         required=False,
         min_value=0,
         max_value=365,
-        help_text="Overdue ones included.",
+        help_text="Overdue ones included; only containers that still need a pickup.",
     )
     holds = forms.ChoiceField(label="Holds", required=False, choices=ANY_YES_NO)
     slot = forms.ChoiceField(label="Available slot", required=False, choices=ANY_YES_NO)

@@ -1,6 +1,7 @@
 """The containers board: each container's latest known state (merged from the runs that saw
-it), the changes observed across runs, the events announced about it, who watches it, alerts
-and their preferences, and the recurring runs people set themselves."""
+it), the changes observed across runs, who watches it, alerts and their preferences, and the
+recurring runs people set themselves. Its events are the outbox's rows (`outbox.models.Event`,
+named here too)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from django.db.models import Q
 from django.utils import timezone
 from django_q.models import Schedule
 
+from outbox.models import Event
+from outbox.vocabulary import EventType
 from queries_app.access import sees_others
-from queries_app.events import EventType
 from queries_app.models import Query, Terminal
 from queries_app.registry import kind_choices
 from sessions_app.models import Account
+
+from .verdict import Pickup
 
 # Container events whose last free day is this many days away or less (today included) are
 # recorded as `container.lfd_due`; each person's alert takes those within their own N.
@@ -86,6 +90,13 @@ class Container(models.Model):
         Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     details_seen_at = models.DateTimeField(null=True, blank=True)
+    # The latest timeline shows it out of the terminal (Departed Terminal, Arrived at customer,
+    # Empty Received completed); None: no timeline read.
+    left_terminal = models.BooleanField(null=True)
+
+    # Whether it still needs a pickup (`verdict.pickup_verdict`), kept up to date by the
+    # board's merge so that the board filters, counts and sorts by it in the database.
+    pickup = models.CharField(max_length=12, choices=Pickup.choices, default=Pickup.UNKNOWN)
 
     # From the latest appointment check that said something (slots or none).
     check_outcome = models.CharField(max_length=10, blank=True)
@@ -123,6 +134,10 @@ class Container(models.Model):
         indexes = [
             # The board's default order and its "due within N days" filter, per account.
             models.Index(fields=["account", "last_free_day"], name="container_account_lfd"),
+            # The board's default: what needs a pickup, soonest last free day first.
+            models.Index(
+                fields=["account", "pickup", "last_free_day"], name="container_account_pickup"
+            ),
             # The board's "changed since" filter and sort.
             models.Index(fields=["account", "last_change_at"], name="container_account_changed"),
         ]
@@ -165,47 +180,6 @@ class HistoryEntry(models.Model):
         return f"{self.container} {self.change} at {self.observed_at:%Y-%m-%d %H:%M}"
 
 
-class Event(models.Model):
-    """Something announced once (to alerts and webhooks): its `key` is stable and unique, so
-    recording it again (a task run twice, a second delivery) records and sends nothing."""
-
-    key = models.CharField(max_length=200, unique=True)
-    type = models.CharField(max_length=40, choices=EventType.choices)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
-    container = models.ForeignKey(
-        Container, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
-    )
-    container_number = models.CharField(max_length=20, blank=True)
-    query = models.ForeignKey(
-        Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    # JSON, never a secret (e.g. {"before": "2025-05-01", "after": "2025-05-03"}).
-    data = models.JSONField(default=dict, blank=True)
-    occurred_at = models.DateTimeField()
-
-    class Meta:
-        ordering = ["-occurred_at", "-id"]
-        indexes = [
-            # An account's events over time (the admin, the API).
-            models.Index(fields=["account", "occurred_at"], name="event_account_time"),
-        ]
-
-    def __str__(self) -> str:
-        return self.key
-
-    def as_dict(self) -> dict[str, Any]:
-        """The shape `queries_app.events.events_recorded` announces."""
-        return {
-            "id": self.key,
-            "type": self.type,
-            "account_id": self.account_id,
-            "container_number": self.container_number,
-            "query_id": self.query_id,
-            "data": self.data,
-            "occurred_at": self.occurred_at.isoformat(),
-        }
-
-
 class Watch(models.Model):
     """A person's star on a container."""
 
@@ -242,6 +216,9 @@ DEFAULT_ALERT_EVENTS = [
     EventType.LFD_DUE.value,
     EventType.HOLDS_RELEASED.value,
     EventType.SLOT_APPEARED.value,
+    # A dead account must not look healthy: its person hears of it unless they opt out.
+    EventType.QUERY_FAILED.value,
+    EventType.CREDENTIALS_REJECTED.value,
 ]
 ACCOUNT_EVENT_TYPES = {EventType.QUERY_FAILED.value, EventType.CREDENTIALS_REJECTED.value}
 
@@ -249,7 +226,7 @@ ACCOUNT_EVENT_TYPES = {EventType.QUERY_FAILED.value, EventType.CREDENTIALS_REJEC
 class AlertPreference(models.Model):
     """What a person wants to hear about, and how. A person without a row has the defaults:
     e-mail (when they have an address) on LFD set or changed, LFD within 2 days, holds
-    released and slot appeared, for all their containers."""
+    released, slot appeared, a failed run and credentials rejected, for all their containers."""
 
     class Channel(models.TextChoices):
         EMAIL = "email", "E-mail"
@@ -407,3 +384,58 @@ class RecurringRun(models.Model):
         else:
             when = ", ".join(WEEKDAYS[d] for d in sorted(days))
         return f"{when} at {', '.join(self.times)} {self.time_zone}"
+
+
+class Tariff(models.Model):
+    """A terminal's demurrage tariff from a day on: what each day past the last free day costs
+    a container still waiting for its pickup, in tiers (`TariffTier`). A terminal without one
+    has no tariff: the board says so and invents no amount. A later tariff of the same terminal
+    takes over from its own date (the days before keep the earlier one's rates)."""
+
+    terminal = models.ForeignKey(Terminal, on_delete=models.CASCADE, related_name="tariffs")
+    effective_from = models.DateField(
+        "applies from", help_text="The first day charged at these rates."
+    )
+    free_days = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Days after E-Modal's last free day that are still free (usually 0: the last "
+        "free day already counts the terminal's free time).",
+    )
+    note = models.CharField(max_length=200, blank=True, help_text="Where the rates come from.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["terminal__code", "effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["terminal", "effective_from"], name="tariff_one_per_terminal_and_day"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.terminal.code} from {self.effective_from.isoformat()}"
+
+
+class TariffTier(models.Model):
+    """From the `from_day`-th charged day on (1: the first day after the free time), each day
+    costs `daily_rate` — until the next tier's first day."""
+
+    tariff = models.ForeignKey(Tariff, on_delete=models.CASCADE, related_name="tiers")
+    from_day = models.PositiveSmallIntegerField(
+        "from day", help_text="1 for the first charged day, 5 for the fifth, …"
+    )
+    daily_rate = models.DecimalField("per day", max_digits=10, decimal_places=2)
+
+    class Meta:
+        ordering = ["tariff", "from_day"]
+        constraints = [
+            models.UniqueConstraint(fields=["tariff", "from_day"], name="tariff_tier_unique_day"),
+            models.CheckConstraint(condition=Q(from_day__gte=1), name="tariff_tier_from_day_1"),
+            models.CheckConstraint(
+                condition=Q(daily_rate__gte=0), name="tariff_tier_rate_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"day {self.from_day}+: {self.daily_rate}/day"

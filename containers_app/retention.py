@@ -51,7 +51,7 @@ def prunable(cutoff: datetime) -> list[tuple[str, models.QuerySet]]:
         ),
         (
             "events",
-            Event.objects.filter(occurred_at__lt=cutoff).exclude(
+            Event.objects.filter(occurred_at__lt=cutoff, dispatched_at__isnull=False).exclude(
                 pk__in=AlertItem.objects.filter(alert__in=waiting).values("event_id")
             ),
         ),

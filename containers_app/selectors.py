@@ -14,6 +14,8 @@ from sessions_app.models import Account
 
 from .board import BOARD_KINDS
 from .models import VIEW_CONTAINERS, Container, RecurringRun, Watch
+from .money import ZERO, Tariffs
+from .verdict import NEEDS_PICKUP, Pickup
 
 ACCOUNT_SECRETS = [f"account__{name}" for name in Account.SECRET_FIELDS]
 
@@ -58,6 +60,16 @@ def start_of_day(day: date, zone: tzinfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=zone)
 
 
+# The board's `pickup` filter: a verdict, or NEEDS for both verdicts that still need a pickup.
+NEEDS = "needs"
+# The quick filters' due windows, in days from today (None: open), which do not overlap.
+DUE_WINDOWS: dict[str, tuple[int | None, int | None]] = {
+    "overdue": (None, -1),
+    "today": (0, 0),
+    "soon": (1, 2),
+}
+
+
 def filter_board(
     rows: QuerySet[Container], filters: dict[str, Any], *, today: date, zone: tzinfo
 ) -> QuerySet[Container]:
@@ -70,9 +82,27 @@ def filter_board(
         rows = rows.filter(account=filters["account"])
     if filters.get("q"):
         rows = rows.filter(container_number__icontains=filters["q"].strip())
+    pickup = filters.get("pickup") or ""
+    if pickup == NEEDS:
+        rows = rows.filter(pickup__in=NEEDS_PICKUP)
+    elif pickup in Pickup.values:
+        rows = rows.filter(pickup=pickup)
     if filters.get("due_within") is not None:
-        # Overdue containers are the most urgent: "within N days" keeps them.
-        rows = rows.filter(last_free_day__lte=today + timedelta(days=filters["due_within"]))
+        # Overdue containers are the most urgent: "within N days" keeps them. Only containers
+        # that still need a pickup are due at all.
+        rows = rows.filter(
+            pickup__in=NEEDS_PICKUP,
+            last_free_day__lte=today + timedelta(days=filters["due_within"]),
+        )
+    due = filters.get("due") or ""
+    if due in DUE_WINDOWS:
+        first, last = DUE_WINDOWS[due]
+        window = Q(pickup__in=NEEDS_PICKUP, last_free_day__isnull=False)
+        if first is not None:
+            window &= Q(last_free_day__gte=today + timedelta(days=first))
+        if last is not None:
+            window &= Q(last_free_day__lte=today + timedelta(days=last))
+        rows = rows.filter(window)
     if filters.get("holds") in ("yes", "no"):
         rows = rows.filter(holds=filters["holds"] == "yes")
     if filters.get("slot") == "yes":
@@ -101,17 +131,49 @@ def terminal_choices(rows: QuerySet[Container]) -> list[tuple[str, str]]:
 
 
 def board_summary(rows: QuerySet[Container], *, today: date) -> dict[str, int]:
-    """Counts for the board's quick filters, in one statement."""
+    """Counts for the board's quick filters, in one statement. Due dates count only for
+    containers that still need a pickup; the due windows do not overlap."""
     present = rows.filter(gone_at__isnull=True).order_by()
+    needs = Q(pickup__in=NEEDS_PICKUP)
+    counts = {f"pickup_{value}": Count("pk", filter=Q(pickup=value)) for value in Pickup.values}
     return present.aggregate(
         total=Count("pk"),
-        overdue=Count("pk", filter=Q(last_free_day__lt=today)),
-        due_today=Count("pk", filter=Q(last_free_day=today)),
-        due_tomorrow=Count("pk", filter=Q(last_free_day=today + timedelta(days=1))),
-        due_2=Count("pk", filter=Q(last_free_day__lte=today + timedelta(days=2))),
-        holds=Count("pk", filter=Q(holds=True)),
-        slots=Count("pk", filter=Q(slot_count__gt=0)),
+        needs=Count("pk", filter=needs),
+        overdue=Count("pk", filter=needs & Q(last_free_day__lt=today)),
+        due_today=Count("pk", filter=needs & Q(last_free_day=today)),
+        due_soon=Count(
+            "pk",
+            filter=needs
+            & Q(
+                last_free_day__gte=today + timedelta(days=1),
+                last_free_day__lte=today + timedelta(days=2),
+            ),
+        ),
+        holds=Count("pk", filter=Q(pickup=Pickup.ON_HOLD)),
+        slots=Count("pk", filter=needs & Q(slot_count__gt=0)),
+        **counts,
     )
+
+
+def money_at_risk(rows: QuerySet[Container], tariffs: Tariffs, *, today: date) -> dict[str, Any]:
+    """What the containers still to pull cost so far and what another day adds, over those
+    whose free time is over or ends today (the others cost nothing yet); how many of those
+    have no tariff (no amount is made up for them)."""
+    candidates = rows.filter(
+        gone_at__isnull=True, pickup__in=NEEDS_PICKUP, last_free_day__lte=today
+    ).values_list("pickup", "last_free_day", "terminal_id")
+    to_date, per_day, costing, without = ZERO, ZERO, 0, 0
+    for pickup, last_free_day, terminal_id in candidates.order_by().iterator(chunk_size=2000):
+        owed = tariffs.charges_of(
+            pickup=pickup, last_free_day=last_free_day, terminal_id=terminal_id, today=today
+        )
+        if owed is None:
+            without += 1
+            continue
+        to_date += owed.to_date
+        per_day += owed.per_day
+        costing += 1 if owed.to_date or owed.per_day else 0
+    return {"to_date": to_date, "per_day": per_day, "costing": costing, "no_tariff": without}
 
 
 # How much of a container's history its page (and the API) shows, newest first.

@@ -10,7 +10,7 @@ from datetime import date, datetime, tzinfo
 from html import escape as html_escape
 from typing import Any
 
-from django.db.models import F, QuerySet
+from django.db.models import Case, DecimalField, F, QuerySet, Value, When
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
@@ -19,6 +19,8 @@ from queries_app.parsing import is_container_number
 from queries_app.tables import cell_text
 
 from .models import Container
+from .money import Charges, Tariffs, money_words
+from .verdict import NEEDS_PICKUP, Pickup, needs_pickup
 from .words import days_left_words, describe_change, due_urgency
 
 PER_PAGE = 100
@@ -50,12 +52,23 @@ def pregate_text(row: Container) -> str:
         return "Ticket" if set(row.pregate_ticket) == {"*"} else f"Ticket {row.pregate_ticket}"
     if row.passed_pregate is False:
         return "Not yet"
+    if row.trade_type == "IMPORT" and row.details_seen_at is not None:
+        return "Unknown"  # details were read, and E-Modal's page did not say
     return ""
 
 
-def build_columns(today: date, zone: tzinfo, *, show_account: bool) -> list[Column]:
+def pickup_text(row: Container) -> str:
+    return Pickup(row.pickup).label if row.pickup in Pickup.values else row.pickup
+
+
+def build_columns(
+    today: date, zone: tzinfo, *, show_account: bool, tariffs: Tariffs | None = None
+) -> list[Column]:
     def seen_run(row: Container) -> str:
         return f"#{row.sheet_query_id}" if row.sheet_query_id else ""
+
+    def owed(row: Container) -> Charges | None:
+        return tariffs.charges(row, today) if tariffs is not None else None
 
     columns = [
         Column("container_number", "Container"),
@@ -65,11 +78,22 @@ def build_columns(today: date, zone: tzinfo, *, show_account: bool) -> list[Colu
             staff_only=True,
             value=lambda row: str(row.account),
         ),
+        Column("pickup", "Pickup", value=pickup_text),
         Column("trade_type", "Trade type"),
         Column("status", "Status"),
         Column("holds", "Holds"),
         Column("last_free_day", "Last free day"),
         Column("days_left", "Days left", value=lambda row: row.days_left(today)),
+        Column(
+            "charges_to_date",
+            "Charges to date",
+            value=lambda row: c.to_date if (c := owed(row)) else None,
+        ),
+        Column(
+            "charge_per_day",
+            "Another day costs",
+            value=lambda row: c.per_day if (c := owed(row)) else None,
+        ),
         Column("good_through", "Good through"),
         Column("terminal", "Terminal", value=terminal_text),
         Column("pregate", "Pregate", value=pregate_text),
@@ -93,6 +117,9 @@ SORTS = {
     "status": "status",
     "holds": "holds",
     "lfd": "last_free_day",
+    "pickup": "pickup",
+    # Charges to date, then what another day costs (computed: see `sort_by_money`).
+    "money": "-charges",
     "terminal": "terminal_code",
     "slot": "earliest_slot",
     "changed": "-last_change_at",
@@ -108,7 +135,53 @@ def parse_sort(value: str) -> tuple[str, bool]:
     return key, descending
 
 
-def sort_rows(rows: QuerySet[Container], key: str, descending: bool) -> QuerySet[Container]:
+def sort_by_money(
+    rows: QuerySet[Container], descending: bool, *, today: date, tariffs: Tariffs
+) -> QuerySet[Container]:
+    """Most money first (charges so far, then what another day adds), then the soonest last
+    free day. Only containers still to pull whose free time is over or ends today can cost
+    anything: their amounts are computed and handed to the database as one CASE."""
+    candidates = rows.filter(
+        gone_at__isnull=True, pickup__in=NEEDS_PICKUP, last_free_day__lte=today
+    ).values_list("pk", "pickup", "last_free_day", "terminal_id")
+    so_far, per_day = [], []
+    for pk, pickup, lfd, terminal_id in candidates.order_by().iterator(chunk_size=2000):
+        owed = tariffs.charges_of(
+            pickup=pickup, last_free_day=lfd, terminal_id=terminal_id, today=today
+        )
+        if owed is not None:
+            so_far.append(When(pk=pk, then=Value(owed.to_date)))
+            per_day.append(When(pk=pk, then=Value(owed.per_day)))
+    money = DecimalField(max_digits=14, decimal_places=2)
+    rows = rows.annotate(
+        charges=Case(*so_far, default=Value(None), output_field=money),
+        per_day=Case(*per_day, default=Value(None), output_field=money),
+    )
+    order = "asc" if descending else "desc"  # the natural order is the most first
+    return rows.order_by(
+        getattr(F("charges"), order)(nulls_last=True),
+        getattr(F("per_day"), order)(nulls_last=True),
+        F("last_free_day").asc(nulls_last=True),
+        "container_number",
+        "pk",
+    )
+
+
+def sort_rows(
+    rows: QuerySet[Container],
+    key: str,
+    descending: bool,
+    *,
+    today: date | None = None,
+    tariffs: Tariffs | None = None,
+) -> QuerySet[Container]:
+    if key == "money":
+        return sort_by_money(
+            rows,
+            descending,
+            today=today or timezone.localdate(),
+            tariffs=tariffs if tariffs is not None else Tariffs.load(),
+        )
     target = SORTS[key]
     natural_desc = target.startswith("-")
     expression = F(target.lstrip("-"))
@@ -129,6 +202,7 @@ class BoardTable:
     sort: str
     descending: bool
     show_account: bool
+    tariffs: Tariffs | None = None
     csrf_token: str = ""
     next_url: str = ""
     headers: list[dict[str, Any]] = field(default_factory=list)
@@ -179,7 +253,10 @@ class BoardTable:
             f'<span class="visually-hidden">{action} {number}</span></button></form>'
         )
         left = row.days_left(self.today)
-        urgency = due_urgency(left) if row.gone_at is None else ""
+        needed = needs_pickup(row.pickup) and row.gone_at is None
+        # Only a container still to pull is urgent: one gone out, an export or one still on
+        # the vessel shows its last free day without alarm.
+        urgency = due_urgency(left) if needed else ""
         lfd = ""
         if row.last_free_day:
             words = esc(days_left_words(left))
@@ -195,6 +272,12 @@ class BoardTable:
             slot = (
                 f'{self._when(row.earliest_slot)} <span class="sub">{row.slot_count} slot'
                 f"{plural} · seen {self._when(row.check_seen_at)} "
+                f"(run #{row.check_query_id or '?'})</span>"
+            )
+        elif row.check_seen_at and row.check_outcome == "available":
+            # An export check finds a calendar; it counts no slots.
+            slot = (
+                f'calendar found <span class="sub">seen {self._when(row.check_seen_at)} '
                 f"(run #{row.check_query_id or '?'})</span>"
             )
         elif row.check_seen_at:
@@ -218,15 +301,28 @@ class BoardTable:
                 f'<a href="{link}">#{run or "?"}</a> '
                 f'<span class="sub">{self._when(row.sheet_seen_at)}</span>'
             )
+        money = ""
+        if needed and self.tariffs is not None:
+            owed = self.tariffs.charges(row, self.today)
+            if owed is None:
+                money = '<span class="sub no-tariff">no tariff</span>'
+            elif owed.to_date or owed.per_day:
+                money = (
+                    f'<span class="money">{money_words(owed.to_date)}</span> '
+                    f'<span class="sub">+{money_words(owed.per_day)}/day</span>'
+                )
+        pickup = esc(pickup_text(row))
         holds = "" if row.holds is None else ("Yes" if row.holds else "No")
         account = f"<td>{esc(str(row.account))}</td>" if self.show_account else ""
         klass = "is-gone" if row.gone_at else (f"row-{urgency}" if urgency else "")
         html = (
             f'<tr class="{klass}"><td>{star}</td>'
             f'<th scope="row">{title}</th>{account}'
+            f'<td class="pickup pickup-{esc(row.pickup)}">{pickup}</td>'
             f"<td>{esc(row.trade_type)}</td><td>{esc(row.status)}</td>"
             f'<td class="holds-{holds.lower() or "unknown"}">{holds}</td>'
-            f'<td class="lfd">{lfd}</td><td>{esc(terminal_text(row))}</td>'
+            f'<td class="lfd">{lfd}</td><td class="charges">{money}</td>'
+            f"<td>{esc(terminal_text(row))}</td>"
             f"<td>{esc(pregate_text(row))}</td><td>{slot}</td><td>{change}</td>"
             f"<td>{seen}</td></tr>"
         )
@@ -242,10 +338,12 @@ PAGE_HEADERS = [
     ("★", ""),
     ("Container", "container"),
     ("Account", "account"),
+    ("Pickup", "pickup"),
     ("Trade", ""),
     ("Status", "status"),
     ("Holds", "holds"),
     ("Last free day", "lfd"),
+    ("Charges", "money"),
     ("Terminal", "terminal"),
     ("Pregate", ""),
     ("Earliest slot", "slot"),

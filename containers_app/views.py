@@ -30,15 +30,19 @@ from queries_app.views import in_user_zone, next_or, user_zone
 from . import recurring
 from .alerts import preferences_for
 from .forms import AlertPreferenceForm, BoardFilterForm, RecurringRunForm
+from .health import stopped_accounts
 from .models import Alert, Container, RecurringRun, Watch
+from .money import Tariffs
 from .selectors import (
     HISTORY_LIMIT,
+    NEEDS,
     board_summary,
     container_checks,
     container_milestones,
     container_runs,
     filter_board,
     manageable_accounts,
+    money_at_risk,
     recent_runs,
     recurring_runs,
     sees_all,
@@ -46,7 +50,16 @@ from .selectors import (
     visible_accounts,
     visible_containers,
 )
-from .table import PER_PAGE, BoardTable, build_columns, page_headers, parse_sort, sort_rows
+from .table import (
+    PER_PAGE,
+    BoardTable,
+    build_columns,
+    page_headers,
+    parse_sort,
+    pickup_text,
+    sort_rows,
+)
+from .verdict import container_verdict, needs_pickup
 
 # Scheduled runs listed per page of the board (staff who manage every account see them all).
 RUNS_PER_PAGE = 20
@@ -62,22 +75,35 @@ def _board_table(request: HttpRequest, *, export: bool = False) -> tuple[BoardTa
     today = timezone.localdate(timezone=zone)
     show_account = sees_all(request.user)
     visible = visible_containers(request.user)
+    data = request.GET
+    if "pickup" not in data:
+        # The board opens on what still needs a pickup ("Any" shows everything).
+        data = data.copy()
+        data["pickup"] = NEEDS
     form = BoardFilterForm(
-        request.GET,
+        data,
         terminals=terminal_choices(visible),
         accounts=visible_accounts(request.user) if show_account else None,
     )
     filters = form.filters()
     sort, descending = parse_sort(request.GET.get("sort", ""))
-    rows = sort_rows(filter_board(visible, filters, today=today, zone=zone), sort, descending)
+    tariffs = Tariffs.load()
+    rows = sort_rows(
+        filter_board(visible, filters, today=today, zone=zone),
+        sort,
+        descending,
+        today=today,
+        tariffs=tariffs,
+    )
     table = BoardTable(
         rows=rows,
-        columns=build_columns(today, zone, show_account=show_account),
+        columns=build_columns(today, zone, show_account=show_account, tariffs=tariffs),
         today=today,
         zone=zone,
         sort=sort,
         descending=descending,
         show_account=show_account,
+        tariffs=tariffs,
     )
     if not export:
         table.csrf_token = get_token(request)
@@ -104,7 +130,16 @@ def _board_context(
         "page_obj": page,
         "rows": [table.row_html(row) for row in page],
         "summary": board_summary(visible_containers(request.user), today=table.today),
+        "money": money_at_risk(
+            visible_containers(request.user), table.tariffs or Tariffs.load(), today=table.today
+        ),
+        # A dispatcher's own account is loaded already; staff who see all: those stopped.
+        "account_health": stopped_accounts(
+            visible_accounts(request.user).needing_a_person() if sees_all(request.user) else own
+        ),
+        "show_account_names": sees_all(request.user),
         "today": table.today,
+        "show_unknown": sees_all(request.user),
         "has_account": bool(own) or sees_all(request.user),
         "no_account_message": NO_ACCOUNT_MESSAGE,
         "recurring_runs": Paginator(recurring_runs(request.user), RUNS_PER_PAGE).get_page(
@@ -160,12 +195,21 @@ def container_detail(request: HttpRequest, number: str) -> HttpResponse:
     container = containers[0]
     runs = recent_runs(container)
     zone = user_zone(request)
+    today = timezone.localdate(timezone=zone)
+    verdict = container_verdict(container)
     return render(
         request,
         "containers/container.html",
         {
             "container": container,
-            "days_left": container.days_left(timezone.localdate(timezone=zone)),
+            "days_left": container.days_left(today),
+            "pickup_label": pickup_text(container),
+            "pickup_reason": verdict.reason,
+            "needs_pickup": needs_pickup(container.pickup) and container.gone_at is None,
+            "calm": not needs_pickup(container.pickup),
+            "charges": Tariffs.load([container.terminal_id]).charges(container, today)
+            if container.terminal_id
+            else None,
             "history": container.history.select_related("query").defer(
                 "query__state", "query__params"
             )[:HISTORY_LIMIT],

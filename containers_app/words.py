@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import date, datetime, tzinfo
+from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
 
 from queries_app.events import EventType
+from sessions_app.services.accounts import stop_words
+
+from .money import money_words
+from .verdict import Pickup
+
+PICKUP_WORDS = dict(Pickup.choices)
 
 FIELD_LABELS = {
     "status": "status",
@@ -115,10 +122,22 @@ def due_urgency(left: int | None) -> str:
 
 def describe_event(kind: str, data: dict[str, Any], *, zone: tzinfo | None = None) -> str:
     if kind == EventType.LFD_DUE:
-        return (
+        words = (
             f"last free day {shown(data.get('last_free_day'))}, "
             f"{days_left_words(data.get('days_left'))}"
         )
+        if data.get("pickup") in PICKUP_WORDS:
+            words += f" · {PICKUP_WORDS[data['pickup']].lower()}"
+        if data.get("terminal"):
+            words += f" at {data['terminal']}"
+        if data.get("charges_to_date") is not None:
+            words += (
+                f" · {money_words(Decimal(data['charges_to_date']))} so far, "
+                f"+{money_words(Decimal(data['charge_per_day']))} a day"
+            )
+        elif data.get("pickup") and (data.get("days_left") or 0) <= 0:
+            words += " · no tariff"
+        return words
     if kind == EventType.LFD_CHANGED:
         if data.get("before"):
             return f"last free day moved from {shown(data['before'])} to {shown(data['after'])}"
@@ -137,5 +156,6 @@ def describe_event(kind: str, data: dict[str, Any], *, zone: tzinfo | None = Non
     if kind == EventType.QUERY_FAILED:
         return f"a {data.get('kind', '')} query failed: {data.get('error', '')}".strip()
     if kind == EventType.CREDENTIALS_REJECTED:
-        return f"E-Modal rejected the account's credentials: {data.get('reason', '')}".strip()
+        words = stop_words(data.get("state", "rejected"), data.get("reason", ""))
+        return f"{words}; no login is tried until someone acts"
     return EventType(kind).label if kind in EventType.values else kind

@@ -104,7 +104,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.apps.PortalAdminConfig",  # Django's admin, the portal's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "sessions_app",
+    "outbox",
     "queries_app",
     "ops_app",
     "containers_app",
@@ -125,6 +126,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served by the portal (no CDN)
     "api_app",
+    "bookings_app",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -271,8 +274,17 @@ SCHEDULED_TASK_FUNCS = [
     "containers_app.tasks.send_due_alerts",
     "containers_app.tasks.record_due_dates",
     "api_app.tasks.sweep_webhooks",
+    "bookings_app.tasks.sweep_bookings",
+    "notifications.tasks.sweep",
 ]
 SCHEDULED_TASK_HOOKS: list[str] = []
+
+# Booking (bookings_app): slots read longer ago than this are not booked from; a new check is
+# made first (E-Modal's slots go fast, and the slot text is sent verbatim).
+BOOKING_SLOT_MAX_AGE_SECONDS = env.int("BOOKING_SLOT_MAX_AGE_SECONDS", default=300)
+# A booking sent this long ago with no answer recorded lost its worker mid-call: its outcome
+# is unknown (the sweep says so and asks for a read of the appointments).
+BOOKING_ANSWER_LOST_SECONDS = env.int("BOOKING_ANSWER_LOST_SECONDS", default=Q_TIMEOUT + 60)
 
 # A worker runs steps back to back for at most this long, then hands what is left to the
 # broker (a task must end well within Q_TIMEOUT, whatever its last step takes). 0: one step
@@ -479,7 +491,7 @@ SPECTACULAR_SETTINGS = {
     # No badge from the online validator (another site: refused by the CSP anyway).
     "SWAGGER_UI_SETTINGS": {"validatorUrl": None, "deepLinking": True},
     "ENUM_NAME_OVERRIDES": {
-        "EventTypeEnum": "queries_app.events.EventType",
+        "EventTypeEnum": "outbox.vocabulary.EventType",
         "QueryStatusEnum": "queries_app.models.Query.Status",
         "ContainerChangeEnum": "queries_app.models.ContainerChange.Change",
         "DeliveryStatusEnum": "api_app.models.WebhookDelivery.Status",
@@ -499,6 +511,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="E-Modal Portal <aler
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # The portal's address as people reach it: the links in alert e-mails.
 PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000")
+# Who can fix an account whose updates stopped (new credentials, a captcha key, a refused field),
+# as dispatchers read it on the board's banner and in alert e-mails.
+PORTAL_STAFF_CONTACT = env.str("PORTAL_STAFF_CONTACT", default="") or "your portal administrator"
 # An alert whose sending failed for a passing reason (server unreachable, 4xx) is tried again
 # after this back-off (doubling, capped), at most ALERT_MAX_ATTEMPTS times in all.
 ALERT_RETRY_BASE_SECONDS = env.float("ALERT_RETRY_BASE_SECONDS", default=60)

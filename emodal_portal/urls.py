@@ -8,10 +8,6 @@ from ops_app.metrics import metrics_view
 
 from .health import healthz
 
-admin.site.site_header = "E-Modal Portal"
-admin.site.site_title = "E-Modal Portal"
-admin.site.index_title = "Administration"
-
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="containers:board", permanent=False), name="home"),
     # Log in and out, and change one's password. No password reset: the portal e-mails alerts
@@ -33,6 +29,7 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("queries/", include("queries_app.urls")),
     path("containers/", include("containers_app.urls")),
+    path("bookings/", include("bookings_app.urls")),
     path("api/", include("api_app.urls")),
     path("integrations/", include("api_app.page_urls")),
 ]

@@ -4,6 +4,7 @@ endpoint or reason)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from django.db.models.functions import Coalesce, Now, TruncDate
 from django.utils import timezone
 
 from emodal_portal.health import public_name
-from queries_app.models import Query
+from queries_app.models import AppointmentCheck, ContainerInfo, Query
 from sessions_app.models import Account, SessionEvent
 
 from .models import BUCKET_FIELDS, BUCKETS, UpstreamCallStat
@@ -23,6 +24,9 @@ DEFAULT_PERIOD = 30
 TOP_ACCOUNTS = 12
 TOP_REASONS = 8
 NEEDING_SHOWN = 50
+# Rows with unknown milestone labels read to name the labels (counted beyond it in SQL).
+UNKNOWN_LABEL_ROWS = 1000
+TOP_UNKNOWN_LABELS = 10
 FAILURE_WINDOW = timedelta(days=7)
 CAPTCHA_OUTCOMES = (
     SessionEvent.Kind.CREATED,
@@ -46,6 +50,10 @@ class Figures:
     needing_a_person: list[dict[str, Any]]
     needing_a_person_count: int
     captchas_total: int = 0
+    # What the upstream answered that the portal could not read, kept and counted for staff.
+    unknown_milestone_containers: int = 0
+    unknown_milestone_labels: list[tuple[str, int]] = field(default_factory=list)
+    unknown_checks: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -184,6 +192,21 @@ def operations_figures(*, days: int, now: datetime | None = None) -> Figures:
     needing_count = len(needing_rows)
     if needing_count == NEEDING_SHOWN:
         needing_count = needing.count()
+    # 8. Answers not read: timeline labels the portal does not know (kept with the timeline),
+    # and appointment checks that said neither "slots" nor "none".
+    flagged = ContainerInfo.objects.filter(query__created_at__gte=since).exclude(
+        unknown_milestones=[]
+    )
+    label_rows = list(
+        flagged.order_by().values_list("unknown_milestones", flat=True)[:UNKNOWN_LABEL_ROWS]
+    )
+    flagged_count = len(label_rows)
+    if flagged_count == UNKNOWN_LABEL_ROWS:
+        flagged_count = flagged.count()
+    labels = Counter(label for row in label_rows for label in row)
+    unknown_checks = AppointmentCheck.objects.filter(
+        query__created_at__gte=since, outcome=AppointmentCheck.Outcome.UNKNOWN
+    ).count()
     return Figures(
         days=day_list,
         captchas_per_day=captchas_per_day,
@@ -197,4 +220,9 @@ def operations_figures(*, days: int, now: datetime | None = None) -> Figures:
         needing_a_person=needing_rows,
         needing_a_person_count=needing_count,
         captchas_total=sum(sum(values) for values in captchas_per_day.values()),
+        unknown_milestone_containers=flagged_count,
+        unknown_milestone_labels=sorted(labels.items(), key=lambda item: (-item[1], item[0]))[
+            :TOP_UNKNOWN_LABELS
+        ],
+        unknown_checks=unknown_checks,
     )

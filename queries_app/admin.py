@@ -1,19 +1,23 @@
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
+from emodal_portal import ids  # noqa: F401 - registers <id:…>
 from sessions_app.admin import AccountAdmin, log_action
 from sessions_app.models import Account
+from sessions_app.services.options import TERMINAL, collision, options_for, warnings_against
 
 from . import schedule_admin  # noqa: F401  (locks down django-q2's schedule admin)
 from .models import (
@@ -26,6 +30,7 @@ from .models import (
 )
 from .registry import get_kind
 from .services import TriggerLimitReached, cancel_query, rerun_query, start_query
+from .views import PROGRESS_POLL_MS
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -65,8 +70,10 @@ class CheckInline(ReadOnlyInline):
         "terminal",
         "outcome",
         "error",
+        "note",
         "slot_count",
         "earliest_slot",
+        "unreadable_times",
     ]
 
 
@@ -79,6 +86,7 @@ class InfoInline(ReadOnlyInline):
         "error",
         "passed_pregate",
         "booking_number",
+        "unknown_milestones",
     ]
 
 
@@ -125,8 +133,83 @@ class QueryAdmin(admin.ModelAdmin):
     inlines = [InfoInline, CheckInline, ChangeInline, FileInline]
     actions = ["rerun", "cancel"]
 
+    change_form_template = "admin/queries_app/query/change_form.html"
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # queries start from the account actions, the pages or the command
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("<id:pk>/cancel/", wrap(self.cancel_one), name="queries_app_query_cancel"),
+            path("<id:pk>/rerun/", wrap(self.rerun_one), name="queries_app_query_rerun"),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        query = self.get_object(request, object_id)
+        context = {
+            **(extra_context or {}),
+            "query": query,
+            "may_run": self.has_run_query_permission(request),
+            "poll_ms": PROGRESS_POLL_MS,
+        }
+        return super().change_view(request, object_id, form_url, context)
+
+    def _one(self, request: HttpRequest, pk: int) -> Query:
+        if request.method != "POST":
+            raise PermissionDenied("A POST only.")
+        if not self.has_run_query_permission(request):
+            raise PermissionDenied("Needs the permission to start queries for any account.")
+        query = self.get_object(request, str(pk))
+        if query is None:
+            raise Http404("No such query.")
+        return query
+
+    def cancel_one(self, request: HttpRequest, pk: int) -> HttpResponse:
+        query = self._one(request, pk)
+        if cancel_query(query=query):
+            log_action(request, query, "Cancelled")
+            query.refresh_from_db(fields=["status"])
+            if query.status == Query.Status.CANCELLED:
+                self.message_user(request, f"Query #{query.pk} is cancelled.", messages.SUCCESS)
+            else:
+                self.message_user(
+                    request,
+                    f"Query #{query.pk} stops once the step in progress has finished.",
+                    messages.SUCCESS,
+                )
+        else:
+            self.message_user(request, f"Query #{query.pk} had already ended.", messages.WARNING)
+        return redirect("admin:queries_app_query_change", query.pk)
+
+    def rerun_one(self, request: HttpRequest, pk: int) -> HttpResponse:
+        query = self._one(request, pk)
+        try:
+            new, created = rerun_query(query=query, started_by=request.user)
+        except ValidationError as exc:
+            self.message_user(request, f"{query}: {' '.join(exc.messages)}", messages.ERROR)
+            return redirect("admin:queries_app_query_change", query.pk)
+        except TriggerLimitReached as limit:
+            self.message_user(request, limit.readable(), messages.ERROR)
+            return redirect("admin:queries_app_query_change", query.pk)
+        if created:
+            log_action(request, new, f"Re-run of query #{query.pk}", ADDITION)
+            self.message_user(request, f"Started query #{new.pk}.", messages.SUCCESS)
+        else:
+            self.message_user(
+                request,
+                f"Query #{new.pk} of this kind was already running for the account: nothing "
+                "new started.",
+                messages.WARNING,
+            )
+        return redirect("admin:queries_app_query_change", new.pk)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -201,22 +284,66 @@ class NeedsNameFilter(admin.SimpleListFilter):
         return queryset
 
 
+# The Terminal options E-Modal has listed, read once per changelist page.
+LISTED_TERMINALS: ContextVar[list[str] | None] = ContextVar("listed_terminals", default=None)
+
+
 @admin.register(Terminal)
 class TerminalAdmin(admin.ModelAdmin):
     """Terminal codes as sheets write them, and the names the appointment page offers. A code
     a sheet named for the first time is added here with no name: until it has one, checks at
     that terminal are not sent."""
 
-    list_display = ["code", "name", "active", "first_seen_at", "last_seen_at"]
+    list_display = ["code", "name", "name_warnings", "active", "first_seen_at", "last_seen_at"]
     list_editable = ["name", "active"]
     list_filter = [NeedsNameFilter, "active"]
     search_fields = ["code", "name"]
-    readonly_fields = ["first_seen_at", "last_seen_at", "created_at", "updated_at"]
+    readonly_fields = [
+        "name_warnings",
+        "first_seen_at",
+        "last_seen_at",
+        "created_at",
+        "updated_at",
+    ]
     ordering = ["code"]
 
+    @admin.display(description="compared with E-Modal's list")
+    def name_warnings(self, terminal: Terminal) -> str:
+        options = LISTED_TERMINALS.get()
+        if options is None:
+            options = options_for(TERMINAL)
+        return " ".join(warnings_against(TERMINAL, terminal.name, options)) or "—"
+
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        # The listed options are read once for the whole page, not once per row.
+        options = options_for(TERMINAL)
+        token = LISTED_TERMINALS.set(options)
+        try:
+            self.warn_of_names(request, options)
+            return super().changelist_view(request, extra_context)
+        finally:
+            LISTED_TERMINALS.reset(token)
+
+    def warn_of_names(self, request: HttpRequest, options: list[str]) -> None:
+        if request.method != "GET":
+            return
+        ambiguous = [
+            (terminal.code, terminal.name, other)
+            for terminal in Terminal.objects.filter(active=True).exclude(name="")
+            if (other := collision(terminal.name, options))
+        ]
+        if ambiguous:
+            named = "; ".join(
+                f"{code} (“{name}” would select “{other}”)" for code, name, other in ambiguous
+            )
+            self.message_user(
+                request,
+                f"Names that are part of another terminal E-Modal lists: {named}. Checks "
+                "with them are not sent until the name is the option's full text.",
+                messages.WARNING,
+            )
         unnamed = Terminal.objects.unnamed().filter(active=True).count()
-        if unnamed and request.method == "GET":
+        if unnamed:
             self.message_user(
                 request,
                 ngettext(
@@ -229,7 +356,6 @@ class TerminalAdmin(admin.ModelAdmin):
                 % {"n": unnamed},
                 messages.WARNING,
             )
-        return super().changelist_view(request, extra_context)
 
 
 def _start_for_accounts(

@@ -1,35 +1,71 @@
-"""What happens to containers and queries that people and other systems may want to hear about:
-the one vocabulary of event types that alerts (e-mail) and webhooks share, and the signal that
-announces recorded events.
-
-Container events are recorded once per container, run and type (their `id` is stable, so that
-nothing is ever announced or delivered twice for one event); listeners hear them after the
-commit that recorded them, from `events_recorded`, and do slow work (e-mail, HTTP) in tasks of
-their own, never in the query's path.
-"""
+"""The event types (the outbox's vocabulary, `outbox.vocabulary`), where the query engine's
+callers have always found them, and the events the engine produces: a query's end, one
+event per query (`query.failed`, or `query.finished` for one that succeeded or was
+cancelled), recorded in the transaction that ends it."""
 
 from __future__ import annotations
 
-from django.db import models
-from django.dispatch import Signal
+from datetime import UTC, datetime
+
+from django.utils import timezone
+
+from outbox.models import Event
+from outbox.record import record
+from outbox.vocabulary import EventType
+
+from .models import Query
 
 
-class EventType(models.TextChoices):
-    LFD_CHANGED = "container.lfd_changed", "Last free day set or changed"
-    LFD_DUE = "container.lfd_due", "Last free day within a few days"
-    HOLDS_RELEASED = "container.holds_released", "Holds released"
-    PREGATE_DONE = "container.pregate_done", "Pregate done"
-    SLOT_APPEARED = "container.slot_appeared", "Appointment slot appeared"
-    CONTAINER_NEW = "container.new", "New container"
-    CONTAINER_GONE = "container.gone", "Container gone from the list"
-    QUERY_FINISHED = "query.finished", "Query finished"
-    QUERY_FAILED = "query.failed", "Query failed"
-    CREDENTIALS_REJECTED = "account.credentials_rejected", "E-Modal credentials rejected"
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-# Sent after the commit that recorded events. Keyword argument `events`: a list of dicts, each
-# {"id": str (stable, unique per event), "type": EventType value, "account_id": int,
-#  "container_number": str or "", "query_id": int or None, "data": dict (JSON: e.g.
-#  {"before": ..., "after": ...}), "occurred_at": ISO 8601 str}. Listeners must be quick and
-# must not raise (sent with send_robust).
-events_recorded = Signal()
+def end_event(query: Query) -> Event | None:
+    """The event of an ended query, its id derived from the query's: one per query."""
+    if query.status == Query.Status.FAILED:
+        kind = EventType.QUERY_FAILED
+    elif query.status in (Query.Status.SUCCEEDED, Query.Status.CANCELLED):
+        kind = EventType.QUERY_FINISHED
+    else:
+        return None
+    return Event(
+        key=f"{kind}:{query.pk}",
+        type=kind,
+        account_id=query.account_id,
+        query_id=query.pk,
+        data={
+            "kind": query.kind,
+            "status": query.status,
+            "error": query.error,
+            "progress_done": query.progress_done,
+            "progress_total": query.progress_total,
+            "created_at": iso(query.created_at),
+            "started_at": iso(query.started_at),
+            "finished_at": iso(query.finished_at),
+        },
+        occurred_at=query.finished_at or timezone.now(),
+    )
+
+
+def record_end(query_id: int) -> list[Event]:
+    """Record the end of a query as its event; called in the transaction that ended it (again
+    for the same query records nothing)."""
+    query = Query.objects.only(
+        "pk",
+        "account_id",
+        "kind",
+        "status",
+        "error",
+        "progress_done",
+        "progress_total",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ).get(pk=query_id)
+    event = end_event(query)
+    return record([event]) if event is not None else []
+
+
+__all__ = ["EventType", "end_event", "record_end"]

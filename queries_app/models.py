@@ -241,6 +241,8 @@ class ContainerInfo(models.Model):
     departed_terminal_at = models.DateTimeField(null=True, blank=True)
     empty_received_at = models.DateTimeField(null=True, blank=True)
     booking_number = models.CharField(max_length=40, blank=True)
+    # Timeline labels the portal does not know (kept in `milestones` too): flagged for staff.
+    unknown_milestones = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["container_number"]
@@ -260,6 +262,9 @@ class AppointmentCheck(models.Model):
     class Outcome(models.TextChoices):
         AVAILABLE = "available", "Slots available"
         NONE = "none", "No slots"
+        # The page answered, but nothing in the answer could be read as slots or no slots (a
+        # calendar not found, only unreadable slot texts): neither available nor none.
+        UNKNOWN = "unknown", "Unknown"
         FAILED = "failed", "Failed"
         # The portal did not send it (no terminal name, no booking number, the account's
         # trucking company or plate refused): a failed check would poison the browser.
@@ -283,9 +288,14 @@ class AppointmentCheck(models.Model):
     error = models.CharField(max_length=255, blank=True)
     slots = models.JSONField(default=list, blank=True, help_text="ISO start times.")
     slot_texts = models.JSONField(default=list, blank=True)
+    # Texts offered as times that are not slots the portal can read: shown, never counted.
+    unreadable_times = models.JSONField(default=list, blank=True)
     slot_count = models.PositiveIntegerField(default=0)
     earliest_slot = models.DateTimeField(null=True, blank=True)
     calendar_found = models.BooleanField(null=True)
+    # What a reader of the result should know beside it (unreadable times, a pregate status
+    # not known when the move type was chosen).
+    note = models.CharField(max_length=255, blank=True)
     screenshot = models.ForeignKey(
         QueryFile, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -300,6 +310,18 @@ class AppointmentCheck(models.Model):
 
     def __str__(self) -> str:
         return self.container_number
+
+    def outcome_text(self) -> str:
+        """The outcome as the check saw it: an export check only finds a calendar (or not),
+        it counts no slots."""
+        if self.calendar_found is not None and self.outcome in (
+            self.Outcome.AVAILABLE,
+            self.Outcome.NONE,
+            self.Outcome.UNKNOWN,
+        ):
+            # Not finding the calendar is an automation miss, not "no availability".
+            return "Calendar found" if self.calendar_found else "Calendar not found (unknown)"
+        return self.get_outcome_display()
 
 
 class AppointmentRow(models.Model):

@@ -340,13 +340,24 @@ def parse_slot_start(text: str) -> datetime | None:
     return slot[0] if slot else None
 
 
-def available_slots(texts: list[Any]) -> tuple[list[str], list[tuple[datetime, datetime]]]:
-    """`available_times` → (the real slot texts, their parsed (start, end) in order). The
-    no-slots placeholder is not a slot; a text that cannot be read is kept as a slot with no
-    time (it is still something the page offered)."""
-    real = [str(t) for t in texts or [] if str(t).strip() and not is_no_slots_placeholder(t)]
-    parsed = sorted(slot for slot in (parse_slot(t) for t in real) if slot is not None)
-    return real, parsed
+def available_slots(
+    texts: list[Any],
+) -> tuple[list[str], list[tuple[datetime, datetime]], list[str]]:
+    """`available_times` → (the slot texts read, their (start, end) in time order, the texts
+    that could not be read). The no-slots placeholder is neither; an unreadable text is kept
+    apart and never counted as a slot (fail closed: it may be an error the page showed)."""
+    read: list[tuple[tuple[datetime, datetime], str]] = []
+    unreadable: list[str] = []
+    for text in texts or []:
+        text = str(text)
+        if not text.strip() or is_no_slots_placeholder(text):
+            continue
+        slot = parse_slot(text)
+        if slot is None:
+            unreadable.append(text[:200])
+        else:
+            read.append((slot, text))
+    return [text for _, text in read], sorted(slot for slot, _ in read), unreadable
 
 
 YES_NO = {"YES": True, "Y": True, "NO": False, "N": False}
@@ -426,6 +437,23 @@ MILESTONE_NAMES: dict[str, tuple[str, ...]] = {
     "empty_received_at": ("empty received", "empty container received", "empty returned"),
 }
 _MILESTONE_FIELD = {name: field for field, names in MILESTONE_NAMES.items() for name in names}
+# Every milestone label the timeline pages are known to show (docs/upstream-contract.md), by
+# `milestone_key`; any other label is kept and counted for staff, never dropped.
+KNOWN_MILESTONES = frozenset(
+    {
+        *_MILESTONE_FIELD,
+        "discharged",
+        "ready for pick up",
+        "pregate",
+        "arrived at customer",
+        "last free day",
+        "booking confirmed",
+        "empty picked up",
+        "full received",
+        "loaded on vessel",
+        "vessel departed",
+    }
+)
 _WORDS_RE = re.compile(r"[^a-z0-9]+")
 
 
@@ -445,3 +473,16 @@ def milestone_dates(timeline: list[dict[str, Any]]) -> dict[str, datetime | None
         if field is not None and found[field] is None:
             found[field] = parse_local_datetime(str(item.get("date") or ""))
     return found
+
+
+def unknown_milestones(timeline: list[dict[str, Any]]) -> list[str]:
+    """The labels of a timeline (its entries' `milestone`) that are not known milestones, as
+    written (each once, at most 80 characters)."""
+    labels: dict[str, None] = {}
+    for item in timeline or []:
+        if not isinstance(item, dict):
+            continue
+        label = str(item.get("milestone") or "").strip()
+        if label and milestone_key(label) not in KNOWN_MILESTONES:
+            labels[shown(label, 80)] = None
+    return list(labels)

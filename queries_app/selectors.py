@@ -71,6 +71,7 @@ def annotate_containers(rows: QuerySet[ContainerRow]) -> QuerySet[ContainerRow]:
         rows.defer("raw").annotate(
             earliest_slot=Subquery(checks.values("earliest_slot")[:1]),
             slot_count=Subquery(checks.values("slot_count")[:1]),
+            check_outcome=Subquery(checks.values("outcome")[:1]),
             change_kind=Subquery(changes.values("change")[:1]),
             change_fields=Subquery(changes.values("fields")[:1], output_field=JSONField()),
         )
@@ -97,7 +98,18 @@ def filter_containers(
                 slot_count__gt=0,
             )
         )
-        rows = rows.filter(has_slot if filters["slot"] == "yes" else ~has_slot)
+        if filters["slot"] == "yes":
+            rows = rows.filter(has_slot)
+        else:
+            # "No slot" only where a check said so: an unknown answer is not "none".
+            unknown = Exists(
+                AppointmentCheck.objects.filter(
+                    query=OuterRef("query"),
+                    container_number=OuterRef("container_number"),
+                    outcome=AppointmentCheck.Outcome.UNKNOWN,
+                )
+            )
+            rows = rows.filter(~has_slot & ~unknown)
     if filters.get("changed") == "yes":
         rows = rows.filter(
             Exists(

@@ -21,6 +21,7 @@ from django.utils.translation import ngettext
 from sessions_app.models import Account
 
 from .engine import announce_end, enqueue_step
+from .events import record_end
 from .kinds.params import MAX_BULK_CONTAINERS
 from .models import Query, params_key
 from .registry import UnknownKind, all_kinds, get_kind
@@ -163,16 +164,21 @@ def cancel_query(*, query: Query) -> bool:
     """Cancel a live query: at once if no step is running, else between steps. False if
     it had already ended."""
     now = timezone.now()
-    stopped = Query.objects.filter(
-        Q(claim_token="") | Q(claim_expires_at__lt=now), pk=query.pk, status__in=Query.LIVE_STATUSES
-    ).update(
-        status=Query.Status.CANCELLED,
-        finished_at=now,
-        error="Cancelled.",
-        claim_token="",
-        claim_expires_at=None,
-        retry_at=None,
-    )
+    with transaction.atomic():
+        stopped = Query.objects.filter(
+            Q(claim_token="") | Q(claim_expires_at__lt=now),
+            pk=query.pk,
+            status__in=Query.LIVE_STATUSES,
+        ).update(
+            status=Query.Status.CANCELLED,
+            finished_at=now,
+            error="Cancelled.",
+            claim_token="",
+            claim_expires_at=None,
+            retry_at=None,
+        )
+        if stopped:
+            record_end(query.pk)
     if stopped:
         announce_end(query.pk)
     else:

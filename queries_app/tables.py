@@ -92,7 +92,15 @@ CHANGE = Column(
 )
 SLOT_COLUMNS = (
     Column("earliest_slot", "Earliest slot"),
-    Column("slot_count", "Slots", numeric=True),
+    Column(
+        "slot_count",
+        "Slots",
+        numeric=True,
+        # A check whose answer could not be read has no count: it says "unknown", not 0.
+        value=lambda row: (
+            "unknown" if getattr(row, "check_outcome", "") == "unknown" else row.slot_count
+        ),
+    ),
 )
 CONTAINER_COLUMNS: tuple[Column, ...] = (
     Column("container_number", "Container"),

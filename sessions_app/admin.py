@@ -11,18 +11,21 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import format_html_join
 from django.utils.timesince import timesince
 from django.utils.translation import ngettext
 
 from . import tasks
 from .forms import AccountForm
-from .models import Account, SessionEvent
+from .models import Account, ListedOption, SessionEvent
 from .services import (
     BUDGET_WINDOW,
     allow_logins,
     drop_session_locally,
+    name_warnings,
     update_account_credentials,
 )
+from .services.options import TRUCKING
 
 
 class SessionStateFilter(admin.SimpleListFilter):
@@ -84,11 +87,11 @@ class AccountAdmin(admin.ModelAdmin):
     form = AccountForm
     list_display = [
         "user",
+        "credential_state_display",
         "session_state_display",
         "session_age",
         "session_last_used_at",
         "session_uses",
-        "credential_state_display",
         "captcha_solves_24h",
         "upstream_url",
         "trucking_company",
@@ -102,7 +105,7 @@ class AccountAdmin(admin.ModelAdmin):
     ]
     list_select_related = ["user"]
     search_fields = ["user__username", "user__email", "trucking_company", "truck_plate"]
-    readonly_fields = [*STATE_FIELDS, "appointment_error"]
+    readonly_fields = [*STATE_FIELDS, "appointment_error", "trucking_company_warnings"]
     fieldsets = [
         (None, {"fields": ["user", "upstream_url"]}),
         (
@@ -112,7 +115,13 @@ class AccountAdmin(admin.ModelAdmin):
         (
             "Appointment checks",
             {
-                "fields": ["trucking_company", "truck_plate", "own_chassis", "appointment_error"],
+                "fields": [
+                    "trucking_company",
+                    "trucking_company_warnings",
+                    "truck_plate",
+                    "own_chassis",
+                    "appointment_error",
+                ],
                 "description": "The trucking company is sent exactly as written here: it must "
                 "match its name in E-Modal's appointment page (e.g. K &amp; R TRANSPORTATION "
                 "LLC); when it does not, checks stop and the options E-Modal listed are shown "
@@ -164,12 +173,30 @@ class AccountAdmin(admin.ModelAdmin):
 
     @admin.display(description="credentials", ordering="credential_state")
     def credential_state_display(self, account: Account) -> str:
-        text = account.get_credential_state_display()
+        """The state in full (the stored reason and since when): it wraps, never cut off."""
+        lines = [account.get_credential_state_display()]
         if account.logins_blocked:
-            text = f"{text}: {account.credential_error}"
+            since = account.logins_stopped_at
+            when = f" (since {timezone.localtime(since):%Y-%m-%d %H:%M %Z})" if since else ""
+            lines[0] = f"{lines[0]}{when}: {account.credential_error}"
         if account.appointment_error:
-            text = f"{text}. Appointment checks stopped: {account.appointment_error}"
-        return text
+            since = account.appointment_error_at
+            when = f" (since {timezone.localtime(since):%Y-%m-%d %H:%M %Z})" if since else ""
+            lines.append(f"Appointment checks stopped{when}: {account.appointment_error}")
+        return format_html_join(
+            "", '<span class="credentials-state">{}</span>', ((line,) for line in lines)
+        )
+
+    @admin.display(description="compared with E-Modal's list")
+    def trucking_company_warnings(self, account: Account) -> str:
+        if account.pk is None or not account.trucking_company:
+            return "—"
+        warnings = name_warnings(TRUCKING, account.trucking_company, account_id=account.pk)
+        if not warnings:
+            return "No warning."
+        return format_html_join(
+            "", '<p class="errornote">{}</p>', ((warning,) for warning in warnings)
+        )
 
     @admin.display(description="captcha solves (24 h)", ordering="solves_24h")
     def captcha_solves_24h(self, account: Account) -> str:
@@ -198,6 +225,8 @@ class AccountAdmin(admin.ModelAdmin):
             drop_session_locally(account=obj)
             changed.append("upstream_url")
         obj.save()
+        for warning in name_warnings(TRUCKING, obj.trucking_company, account_id=obj.pk):
+            messages.warning(request, f"Trucking company: {warning}")
         if changed and change:
             messages.info(
                 request,
@@ -337,4 +366,21 @@ class SessionEventAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ListedOption)
+class ListedOptionAdmin(admin.ModelAdmin):
+    """What E-Modal's appointment page has listed, read from its own failures: kept by the
+    portal, deleted by staff when stale, never edited."""
+
+    list_display = ["label", "text", "account", "first_seen_at", "last_seen_at"]
+    list_filter = ["label"]
+    list_select_related = ["account__user"]
+    search_fields = ["text", "account__user__username"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -64,6 +64,9 @@ class Account(models.Model):
         max_length=20, choices=CredentialState.choices, default=CredentialState.UNKNOWN
     )
     credential_error = models.CharField(max_length=255, blank=True)
+    # When logins last stopped for a person to act (rejected, key suspect, failing): the board's
+    # banner says "since" with it.
+    logins_stopped_at = models.DateTimeField(null=True, blank=True)
     credentials_changed_at = models.DateTimeField(default=timezone.now)
     # Failed logins in a row that may have spent a captcha without a verdict on the
     # credentials (captcha not solved, unknown cause); reset by a login that works.
@@ -72,6 +75,7 @@ class Account(models.Model):
     # options are kept in the text): appointment checks stop until someone edits it. The truck
     # plate is never refused: E-Modal silently uses the first listed plate instead.
     appointment_error = models.CharField(max_length=255, blank=True)
+    appointment_error_at = models.DateTimeField(null=True, blank=True)
 
     # The upstream session id is a bearer token to a logged-in browser: stored encrypted.
     session_id = SecretCharField("upstream session id", max_length=100, null=True, blank=True)
@@ -272,3 +276,40 @@ class UpstreamBreaker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.server}: {self.get_state_display()}"
+
+
+class ListedOption(models.Model):
+    """An option E-Modal's appointment page listed in one of its dropdowns (`Trucking`,
+    `Terminal`, `Move`), as read from an `Option 'X' not found in <Label>. Available options:
+    …` failure. The page picks a value by its exact text, then silently by the first option
+    that *contains* it: names staff enter are compared with these to catch a name that would
+    select another option (`ITS` → `ITS Long Beach`). Only the first ten options of a list are
+    ever shown, so a name missing here is not known to be wrong."""
+
+    # The account whose page listed it (a trucking company list is the account's own); null
+    # for options recorded without one.
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, null=True, blank=True, related_name="listed_options"
+    )
+    label = models.CharField(max_length=40)
+    text = models.CharField(max_length=200)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["label", "text"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "label", "text"],
+                condition=Q(account__isnull=False),
+                name="listedoption_unique_per_account",
+            ),
+            models.UniqueConstraint(
+                fields=["label", "text"],
+                condition=Q(account__isnull=True),
+                name="listedoption_unique_without_account",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.text}"

@@ -1,10 +1,10 @@
-"""Events in, deliveries out: which endpoints hear an event, and the body they are sent.
+"""The webhook channel's side of dispatching: which endpoints hear an event, and the body
+they are sent.
 
-Container events come from the board (`queries_app.events.events_recorded`); query events are
-made here from the engine's `query_finished`, with ids derived from the query's, so that a
-query's end is one event whatever announces it and however often. A delivery is one row per
-endpoint and event id (a unique constraint): an event announced twice is delivered once.
-Listeners are quick — rows written, tasks enqueued after commit — and never raise.
+Events are the outbox's rows (`outbox.models.Event`), handed over by the dispatcher
+(`notifications.dispatcher`) in the transaction that marks them dispatched. A delivery is one
+row per endpoint and event id (a unique constraint): an event handed over twice is delivered
+once.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from containers_app.models import VIEW_CONTAINERS
+from outbox.vocabulary import EventType
 from queries_app.access import VIEW_QUERIES, sees_others
-from queries_app.events import EventType
-from queries_app.models import Query
 
 from ..models import WebhookDelivery, WebhookEndpoint
 
@@ -53,35 +52,6 @@ def body_for(event: dict[str, Any]) -> str:
     }
     payload = {"type": event["type"], "timestamp": event["occurred_at"], "data": data}
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def query_event(query: Query) -> dict[str, Any] | None:
-    """query.failed for a failed query, query.finished for one that succeeded or was
-    cancelled (its status says which)."""
-    if query.status == Query.Status.FAILED:
-        kind = EventType.QUERY_FAILED
-    elif query.status in (Query.Status.SUCCEEDED, Query.Status.CANCELLED):
-        kind = EventType.QUERY_FINISHED
-    else:
-        return None
-    return {
-        "id": f"evt_query_{query.pk}_{query.status}",
-        "type": str(kind),
-        "account_id": query.account_id,
-        "container_number": "",
-        "query_id": query.pk,
-        "data": {
-            "kind": query.kind,
-            "status": query.status,
-            "error": query.error,
-            "progress_done": query.progress_done,
-            "progress_total": query.progress_total,
-            "created_at": iso(query.created_at),
-            "started_at": iso(query.started_at),
-            "finished_at": iso(query.finished_at),
-        },
-        "occurred_at": iso(query.finished_at or timezone.now()),
-    }
 
 
 def permission_for(event_type: str) -> str:
@@ -220,23 +190,6 @@ def enqueue_deliveries(delivery_ids: list[int]) -> None:
                 cluster=settings.DELIVERY_CLUSTER,
             )
         )
-
-
-def on_query_finished(sender: Any, query: Query, **kwargs: Any) -> None:
-    event = query_event(query)
-    if event is None:
-        return
-    try:
-        record_deliveries([event])
-    except Exception:
-        logger.exception("Query %s: its webhook deliveries could not be recorded", query.pk)
-
-
-def on_events_recorded(sender: Any, events: list[dict[str, Any]], **kwargs: Any) -> None:
-    try:
-        record_deliveries(events)
-    except Exception:
-        logger.exception("Webhook deliveries of %d event(s) could not be recorded", len(events))
 
 
 def test_event(endpoint: WebhookEndpoint) -> dict[str, Any]:

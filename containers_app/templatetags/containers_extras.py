@@ -5,6 +5,7 @@ from typing import Any
 from django import template
 from django.utils import timezone
 
+from ..money import money_words
 from ..words import days_left_words, describe_change, due_urgency
 
 register = template.Library()
@@ -19,3 +20,4 @@ def history_words(entry: Any) -> str:
 
 register.filter("days_left_text", days_left_words)
 register.filter("urgency", due_urgency)
+register.filter("dollars", money_words)

@@ -1,6 +1,7 @@
 """Recording a step's outcome: its rows and the query's next step in one short transaction,
 only while the claim holds; a failure for a passing reason as a try, with back-off, ending the
-query after MAX_STEP_FAILURES; the end of a query, told to `query_finished` listeners."""
+query after MAX_STEP_FAILURES; the end of a query, recorded as its event (the outbox) in the
+transaction that ends it, then told to `query_finished` listeners (the board's update)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from django.utils import timezone
 
 from sessions_app.services import drop_broken_connections
 
+from ..events import record_end
 from ..models import Query
 from ..registry import get_kind
 from ..signals import query_finished
@@ -103,6 +105,8 @@ def write_outcome(
                 return "claim lost", None
             if outcome.write is not None:
                 outcome.write()
+            if finished:
+                record_end(query.pk)
             if keep:
                 query.cancel_requested = (
                     Query.objects.filter(pk=query.pk)
@@ -168,14 +172,17 @@ def failed_for_now(query: Query, token: str, step: str, reason: str) -> str:
 
 
 def finish(query: Query, token: str, status: str, error: str) -> None:
-    count = Query.objects.filter(pk=query.pk, claim_token=token).update(
-        status=status,
-        error=error[:2000],
-        finished_at=timezone.now(),
-        claim_token="",
-        claim_expires_at=None,
-        retry_at=None,
-    )
+    with transaction.atomic():
+        count = Query.objects.filter(pk=query.pk, claim_token=token).update(
+            status=status,
+            error=error[:2000],
+            finished_at=timezone.now(),
+            claim_token="",
+            claim_expires_at=None,
+            retry_at=None,
+        )
+        if count:
+            record_end(query.pk)
     if count:
         query_ended(query)
 

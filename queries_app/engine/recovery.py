@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from ..events import record_end
 from ..models import Query
 from .claims import enqueue_step, requeue, wake_waiting_queries
 from .recording import MAX_STEP_FAILURES, announce_end
@@ -46,14 +47,17 @@ def sweep_queries(*, now: datetime | None = None) -> dict[str, int]:
     for query in dead:
         failures = query.step_failures + 1
         if failures >= MAX_STEP_FAILURES:
-            ended = Query.objects.filter(pk=query.pk, claim_token=query.claim_token).update(
-                status=Query.Status.FAILED,
-                finished_at=now,
-                claim_token="",
-                claim_expires_at=None,
-                error=f"The worker running step “{query.step}” stopped {failures} times; "
-                "giving up.",
-            )
+            with transaction.atomic():
+                ended = Query.objects.filter(pk=query.pk, claim_token=query.claim_token).update(
+                    status=Query.Status.FAILED,
+                    finished_at=now,
+                    claim_token="",
+                    claim_expires_at=None,
+                    error=f"The worker running step “{query.step}” stopped {failures} times; "
+                    "giving up.",
+                )
+                if ended:
+                    record_end(query.pk)
             if ended:
                 announce_end(query.pk)
             counts["failed"] += ended

@@ -22,6 +22,9 @@ from .bulk_info import SECONDS_PER_CONTAINER, read_bulk_info
 from .containers import CHANGES_STEP, SHEET_SECONDS, read_containers
 from .params import NoParams
 
+PREGATE_UNKNOWN = (
+    "Pregate status unknown: checked as a pick-up, as for a container not through pregate."
+)
 # Containers to check in a run whose container list is not known yet (for its work left).
 UNKNOWN_CHECKS = 40
 
@@ -95,6 +98,9 @@ def plan_check(candidate: dict[str, Any], info: ContainerInfo | None) -> dict[st
         "booking_number": "",
         "line": candidate.get("line", ""),
         "equip_size": candidate.get("size_type", ""),
+        # The rule takes an unknown pregate status as "not through pregate"; the result says
+        # the status was not known rather than passing it off as read.
+        "note": "" if info and info.passed_pregate is not None else PREGATE_UNKNOWN,
     }
 
 

@@ -109,6 +109,7 @@ def entry_info(
         row.passed_pregate = item.get("pregate_status")
         row.pregate_details = (item.get("pregate_details") or "")[:255]
         row.milestones = timeline or []
+        row.unknown_milestones = parsing.unknown_milestones(row.milestones)
         for name, value in parsing.milestone_dates(row.milestones).items():
             setattr(row, name, value)
     else:

@@ -18,6 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.utils import timezone
+
 from sessions_app.models import Account
 from sessions_app.services import hold_workflow, release_workflow
 from sessions_app.upstream import (
@@ -33,6 +36,8 @@ from .. import parsing
 from ..engine.steps import Outcome, QueryFailed, StepContext
 from ..models import AppointmentCheck, Query, QueryFile, Terminal
 from ..results import save_file
+from .answers import read_answer
+from .names import ambiguous, keep_listed_options
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +109,7 @@ def new_check(query: Query, item: dict[str, Any], **outcome: Any) -> Appointment
         move_type=item["move_type"],
         terminal_code=item.get("terminal_code", ""),
         booking_number=item["booking_number"],
+        note=item.get("note", ""),
         **outcome,
     )
 
@@ -135,8 +141,8 @@ def unsendable(item: dict[str, Any]) -> tuple[str | None, str]:
     name = terminal_name(code)
     if name is None:
         return None, (
-            f"Terminal code {code} has no E-Modal name: add its name under Admin › Terminals, "
-            "then run again."
+            f"Terminal code {code} has no E-Modal name in the portal yet: ask "
+            f"{settings.PORTAL_STAFF_CONTACT} to name it, then run again."
         )
     return name, ""
 
@@ -169,6 +175,8 @@ def check(ctx: StepContext, checks: Checks) -> Outcome:
             raise QueryFailed(f"Not checked: {account.appointment_error}")
         return stop_checks(query, checks, checks.index, account.appointment_error)
     name, reason = unsendable(item)
+    if name is not None and (reason := ambiguous(account, name)):
+        name = None
     if name is None:
         if checks.single:
             raise QueryFailed(reason)
@@ -195,17 +203,7 @@ def check(ctx: StepContext, checks: Checks) -> Outcome:
         row.outcome = AppointmentCheck.Outcome.FAILED
         note = f"Container {item['container']}: {row.error}"
         return moved_on(checks, done, write_checks(query, [row]), note=note)
-    if item["container_type"] == "import":
-        texts, slots = parsing.available_slots(body.get("available_times") or [])
-        row.slot_texts = texts
-        row.slots = [start.isoformat() for start, _ in slots]
-        row.slot_count = len(texts)
-        row.earliest_slot = slots[0][0] if slots else None
-        available = bool(texts)
-    else:
-        row.calendar_found = bool(body.get("calendar_found"))
-        available = row.calendar_found
-    row.outcome = AppointmentCheck.Outcome.AVAILABLE if available else AppointmentCheck.Outcome.NONE
+    read_answer(row, item, body)
     screenshot = None
     url = body.get("dropdown_screenshot_url") or body.get("calendar_screenshot_url")
     if url:
@@ -285,17 +283,21 @@ def wrong_value(
     row: AppointmentCheck,
     exc: WrongValue,
 ) -> Outcome:
-    """The page does not list a value it was given. For the account's trucking company every
-    other check would fail alike: they stop, and the account tells staff which field and the
-    options E-Modal listed. For a container's own value (a terminal name) only its check fails."""
+    """The page does not list a value it was given (the options it listed are kept). For the
+    account's trucking company every other check would fail alike: they stop, and the account
+    tells staff which field and the options E-Modal listed. For a container's own value (a
+    terminal name) only its check fails."""
+    keep_listed_options(account, exc)
     field = ACCOUNT_DROPDOWNS.get(exc.label)
     reason = ""
     if field is not None:
         reason = (
-            f"E-Modal does not list the account's {field} “{exc.value}”; it lists: "
-            f"{exc.options}. Fix it on the E-Modal account in the admin"
+            f"E-Modal does not list the account's {field} “{exc.value}”; ask "
+            f"{settings.PORTAL_STAFF_CONTACT} to correct it. E-Modal lists: {exc.options}"
         )[:255]
-        Account.objects.filter(pk=account.pk).update(appointment_error=reason)
+        Account.objects.filter(pk=account.pk).update(
+            appointment_error=reason, appointment_error_at=timezone.now()
+        )
         logger.warning("account %s: appointment checks stopped (%s)", account.pk, field)
     if checks.single:
         raise QueryFailed(f"Appointment check failed: {exc.first_line()}")

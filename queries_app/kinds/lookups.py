@@ -64,6 +64,7 @@ def timeline_outcome(query: Query, number: str, body: dict[str, Any]) -> Outcome
         container_number=number,
         passed_pregate=body.get("passed_pregate"),
         milestones=items or [],
+        unknown_milestones=parsing.unknown_milestones(items or []),
         **parsing.milestone_dates(items or []),
     )
     return Outcome(DONE, write_infos(query, [info]), progress_done=1, progress_total=1)

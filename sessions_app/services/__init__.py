@@ -27,6 +27,14 @@ from .errors import (
 from .lease import Lease, drop_broken_connections
 from .logins import may_have_spent_captcha
 from .manager import SessionManager, client_for_server
+from .options import (
+    ListedOptions,
+    ambiguous_name,
+    listed_options,
+    name_warnings,
+    record_listed_options,
+    record_options_from_error,
+)
 
 __all__ = [
     "BUDGET_WINDOW",
@@ -38,11 +46,13 @@ __all__ = [
     "Lease",
     "LeaseLost",
     "LeaseTimeout",
+    "ListedOptions",
     "SessionError",
     "SessionManager",
     "SessionUnavailable",
     "accounts_in_demand",
     "allow_logins",
+    "ambiguous_name",
     "blocked_text",
     "captcha_budget_frees_at",
     "check_captcha_budget",
@@ -50,7 +60,11 @@ __all__ = [
     "drop_broken_connections",
     "drop_session_locally",
     "hold_workflow",
+    "listed_options",
     "may_have_spent_captcha",
+    "name_warnings",
+    "record_listed_options",
+    "record_options_from_error",
     "register_demand_provider",
     "release_workflow",
     "release_slot",

@@ -54,20 +54,40 @@ def release_workflow(*, account: Account, version: int) -> None:
     held.update(held_workflows=F("held_workflows") - 1)
 
 
-def blocked_text(account: Account) -> str:
-    """Why no login is tried for the account, and what a person does about it."""
-    state = account.credential_state
-    reason = account.credential_error or account.get_credential_state_display()
+def staff_contact() -> str:
+    """Who can fix an account, as dispatchers read it (PORTAL_STAFF_CONTACT)."""
+    return settings.PORTAL_STAFF_CONTACT
+
+
+def stop_words(state: str, detail: str = "") -> str:
+    """Why an account's logins stopped (its credential state and stored reason), in a
+    dispatcher's words: never a state's or an upstream error's code, never a command (staff
+    read `credential_error` for the detail)."""
     if state == Account.CredentialState.REJECTED:
-        fix = "Fix the credentials (admin or `manage.py set_credentials`) to try again."
-    elif state == Account.CredentialState.KEY_SUSPECT:
-        fix = (
-            "Check the key with the captcha service, then enter it again or choose "
-            "“Allow logins again” in the admin."
+        if "VPN" in detail:
+            return "E-Modal refused the account's login: it asks for a VPN connection"
+        return "E-Modal refused the account's user name or password"
+    if state == Account.CredentialState.KEY_SUSPECT:
+        return (
+            "E-Modal's login puzzle (captcha) was not solved several times in a row: the "
+            "captcha service's key may be wrong or out of credit"
         )
-    else:
-        fix = "Then choose “Allow logins again” in the admin, or enter the credentials again."
-    return f"Account {account}: {reason}. {fix}"
+    if state == Account.CredentialState.LOGIN_FAILING:
+        return "logins to E-Modal kept failing for a reason E-Modal did not give"
+    return ""
+
+
+def blocked_text(account: Account) -> str:
+    """Why no login is tried for the account, and who can fix it (the text a failed run shows
+    its dispatcher)."""
+    state = account.credential_state
+    what = (
+        "the credentials are corrected"
+        if state == Account.CredentialState.REJECTED
+        else "someone checks the account"
+    )
+    why = stop_words(state, account.credential_error)
+    return f"Account {account}: {why}. No login is tried until {what}: ask {staff_contact()}."
 
 
 def allow_logins(*, account: Account) -> bool:

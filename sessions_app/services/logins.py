@@ -183,8 +183,12 @@ class LoginMixin:
 def stop_logins(account: Account, state: str, reason: str) -> None:
     """No more logins for the account until a person acts: its row says so first, then whoever
     listens (the board's alerts) is told; a listener's failure never fails the login."""
-    Account.objects.filter(pk=account.pk).update(credential_state=state, credential_error=reason)
+    now = timezone.now()
+    Account.objects.filter(pk=account.pk).update(
+        credential_state=state, credential_error=reason, logins_stopped_at=now
+    )
     account.credential_state, account.credential_error = state, reason
+    account.logins_stopped_at = now
     for receiver, error in logins_stopped.send_robust(
         sender=Account, account_id=account.pk, state=str(state), reason=reason
     ):

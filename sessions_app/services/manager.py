@@ -199,8 +199,8 @@ class SessionManager(LeaseMixin, CapacityMixin, LoginMixin):
             )
         if not account.has_credentials():
             raise AccountIncomplete(
-                f"Account {account} has no complete E-Modal credentials; set them in the admin "
-                "or with `manage.py set_credentials`."
+                f"Account {account} has no complete E-Modal credentials yet: ask "
+                f"{settings.PORTAL_STAFF_CONTACT} to enter them."
             )
 
     # -- calls (lease held) --------------------------------------------------------------------

@@ -229,6 +229,16 @@ class EModalClient(Transport):
             timeout_name="get_appointments",
         )
 
+    def make_appointment(self, session_id: str, **fields: Any) -> dict[str, Any]:
+        """BOOKS A REAL APPOINTMENT (import only). Sent once per confirmation by
+        `bookings_app` alone and never retried here: any failure after the request left may
+        have booked (see "POST /make_appointment" in the contract)."""
+        if fields.get("container_id"):
+            fields["container_id"] = upper(fields["container_id"])
+        return self._operation(
+            "/make_appointment", session_id, fields, timeout_name="make_appointment"
+        )
+
     # -- files -----------------------------------------------------------------------------------
 
     def download_file(self, file_url: str, destination: IO[bytes]) -> int:

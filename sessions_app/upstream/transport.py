@@ -59,6 +59,9 @@ DEFAULT_TIMEOUTS: dict[str, float] = {
     # keep-alive moved an idle browser to another page.
     "check_appointments": 180,
     "get_appointments": 120,  # 10-40 s
+    # ~2-3 min of the check's waits plus Submit; never retried, so its deadline is generous:
+    # a timeout leaves the booking's outcome unknown.
+    "make_appointment": 300,
     "file": 60,
 }
 

@@ -54,7 +54,7 @@ def add_rows(query: Query, count: int, today: date) -> None:
             trade_type="IMPORT" if index % 2 else "EXPORT",
             holds=index % 3 == 0,
             last_free_day=today + timedelta(days=index),
-            status="On vessel",
+            status="IN YARD",
         )
         for index in range(count)
     )
@@ -319,7 +319,11 @@ def test_the_containers_endpoint_is_the_board(
     assert [r["container_number"] for r in rows["results"]][:2] == ["MSCU0000000", "MSCU0000002"]
     first = rows["results"][0]
     assert first["days_left"] == 0 and first["sheet_query"] == latest.pk and first["sheet_seen_at"]
-    assert client.get("/api/v1/containers/", {"due_within": 0}).json()["count"] == 1
+    # Due dates count only for imports still to pull: MSCU0000000 (an export) is due today, not
+    # in the list; MSCU0000003 (an import on hold) is.
+    due = client.get("/api/v1/containers/", {"due_within": 3}).json()["results"]
+    assert [(r["container_number"], r["pickup"]) for r in due] == [("MSCU0000003", "on_hold")]
+    assert first["pickup"] == "export" and first["charges_to_date"] is None
     assert client.get("/api/v1/containers/", {"holds": "yes"}).json()["count"] == 3
     gone = client.get("/api/v1/containers/", {"show": "gone"}).json()["results"]
     assert [(r["container_number"], r["last_change"]["change"]) for r in gone] == [

@@ -17,10 +17,11 @@ from api_app.models import ApiToken, WebhookDelivery
 from api_app.tokens import revoke_token
 from api_app.webhooks.endpoints import create_endpoint
 from containers_app.models import Container, Event
-from queries_app.events import EventType, events_recorded
+from queries_app.events import EventType
 from queries_app.models import Query
 from sessions_app.models import Account
 
+from ..outbox import announce
 from ..processes import worker_env
 from ..served import Gunicorn
 from ..sim import SimControl
@@ -43,10 +44,6 @@ def lfd_changed_events(query: Query) -> list[dict[str, Any]]:
     """The container.lfd_changed events the board recorded for a run, as announced."""
     events = Event.objects.filter(query=query, type=EventType.LFD_CHANGED)
     return [event.as_dict() for event in events]
-
-
-def announce(events: list[dict[str, Any]]) -> None:
-    events_recorded.send_robust(sender=Query, events=events)
 
 
 class Api:

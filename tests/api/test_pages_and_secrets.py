@@ -14,7 +14,8 @@ from django.urls import reverse
 
 from api_app.models import ApiToken, WebhookDelivery, WebhookEndpoint
 from api_app.webhooks.endpoints import create_endpoint
-from api_app.webhooks.events import body_for, query_event
+from api_app.webhooks.events import body_for
+from queries_app.events import end_event
 from queries_app.models import Query
 from sessions_app.models import Account
 from sessions_app.services import SessionManager
@@ -90,7 +91,7 @@ def test_admin_pages_open_and_show_no_secret(
     endpoint, secret = create_endpoint(user=alice.user, url=URL, events=["query.finished"])
     token = token_for(alice.user)
     query = Query.objects.create(account=alice, kind="containers", status="failed", error="x")
-    event = query_event(query)
+    event = end_event(query).as_dict()
     WebhookDelivery.objects.create(
         endpoint=endpoint, event_id=event["id"], event_type=event["type"], body=body_for(event)
     )

@@ -125,9 +125,10 @@ def test_the_webhook_sweep_is_scheduled_and_drops_what_is_no_longer_needed(
     from api_app.webhooks.endpoints import create_endpoint
     from queries_app.checks import check_stored_schedules
 
-    schedule = Schedule.objects.get(name="api: send due webhook deliveries")
+    # One sweep for notifications: events whose dispatch was lost, then due deliveries.
+    schedule = Schedule.objects.get(name="notifications: dispatch events, send due deliveries")
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == (
-        "api_app.tasks.sweep_webhooks",
+        "notifications.tasks.sweep",
         Schedule.MINUTES,
         1,
     )

@@ -23,10 +23,10 @@ from api_app.webhooks import transport
 from api_app.webhooks.delivery import deliver
 from api_app.webhooks.endpoints import create_endpoint
 from api_app.webhooks.events import record_deliveries
-from queries_app.events import events_recorded
 from sessions_app.models import Account
 
 from ..hostile import Hostile, elapsed, peak_rss_mb, reset_peak_rss
+from ..outbox import announce
 from ..taskqueue import TaskQueue
 from .conftest import token_for
 from .test_webhooks import LFD, lfd_event
@@ -44,7 +44,7 @@ def hostile(settings: Any) -> Iterator[Hostile]:
 
 def one_delivery(account: Account, url: str) -> WebhookDelivery:
     create_endpoint(user=account.user, url=url, events=[LFD])
-    events_recorded.send_robust(sender=None, events=[lfd_event(account)])
+    announce([lfd_event(account)])
     return WebhookDelivery.objects.get()
 
 

@@ -1,5 +1,5 @@
 """Fixtures of the board's tests: a real SMTP server the portal sends alerts to, and a record
-of the events announced to listeners (the API's webhooks)."""
+of the events the dispatcher hands to its channels (the webhooks')."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from queries_app.events import events_recorded
+from notifications.channels import CHANNELS
+from outbox.models import Event
 
 from .smtp import SmtpServer
 
@@ -28,14 +29,23 @@ def smtp(settings: Any) -> Iterator[SmtpServer]:
     server.stop()
 
 
+class Heard:
+    """A channel that keeps what it is handed: each dispatch's events, as dicts."""
+
+    name = "heard"
+
+    def __init__(self) -> None:
+        self.batches: list[list[dict[str, Any]]] = []
+
+    def record(self, events: list[Event]) -> int:
+        self.batches.append([event.as_dict() for event in events])
+        return 0
+
+
 @pytest.fixture
 def announced() -> Iterator[list[list[dict[str, Any]]]]:
-    """Every `events_recorded` sending, in order (its `events` list)."""
-    heard: list[list[dict[str, Any]]] = []
-
-    def listen(events: list[dict[str, Any]], **kwargs: Any) -> None:
-        heard.append(events)
-
-    events_recorded.connect(listen)
-    yield heard
-    events_recorded.disconnect(listen)
+    """Every batch of events the dispatcher dispatched, in order (its events as dicts)."""
+    heard = Heard()
+    CHANNELS.append(heard)
+    yield heard.batches
+    CHANNELS.remove(heard)

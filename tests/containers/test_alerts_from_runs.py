@@ -6,6 +6,7 @@ make, a second delivery sends nothing, and an SMTP outage delays an alert withou
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,10 +15,19 @@ from django.urls import reverse
 from django.utils import timezone
 
 from containers_app import alerts, board, tasks
-from containers_app.models import Alert, AlertItem, AlertPreference, Container, Event, Watch
+from containers_app.models import (
+    Alert,
+    AlertItem,
+    AlertPreference,
+    Container,
+    Event,
+    Tariff,
+    Watch,
+)
+from containers_app.verdict import NEEDS_PICKUP, pickup_verdict
 from queries_app import parsing
 from queries_app.events import EventType
-from queries_app.models import AppointmentCheck, ContainerInfo, Query
+from queries_app.models import AppointmentCheck, ContainerInfo, Query, Terminal
 from queries_app.services import start_query
 from sessions_app.models import Account
 
@@ -108,21 +118,33 @@ def expected_events(
         for n, passed in pregate_after.items()
         if passed and pregate_before.get(n) is False
     }
-    # Due within a week: containers new or whose date moved (the others' were recorded by the
-    # first run, once a day).
-    for number in {*changes["lfd"], *changes["added"]}:
-        lfd = after[number]["last_free_day"]
-        if lfd is not None and 0 <= (lfd - today).days <= 7:
+
+    # Overdue or due within a week, still to pull: containers new, whose date moved, or that
+    # came to need a pickup (the others' were recorded by the first run, once a day).
+    def needs(fields: dict[str, Any] | None) -> bool:
+        if fields is None:
+            return False
+        verdict = pickup_verdict(
+            trade_type=fields["trade_type"], status=fields["status"], holds=fields["holds"]
+        )
+        return verdict.pickup in NEEDS_PICKUP
+
+    for number, fields in after.items():
+        lfd = fields["last_free_day"]
+        if lfd is None or (lfd - today).days > 7 or not needs(fields):
+            continue
+        if number in {*changes["lfd"], *changes["added"]} or not needs(before.get(number)):
             found.add((EventType.LFD_DUE, number))
     return found
 
 
 def due_within(account: Account, today: date, days: int) -> set[str]:
+    """Containers still to pull (ready or on hold) that are overdue or due within `days`."""
     return set(
         Container.objects.filter(
             account=account,
             gone_at__isnull=True,
-            last_free_day__gte=today,
+            pickup__in=["ready", "on_hold"],
             last_free_day__lte=today + timedelta(days=days),
         ).values_list("container_number", flat=True)
     )
@@ -166,10 +188,20 @@ def test_two_runs_make_the_board_its_history_and_one_email_per_person(
         listed = sheet(sim, account.emodal_username, 0)
         on_board = Container.objects.filter(account=account)
         assert set(on_board.values_list("container_number", flat=True)) == set(listed)
-        assert not Event.objects.filter(account=account).exclude(type=EventType.LFD_DUE).exists()
-        assert set(
-            Event.objects.filter(account=account).values_list("container_number", flat=True)
-        ) == due_within(account, today, 7)
+        # Each container's verdict is the rule's, from the sheet it was read from.
+        for number, pickup in on_board.values_list("container_number", "pickup"):
+            fields = listed[number]
+            assert (
+                pickup
+                == pickup_verdict(
+                    trade_type=fields["trade_type"], status=fields["status"], holds=fields["holds"]
+                ).pickup
+            ), number
+        board_events = Event.objects.filter(account=account, type__startswith="container.")
+        assert not board_events.exclude(type=EventType.LFD_DUE).exists()
+        assert set(board_events.values_list("container_number", flat=True)) == due_within(
+            account, today, 7
+        )
     alice_due = due_within(alice, today, 2)
     first_mails = smtp.inbox.to("alice@example.com")
     assert len(first_mails) == (1 if alice_due else 0)
@@ -203,14 +235,16 @@ def test_two_runs_make_the_board_its_history_and_one_email_per_person(
     }
     for account in (alice, bob):
         recorded = set(
-            Event.objects.filter(query=second[account]).values_list("type", "container_number")
+            Event.objects.filter(query=second[account], type__startswith="container.").values_list(
+                "type", "container_number"
+            )
         )
         assert recorded == expected[account], account
     announced_ids = [event["id"] for batch in announced for event in batch]
     assert sorted(announced_ids) == sorted(
         Event.objects.filter(query__in=second.values()).values_list("key", flat=True)
     )
-    assert len(announced) == 2  # one announcement per run
+    assert len(announced_ids) == len(set(announced_ids))  # each dispatched once
 
     # One e-mail per person, with exactly their events.
     new_mail = smtp.inbox.messages[inbox_before:]
@@ -431,14 +465,32 @@ def test_the_days_due_dates_are_alerted_once_a_day(
     alice.user.email = "alice@example.com"
     alice.user.save()
     today = timezone.localdate()
-    for number, days in (("MSCU0000001", 0), ("MSCU0000002", 2), ("MSCU0000003", 5)):
+    terminal, _ = Terminal.objects.get_or_create(code="TTI")
+    tariff = Tariff.objects.create(terminal=terminal, effective_from=today - timedelta(days=60))
+    tariff.tiers.create(from_day=1, daily_rate=Decimal("150.00"))
+    for number, days, pickup in (
+        ("MSCU0000001", 0, "ready"),
+        ("MSCU0000002", 2, "on_hold"),
+        ("MSCU0000003", 5, "ready"),
+        ("MSCU0000005", -3, "ready"),  # overdue, still in the yard: costing money
+        ("MSCU0000006", 0, "picked_up"),  # gone out: its last free day no longer matters
+        ("MSCU0000007", -1, "export"),
+        ("MSCU0000008", 1, "not_arrived"),
+        ("MSCU0000009", 1, "unknown"),
+    ):
         Container.objects.create(
-            account=alice, container_number=number, last_free_day=today + timedelta(days=days)
+            account=alice,
+            container_number=number,
+            last_free_day=today + timedelta(days=days),
+            pickup=pickup,
+            terminal=terminal,
+            terminal_code="TTI",
         )
     Container.objects.create(
         account=alice,
         container_number="MSCU0000004",
         last_free_day=today,
+        pickup="ready",
         gone_at=timezone.now(),
     )
     done = board.record_due_dates(today=today)
@@ -446,14 +498,28 @@ def test_the_days_due_dates_are_alerted_once_a_day(
         "MSCU0000001",
         "MSCU0000002",
         "MSCU0000003",
+        "MSCU0000005",
     }
     run_queued_tasks(task_queue, until=lambda: task_queue.size() == 0)
     [message] = smtp.inbox.wait_for(1)
     body = mailed(message)
-    # The default: within 2 days.
+    # The default: within 2 days, and the overdue ones first, with what they cost.
     assert "MSCU0000001" in body and "MSCU0000002" in body and "MSCU0000003" not in body
     assert "today" in body
+    text = text_and_html(message)[0]
+    assert message["Subject"].startswith("E-Modal: 1 overdue; 2 last free day within a few days")
+    assert text.index("MSCU0000005") < text.index("MSCU0000001") < text.index("MSCU0000002")
+    assert "Overdue, still to pick up: $450.00 so far" in text
+    assert "overdue by 3 days · ready to pick up at TTI · $450.00 so far, +$150.00 a day" in text
+    assert "on hold at TTI" in text
+    for calm in ("MSCU0000006", "MSCU0000007", "MSCU0000008", "MSCU0000009"):
+        assert calm not in body
     # Again the same day: nothing. The next day: again.
     assert board.record_due_dates(today=today).events == []
     tomorrow = board.record_due_dates(today=today + timedelta(days=1))
-    assert {e.container_number for e in tomorrow.events} == {"MSCU0000002", "MSCU0000003"}
+    assert {e.container_number for e in tomorrow.events} == {
+        "MSCU0000001",
+        "MSCU0000002",
+        "MSCU0000003",
+        "MSCU0000005",
+    }

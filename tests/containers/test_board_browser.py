@@ -13,6 +13,7 @@ import pytest
 from django.utils import timezone
 
 from containers_app.models import Container, Watch
+from containers_app.verdict import NEEDS_PICKUP
 from queries_app.models import Query
 from queries_app.services import start_query
 from sessions_app.models import Account
@@ -62,21 +63,28 @@ def test_a_dispatcher_filters_the_board_stars_a_container_and_reads_its_history(
     due = orm(
         lambda: set(
             Container.objects.filter(
-                account=alice, gone_at__isnull=True, last_free_day__lte=today + timedelta(days=2)
+                account=alice,
+                gone_at__isnull=True,
+                pickup__in=NEEDS_PICKUP,
+                last_free_day__lte=today + timedelta(days=2),
             ).values_list("container_number", flat=True)
         )
     )
     assert due
     page = browser_page
 
-    # Log in: the board is where a dispatcher lands.
+    # Log in: the board is where a dispatcher lands, on what still needs a pickup.
     page.goto(f"{live_server.url}/accounts/login/")
     page.fill("#id_username", "alice")
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
     expect(page).to_have_url(f"{live_server.url}/containers/")
     expect(page.locator("#board-table tbody tr")).to_have_count(
-        orm(lambda: Container.objects.filter(account=alice, gone_at__isnull=True).count())
+        orm(
+            lambda: Container.objects.filter(
+                account=alice, gone_at__isnull=True, pickup__in=NEEDS_PICKUP
+            ).count()
+        )
     )
     shot(page, "08-board")
 
@@ -84,7 +92,7 @@ def test_a_dispatcher_filters_the_board_stars_a_container_and_reads_its_history(
     page.fill("#id_due_within", "2")
     page.click("#board-filters button[type=submit]")
     expect(page).to_have_url(
-        f"{live_server.url}/containers/?q=&due_within=2&holds=&slot=&terminal=&changed_since=&watched=&show=&sort=lfd"
+        f"{live_server.url}/containers/?q=&pickup=needs&due=&due_within=2&holds=&slot=&terminal=&changed_since=&watched=&show=&sort=lfd"
     )
     shown = page.eval_on_selector_all(
         "#board-table tbody th[scope=row] a", "links => links.map(a => a.textContent.trim())"
@@ -98,7 +106,7 @@ def test_a_dispatcher_filters_the_board_stars_a_container_and_reads_its_history(
     row = page.locator("#board-table tbody tr", has=page.locator(f"th >> text={first}"))
     row.locator("button.star").click()
     expect(page).to_have_url(
-        f"{live_server.url}/containers/?q=&due_within=2&holds=&slot=&terminal=&changed_since=&watched=&show=&sort=lfd"
+        f"{live_server.url}/containers/?q=&pickup=needs&due=&due_within=2&holds=&slot=&terminal=&changed_since=&watched=&show=&sort=lfd"
     )
     row = page.locator("#board-table tbody tr", has=page.locator(f"th >> text={first}"))
     expect(row.locator("button.star")).to_have_attribute("aria-pressed", "true")
@@ -107,7 +115,7 @@ def test_a_dispatcher_filters_the_board_stars_a_container_and_reads_its_history(
     )
 
     # Open the history of a container whose last free day moved between the runs.
-    page.goto(f"{live_server.url}/containers/?q={moved}")
+    page.goto(f"{live_server.url}/containers/?q={moved}&pickup=")
     page.click(f"#board-table th[scope=row] a >> text={moved}")
     expect(page).to_have_url(f"{live_server.url}/containers/{moved}/")
     expect(page.locator("#container-number")).to_have_text(moved)

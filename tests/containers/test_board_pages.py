@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from containers_app.models import (
     Container,
     HistoryEntry,
     RecurringRun,
+    Tariff,
     Watch,
 )
 from queries_app.events import EventType
@@ -42,6 +44,8 @@ def logged_in(user: Any, **kwargs: Any) -> Client:
 
 
 def box(account: Account, number: str, **fields: Any) -> Container:
+    """A container on the board; one still to pull unless `pickup` says otherwise."""
+    fields.setdefault("pickup", "ready")
     return Container.objects.create(account=account, container_number=number, **fields)
 
 
@@ -267,10 +271,13 @@ def test_the_board_reads_a_bounded_number_of_sql_queries(
     query = Query.objects.create(account=alice, kind="containers", status=Query.Status.SUCCEEDED)
     Terminal.objects.update_or_create(code="TTI", defaults={"name": "Total Terminals Intl LLC"})
     terminal = Terminal.objects.get(code="TTI")
+    tariff = Tariff.objects.create(terminal=terminal, effective_from=today - timedelta(days=30))
+    tariff.tiers.create(from_day=1, daily_rate=Decimal("100.00"))
     rows = Container.objects.bulk_create(
         Container(
             account=alice,
             container_number=f"MSCU{n:07d}",
+            pickup="ready" if n % 5 else "picked_up",
             last_free_day=today + timedelta(days=n % 12 - 3),
             terminal=terminal,
             terminal_code="TTI",
@@ -288,13 +295,15 @@ def test_the_board_reads_a_bounded_number_of_sql_queries(
     for user, params in (
         (alice.user, {}),
         (alice.user, {"due_within": 2, "sort": "slot"}),
+        (alice.user, {"sort": "money"}),
         (viewer, {}),
     ):
         client = logged_in(user)
         client.get(BOARD)  # the session and the user, loaded once
-        # Session, user, permissions (2), terminals, count, rows, summary, accounts (2, staff
-        # only), recurring runs: none per row.
-        with django_assert_max_num_queries(11):
+        # Session, user, permissions (2), terminals, tariffs and their tiers, count, rows,
+        # summary, money at risk, accounts (2, staff only), stopped accounts (staff only),
+        # recurring runs: none per row.
+        with django_assert_max_num_queries(15):
             response = client.get(BOARD, params)
         assert response.status_code == 200
         assert len(shown_numbers(response)) == 100 or params
@@ -311,6 +320,8 @@ def test_alert_settings_start_from_the_defaults_and_save(alice: Account) -> None
         EventType.LFD_DUE,
         EventType.HOLDS_RELEASED,
         EventType.SLOT_APPEARED,
+        EventType.QUERY_FAILED,
+        EventType.CREDENTIALS_REJECTED,
     }
     assert form["scope"].value() == "all" and form["lfd_due_days"].value() == 2
     assert "alice@example.com" in page.content.decode()

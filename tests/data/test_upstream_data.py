@@ -119,11 +119,11 @@ def test_slot_texts_in_every_form_give_their_start_and_end(
     ["No Appointments Available!", "No Appointments Available", " no appointments available! "],
 )
 def test_the_no_slots_placeholder_is_no_slot(placeholder: str) -> None:
-    assert parsing.available_slots([placeholder]) == ([], [])
+    assert parsing.available_slots([placeholder]) == ([], [], [])
 
 
-def test_real_slots_are_kept_in_time_order_beside_the_placeholder_and_unreadable_ones() -> None:
-    texts, slots = parsing.available_slots(
+def test_real_slots_are_kept_in_time_order_and_unreadable_ones_apart() -> None:
+    texts, slots, unreadable = parsing.available_slots(
         [
             "Wednesday 10/08/2025 13:00 - 14:00",
             "No Appointments Available",
@@ -131,11 +131,9 @@ def test_real_slots_are_kept_in_time_order_beside_the_placeholder_and_unreadable
             "later today",
         ]
     )
-    assert texts == [
-        "Wednesday 10/08/2025 13:00 - 14:00",
-        "Tuesday 10/07/2025 09:00 - 10:00",
-        "later today",
-    ]
+    assert texts == ["Wednesday 10/08/2025 13:00 - 14:00", "Tuesday 10/07/2025 09:00 - 10:00"]
+    # Not a slot: kept to be shown, never counted (it may be an error the page displayed).
+    assert unreadable == ["later today"]
     assert [start.date() for start, _ in slots] == [dt.date(2025, 10, 7), dt.date(2025, 10, 8)]
 
 

@@ -170,8 +170,10 @@ def test_rejected_credentials_fail_the_query_with_what_to_fix(
     account = make_account("dora", password="wrong-password")
     query = run_to_end(start_query(account=account, kind="containers")[0], task_queue)
     assert query.status == Query.Status.FAILED
-    assert "rejected the username or password" in query.error
-    assert "Fix the credentials" in query.error
+    # In a dispatcher's words: who can fix it, no upstream code, no command.
+    assert "refused the account's user name or password" in query.error
+    assert "ask your portal administrator" in query.error
+    assert "LoginErrorType" not in query.error and "manage.py" not in query.error
 
 
 def test_a_worker_that_died_mid_step_is_detected_and_the_step_rerun_once(

@@ -39,8 +39,12 @@ def test_one_task_runs_a_whole_query_without_handing_its_steps_to_the_broker(
     steps = 2 + query.progress_total + 2  # containers, bulk info, checks, appointments, changes
     assert summary == f"{steps} steps: #{query.pk} x{steps}"
     assert query.attempts == steps  # every step counted on the row
-    # No step went through the broker (the end of the query set the board's update going).
-    assert task_queue.funcs() == ["containers_app.tasks.update_board"]
+    # No step went through the broker (the end of the query set the board's update going, and
+    # the dispatch of its event).
+    assert sorted(task_queue.funcs()) == [
+        "containers_app.tasks.update_board",
+        "notifications.tasks.dispatch_events",
+    ]
 
 
 def test_queries_a_person_started_run_before_batches(

@@ -41,7 +41,11 @@ def alert(account: Account, event: Event, status: str, days: int) -> Alert:
 
 def event(account: Account, key: str, days: int) -> Event:
     return Event.objects.create(
-        key=key, type=EventType.LFD_CHANGED, account=account, occurred_at=ago(days)
+        key=key,
+        type=EventType.LFD_CHANGED,
+        account=account,
+        occurred_at=ago(days),
+        dispatched_at=ago(days),
     )
 
 

@@ -388,7 +388,7 @@ def test_canaries_appear_nowhere(
         "not found",
         "gave up after 3 tries",
         "Booking number validation failed",
-        "rejected the username or password",
+        "refused the account's user name or password",
     ):
         assert reason in errors, errors
     assert "LoginErrorType.VPN_REQUIRED" in texts["database"]  # the refusal's reason was stored

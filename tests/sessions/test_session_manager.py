@@ -175,7 +175,9 @@ def test_rejected_credentials_stop_the_spending_until_edited(
 ) -> None:
     account = make_account("dave", **overrides)
     manager = SessionManager()
-    with pytest.raises(AccountRejected, match="Fix the credentials"):
+    with pytest.raises(
+        AccountRejected, match="No login is tried until the credentials are corrected"
+    ):
         manager.ensure_session(account)
     for _ in range(3):
         with pytest.raises(AccountRejected):

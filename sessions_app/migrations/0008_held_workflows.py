@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sessions_app', '0005_real_upstream'),
+        ('sessions_app', '0007_account_stop_times'),
     ]
 
     operations = [

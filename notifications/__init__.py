@@ -1,0 +1,1 @@
+"""Notifications: the outbox's events turned into deliveries, one channel (transport) each."""

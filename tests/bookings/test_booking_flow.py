@@ -1,0 +1,144 @@
+"""Booking against the simulator over HTTP: a fresh check, the person's choice, exactly one
+`make_appointment` with the exact slot text, and a verdict read from the appointments."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from bookings_app import services
+from bookings_app.models import Booking
+from emodal_sim import DEFAULT_LATENCIES
+from queries_app.services import start_query
+
+from ..sim import SimControl
+from ..taskqueue import TaskQueue, run_queued_tasks, run_through_retries
+from .conftest import Board, settle
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def checked(board: Board, queue: TaskQueue) -> Booking:
+    booking, created = services.start_booking(
+        user=board.account.user, account=board.account, container_number=board.number
+    )
+    assert created and booking.state == Booking.State.CHECKING
+    return settle(queue, booking, Booking.State.CHOOSE_SLOT)
+
+
+def booking_calls(sim: SimControl) -> list[dict[str, Any]]:
+    return sim.calls("/make_appointment")
+
+
+def test_a_confirmed_booking_sends_one_request_with_the_exact_slot_and_is_verified(
+    board: Board, sim: SimControl, task_queue: TaskQueue
+) -> None:
+    booking = checked(board, task_queue)
+    assert booking.slots and booking_calls(sim) == []
+    slot = booking.slots[-1]  # not the first: the exact text must travel
+
+    services.confirm_booking(booking=booking, user=board.account.user, slot=slot)
+    booking = settle(task_queue, booking, Booking.State.BOOKED)
+
+    calls = booking_calls(sim)
+    assert len(calls) == 1
+    assert calls[0]["params"]["appointment_time"] == slot
+    assert calls[0]["params"]["container_id"] == board.number
+    assert calls[0]["params"]["truck_plate"] == board.account.truck_plate
+    assert booking.verified_at is not None and booking.appointment_number
+    assert booking.answer["status"] == 200 and "session_id" not in booking.answer
+    assert booking.sheet is not None
+    assert [b["row"]["Container #"] for b in sim.bookings()] == [board.number]
+
+
+def test_a_double_confirm_sends_one_request(
+    board: Board, sim: SimControl, task_queue: TaskQueue
+) -> None:
+    booking = checked(board, task_queue)
+    user = board.account.user
+    services.confirm_booking(booking=booking, user=user, slot=booking.slots[0])
+    with pytest.raises(services.BookingConflict):
+        services.confirm_booking(booking=booking, user=user, slot=booking.slots[0])
+    settle(task_queue, booking, Booking.State.BOOKED)
+    # A redelivered send task (its worker killed) sends nothing either.
+    assert "not sent" in services.send_booking(booking.pk)
+    assert len(booking_calls(sim)) == 1
+
+
+def test_a_slot_older_than_the_limit_forces_a_new_check(
+    board: Board, sim: SimControl, task_queue: TaskQueue
+) -> None:
+    booking = checked(board, task_queue)
+    first_check = booking.check_query_id
+    Booking.objects.filter(pk=booking.pk).update(
+        slots_seen_at=timezone.now() - timedelta(minutes=6)
+    )
+    with pytest.raises(services.SlotsTooOld):
+        services.confirm_booking(booking=booking, user=board.account.user, slot=booking.slots[0])
+    booking.refresh_from_db()
+    assert booking.state == Booking.State.CHECKING and booking.check_query_id != first_check
+    booking = settle(task_queue, booking, Booking.State.CHOOSE_SLOT)
+    services.confirm_booking(booking=booking, user=board.account.user, slot=booking.slots[0])
+    settle(task_queue, booking, Booking.State.BOOKED)
+    assert len(booking_calls(sim)) == 1
+    assert len(sim.calls("/check_appointments")) >= 2
+
+
+def test_a_submit_that_fails_after_booking_is_unknown_and_the_read_finds_it(
+    board: Board, sim: SimControl, task_queue: TaskQueue
+) -> None:
+    booking = checked(board, task_queue)
+    sim.fault("/make_appointment", mode="book_then_fail")
+    services.confirm_booking(booking=booking, user=board.account.user, slot=booking.slots[0])
+    booking = settle(task_queue, booking, Booking.State.BOOKED, Booking.State.UNKNOWN)
+    assert len(booking_calls(sim)) == 1
+    assert "Phase 3 - Submit" in booking.answer["error"]
+    # The verification read saw it: booked after all, never sent again.
+    booking = settle(task_queue, booking, Booking.State.BOOKED)
+    assert len(booking_calls(sim)) == 1
+
+
+def test_a_timeout_is_unknown_with_no_second_request_and_a_later_read_settles_it(
+    board: Board, sim: SimControl, task_queue: TaskQueue, settings: Any
+) -> None:
+    booking = checked(board, task_queue)
+    # The portal's read timeout of a booking: 300 s x 0.002 = 0.6 s; the server books, then
+    # answers 4 s later.
+    settings.EMODAL_TIMEOUT_SCALE = 0.002
+    sim.fault("/make_appointment", mode="delay", delay=4_000)
+    services.confirm_booking(booking=booking, user=board.account.user, slot=booking.slots[0])
+    booking = settle(task_queue, booking, Booking.State.UNKNOWN)
+    assert "time limit" in booking.answer["error"]
+    settings.EMODAL_TIMEOUT_SCALE = 1.0
+    # The verification read runs while that browser is still busy with the late answer: it
+    # settles nothing, and nothing is sent again.
+    first_read = booking.verify_query_id
+    run_queued_tasks(task_queue, until=lambda: task_queue.size() == 0)
+    booking.refresh_from_db()
+    assert booking.state == Booking.State.UNKNOWN, booking.note
+    assert len(booking_calls(sim)) == 1
+    # Once the server has answered, the next read of the appointments settles it.
+    sim.wait_for(lambda: booking_calls(sim)[0]["end"] is not None)
+    read, _ = start_query(account=board.account, kind="appointments")
+    assert read.pk != first_read
+    booking = settle(task_queue, booking, Booking.State.BOOKED)
+    assert booking.verify_query_id == read.pk
+    assert len(booking_calls(sim)) == 1
+
+
+def test_a_200_the_appointments_do_not_show_is_not_confirmed(
+    board: Board, sim: SimControl, task_queue: TaskQueue
+) -> None:
+    # An earlier export in the browser's folder, then an export click that does nothing: the
+    # read gets the old sheet, without the booking.
+    sim.configure(latencies={**DEFAULT_LATENCIES, "download_window": 60_000})  # 60 s here
+    run_through_retries(start_query(account=board.account, kind="appointments")[0], task_queue)
+    booking = checked(board, task_queue)
+    sim.fault("/get_appointments", mode="stale_sheet")
+    services.confirm_booking(booking=booking, user=board.account.user, slot=booking.slots[0])
+    booking = settle(task_queue, booking, Booking.State.NOT_CONFIRMED)
+    assert len(booking_calls(sim)) == 1
+    assert "does not show it" in booking.note
