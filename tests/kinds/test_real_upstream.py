@@ -239,9 +239,9 @@ def test_a_trucking_company_e_modal_does_not_list_stops_the_checks_and_shows_its
     account.refresh_from_db()
     # The field, and the options E-Modal listed.
     assert account.appointment_error.startswith(
-        "E-Modal does not list the account's trucking company “K&R TRANSPORTATION”; it lists: "
+        "E-Modal does not list the account's trucking company “K&R TRANSPORTATION”; ask "
     )
-    assert "K & R TRANSPORTATION LLC" in account.appointment_error
+    assert "E-Modal lists: K & R TRANSPORTATION LLC, " in account.appointment_error
     assert any("Not checked: E-Modal does not list" in c.error for c in skipped)
     assert query.appointments.exists()  # the run went on to the appointments sheet
 
@@ -254,7 +254,7 @@ def test_a_trucking_company_e_modal_does_not_list_stops_the_checks_and_shows_its
     url = reverse("admin:sessions_app_account_change", args=[account.pk])
     page = admin.get(url).content.decode()
     assert "does not list the account&#x27;s trucking company" in page
-    assert "K &amp; R TRANSPORTATION LLC" in page.split("it lists:")[1]
+    assert "K &amp; R TRANSPORTATION LLC" in page.split("E-Modal lists:")[1]
     assert "the plate used is not knowable" in page
     form = {
         "user": account.user.pk,
