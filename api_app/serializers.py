@@ -7,12 +7,15 @@ from typing import Any
 
 from django import forms
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from containers_app.board import SHEET_FIELDS
+from containers_app.local_times import at_terminal, zone_of
 from containers_app.models import Container, HistoryEntry
 from containers_app.money import Charges, Tariffs
+from containers_app.verdict import Pickup
 from emodal_portal.ids import MAX_ID
 from queries_app.events import EventType
 from queries_app.models import (
@@ -273,9 +276,10 @@ class BoardContainerSerializer(serializers.ModelSerializer):
     days_left = serializers.SerializerMethodField(
         help_text="Days until the last free day (negative: overdue; null: none known)."
     )
-    pickup = serializers.CharField(
+    pickup = serializers.ChoiceField(
+        choices=Pickup.values,
         help_text="Whether it still needs a pickup: ready, on_hold, not_arrived, picked_up, "
-        "export or unknown (a status the portal does not know)."
+        "export or unknown (a status the portal does not know).",
     )
     charges_to_date = serializers.SerializerMethodField(
         help_text="Demurrage accrued through today by its terminal's tariff (a decimal); null "
@@ -285,6 +289,16 @@ class BoardContainerSerializer(serializers.ModelSerializer):
         help_text="What another day would add (a decimal); null as for charges_to_date."
     )
     watched = serializers.BooleanField(help_text="Starred by the token's owner.")
+    earliest_slot = serializers.SerializerMethodField(
+        help_text="The earliest slot found, as an ISO time with the terminal's UTC offset "
+        "(a slot is a local time at the terminal; null: none found or not checked)."
+    )
+    earliest_slot_text = serializers.CharField(
+        help_text="The earliest slot as E-Modal wrote it (terminal time)."
+    )
+    terminal_time_zone = serializers.SerializerMethodField(
+        help_text="The terminal's time zone (slots are local times there)."
+    )
     sheet_query = serializers.IntegerField(
         source="sheet_query_id", allow_null=True, help_text="The run that read the sheet fields."
     )
@@ -317,6 +331,8 @@ class BoardContainerSerializer(serializers.ModelSerializer):
             "check_outcome",
             "slot_count",
             "earliest_slot",
+            "earliest_slot_text",
+            "terminal_time_zone",
             "watched",
             "last_change",
             "last_change_at",
@@ -331,6 +347,14 @@ class BoardContainerSerializer(serializers.ModelSerializer):
             "check_seen_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_earliest_slot(self, row: Container) -> str | None:
+        local = at_terminal(row.earliest_slot, row.terminal)
+        return local.isoformat() if local else None
+
+    def get_terminal_time_zone(self, row: Container) -> str:
+        return str(zone_of(row.terminal))
 
     def get_days_left(self, row: Container) -> int | None:
         return row.days_left(self.context.get("today") or timezone.localdate())

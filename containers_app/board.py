@@ -31,6 +31,7 @@ from queries_app.selectors import ACCOUNT_SECRETS
 from sessions_app.models import Account
 
 from . import alerts
+from .local_times import earliest_slot_text
 from .models import LFD_DUE_MAX_DAYS, Container, HistoryEntry
 from .money import Tariffs
 from .verdict import NEEDS_PICKUP, container_verdict, left_terminal, needs_pickup
@@ -84,6 +85,7 @@ UPDATE_FIELDS = [
     "check_outcome",
     "slot_count",
     "earliest_slot",
+    "earliest_slot_text",
     "check_query",
     "check_seen_at",
     "last_change",
@@ -148,7 +150,7 @@ def observe(query: Query) -> Observed:
         check["container_number"]: check
         for check in query.checks.exclude(container_number="")
         .filter(outcome__in=INFORMATIVE_CHECKS)
-        .values("container_number", "outcome", "slot_count", "earliest_slot")
+        .values("container_number", "outcome", "slot_count", "earliest_slot", "slot_texts")
     }
     return Observed(sheet, sheet_seen_at, seen_at, details, checks)
 
@@ -315,6 +317,7 @@ def apply_checks(merge: Merge, checks: dict[str, dict[str, Any]], at: datetime) 
         container.check_outcome = check["outcome"]
         container.slot_count = after
         container.earliest_slot = check["earliest_slot"]
+        container.earliest_slot_text = earliest_slot_text(check["slot_texts"] or [])[:200]
         container.check_query, container.check_seen_at = merge.query, at
         merge.dirty.add(number)
 

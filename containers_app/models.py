@@ -102,6 +102,8 @@ class Container(models.Model):
     check_outcome = models.CharField(max_length=10, blank=True)
     slot_count = models.PositiveIntegerField(null=True, blank=True)
     earliest_slot = models.DateTimeField(null=True, blank=True)
+    # The earliest slot as E-Modal wrote it (a local time at the terminal).
+    earliest_slot_text = models.CharField(max_length=200, blank=True)
     check_query = models.ForeignKey(
         Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -10,7 +10,7 @@ from datetime import date, datetime, tzinfo
 from html import escape as html_escape
 from typing import Any
 
-from django.db.models import Case, DecimalField, F, QuerySet, Value, When
+from django.db.models import Case, DecimalField, F, Q, QuerySet, Value, When
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
@@ -18,12 +18,14 @@ from django.utils.safestring import SafeString, mark_safe
 from queries_app.parsing import is_container_number
 from queries_app.tables import cell_text
 
+from .local_times import terminal_time_text
 from .models import Container
 from .money import Charges, Tariffs, money_words
 from .verdict import NEEDS_PICKUP, Pickup, needs_pickup
 from .words import days_left_words, describe_change, due_urgency
 
 PER_PAGE = 100
+SLOT_FORMAT = "%Y-%m-%d %H:%M"
 DEFAULT_SORT = "lfd"
 
 
@@ -97,7 +99,11 @@ def build_columns(
         Column("good_through", "Good through"),
         Column("terminal", "Terminal", value=terminal_text),
         Column("pregate", "Pregate", value=pregate_text),
-        Column("earliest_slot", "Earliest slot"),
+        Column(
+            "earliest_slot",
+            "Earliest slot (terminal time)",
+            value=lambda row: terminal_time_text(row.earliest_slot, row.terminal, SLOT_FORMAT),
+        ),
         Column("slot_count", "Slots"),
         Column("check_seen_at", "Slots seen"),
         Column(
@@ -140,22 +146,32 @@ def sort_by_money(
 ) -> QuerySet[Container]:
     """Most money first (charges so far, then what another day adds), then the soonest last
     free day. Only containers still to pull whose free time is over or ends today can cost
-    anything: their amounts are computed and handed to the database as one CASE."""
-    candidates = rows.filter(
-        gone_at__isnull=True, pickup__in=NEEDS_PICKUP, last_free_day__lte=today
-    ).values_list("pk", "pickup", "last_free_day", "terminal_id")
+    anything, and what they cost depends on their terminal and last free day alone: the amount
+    of each such pair is computed here and handed to the database as one CASE (a few hundred
+    branches at most, whatever the number of containers)."""
+    pairs = (
+        rows.filter(gone_at__isnull=True, pickup__in=NEEDS_PICKUP, last_free_day__lte=today)
+        .exclude(terminal_id=None)
+        .order_by()
+        .values_list("terminal_id", "last_free_day")
+        .distinct()
+    )
     so_far, per_day = [], []
-    for pk, pickup, lfd, terminal_id in candidates.order_by().iterator(chunk_size=2000):
+    for terminal_id, lfd in pairs:
         owed = tariffs.charges_of(
-            pickup=pickup, last_free_day=lfd, terminal_id=terminal_id, today=today
+            pickup=NEEDS_PICKUP[0], last_free_day=lfd, terminal_id=terminal_id, today=today
         )
         if owed is not None:
-            so_far.append(When(pk=pk, then=Value(owed.to_date)))
-            per_day.append(When(pk=pk, then=Value(owed.per_day)))
+            match = Q(terminal_id=terminal_id, last_free_day=lfd)
+            so_far.append(When(match, then=Value(owed.to_date)))
+            per_day.append(When(match, then=Value(owed.per_day)))
     money = DecimalField(max_digits=14, decimal_places=2)
+    costing = Q(gone_at__isnull=True, pickup__in=NEEDS_PICKUP)
+    # A container gone from the list or with nothing to pull costs nothing, whatever its pair.
+    quiet = When(~costing, then=Value(None))
     rows = rows.annotate(
-        charges=Case(*so_far, default=Value(None), output_field=money),
-        per_day=Case(*per_day, default=Value(None), output_field=money),
+        charges=Case(quiet, *so_far, default=Value(None), output_field=money),
+        per_day=Case(quiet, *per_day, default=Value(None), output_field=money),
     )
     order = "asc" if descending else "desc"  # the natural order is the most first
     return rows.order_by(
@@ -270,7 +286,9 @@ class BoardTable:
         if row.slot_count:
             plural = "" if row.slot_count == 1 else "s"
             slot = (
-                f'{self._when(row.earliest_slot)} <span class="sub">{row.slot_count} slot'
+                f'<span class="slot-time" title="{esc(row.earliest_slot_text)}">'
+                f"{esc(terminal_time_text(row.earliest_slot, row.terminal, '%m-%d %H:%M'))}"
+                f'</span> <span class="sub">{row.slot_count} slot'
                 f"{plural} · seen {self._when(row.check_seen_at)} "
                 f"(run #{row.check_query_id or '?'})</span>"
             )
@@ -313,18 +331,28 @@ class BoardTable:
                 )
         pickup = esc(pickup_text(row))
         holds = "" if row.holds is None else ("Yes" if row.holds else "No")
-        account = f"<td>{esc(str(row.account))}</td>" if self.show_account else ""
+        account = (
+            f'<td class="c-account" data-label="Account">{esc(str(row.account))}</td>'
+            if self.show_account
+            else ""
+        )
         klass = "is-gone" if row.gone_at else (f"row-{urgency}" if urgency else "")
+        # Each cell names itself (class, data-label): on a phone the rows become cards.
         html = (
-            f'<tr class="{klass}"><td>{star}</td>'
+            f'<tr class="{klass}"><td class="c-star">{star}</td>'
             f'<th scope="row">{title}</th>{account}'
-            f'<td class="pickup pickup-{esc(row.pickup)}">{pickup}</td>'
-            f"<td>{esc(row.trade_type)}</td><td>{esc(row.status)}</td>"
-            f'<td class="holds-{holds.lower() or "unknown"}">{holds}</td>'
-            f'<td class="lfd">{lfd}</td><td class="charges">{money}</td>'
-            f"<td>{esc(terminal_text(row))}</td>"
-            f"<td>{esc(pregate_text(row))}</td><td>{slot}</td><td>{change}</td>"
-            f"<td>{seen}</td></tr>"
+            f'<td class="pickup pickup-{esc(row.pickup)}" data-label="Pickup">{pickup}</td>'
+            f'<td class="c-trade" data-label="Trade">{esc(row.trade_type)}</td>'
+            f'<td class="c-status" data-label="Status">{esc(row.status)}</td>'
+            f'<td class="c-holds holds-{holds.lower() or "unknown"}" data-label="Holds">'
+            f"{holds}</td>"
+            f'<td class="lfd" data-label="Last free day">{lfd}</td>'
+            f'<td class="charges" data-label="Charges">{money}</td>'
+            f'<td class="c-terminal" data-label="Terminal">{esc(terminal_text(row))}</td>'
+            f'<td class="c-pregate" data-label="Pregate">{esc(pregate_text(row))}</td>'
+            f'<td class="c-slot" data-label="Slot">{slot}</td>'
+            f'<td class="c-change" data-label="Last change">{change}</td>'
+            f'<td class="c-seen" data-label="Seen">{seen}</td></tr>'
         )
         return mark_safe(html)  # noqa: S308 - every value from the row went through esc
 

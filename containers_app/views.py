@@ -31,6 +31,7 @@ from . import recurring
 from .alerts import preferences_for
 from .forms import AlertPreferenceForm, BoardFilterForm, RecurringRunForm
 from .health import stopped_accounts
+from .local_times import zone_of
 from .models import Alert, Container, RecurringRun, Watch
 from .money import Tariffs
 from .selectors import (
@@ -218,6 +219,7 @@ def container_detail(request: HttpRequest, number: str) -> HttpResponse:
             "milestones": container_milestones(container, runs),
             "show_account": sees_all(request.user),
             "zone_name": str(zone),
+            "terminal_zone": str(zone_of(container.terminal)),
         },
     )
 

@@ -294,8 +294,16 @@ class TerminalAdmin(admin.ModelAdmin):
     a sheet named for the first time is added here with no name: until it has one, checks at
     that terminal are not sent."""
 
-    list_display = ["code", "name", "name_warnings", "active", "first_seen_at", "last_seen_at"]
-    list_editable = ["name", "active"]
+    list_display = [
+        "code",
+        "name",
+        "name_warnings",
+        "time_zone",
+        "active",
+        "first_seen_at",
+        "last_seen_at",
+    ]
+    list_editable = ["name", "time_zone", "active"]
     list_filter = [NeedsNameFilter, "active"]
     search_fields = ["code", "name"]
     readonly_fields = [

@@ -3,8 +3,10 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -387,6 +389,27 @@ class ContainerChange(models.Model):
         return f"{self.container_number} {self.change}"
 
 
+# Where the terminals E-Modal serves mostly are (Los Angeles / Long Beach).
+TERMINAL_TIME_ZONE = "America/Los_Angeles"
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            "Not a time zone name (e.g. America/Los_Angeles, America/New_York)."
+        ) from None
+
+
+def terminal_zone(time_zone: str | None) -> ZoneInfo:
+    """A terminal's zone (Pacific for one the portal does not know)."""
+    try:
+        return ZoneInfo(time_zone or TERMINAL_TIME_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(TERMINAL_TIME_ZONE)
+
+
 class TerminalQuerySet(models.QuerySet["Terminal"]):
     def unnamed(self) -> TerminalQuerySet:
         return self.filter(name="")
@@ -407,6 +430,13 @@ class Terminal(models.Model):
     active = models.BooleanField(
         default=True, help_text="Inactive: checks for this terminal are not sent."
     )
+    # E-Modal writes a terminal's appointment slots in the terminal's own local time.
+    time_zone = models.CharField(
+        max_length=64,
+        default=TERMINAL_TIME_ZONE,
+        validators=[validate_time_zone],
+        help_text="The terminal's local time zone (its slots are local times there).",
+    )
     first_seen_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -419,3 +449,7 @@ class Terminal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.name}" if self.name else self.code
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return terminal_zone(self.time_zone)

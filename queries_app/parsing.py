@@ -13,7 +13,7 @@ import io
 import re
 import zipfile
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import IO, Any
 
@@ -310,8 +310,9 @@ def _clock(text: str, half: str | None) -> tuple[int, int] | None:
     return hours, minutes
 
 
-def parse_slot(text: str) -> tuple[datetime, datetime] | None:
-    """A slot text → its (start, end), aware, in the terminals' zone; an end at or before the
+def parse_slot(text: str, zone: tzinfo | None = None) -> tuple[datetime, datetime] | None:
+    """A slot text → its (start, end), aware, in the terminal's zone (the portal's default
+    without one): E-Modal writes slots in the terminal's local time. An end at or before the
     start is on the next day. None for the no-slots placeholder or an unreadable text."""
     match = SLOT_RE.search(str(text or ""))
     if not match:
@@ -325,7 +326,7 @@ def parse_slot(text: str) -> tuple[datetime, datetime] | None:
     end = _clock(match["end"], match["end_half"] or match["start_half"])
     if start is None or end is None:
         return None
-    zone = timezone.get_default_timezone()
+    zone = zone or timezone.get_default_timezone()
     begins = timezone.make_aware(datetime.combine(day, datetime.min.time()), zone).replace(
         hour=start[0], minute=start[1]
     )
@@ -341,7 +342,7 @@ def parse_slot_start(text: str) -> datetime | None:
 
 
 def available_slots(
-    texts: list[Any],
+    texts: list[Any], zone: tzinfo | None = None
 ) -> tuple[list[str], list[tuple[datetime, datetime]], list[str]]:
     """`available_times` → (the slot texts read, their (start, end) in time order, the texts
     that could not be read). The no-slots placeholder is neither; an unreadable text is kept
@@ -352,7 +353,7 @@ def available_slots(
         text = str(text)
         if not text.strip() or is_no_slots_placeholder(text):
             continue
-        slot = parse_slot(text)
+        slot = parse_slot(text, zone)
         if slot is None:
             unreadable.append(text[:200])
         else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import parsing
-from ..models import AppointmentCheck
+from ..models import AppointmentCheck, Terminal, terminal_zone
 
 Outcome = AppointmentCheck.Outcome
 CALENDAR_NOT_FOUND = "E-Modal did not find the calendar: availability unknown."
@@ -23,7 +23,14 @@ def unreadable_note(count: int) -> str:
 def read_answer(row: AppointmentCheck, item: dict[str, Any], body: dict[str, Any]) -> None:
     notes = [row.note]
     if item["container_type"] == "import":
-        texts, slots, unreadable = parsing.available_slots(body.get("available_times") or [])
+        # Slots are local times at the terminal.
+        zone = terminal_zone(
+            Terminal.objects.filter(code=item.get("terminal_code") or "")
+            .values_list("time_zone", flat=True)
+            .first()
+        )
+        times = body.get("available_times") or []
+        texts, slots, unreadable = parsing.available_slots(times, zone)
         row.slot_texts, row.unreadable_times = texts, unreadable
         row.slots = [start.isoformat() for start, _ in slots]
         row.slot_count = len(slots)
