@@ -10,7 +10,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from queries_app import access
 from queries_app.models import AppointmentCheck, ContainerInfo, ContainerRow, Query
-from sessions_app.models import Account
+from sessions_app.models import Account, AccountQuerySet
 
 from .board import BOARD_KINDS
 from .models import VIEW_CONTAINERS, Container, RecurringRun, Watch
@@ -35,7 +35,7 @@ def visible_containers(user: Any) -> QuerySet[Container]:
     )
 
 
-def visible_accounts(user: Any) -> QuerySet[Account]:
+def visible_accounts(user: Any) -> AccountQuerySet:
     return access.visible_accounts(user, VIEW_CONTAINERS)
 
 

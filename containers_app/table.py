@@ -99,6 +99,7 @@ def build_columns(
         Column("good_through", "Good through"),
         Column("terminal", "Terminal", value=terminal_text),
         Column("pregate", "Pregate", value=pregate_text),
+        Column("appointment", "Appointment"),
         Column(
             "earliest_slot",
             "Earliest slot (terminal time)",
@@ -221,6 +222,8 @@ class BoardTable:
     tariffs: Tariffs | None = None
     csrf_token: str = ""
     next_url: str = ""
+    # Whether the person may book (a "Book a slot" button on rows of imports with slots).
+    may_book: bool = False
     headers: list[dict[str, Any]] = field(default_factory=list)
 
     def cells(self, row: Container, zone: tzinfo) -> list[str]:
@@ -302,6 +305,17 @@ class BoardTable:
             slot = (
                 f'<span class="sub">none · seen {self._when(row.check_seen_at)} '
                 f"(run #{row.check_query_id or '?'})</span>"
+            )
+        if row.appointment:
+            slot = f'<span class="appointment">Appointment {esc(row.appointment)}</span> {slot}'
+        elif self.may_book and row.slot_count and row.trade_type == "IMPORT" and not row.gone_at:
+            account = f'<input type="hidden" name="account" value="{row.account_id}">'
+            slot += (
+                f'<form method="post" action="{esc(reverse("bookings:start"))}" '
+                f'class="book-form"><input type="hidden" name="csrfmiddlewaretoken" '
+                f'value="{esc(self.csrf_token)}"><input type="hidden" name="container_number" '
+                f'value="{number}">{account if self.show_account else ""}'
+                f'<button type="submit" class="book">Book a slot</button></form>'
             )
         change = ""
         if row.last_change:
