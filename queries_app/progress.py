@@ -57,6 +57,13 @@ def run_progress(query: Query) -> RunProgress:
         return RunProgress(query.progress_done, query.progress_total, 0, 0, None)
     names = list(kind.steps)
     finished = query.status == Query.Status.SUCCEEDED
+    seconds_left = None
+    if query.is_live:
+        seconds_left = query.work_left or (kind.estimate(query) if query.step else None)
+    if query.progress_total > 1 and not any(kind.steps[name].per_item for name in names):
+        # A kind that counts its own items in a step of its own: its figures as they are.
+        done = query.progress_total if finished else query.progress_done
+        return RunProgress(done, query.progress_total, 0, 0, seconds_left)
     current = names.index(query.step) if query.step in names else (len(names) if finished else 0)
     done = total = items_done = items_total = 0
     for index, name in enumerate(names):
@@ -73,7 +80,4 @@ def run_progress(query: Query) -> RunProgress:
             done += min(query.progress_done, units)
     if finished:
         done, items_done = total, items_total
-    seconds_left = None
-    if query.is_live:
-        seconds_left = query.work_left or (kind.estimate(query) if query.step else None)
     return RunProgress(done, total, items_done, items_total, seconds_left)
