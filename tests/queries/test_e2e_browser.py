@@ -170,7 +170,7 @@ def test_a_dispatcher_runs_follows_filters_and_exports_an_availability_run(
     total = refreshed().progress_total
     assert total > 1
     expect(status).to_contain_text("Running")
-    expect(status).to_contain_text(f"1 of {total + 3} steps · 0 of {total} containers checked")
+    expect(status).to_contain_text(f"1 of {total + 4} steps · 0 of {total} containers checked")
     expect(status).to_contain_text("Reading container details")
 
     # Bulk info, then the first container's slots.
