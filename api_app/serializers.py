@@ -15,6 +15,7 @@ from containers_app.board import SHEET_FIELDS
 from containers_app.local_times import at_terminal, zone_of
 from containers_app.models import Container, HistoryEntry
 from containers_app.money import Charges, Tariffs
+from containers_app.verdict import Pickup
 from emodal_portal.ids import MAX_ID
 from queries_app.events import EventType
 from queries_app.models import (
@@ -275,9 +276,10 @@ class BoardContainerSerializer(serializers.ModelSerializer):
     days_left = serializers.SerializerMethodField(
         help_text="Days until the last free day (negative: overdue; null: none known)."
     )
-    pickup = serializers.CharField(
+    pickup = serializers.ChoiceField(
+        choices=Pickup.values,
         help_text="Whether it still needs a pickup: ready, on_hold, not_arrived, picked_up, "
-        "export or unknown (a status the portal does not know)."
+        "export or unknown (a status the portal does not know).",
     )
     charges_to_date = serializers.SerializerMethodField(
         help_text="Demurrage accrued through today by its terminal's tariff (a decimal); null "

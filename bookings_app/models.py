@@ -147,6 +147,15 @@ class Booking(models.Model):
         return f"Booking #{self.pk} {self.container_number} ({self.state})"
 
     @property
+    def sent_at_known(self) -> bool:
+        """Whether the request went out (as far as this instance was read): only then does a
+        new state concern the container's appointment."""
+        return self.sent_at is not None or self.state in (
+            self.State.SENDING,
+            *self.SETTLEABLE_STATES,
+        )
+
+    @property
     def is_open(self) -> bool:
         return self.state in self.OPEN_STATES
 

@@ -22,7 +22,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from containers_app.models import Container
+from containers_app import alerts
+from containers_app.models import Container, HistoryEntry
+from outbox.models import Event
+from outbox.record import record
+from outbox.vocabulary import EventType
 from queries_app.models import AppointmentCheck, AppointmentRow, Query, QueryFile
 from queries_app.services import TriggerLimitReached, start_query
 from sessions_app.models import Account
@@ -384,6 +388,8 @@ def send_booking(booking_id: int, *, manager: SessionManager | None = None) -> s
         if verify:
             changes["verify_query"], _ = start_query(account=booking.account, kind="appointments")
         Booking.objects.filter(pk=booking_id).update(**changes, updated_at=timezone.now())
+        if outcome.state == Booking.State.UNKNOWN:
+            _tell_container(booking_id)
     logger.info("booking %s: %s", booking_id, outcome.state)
     return f"booking {booking_id}: {outcome.state}"
 
@@ -538,7 +544,87 @@ def settle_booking(*, booking: Booking, user: Any, booked: bool, note: str = "")
 
 def _move(booking: Booking, from_states: Any, **changes: Any) -> bool:
     """A conditional UPDATE: the change happens only if the booking is still in one of
-    `from_states` (exactly one caller wins a race)."""
+    `from_states` (exactly one caller wins a race). A booking that was sent and reaches a new
+    state is told on its container (the board's appointment, the container's history)."""
     states = [from_states] if isinstance(from_states, str) else list(from_states)
     changes["updated_at"] = timezone.now()
-    return bool(Booking.objects.filter(Q(pk=booking.pk), Q(state__in=states)).update(**changes))
+    moved = bool(Booking.objects.filter(Q(pk=booking.pk), Q(state__in=states)).update(**changes))
+    new_state = changes.get("state")
+    if moved and new_state is not None and new_state != booking.state and booking.sent_at_known:
+        _tell_container(booking.pk)
+    return moved
+
+
+# What the board shows of a sent booking, by its state ("" clears it).
+BOARD_WORDS = {
+    Booking.State.BOOKED: "{slot}",
+    Booking.State.UNKNOWN: "{slot} (outcome unknown)",
+    Booking.State.NOT_CONFIRMED: "{slot} (not confirmed)",
+    Booking.State.UNVERIFIED: "{slot} (unverified)",
+    Booking.State.FAILED: "",
+}
+
+
+# The events of a sent booking's verdicts (one per booking and verdict: its key).
+EVENTS = {
+    Booking.State.BOOKED: EventType.APPOINTMENT_BOOKED,
+    Booking.State.NOT_CONFIRMED: EventType.APPOINTMENT_NOT_CONFIRMED,
+    Booking.State.UNKNOWN: EventType.APPOINTMENT_UNKNOWN,
+}
+
+
+def _tell_container(booking_id: int) -> None:
+    """The booking's new state on its container (the board's appointment, a history entry),
+    and its event in the outbox (webhooks) with the e-mail alerts it calls for (the account's
+    person, and who watches the container), in one transaction."""
+    booking = Booking.objects.select_related("account", "requested_by").get(pk=booking_id)
+    if booking.state not in BOARD_WORDS:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        container = Container.objects.filter(
+            account_id=booking.account_id, container_number=booking.container_number
+        ).first()
+        if container is not None:
+            text = BOARD_WORDS[booking.state].format(slot=booking.slot)
+            before = container.appointment
+            Container.objects.filter(pk=container.pk).update(appointment=text[:240])
+            label = booking.get_state_display().split(":")[0].lower()
+            HistoryEntry.objects.create(
+                container=container,
+                query=booking.verify_query,
+                observed_at=now,
+                change=HistoryEntry.Change.BOOKING,
+                fields={
+                    "appointment": [
+                        before or None,
+                        f"{label}, {booking.slot} (booking #{booking.pk})",
+                    ]
+                },
+            )
+        kind = EVENTS.get(booking.state)
+        if kind is None:
+            return
+        requester = booking.requested_by
+        event = Event(
+            key=f"{kind}:{booking.pk}",
+            type=kind,
+            account=booking.account,
+            container=container,
+            container_number=booking.container_number,
+            query=booking.verify_query,
+            data={
+                "booking_id": booking.pk,
+                "slot": booking.slot,
+                "terminal": booking.terminal,
+                "move_type": booking.move_type,
+                "state": booking.state,
+                "appointment_number": booking.appointment_number,
+                "requested_by": requester.get_username() if requester else None,
+            },
+            occurred_at=now,
+        )
+        planned = alerts.plan_alerts(record([event]), query=None)
+        if planned:
+            alert_ids = [alert.pk for alert in planned]
+            transaction.on_commit(lambda: alerts.enqueue_sends(alert_ids))

@@ -50,6 +50,9 @@ logger = logging.getLogger(__name__)
 
 # The order events are listed in a message: what costs money first.
 EVENT_ORDER = [
+    EventType.APPOINTMENT_UNKNOWN,
+    EventType.APPOINTMENT_NOT_CONFIRMED,
+    EventType.APPOINTMENT_BOOKED,
     EventType.LFD_DUE,
     EventType.LFD_CHANGED,
     EventType.HOLDS_RELEASED,

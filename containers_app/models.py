@@ -108,6 +108,9 @@ class Container(models.Model):
         Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     check_seen_at = models.DateTimeField(null=True, blank=True)
+    # The appointment booked from the portal, as its booking last knew it (bookings_app writes
+    # it): the slot text, and a word when it is not verified.
+    appointment = models.CharField(max_length=240, blank=True)
 
     # What changed last ({"change": new/changed/gone/back, "fields": {name: [before, after]}}).
     last_change = models.JSONField(default=dict, blank=True)
@@ -160,6 +163,7 @@ class HistoryEntry(models.Model):
         BACK = "back", "Back on the list"
         CHANGED = "changed", "Changed"
         GONE = "gone", "Gone from the list"
+        BOOKING = "booking", "Appointment"
 
     container = models.ForeignKey(Container, on_delete=models.CASCADE, related_name="history")
     query = models.ForeignKey(
@@ -221,6 +225,10 @@ DEFAULT_ALERT_EVENTS = [
     # A dead account must not look healthy: its person hears of it unless they opt out.
     EventType.QUERY_FAILED.value,
     EventType.CREDENTIALS_REJECTED.value,
+    # A booking's verdict reaches the person whose account booked (and who watches it).
+    EventType.APPOINTMENT_BOOKED.value,
+    EventType.APPOINTMENT_NOT_CONFIRMED.value,
+    EventType.APPOINTMENT_UNKNOWN.value,
 ]
 ACCOUNT_EVENT_TYPES = {EventType.QUERY_FAILED.value, EventType.CREDENTIALS_REJECTED.value}
 

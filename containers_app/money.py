@@ -50,6 +50,9 @@ class Tariffs:
 
     def __init__(self, by_terminal: dict[int, list[Rates]]) -> None:
         self.by_terminal = by_terminal
+        # Charges depend only on the terminal and the two dates: a page or an export of many
+        # containers computes each combination once.
+        self._known: dict[tuple[int, date, date], Charges | None] = {}
 
     @classmethod
     def load(cls, terminal_ids: Iterable[int] | None = None) -> Tariffs:
@@ -87,7 +90,10 @@ class Tariffs:
         rates = self.by_terminal.get(terminal_id)
         if not rates:
             return None
-        return charges(last_free_day=last_free_day, today=today, tariffs=rates)
+        key = (terminal_id, last_free_day, today)
+        if key not in self._known:
+            self._known[key] = charges(last_free_day=last_free_day, today=today, tariffs=rates)
+        return self._known[key]
 
 
 def in_effect(tariffs: list[Rates], day: date) -> Rates | None:

@@ -10,7 +10,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from queries_app import access
 from queries_app.models import AppointmentCheck, ContainerInfo, ContainerRow, Query
-from sessions_app.models import Account
+from sessions_app.models import Account, AccountQuerySet
 
 from .board import BOARD_KINDS
 from .models import VIEW_CONTAINERS, Container, RecurringRun, Watch
@@ -35,7 +35,7 @@ def visible_containers(user: Any) -> QuerySet[Container]:
     )
 
 
-def visible_accounts(user: Any) -> QuerySet[Account]:
+def visible_accounts(user: Any) -> AccountQuerySet:
     return access.visible_accounts(user, VIEW_CONTAINERS)
 
 
@@ -156,21 +156,28 @@ def board_summary(rows: QuerySet[Container], *, today: date) -> dict[str, int]:
 def money_at_risk(rows: QuerySet[Container], tariffs: Tariffs, *, today: date) -> dict[str, Any]:
     """What the containers still to pull cost so far and what another day adds, over those
     whose free time is over or ends today (the others cost nothing yet); how many of those
-    have no tariff (no amount is made up for them)."""
-    candidates = rows.filter(
-        gone_at__isnull=True, pickup__in=NEEDS_PICKUP, last_free_day__lte=today
-    ).values_list("pickup", "last_free_day", "terminal_id")
+    have no tariff (no amount is made up for them). One grouped read: what a container costs
+    depends on its terminal and last free day alone."""
+    groups = (
+        rows.filter(gone_at__isnull=True, pickup__in=NEEDS_PICKUP, last_free_day__lte=today)
+        .order_by()
+        .values_list("terminal_id", "last_free_day")
+        .annotate(count=Count("pk"))
+    )
     to_date, per_day, costing, without = ZERO, ZERO, 0, 0
-    for pickup, last_free_day, terminal_id in candidates.order_by().iterator(chunk_size=2000):
+    for terminal_id, last_free_day, count in groups:
         owed = tariffs.charges_of(
-            pickup=pickup, last_free_day=last_free_day, terminal_id=terminal_id, today=today
+            pickup=NEEDS_PICKUP[0],
+            last_free_day=last_free_day,
+            terminal_id=terminal_id,
+            today=today,
         )
         if owed is None:
-            without += 1
+            without += count
             continue
-        to_date += owed.to_date
-        per_day += owed.per_day
-        costing += 1 if owed.to_date or owed.per_day else 0
+        to_date += owed.to_date * count
+        per_day += owed.per_day * count
+        costing += count if owed.to_date or owed.per_day else 0
     return {"to_date": to_date, "per_day": per_day, "costing": costing, "no_tariff": without}
 
 

@@ -10,7 +10,7 @@ from datetime import date, datetime, tzinfo
 from html import escape as html_escape
 from typing import Any
 
-from django.db.models import Case, DecimalField, F, QuerySet, Value, When
+from django.db.models import Case, DecimalField, F, Q, QuerySet, Value, When
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
@@ -99,6 +99,7 @@ def build_columns(
         Column("good_through", "Good through"),
         Column("terminal", "Terminal", value=terminal_text),
         Column("pregate", "Pregate", value=pregate_text),
+        Column("appointment", "Appointment"),
         Column(
             "earliest_slot",
             "Earliest slot (terminal time)",
@@ -146,22 +147,32 @@ def sort_by_money(
 ) -> QuerySet[Container]:
     """Most money first (charges so far, then what another day adds), then the soonest last
     free day. Only containers still to pull whose free time is over or ends today can cost
-    anything: their amounts are computed and handed to the database as one CASE."""
-    candidates = rows.filter(
-        gone_at__isnull=True, pickup__in=NEEDS_PICKUP, last_free_day__lte=today
-    ).values_list("pk", "pickup", "last_free_day", "terminal_id")
+    anything, and what they cost depends on their terminal and last free day alone: the amount
+    of each such pair is computed here and handed to the database as one CASE (a few hundred
+    branches at most, whatever the number of containers)."""
+    pairs = (
+        rows.filter(gone_at__isnull=True, pickup__in=NEEDS_PICKUP, last_free_day__lte=today)
+        .exclude(terminal_id=None)
+        .order_by()
+        .values_list("terminal_id", "last_free_day")
+        .distinct()
+    )
     so_far, per_day = [], []
-    for pk, pickup, lfd, terminal_id in candidates.order_by().iterator(chunk_size=2000):
+    for terminal_id, lfd in pairs:
         owed = tariffs.charges_of(
-            pickup=pickup, last_free_day=lfd, terminal_id=terminal_id, today=today
+            pickup=NEEDS_PICKUP[0], last_free_day=lfd, terminal_id=terminal_id, today=today
         )
         if owed is not None:
-            so_far.append(When(pk=pk, then=Value(owed.to_date)))
-            per_day.append(When(pk=pk, then=Value(owed.per_day)))
+            match = Q(terminal_id=terminal_id, last_free_day=lfd)
+            so_far.append(When(match, then=Value(owed.to_date)))
+            per_day.append(When(match, then=Value(owed.per_day)))
     money = DecimalField(max_digits=14, decimal_places=2)
+    costing = Q(gone_at__isnull=True, pickup__in=NEEDS_PICKUP)
+    # A container gone from the list or with nothing to pull costs nothing, whatever its pair.
+    quiet = When(~costing, then=Value(None))
     rows = rows.annotate(
-        charges=Case(*so_far, default=Value(None), output_field=money),
-        per_day=Case(*per_day, default=Value(None), output_field=money),
+        charges=Case(quiet, *so_far, default=Value(None), output_field=money),
+        per_day=Case(quiet, *per_day, default=Value(None), output_field=money),
     )
     order = "asc" if descending else "desc"  # the natural order is the most first
     return rows.order_by(
@@ -211,6 +222,8 @@ class BoardTable:
     tariffs: Tariffs | None = None
     csrf_token: str = ""
     next_url: str = ""
+    # Whether the person may book (a "Book a slot" button on rows of imports with slots).
+    may_book: bool = False
     headers: list[dict[str, Any]] = field(default_factory=list)
 
     def cells(self, row: Container, zone: tzinfo) -> list[str]:
@@ -292,6 +305,17 @@ class BoardTable:
             slot = (
                 f'<span class="sub">none · seen {self._when(row.check_seen_at)} '
                 f"(run #{row.check_query_id or '?'})</span>"
+            )
+        if row.appointment:
+            slot = f'<span class="appointment">Appointment {esc(row.appointment)}</span> {slot}'
+        elif self.may_book and row.slot_count and row.trade_type == "IMPORT" and not row.gone_at:
+            account = f'<input type="hidden" name="account" value="{row.account_id}">'
+            slot += (
+                f'<form method="post" action="{esc(reverse("bookings:start"))}" '
+                f'class="book-form"><input type="hidden" name="csrfmiddlewaretoken" '
+                f'value="{esc(self.csrf_token)}"><input type="hidden" name="container_number" '
+                f'value="{number}">{account if self.show_account else ""}'
+                f'<button type="submit" class="book">Book a slot</button></form>'
             )
         change = ""
         if row.last_change:

@@ -17,7 +17,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from emodal_portal.ids import parse_id
+from portal.http import AuthenticatedHttpRequest
 from queries_app.exports import export_response
 from queries_app.forms import TimeZoneForm
 from queries_app.models import Query
@@ -95,7 +96,7 @@ def _board_table(request: HttpRequest, *, export: bool = False) -> tuple[BoardTa
     today = timezone.localdate(timezone=zone)
     show_account = sees_all(request.user)
     visible = visible_containers(request.user)
-    data = request.GET
+    data: QueryDict = request.GET
     if "pickup" not in data:
         # The board opens on what still needs a pickup ("Any" shows everything).
         data = data.copy()
@@ -129,6 +130,7 @@ def _board_table(request: HttpRequest, *, export: bool = False) -> tuple[BoardTa
         table.csrf_token = get_token(request)
         table.next_url = request.get_full_path()
         table.headers = page_headers(sort, descending, show_account=show_account)
+        table.may_book = request.user.has_perm("bookings_app.book_appointments")
     return table, form
 
 
@@ -184,7 +186,7 @@ def board(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def export_board(request: HttpRequest, fmt: str) -> HttpResponse:
+def export_board(request: HttpRequest, fmt: str) -> HttpResponseBase:
     table, _ = _board_table(request, export=True)
     stamp = timezone.localtime(timezone=table.zone).strftime("%Y%m%d-%H%M")
     return export_response(table, table.zone, fmt, f"containers-{stamp}.{fmt}")
@@ -247,7 +249,7 @@ def container_detail(request: HttpRequest, number: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def watch(request: HttpRequest, pk: int) -> HttpResponse:
+def watch(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     container = get_object_or_404(visible_containers(request.user), pk=pk)
     if request.POST.get("watch", "1") == "1":
         Watch.objects.get_or_create(user=request.user, container=container)
@@ -259,7 +261,7 @@ def watch(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 @in_user_zone
-def alert_settings(request: HttpRequest) -> HttpResponse:
+def alert_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     preference = preferences_for(request.user)
     form = AlertPreferenceForm(request.POST or None, instance=preference)
     if request.method == "POST" and form.is_valid():
@@ -293,6 +295,7 @@ def schedule_add(request: HttpRequest) -> HttpResponse:
     )
     if form.is_valid():
         account = form.cleaned_data.get("account") or own
+        assert account is not None  # one chosen, or their own (checked above)
         try:
             run = recurring.save_recurring_run(
                 account=account,

@@ -27,6 +27,7 @@ FIELD_LABELS = {
     "booking_number": "booking number",
     "slot_count": "slots",
     "earliest_slot": "earliest slot",
+    "appointment": "appointment",
 }
 
 
@@ -153,6 +154,18 @@ def describe_event(kind: str, data: dict[str, Any], *, zone: tzinfo | None = Non
         return "back on the list" if data.get("returned") else "new on the list"
     if kind == EventType.CONTAINER_GONE:
         return "gone from the list"
+    if kind == EventType.APPOINTMENT_BOOKED:
+        return f"appointment booked and seen in E-Modal: {data.get('slot', '')}"
+    if kind == EventType.APPOINTMENT_NOT_CONFIRMED:
+        return (
+            f"appointment for {data.get('slot', '')} not seen in E-Modal's appointments after "
+            "it was accepted: look in E-Modal"
+        )
+    if kind == EventType.APPOINTMENT_UNKNOWN:
+        return (
+            f"booking {data.get('slot', '')}: the outcome is unknown; look in E-Modal before "
+            "booking again"
+        )
     if kind == EventType.QUERY_FAILED:
         return f"a {data.get('kind', '')} query failed: {data.get('error', '')}".strip()
     if kind == EventType.CREDENTIALS_REJECTED:

@@ -498,9 +498,8 @@ SPECTACULAR_SETTINGS = {
 # Where alerts go out: smtp://user:password@host:587 (smtp+tls:// for STARTTLS, smtp+ssl:// for
 # TLS), consolemail:// (printed; the default with DEBUG on, as under `make run`), dummymail://.
 # Unset with DEBUG off: an SMTP server on localhost:25.
-vars().update(
-    env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
-)
+_email = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+vars().update(_email)
 # An SMTP server that does not answer fails the try after this many seconds (then retried).
 EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="E-Modal Portal <alerts@localhost>")
@@ -529,7 +528,7 @@ EMODAL_MAX_JSON_BYTES = env.int("EMODAL_MAX_JSON_BYTES", default=5 * 1024 * 1024
 # A whole e-mail send (connecting, the SMTP conversation, the message) ends within this many
 # seconds, whatever the mail server does; EMAIL_TIMEOUT still bounds each of its steps.
 EMAIL_SEND_SECONDS = env.float("EMAIL_SEND_SECONDS", default=30)
-if EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend":  # noqa: F821 - EMAIL_URL's
+if _email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
     EMAIL_BACKEND = "emodal_portal.mail.DeadlineEmailBackend"
 # One "send test event" per endpoint within this many seconds (pages and API alike).
 WEBHOOK_TEST_INTERVAL_SECONDS = env.int("WEBHOOK_TEST_INTERVAL_SECONDS", default=60)

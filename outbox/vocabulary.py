@@ -19,3 +19,6 @@ class EventType(models.TextChoices):
     QUERY_FINISHED = "query.finished", "Query finished"
     QUERY_FAILED = "query.failed", "Query failed"
     CREDENTIALS_REJECTED = "account.credentials_rejected", "E-Modal credentials rejected"
+    APPOINTMENT_BOOKED = "appointment.booked", "Appointment booked (verified)"
+    APPOINTMENT_NOT_CONFIRMED = "appointment.not_confirmed", "Appointment not confirmed"
+    APPOINTMENT_UNKNOWN = "appointment.unknown", "Appointment outcome unknown"

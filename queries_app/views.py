@@ -25,6 +25,7 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
+    HttpResponseBase,
     JsonResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
@@ -35,6 +36,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from portal.http import AuthenticatedHttpRequest
 from sessions_app.models import Account
 
 from . import access
@@ -164,6 +166,7 @@ def query_start(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied(NO_ACCOUNT_MESSAGE)
     if form.is_valid():
         account = form.cleaned_data.get("account") or own
+        assert account is not None  # a form is only offered with an account to run on
         kind = get_kind(form.cleaned_data["kind"])
         try:
             query, created = start_query(
@@ -313,7 +316,7 @@ def query_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def export_containers(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+def export_containers(request: HttpRequest, pk: int, fmt: str) -> HttpResponseBase:
     query = _visible_query(request, pk)
     zone = user_zone(request)
     table = containers_table(
@@ -328,7 +331,7 @@ def export_containers(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
 
 @require_GET
 @login_required
-def query_file(request: HttpRequest, pk: int, file_id: int) -> FileResponse:
+def query_file(request: AuthenticatedHttpRequest, pk: int, file_id: int) -> FileResponse:
     """An upstream file, only to whoever may see its query (media is never served as is)."""
     visible = Query.objects.visible_to(request.user)
     stored = get_object_or_404(QueryFile, pk=file_id, query_id=pk, query__in=visible)

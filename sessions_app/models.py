@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -130,7 +130,7 @@ class Account(models.Model):
     def logins_blocked(self) -> bool:
         return self.credential_state in self.BLOCKING_STATES
 
-    def session_deadline(self) -> timezone.datetime | None:
+    def session_deadline(self) -> datetime | None:
         """When the stored session is to be treated as gone without asking the upstream: never
         with EMODAL_SESSION_IDLE_SECONDS at 0 (the upstream keeps sessions until they are
         evicted or break; only a call can tell)."""
@@ -141,7 +141,7 @@ class Account(models.Model):
         usable = settings.EMODAL_SESSION_IDLE_SECONDS - settings.EMODAL_SESSION_MARGIN_SECONDS
         return self.session_last_used_at + timedelta(seconds=max(usable, 0))
 
-    def session_is_live(self, now: timezone.datetime | None = None) -> bool:
+    def session_is_live(self, now: datetime | None = None) -> bool:
         """Alive as far as the portal knows without asking (see `session_deadline`)."""
         if not self.session_id:
             return False
@@ -159,7 +159,7 @@ class SessionEventQuerySet(models.QuerySet["SessionEvent"]):
     def captcha_spent(self) -> SessionEventQuerySet:
         return self.filter(captcha_spent=True)
 
-    def since(self, moment: timezone.datetime) -> SessionEventQuerySet:
+    def since(self, moment: datetime) -> SessionEventQuerySet:
         return self.filter(created_at__gte=moment)
 
 

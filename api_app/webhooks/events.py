@@ -56,7 +56,10 @@ def body_for(event: dict[str, Any]) -> str:
 
 def permission_for(event_type: str) -> str:
     """The view permission that lets staff hear of any account's events of this type: the
-    board's for container events, the queries' for the rest (as on the pages)."""
+    board's for container events, the bookings' for appointments, the queries' for the rest (as
+    on the pages)."""
+    if event_type.startswith("appointment."):
+        return "bookings_app.view_booking"
     return VIEW_CONTAINERS if event_type.startswith("container.") else VIEW_QUERIES
 
 

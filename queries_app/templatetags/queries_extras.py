@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django import template
+from django.template.context import RequestContext
 
 from queries_app.registry import UnknownKind, get_kind
 from queries_app.tables import change_details, change_text
@@ -83,7 +84,7 @@ def yes_no(value: bool | None) -> str:
 
 
 @register.simple_tag(takes_context=True)
-def querystring_param(context: template.Context, name: str, value: Any) -> str:
+def querystring_param(context: RequestContext, name: str, value: Any) -> str:
     """The current query string with one parameter set: `{% querystring %}` for a parameter
     whose name is itself a variable (each result table has its own page parameter)."""
     params = context.request.GET.copy()

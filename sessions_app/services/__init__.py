@@ -1,7 +1,9 @@
 """Getting accounts working upstream sessions, one captcha per need — the `SessionManager`,
-and the account-level services around it. Split by concern: the lease (`lease`), browsers per
-server (`capacity`), captcha budgets (`budgets`), logins and their failures (`logins`),
-accounts' credentials and flags (`accounts`); `manager` puts them together."""
+and the account-level services around it. Split by concern: the lease (`lease`), the stored
+session and its events (`store`), browsers per server (`capacity`), captcha budgets
+(`budgets`), logins and their failures (`logins`), accounts' credentials and flags
+(`accounts`); `manager` is the facade that builds them, each with what it needs, and puts
+them together."""
 
 from .accounts import allow_logins, blocked_text, drop_session_locally, update_account_credentials
 from .budgets import BUDGET_WINDOW, captcha_budget_frees_at, check_captcha_budget

@@ -7,11 +7,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core import mail
 from django.utils import timezone
 
 from bookings_app import services
 from bookings_app.models import Booking
+from containers_app.models import Container, HistoryEntry
+from containers_app.words import describe_change
 from emodal_sim import DEFAULT_LATENCIES
+from outbox.models import Event
+from outbox.vocabulary import EventType
 from queries_app.services import start_query
 
 from ..sim import SimControl
@@ -36,6 +41,8 @@ def booking_calls(sim: SimControl) -> list[dict[str, Any]]:
 def test_a_confirmed_booking_sends_one_request_with_the_exact_slot_and_is_verified(
     board: Board, sim: SimControl, task_queue: TaskQueue
 ) -> None:
+    board.account.user.email = "erin@example.com"
+    board.account.user.save()
     booking = checked(board, task_queue)
     assert booking.slots and booking_calls(sim) == []
     slot = booking.slots[-1]  # not the first: the exact text must travel
@@ -52,6 +59,24 @@ def test_a_confirmed_booking_sends_one_request_with_the_exact_slot_and_is_verifi
     assert booking.answer["status"] == 200 and "session_id" not in booking.answer
     assert booking.sheet is not None
     assert [b["row"]["Container #"] for b in sim.bookings()] == [board.number]
+    # The board shows the appointment; the container's history records it.
+    container = Container.objects.get(account=board.account, container_number=board.number)
+    assert container.appointment == slot
+    # Told through the one road for events: the outbox (webhooks), and the account's person
+    # by e-mail.
+    event = Event.objects.get(key=f"appointment.booked:{booking.pk}")
+    assert (event.type, event.data["slot"], event.container_id) == (
+        EventType.APPOINTMENT_BOOKED,
+        slot,
+        container.pk,
+    )
+    run_queued_tasks(task_queue, until=lambda: task_queue.size() == 0)
+    [message] = [m for m in mail.outbox if m.to == ["erin@example.com"]]
+    assert slot in message.body and "booked" in message.body
+    entry = container.history.get(change=HistoryEntry.Change.BOOKING)
+    assert describe_change({"change": entry.change, "fields": entry.fields}) == (
+        f"appointment set to booked (verified), {slot} (booking #{booking.pk})"
+    )
 
 
 def test_a_double_confirm_sends_one_request(
@@ -112,6 +137,8 @@ def test_a_timeout_is_unknown_with_no_second_request_and_a_later_read_settles_it
     services.confirm_booking(booking=booking, user=board.account.user, slot=booking.slots[0])
     booking = settle(task_queue, booking, Booking.State.UNKNOWN)
     assert "time limit" in booking.answer["error"]
+    container = Container.objects.get(account=board.account, container_number=board.number)
+    assert container.appointment == f"{booking.slot} (outcome unknown)"
     settings.EMODAL_TIMEOUT_SCALE = 1.0
     # The verification read runs while that browser is still busy with the late answer: it
     # settles nothing, and nothing is sent again.
@@ -126,6 +153,14 @@ def test_a_timeout_is_unknown_with_no_second_request_and_a_later_read_settles_it
     assert read.pk != first_read
     booking = settle(task_queue, booking, Booking.State.BOOKED)
     assert booking.verify_query_id == read.pk
+    container.refresh_from_db()
+    assert container.appointment == booking.slot
+    assert container.history.filter(change=HistoryEntry.Change.BOOKING).count() == 2
+    assert list(
+        Event.objects.filter(container_number=board.number, type__startswith="appointment.")
+        .order_by("pk")
+        .values_list("type", flat=True)
+    ) == [EventType.APPOINTMENT_UNKNOWN, EventType.APPOINTMENT_BOOKED]
     assert len(booking_calls(sim)) == 1
 
 
@@ -142,3 +177,4 @@ def test_a_200_the_appointments_do_not_show_is_not_confirmed(
     booking = settle(task_queue, booking, Booking.State.NOT_CONFIRMED)
     assert len(booking_calls(sim)) == 1
     assert "does not show it" in booking.note
+    assert Event.objects.filter(key=f"appointment.not_confirmed:{booking.pk}").exists()

@@ -322,6 +322,9 @@ def test_alert_settings_start_from_the_defaults_and_save(alice: Account) -> None
         EventType.SLOT_APPEARED,
         EventType.QUERY_FAILED,
         EventType.CREDENTIALS_REJECTED,
+        EventType.APPOINTMENT_BOOKED,
+        EventType.APPOINTMENT_NOT_CONFIRMED,
+        EventType.APPOINTMENT_UNKNOWN,
     }
     assert form["scope"].value() == "all" and form["lfd_due_days"].value() == 2
     assert "alice@example.com" in page.content.decode()
