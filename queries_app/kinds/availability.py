@@ -173,6 +173,7 @@ AVAILABILITY = register(
                 "Checking appointment slots",
                 checking.CHECK_SECONDS,
                 give_up=give_up_check,
+                per_item=True,
             ),
             "appointments": Step(
                 appointments,
