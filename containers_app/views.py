@@ -8,6 +8,7 @@ POST with CSRF; views shape input and output, the services decide.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,6 +16,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
@@ -26,6 +28,7 @@ from emodal_portal.ids import parse_id
 from portal.http import AuthenticatedHttpRequest
 from queries_app.exports import export_response
 from queries_app.forms import TimeZoneForm
+from queries_app.models import Query
 from queries_app.views import in_user_zone, next_or, user_zone
 
 from . import recurring
@@ -62,6 +65,22 @@ from .table import (
     sort_rows,
 )
 from .verdict import container_verdict, needs_pickup
+
+# How often a board with a run going asks for its rows again.
+BOARD_POLL_MS = 5000
+# A run that ended this recently may still be merging into the board: the page keeps following.
+BOARD_SETTLING = timedelta(minutes=2)
+
+
+def live_runs(user: Any, own: list[Any]) -> bool:
+    """Whether a run of the accounts on this person's board is going (or just ended)."""
+    queries = Query.objects.filter(
+        Q(status__in=Query.LIVE_STATUSES) | Q(finished_at__gte=timezone.now() - BOARD_SETTLING)
+    )
+    if sees_all(user):
+        return queries.exists()
+    return bool(own) and queries.filter(account__in=[account.pk for account in own]).exists()
+
 
 # Scheduled runs listed per page of the board (staff who manage every account see them all).
 RUNS_PER_PAGE = 20
@@ -137,6 +156,8 @@ def _board_context(
             visible_containers(request.user), table.tariffs or Tariffs.load(), today=table.today
         ),
         # A dispatcher's own account is loaded already; staff who see all: those stopped.
+        "live_runs": live_runs(request.user, own),
+        "board_poll_ms": BOARD_POLL_MS,
         "account_health": stopped_accounts(
             visible_accounts(request.user).needing_a_person() if sees_all(request.user) else own
         ),

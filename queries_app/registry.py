@@ -27,6 +27,9 @@ class Step:
     # What a failure of this step's item means once its tries are spent: an outcome that
     # records it against the item and goes on (None: the query fails).
     give_up: Callable[[Query, str], Outcome] | None = None
+    # The step runs once per item (the query's progress_done of progress_total): its items
+    # count in the run's progress one by one; any other step counts as one.
+    per_item: bool = False
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from . import access
 from .exports import export_response
 from .forms import StartQueryForm, TimeZoneForm
 from .models import Query, QueryFile
+from .progress import run_progress
 from .registry import get_kind
 from .selectors import own_account, result_counts, visible_queries
 from .services import TriggerLimitReached, cancel_query, start_query
@@ -131,8 +132,11 @@ def _start_form(
 def _render_list(
     request: HttpRequest, form: StartQueryForm | None, account: Account | None
 ) -> HttpResponse:
+    page = _page(request, visible_queries(request.user), "page", QUERIES_PER_PAGE)
     context = {
-        "page_obj": _page(request, visible_queries(request.user), "page", QUERIES_PER_PAGE),
+        "page_obj": page,
+        "has_live": any(query.is_live for query in page),
+        "poll_ms": PROGRESS_POLL_MS,
         "form": form,
         "account": account,
         "no_account_message": NO_ACCOUNT_MESSAGE,
@@ -262,6 +266,7 @@ def query_progress(request: HttpRequest, pk: int) -> JsonResponse:
     """What the detail page's poller needs: the figures, and the status panel re-rendered so
     that the page and the script never disagree on wording."""
     query = _visible_query(request, pk)
+    progress = run_progress(query)
     return JsonResponse(
         {
             "status": query.status,
@@ -270,6 +275,13 @@ def query_progress(request: HttpRequest, pk: int) -> JsonResponse:
             "progress_done": query.progress_done,
             "progress_total": query.progress_total,
             "percent": query.progress_percent,
+            # Every step of the run (the sheet, the details, each check...), and the time left
+            # estimated from the contract's timings.
+            "steps_done": progress.done,
+            "steps_total": progress.total,
+            "steps_percent": progress.percent,
+            "seconds_left": progress.seconds_left,
+            "progress_text": progress.text,
             "error": query.error,
             "is_live": query.is_live,
             # The result tables are only worth reloading once the query has ended.

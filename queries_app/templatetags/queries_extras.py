@@ -11,6 +11,9 @@ from django.template.context import RequestContext
 from queries_app.registry import UnknownKind, get_kind
 from queries_app.tables import change_details, change_text
 
+from ..progress import RunProgress
+from ..progress import run_progress as progress_of
+
 register = template.Library()
 
 
@@ -97,3 +100,8 @@ def change_details_filter(fields: dict[str, Any] | None) -> str:
 @register.filter
 def change_words(kind: str, fields: dict[str, Any] | None) -> str:
     return change_text(kind, fields)
+
+
+@register.filter
+def run_progress(query: Any) -> RunProgress:
+    return progress_of(query)
