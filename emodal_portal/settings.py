@@ -367,6 +367,10 @@ EMODAL_MAX_DOWNLOAD_BYTES = env.int("EMODAL_MAX_DOWNLOAD_BYTES", default=50 * 10
 # session idle for longer than this minus the margin count as gone without a call.
 EMODAL_SESSION_IDLE_SECONDS = env.float("EMODAL_SESSION_IDLE_SECONDS", default=0)
 EMODAL_SESSION_MARGIN_SECONDS = env.float("EMODAL_SESSION_MARGIN_SECONDS", default=60)
+# A failed appointment check leaves its workflow held, and the upstream closes that browser
+# 600 s after the workflow's last use, whoever is using it then: this long after it, the
+# browser gets no new work and the session is replaced (600 s less a check's 3 minutes).
+EMODAL_POISON_SECONDS = env.float("EMODAL_POISON_SECONDS", default=420)
 # A creation lease lasts longer than the slowest login (captcha gives up after ~2 min).
 EMODAL_LEASE_SECONDS = env.float("EMODAL_LEASE_SECONDS", default=300)
 # How long a worker waits for another's session creation or for the account's browser.

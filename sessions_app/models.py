@@ -45,7 +45,15 @@ class Account(models.Model):
 
     # Used by appointment checks; they belong to the company's account, not to code.
     trucking_company = models.CharField(max_length=120, blank=True)
-    truck_plate = models.CharField(max_length=20, blank=True)
+    truck_plate = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text=(
+            "E-Modal never refuses a plate: one its list does not hold is silently replaced by "
+            "the first listed plate (ABC123 or a blank plate means any plate), so the plate "
+            "E-Modal used for a check is not knowable."
+        ),
+    )
     own_chassis = models.BooleanField(default=False)
 
     # The upstream server this account's sessions live on (one of EMODAL_API_URLS); assigned
@@ -63,8 +71,9 @@ class Account(models.Model):
     # Failed logins in a row that may have spent a captcha without a verdict on the
     # credentials (captcha not solved, unknown cause); reset by a login that works.
     login_failures = models.PositiveSmallIntegerField(default=0)
-    # Set when E-Modal's appointment page refuses the account's trucking company or truck
-    # plate: appointment checks stop until someone edits them.
+    # Set when E-Modal's appointment page does not list the account's trucking company (its
+    # options are kept in the text): appointment checks stop until someone edits it. The truck
+    # plate is never refused: E-Modal silently uses the first listed plate instead.
     appointment_error = models.CharField(max_length=255, blank=True)
     appointment_error_at = models.DateTimeField(null=True, blank=True)
 
@@ -81,6 +90,12 @@ class Account(models.Model):
     # Whether the portal's own login created the session. One adopted from the upstream
     # (another system's, handed back for the same credentials) is never closed by the portal.
     session_created_here = models.BooleanField(default=False)
+    # Failed appointment checks whose workflows the session's browser holds: the upstream
+    # closes that browser ten minutes after the first one's last use, whoever is using it
+    # then. From `browser_closes_at` (EMODAL_POISON_SECONDS after it) the session is replaced
+    # before any new work.
+    held_workflows = models.PositiveSmallIntegerField("held check workflows", default=0)
+    browser_closes_at = models.DateTimeField(null=True, blank=True)
 
     # The account's lease: whoever holds it may create a session and drive the account's
     # browser. One holder at a time gives both "one captcha per need" and "one call per
@@ -148,6 +163,13 @@ class Account(models.Model):
         deadline = self.session_deadline()
         return deadline is None or (now or timezone.now()) < deadline
 
+    def browser_poisoned(self) -> bool:
+        """Whether a held workflow is about to close the session's browser: it is given no
+        new work before the session has been replaced."""
+        if not self.session_id or self.browser_closes_at is None:
+            return False
+        return timezone.now() >= self.browser_closes_at
+
     @property
     def session_state(self) -> str:
         if not self.session_id:
@@ -173,6 +195,7 @@ class SessionEvent(models.Model):
         CREATED = "created", "Created (captcha spent)"
         EXPIRED_LOCALLY = "expired_locally", "Expired by idle time"
         REPLACED = "replaced", "Replaced after upstream said gone"
+        POISONED = "poisoned", "Replaced before a held workflow closes its browser"
         REFRESH_FORCED = "refresh_forced", "Refresh forced"
         DROPPED = "dropped", "Dropped"
         CLOSED_FOR_CAPACITY = "closed_for_capacity", "Closed to free a browser"

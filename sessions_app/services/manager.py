@@ -180,6 +180,21 @@ class SessionManager:
         the uses of its session instead."""
         account.refresh_from_db()
         self._check_usable(account)
+        if account.browser_poisoned():
+            # A failed check's held workflow is about to close this browser, whoever is then
+            # using it: no new work for it. Closed and replaced now (a captcha) rather than
+            # lost in the middle of a call.
+            started = time.monotonic()
+            self.store.close_upstream(account)
+            held = account.held_workflows
+            self.store.clear(account, account.session_version)
+            self.store.record(
+                account,
+                SessionEvent.Kind.POISONED,
+                started,
+                detail=f"{held} failed check{'s' if held != 1 else ''} held on its browser",
+            )
+            return self.logins.create_session(account, token, reuse_upstream=False), False
         if account.session_id:
             if account.session_is_live():
                 return str(account.session_id), True

@@ -41,6 +41,8 @@ class SessionStore:
         account.session_last_used_at = last_used or now
         account.session_uses = 0
         account.session_created_here = created_here
+        account.held_workflows = 0
+        account.browser_closes_at = None
         with transaction.atomic():
             account.save(
                 update_fields=[
@@ -50,6 +52,8 @@ class SessionStore:
                     "session_last_used_at",
                     "session_uses",
                     "session_created_here",
+                    "held_workflows",
+                    "browser_closes_at",
                     "updated_at",
                 ]
             )
@@ -63,6 +67,8 @@ class SessionStore:
             session_created_at=None,
             session_last_used_at=None,
             session_uses=0,
+            held_workflows=0,
+            browser_closes_at=None,
         )
         if cleared:
             release_slot(account)
