@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 SIM_PORT ?= 5010
 SIM_TIME_SCALE ?= 0.1
 
-.PHONY: run serve sim test lint format venv bench clean
+.PHONY: run serve sim test lint types format venv bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+# mypy with the Django and DRF plugins (settings: emodal_portal.settings_test); the
+# configuration, and the modules not checked yet, are in pyproject.toml.
+types: $(STAMP)
+	DEBUG=true $(PY) -m mypy
 
 format: $(STAMP)
 	$(PY) -m ruff format .

@@ -108,8 +108,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         fields = _flatten(exc.detail)
         response.data = error_body(response.status_code, "invalid", readable(fields), fields)
     else:
-        detail = getattr(exc, "detail", None)
-        message = str(detail) if detail is not None else str(exc)
+        said = getattr(exc, "detail", None)
+        message = str(said) if said is not None else str(exc)
         code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
         if not isinstance(code, str):
             code = "error"
@@ -118,7 +118,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             reached = getattr(context.get("request"), "rate_limit_reached", "") or (
                 f"Too many requests: at most {_rate()}."
             )
-            message = f"{reached} Try again in {exc.wait} seconds."
+            # Throttled sets `wait` in its constructor; the stubs leave the attribute out.
+            message = f"{reached} Try again in {exc.wait} seconds."  # type: ignore[attr-defined]
         response.data = error_body(response.status_code, code, message)
     return response
 

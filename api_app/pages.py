@@ -13,11 +13,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
+
+from portal.http import AuthenticatedHttpRequest
 
 from .forms import TokenForm, WebhookForm
 from .models import ApiToken, WebhookDelivery, WebhookEndpoint
@@ -36,7 +38,9 @@ def _shown_once(response: HttpResponse) -> HttpResponse:
 # -- tokens --------------------------------------------------------------------------------------
 
 
-def _tokens_page(request: HttpRequest, form: TokenForm, new: str = "", status: int = 200) -> Any:
+def _tokens_page(
+    request: AuthenticatedHttpRequest, form: TokenForm, new: str = "", status: int = 200
+) -> Any:
     context = {
         "form": form,
         "tokens": ApiToken.objects.filter(user=request.user),
@@ -49,7 +53,7 @@ def _tokens_page(request: HttpRequest, form: TokenForm, new: str = "", status: i
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def token_list(request: HttpRequest) -> HttpResponse:
+def token_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _tokens_page(request, TokenForm())
     form = TokenForm(request.POST)
@@ -70,7 +74,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+def token_revoke(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     token = get_object_or_404(ApiToken.objects.filter(user=request.user), pk=pk)
     if revoke_token(token=token):
         messages.success(request, f"The token “{token.name}” is revoked: it no longer works.")
@@ -82,12 +86,17 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
 # -- webhooks ------------------------------------------------------------------------------------
 
 
-def _own_endpoint(request: HttpRequest, pk: int) -> WebhookEndpoint:
+def _own_endpoint(request: AuthenticatedHttpRequest, pk: int) -> WebhookEndpoint:
     return get_object_or_404(WebhookEndpoint.objects.filter(user=request.user), pk=pk)
 
 
 def _webhooks_page(
-    request: HttpRequest, form: WebhookForm, *, created: Any = None, secret: str = "", status=200
+    request: AuthenticatedHttpRequest,
+    form: WebhookForm,
+    *,
+    created: Any = None,
+    secret: str = "",
+    status=200,
 ) -> HttpResponse:
     context = {
         "form": form,
@@ -100,7 +109,7 @@ def _webhooks_page(
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def webhook_list(request: HttpRequest) -> HttpResponse:
+def webhook_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _webhooks_page(request, WebhookForm())
     form = WebhookForm(request.POST)
@@ -122,7 +131,7 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
 
 
 def _detail_page(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     endpoint: WebhookEndpoint,
     form: WebhookForm,
     *,
@@ -137,7 +146,7 @@ def _detail_page(
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def webhook_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     endpoint = _own_endpoint(request, pk)
     if request.method != "POST":
         initial = {"url": endpoint.url, "description": endpoint.description}
@@ -158,7 +167,7 @@ def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def webhook_test(request: HttpRequest, pk: int) -> HttpResponse:
+def webhook_test(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     endpoint = _own_endpoint(request, pk)
     try:
         webhook_endpoints.send_test_event(endpoint=endpoint)
@@ -177,7 +186,7 @@ def webhook_test(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def webhook_enable(request: HttpRequest, pk: int) -> HttpResponse:
+def webhook_enable(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     endpoint = _own_endpoint(request, pk)
     enable = request.POST.get("enabled") == "1"
     webhook_endpoints.update_endpoint(endpoint=endpoint, enabled=enable)
@@ -187,7 +196,7 @@ def webhook_enable(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def webhook_rotate(request: HttpRequest, pk: int) -> HttpResponse:
+def webhook_rotate(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     endpoint = _own_endpoint(request, pk)
     secret = webhook_endpoints.rotate_secret(endpoint=endpoint)
     initial = {"url": endpoint.url, "description": endpoint.description, "events": endpoint.events}
@@ -196,7 +205,7 @@ def webhook_rotate(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def webhook_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def webhook_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     endpoint = _own_endpoint(request, pk)
     url = endpoint.url
     endpoint.delete()

@@ -86,7 +86,7 @@ class TokenRateThrottle(BaseThrottle):
             return True
         self.retry_after = (window + 1) * seconds - now
         # Read by errors.exception_handler, which words the 429.
-        request.rate_limit_reached = reached
+        request.rate_limit_reached = reached  # type: ignore[attr-defined]
         return False
 
     def wait(self) -> float | None:

@@ -39,7 +39,7 @@ def clean_token_name(name: str) -> str:
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": ["Give the token a name (what it is for)."]})
-    if len(name) > ApiToken._meta.get_field("name").max_length:
+    if len(name) > (ApiToken._meta.get_field("name").max_length or 0):
         raise ValidationError({"name": ["A token's name has at most 100 characters."]})
     if not name.isprintable() or "<" in name or ">" in name:
         raise ValidationError({"name": ["Only printable characters, and no < or >."]})

@@ -43,7 +43,7 @@ DEFERRED = ("retry", "waiting")
 # Portal functions whose pauses wait for a free browser (the session limit), not for the
 # portal's own bookkeeping. A pause elsewhere (the account's lease, a back-off) stays
 # in-task time.
-BROWSER_WAITS = ("_take_slot",)
+BROWSER_WAITS = ("take_or_wait",)
 
 
 @dataclass(frozen=True)

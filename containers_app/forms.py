@@ -4,7 +4,7 @@ any start)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -73,11 +73,11 @@ class BoardFilterForm(forms.Form):
         self, *args: Any, terminals: list[tuple[str, str]], accounts: Any = None, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["terminal"].choices = [("", "Any"), *terminals]
+        cast(forms.ChoiceField, self.fields["terminal"]).choices = [("", "Any"), *terminals]
         if accounts is None:
             del self.fields["account"]
         else:
-            self.fields["account"].queryset = accounts
+            cast(forms.ModelChoiceField, self.fields["account"]).queryset = accounts
 
     def filters(self) -> dict[str, Any]:
         """The valid filters; a bad value in one is reported and ignored, the others apply."""
@@ -140,12 +140,12 @@ class RecurringRunForm(forms.Form):
         kwargs["initial"].setdefault("weekdays", ["0", "1", "2", "3", "4"])
         kwargs["initial"].setdefault("kind", "availability")
         super().__init__(*args, **kwargs)
-        self.fields["kind"].choices = schedulable_kinds()
-        self.fields["time_zone"].choices = time_zone_choices(zone)
+        cast(forms.ChoiceField, self.fields["kind"]).choices = schedulable_kinds()
+        cast(forms.ChoiceField, self.fields["time_zone"]).choices = time_zone_choices(zone)
         if accounts is None:
             del self.fields["account"]
         else:
-            self.fields["account"].queryset = accounts
+            cast(forms.ModelChoiceField, self.fields["account"]).queryset = accounts
 
     def add_service_error(self, error: ValidationError) -> None:
         add_service_error(self, error)

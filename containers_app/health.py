@@ -39,7 +39,9 @@ class AccountHealth:
     as_of: datetime | None
 
 
-REFUSED_FIELDS = ("trucking company", "truck plate")
+# The account's fields E-Modal's appointment page can fail to list (a truck plate is never
+# refused: the page silently uses its first listed plate).
+REFUSED_FIELDS = ("trucking company",)
 
 
 def account_stops(account: Account) -> list[Stop]:
@@ -67,7 +69,7 @@ def account_stops(account: Account) -> list[Stop]:
             Stop(
                 reason="field_refused",
                 what="Appointment checks",
-                words=f"E-Modal's appointment page refused the account's {field}",
+                words=f"E-Modal's appointment page does not list the account's {field}",
                 fix=f"correct the account's {field}",
                 since=account.appointment_error_at,
                 detail=account.appointment_error,

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from queries_app import access
 from queries_app.models import AppointmentCheck, ContainerInfo, ContainerRow, Query
-from sessions_app.models import Account
+from sessions_app.models import Account, AccountQuerySet
 
 from .board import BOARD_KINDS
 from .models import VIEW_CONTAINERS, Container, RecurringRun, Watch
@@ -35,7 +35,7 @@ def visible_containers(user: Any) -> QuerySet[Container]:
     )
 
 
-def visible_accounts(user: Any) -> QuerySet[Account]:
+def visible_accounts(user: Any) -> AccountQuerySet:
     return access.visible_accounts(user, VIEW_CONTAINERS)
 
 
@@ -50,6 +50,8 @@ def recurring_runs(user: Any) -> QuerySet[RecurringRun]:
         RecurringRun.objects.filter(account__in=manageable_accounts(user).values("pk"))
         .select_related("account__user")
         .defer(*ACCOUNT_SECRETS)
+        # What the last run says though it succeeded (e.g. its appointments not read).
+        .annotate(last_query_notes=F("last_query__notes"))
         .order_by("account__user__username", "kind", "id")
     )
 

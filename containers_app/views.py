@@ -8,6 +8,7 @@ POST with CSRF; views shape input and output, the services decide.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,7 +16,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -23,8 +25,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from emodal_portal.ids import parse_id
+from portal.http import AuthenticatedHttpRequest
 from queries_app.exports import export_response
 from queries_app.forms import TimeZoneForm
+from queries_app.models import Query
 from queries_app.views import in_user_zone, next_or, user_zone
 
 from . import recurring
@@ -62,6 +66,22 @@ from .table import (
 )
 from .verdict import container_verdict, needs_pickup
 
+# How often a board with a run going asks for its rows again.
+BOARD_POLL_MS = 5000
+# A run that ended this recently may still be merging into the board: the page keeps following.
+BOARD_SETTLING = timedelta(minutes=2)
+
+
+def live_runs(user: Any, own: list[Any]) -> bool:
+    """Whether a run of the accounts on this person's board is going (or just ended)."""
+    queries = Query.objects.filter(
+        Q(status__in=Query.LIVE_STATUSES) | Q(finished_at__gte=timezone.now() - BOARD_SETTLING)
+    )
+    if sees_all(user):
+        return queries.exists()
+    return bool(own) and queries.filter(account__in=[account.pk for account in own]).exists()
+
+
 # Scheduled runs listed per page of the board (staff who manage every account see them all).
 RUNS_PER_PAGE = 20
 
@@ -76,7 +96,7 @@ def _board_table(request: HttpRequest, *, export: bool = False) -> tuple[BoardTa
     today = timezone.localdate(timezone=zone)
     show_account = sees_all(request.user)
     visible = visible_containers(request.user)
-    data = request.GET
+    data: QueryDict = request.GET
     if "pickup" not in data:
         # The board opens on what still needs a pickup ("Any" shows everything).
         data = data.copy()
@@ -136,6 +156,8 @@ def _board_context(
             visible_containers(request.user), table.tariffs or Tariffs.load(), today=table.today
         ),
         # A dispatcher's own account is loaded already; staff who see all: those stopped.
+        "live_runs": live_runs(request.user, own),
+        "board_poll_ms": BOARD_POLL_MS,
         "account_health": stopped_accounts(
             visible_accounts(request.user).needing_a_person() if sees_all(request.user) else own
         ),
@@ -164,7 +186,7 @@ def board(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def export_board(request: HttpRequest, fmt: str) -> HttpResponse:
+def export_board(request: HttpRequest, fmt: str) -> HttpResponseBase:
     table, _ = _board_table(request, export=True)
     stamp = timezone.localtime(timezone=table.zone).strftime("%Y%m%d-%H%M")
     return export_response(table, table.zone, fmt, f"containers-{stamp}.{fmt}")
@@ -227,7 +249,7 @@ def container_detail(request: HttpRequest, number: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def watch(request: HttpRequest, pk: int) -> HttpResponse:
+def watch(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     container = get_object_or_404(visible_containers(request.user), pk=pk)
     if request.POST.get("watch", "1") == "1":
         Watch.objects.get_or_create(user=request.user, container=container)
@@ -239,7 +261,7 @@ def watch(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 @in_user_zone
-def alert_settings(request: HttpRequest) -> HttpResponse:
+def alert_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     preference = preferences_for(request.user)
     form = AlertPreferenceForm(request.POST or None, instance=preference)
     if request.method == "POST" and form.is_valid():
@@ -273,6 +295,7 @@ def schedule_add(request: HttpRequest) -> HttpResponse:
     )
     if form.is_valid():
         account = form.cleaned_data.get("account") or own
+        assert account is not None  # one chosen, or their own (checked above)
         try:
             run = recurring.save_recurring_run(
                 account=account,

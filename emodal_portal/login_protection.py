@@ -30,7 +30,7 @@ from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.db.models import QuerySet, Sum
@@ -107,7 +107,12 @@ class PortalAxesHandler(AxesDatabaseHandler):
         username = get_client_username(request, credentials) if request is not None else None
         users = get_user_model().objects
         user = users.filter(username=username).first() if username else None
-        if request is None or user is None or not settings.AXES_USERNAME_FAILURE_LIMIT:
+        if (
+            request is None
+            or not username
+            or user is None
+            or not settings.AXES_USERNAME_FAILURE_LIMIT
+        ):
             # Nobody to tell (an unknown username locks nobody out).
             super().user_login_failed(sender, credentials, request, **kwargs)
             return
@@ -146,7 +151,7 @@ def lift_url(username: str) -> str:
     return settings.PORTAL_URL.rstrip("/") + path
 
 
-def lift_staff(locked: AbstractBaseUser) -> list[AbstractBaseUser]:
+def lift_staff(locked: AbstractBaseUser) -> list[User]:
     """Active staff with an e-mail address who may lift a lock (but the locked person)."""
     staff = (
         get_user_model()

@@ -30,7 +30,8 @@ class WatchedSMTP(smtplib.SMTP):
     """smtplib's client handing its socket to the send's deadline as soon as it connects."""
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = super()._get_socket(host, port, bound_connect_timeout(timeout))
+        # smtplib's own hook (private, hence missing from typeshed).
+        sock = super()._get_socket(host, port, bound_connect_timeout(timeout))  # type: ignore[misc]
         deadline = current_deadline()
         if deadline is not None:
             deadline.watch(sock)  # before any TLS: the deadline's copy outlives the wrapping

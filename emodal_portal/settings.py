@@ -371,6 +371,10 @@ EMODAL_MAX_DOWNLOAD_BYTES = env.int("EMODAL_MAX_DOWNLOAD_BYTES", default=50 * 10
 # session idle for longer than this minus the margin count as gone without a call.
 EMODAL_SESSION_IDLE_SECONDS = env.float("EMODAL_SESSION_IDLE_SECONDS", default=0)
 EMODAL_SESSION_MARGIN_SECONDS = env.float("EMODAL_SESSION_MARGIN_SECONDS", default=60)
+# A failed appointment check leaves its workflow held, and the upstream closes that browser
+# 600 s after the workflow's last use, whoever is using it then: this long after it, the
+# browser gets no new work and the session is replaced (600 s less a check's 3 minutes).
+EMODAL_POISON_SECONDS = env.float("EMODAL_POISON_SECONDS", default=420)
 # A creation lease lasts longer than the slowest login (captcha gives up after ~2 min).
 EMODAL_LEASE_SECONDS = env.float("EMODAL_LEASE_SECONDS", default=300)
 # How long a worker waits for another's session creation or for the account's browser.
@@ -502,9 +506,8 @@ SPECTACULAR_SETTINGS = {
 # Where alerts go out: smtp://user:password@host:587 (smtp+tls:// for STARTTLS, smtp+ssl:// for
 # TLS), consolemail:// (printed; the default with DEBUG on, as under `make run`), dummymail://.
 # Unset with DEBUG off: an SMTP server on localhost:25.
-vars().update(
-    env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
-)
+_email = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+vars().update(_email)
 # An SMTP server that does not answer fails the try after this many seconds (then retried).
 EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="E-Modal Portal <alerts@localhost>")
@@ -533,7 +536,7 @@ EMODAL_MAX_JSON_BYTES = env.int("EMODAL_MAX_JSON_BYTES", default=5 * 1024 * 1024
 # A whole e-mail send (connecting, the SMTP conversation, the message) ends within this many
 # seconds, whatever the mail server does; EMAIL_TIMEOUT still bounds each of its steps.
 EMAIL_SEND_SECONDS = env.float("EMAIL_SEND_SECONDS", default=30)
-if EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend":  # noqa: F821 - EMAIL_URL's
+if _email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
     EMAIL_BACKEND = "emodal_portal.mail.DeadlineEmailBackend"
 # One "send test event" per endpoint within this many seconds (pages and API alike).
 WEBHOOK_TEST_INTERVAL_SECONDS = env.int("WEBHOOK_TEST_INTERVAL_SECONDS", default=60)

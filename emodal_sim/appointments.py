@@ -300,7 +300,7 @@ def check_appointments(ctx: Context) -> Response:
         f"check_appointments_{container_type}",
         intact,
     )
-    ids = {
+    ids: dict[str, Any] = {
         "session_id": session.session_id,
         "is_new_session": is_new,
         "appointment_session_id": workflow.appointment_session_id,

@@ -170,7 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
         host = self.headers.get("Host")
         if not host:
             address, port = self.server.server_address[:2]
-            host = f"{address}:{port}"
+            host = f"{address!s}:{port}"
         return f"http://{host}"
 
     def _dispatch(self, method: str) -> None:

@@ -5,6 +5,7 @@ endpoint or reason)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -72,7 +73,7 @@ def quantile(q: float, counts: list[int], total: int) -> float:
 
 
 def _per_day(
-    rows: list[dict[str, Any]], days: list[date], key: str, names: tuple[str, ...]
+    rows: Sequence[Mapping[str, Any]], days: list[date], key: str, names: tuple[str, ...]
 ) -> dict[str, list[int]]:
     index = {day: i for i, day in enumerate(days)}
     found = {name: [0] * len(days) for name in names}
@@ -152,17 +153,19 @@ def operations_figures(*, days: int, now: datetime | None = None) -> Figures:
     # 5. Upstream latency per endpoint over the period, from the hourly histogram rows.
     sums = {name: Sum(name) for name in ("count", *BUCKET_FIELDS)}
     latency = []
-    for row in (
+    # The histogram's columns, summed under their own names.
+    stats: Iterable[Mapping[str, Any]] = (
         UpstreamCallStat.objects.filter(hour__gte=since - timedelta(hours=1))
         .order_by()
         .values("endpoint")
         .annotate(**sums)
         .order_by("endpoint")
-    ):
-        counts = [row[name] or 0 for name in BUCKET_FIELDS]
-        total = row["count"] or 0
+    )
+    for stat in stats:
+        counts = [stat[name] or 0 for name in BUCKET_FIELDS]
+        total = stat["count"] or 0
         latency.append(
-            (row["endpoint"], quantile(0.5, counts, total), quantile(0.95, counts, total), total)
+            (stat["endpoint"], quantile(0.5, counts, total), quantile(0.95, counts, total), total)
         )
 
     # 6. The most frequent reasons queries failed this week.

@@ -42,7 +42,7 @@ def _histogram(
     """All hours of a histogram model added up, one series per label set (one query)."""
     family = HistogramMetricFamily(name, documentation, labels=labels)
     sums = {field: Sum(field) for field in ("count", "sum_seconds", *BUCKET_FIELDS)}
-    for row in model.objects.order_by().values(*labels).annotate(**sums).order_by(*labels):
+    for row in model._default_manager.order_by().values(*labels).annotate(**sums).order_by(*labels):
         cumulative, buckets = 0, []
         for bound, field in zip(BUCKETS, BUCKET_FIELDS, strict=True):
             cumulative += row[field] or 0
@@ -100,15 +100,15 @@ class PortalCollector:
             labels=["server"],
         )
         per_server: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for row in (
+        for held in (
             Account.objects.with_session()
             .order_by()
             .values("upstream_url")
             .annotate(n=Count("id"), uses=Sum("session_uses"))
         ):
-            figures = per_server[_server_name(row["upstream_url"])]
-            figures[0] += row["n"]
-            figures[1] += row["uses"] or 0
+            figures = per_server[_server_name(held["upstream_url"])]
+            figures[0] += held["n"]
+            figures[1] += held["uses"] or 0
         for url in settings.EMODAL_API_URLS:
             per_server.setdefault(_server_name(url), [0, 0])
         for server, (count, total) in sorted(per_server.items()):
@@ -178,11 +178,11 @@ class PortalCollector:
             row.server: row for row in UpstreamBreaker.objects.only("server", "state", "failures")
         }
         for url in sorted(set(settings.EMODAL_API_URLS) | set(breakers)):
-            row = breakers.get(url)
-            current = row.state if row else UpstreamBreaker.State.CLOSED
+            breaker = breakers.get(url)
+            current = breaker.state if breaker else UpstreamBreaker.State.CLOSED
             for choice in UpstreamBreaker.State.values:
                 state.add_metric([public_name(url), choice], 1 if choice == current else 0)
-            failures.add_metric([public_name(url)], row.failures if row else 0)
+            failures.add_metric([public_name(url)], breaker.failures if breaker else 0)
         yield state
         yield failures
 

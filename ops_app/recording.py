@@ -43,16 +43,16 @@ def add_duration(
         increments[field] = F(field) + 1
     # A savepoint when the caller is in a transaction: a failure here must not break theirs.
     with transaction.atomic():
-        if model.objects.filter(**keys).update(**increments):
+        if model._default_manager.filter(**keys).update(**increments):
             return
     try:
         with transaction.atomic():
-            model.objects.create(
+            model._default_manager.create(
                 **keys, count=1, sum_seconds=seconds, **({field: 1} if field else {})
             )
     except IntegrityError:
         with transaction.atomic():
-            model.objects.filter(**keys).update(**increments)
+            model._default_manager.filter(**keys).update(**increments)
 
 
 def on_upstream_call(

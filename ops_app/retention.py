@@ -144,7 +144,7 @@ def _average_row_bytes(model: type[models.Model]) -> float | None:
     size = table_size(model)
     if size is None:
         return None
-    count = model.objects.count()
+    count = model._default_manager.count()
     return size / count if count else 0.0
 
 
@@ -167,13 +167,15 @@ def _delete_batches(
     for chunk in _chunks(query_ids, QUERY_CHUNK):
         while True:
             pks = list(
-                model.objects.filter(query_id__in=chunk)
+                model._default_manager.filter(query_id__in=chunk)
                 .order_by("pk")
                 .values_list("pk", flat=True)[:batch_size]
             )
             if not pks:
                 break
-            batch = model.objects.filter(query_id__in=chunk, pk__gte=pks[0], pk__lte=pks[-1])
+            batch = model._default_manager.filter(
+                query_id__in=chunk, pk__gte=pks[0], pk__lte=pks[-1]
+            )
             files: list[tuple[str, int]] = []
             started = timezone.now()
             with transaction.atomic():
@@ -227,7 +229,7 @@ def prune_results(
         average = _average_row_bytes(model)
         if dry_run:
             rows = sum(
-                model.objects.filter(query_id__in=chunk).count()
+                model._default_manager.filter(query_id__in=chunk).count()
                 for chunk in _chunks(query_ids, QUERY_CHUNK)
             )
             if model is QueryFile:

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from sessions_app.models import Account
+from sessions_app.models import Account, AccountQuerySet
 
 from .models import Query
 
@@ -44,7 +44,7 @@ def may_cancel(user: Any, query: Query) -> bool:
     return query.account.user_id == user.pk or runs_for_others(user)
 
 
-def visible_accounts(user: Any, permission: str = VIEW_QUERIES) -> QuerySet[Account]:
+def visible_accounts(user: Any, permission: str = VIEW_QUERIES) -> AccountQuerySet:
     """The accounts whose data (queries by default) a person may see, without their secrets."""
     accounts = _accounts()
     return accounts if sees_others(user, permission) else accounts.filter(user=user)
@@ -57,5 +57,5 @@ def runnable_accounts(user: Any, permission: str) -> QuerySet[Account]:
     return accounts if may_choose_account(user, permission) else accounts.filter(user=user)
 
 
-def _accounts() -> QuerySet[Account]:
+def _accounts() -> AccountQuerySet:
     return Account.objects.select_related("user").defer(*Account.SECRET_FIELDS)

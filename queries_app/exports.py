@@ -33,7 +33,9 @@ class ExportTable(Protocol):
     cells of a row as the page shows them."""
 
     rows: Any
-    columns: Sequence[Any]
+
+    @property
+    def columns(self) -> Sequence[Any]: ...
 
     def cells(self, row: Any, zone: tzinfo) -> list[str]: ...
 

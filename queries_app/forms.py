@@ -8,7 +8,7 @@ those of the chosen kind). It only shapes input: the kind's own parameter form, 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -49,7 +49,6 @@ class StartQueryForm(forms.Form):
                 self.field_kinds.setdefault(name, []).append(kind)
         if choose_account:
             self.fields["account"].required = True
-            self.fields["account"].label_from_instance = lambda account: str(account)
         else:
             del self.fields["account"]
 
@@ -105,7 +104,10 @@ class ContainerFilterForm(forms.Form):
         self, *args: Any, trades: list[str], with_slots: bool, with_changes: bool, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["trade"].choices = [("", "Any"), *((t, t) for t in trades)]
+        cast(forms.ChoiceField, self.fields["trade"]).choices = [
+            ("", "Any"),
+            *((t, t) for t in trades),
+        ]
         if not with_slots:
             del self.fields["slot"]
         if not with_changes:
@@ -145,5 +147,5 @@ class TimeZoneForm(forms.Form):
 
     def __init__(self, *args: Any, current: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["timezone"].choices = time_zone_choices(current)
+        cast(forms.ChoiceField, self.fields["timezone"]).choices = time_zone_choices(current)
         self.fields["timezone"].initial = current

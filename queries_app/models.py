@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -140,7 +141,7 @@ class Query(models.Model):
         return self.status in self.LIVE_STATUSES
 
     @property
-    def duration(self) -> timezone.timedelta | None:
+    def duration(self) -> timedelta | None:
         if not self.started_at:
             return None
         return (self.finished_at or timezone.now()) - self.started_at

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import IO, Any
@@ -121,7 +121,7 @@ TYPE_WORDS = {
 }
 
 
-def wrong_types(item: dict[str, Any], expected: dict[str, tuple[type, ...]]) -> list[str]:
+def wrong_types(item: dict[str, Any], expected: Mapping[str, tuple[type, ...]]) -> list[str]:
     """The fields of an upstream answer whose value has another type than the contract's
     (`type(None)` among them when null may stand for "none"; a missing field is not checked):
     e.g. ["`success` is text, not true/false"]. Nothing of a wrong type is turned into text or

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from django import forms
-
     from .engine.steps import Outcome, StepContext
+    from .kinds.params import KindParams
     from .models import Query
 
 
@@ -28,6 +27,9 @@ class Step:
     # What a failure of this step's item means once its tries are spent: an outcome that
     # records it against the item and goes on (None: the query fails).
     give_up: Callable[[Query, str], Outcome] | None = None
+    # The step runs once per item (the query's progress_done of progress_total): its items
+    # count in the run's progress one by one; any other step counts as one.
+    per_item: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class QueryKind:
     label: str
     # The kind's parameters: one form (a `kinds.params.KindParams`), used by the page, the
     # admin (re-runs) and the command; its cleaned data is what the query stores.
-    params: type[forms.Form]
+    params: type[KindParams]
     steps: dict[str, Step]
     first_step: str
     # Estimated upstream seconds still to go from the query's next step (which step runs

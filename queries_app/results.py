@@ -94,7 +94,7 @@ def insert_rows(model: type[models.Model], rows: Iterable[dict[str, Any]]) -> No
     if not params:
         return
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in fields)
+    columns = ", ".join(quote(field.column or field.attname) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     # Only names from the model's options and placeholders go into the text.
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608

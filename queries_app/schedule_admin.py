@@ -105,7 +105,8 @@ class ScheduleForm(forms.ModelForm):
         return hook
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         func = cleaned.get("func")
         if not func or self.has_error("func"):
             return cleaned

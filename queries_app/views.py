@@ -25,6 +25,7 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
+    HttpResponseBase,
     JsonResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
@@ -35,12 +36,14 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from portal.http import AuthenticatedHttpRequest
 from sessions_app.models import Account
 
 from . import access
 from .exports import export_response
 from .forms import StartQueryForm, TimeZoneForm
 from .models import Query, QueryFile
+from .progress import run_progress
 from .registry import get_kind
 from .selectors import own_account, result_counts, visible_queries
 from .services import TriggerLimitReached, cancel_query, start_query
@@ -129,8 +132,11 @@ def _start_form(
 def _render_list(
     request: HttpRequest, form: StartQueryForm | None, account: Account | None
 ) -> HttpResponse:
+    page = _page(request, visible_queries(request.user), "page", QUERIES_PER_PAGE)
     context = {
-        "page_obj": _page(request, visible_queries(request.user), "page", QUERIES_PER_PAGE),
+        "page_obj": page,
+        "has_live": any(query.is_live for query in page),
+        "poll_ms": PROGRESS_POLL_MS,
         "form": form,
         "account": account,
         "no_account_message": NO_ACCOUNT_MESSAGE,
@@ -160,6 +166,7 @@ def query_start(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied(NO_ACCOUNT_MESSAGE)
     if form.is_valid():
         account = form.cleaned_data.get("account") or own
+        assert account is not None  # a form is only offered with an account to run on
         kind = get_kind(form.cleaned_data["kind"])
         try:
             query, created = start_query(
@@ -259,6 +266,7 @@ def query_progress(request: HttpRequest, pk: int) -> JsonResponse:
     """What the detail page's poller needs: the figures, and the status panel re-rendered so
     that the page and the script never disagree on wording."""
     query = _visible_query(request, pk)
+    progress = run_progress(query)
     return JsonResponse(
         {
             "status": query.status,
@@ -267,6 +275,13 @@ def query_progress(request: HttpRequest, pk: int) -> JsonResponse:
             "progress_done": query.progress_done,
             "progress_total": query.progress_total,
             "percent": query.progress_percent,
+            # Every step of the run (the sheet, the details, each check...), and the time left
+            # estimated from the contract's timings.
+            "steps_done": progress.done,
+            "steps_total": progress.total,
+            "steps_percent": progress.percent,
+            "seconds_left": progress.seconds_left,
+            "progress_text": progress.text,
             "error": query.error,
             "is_live": query.is_live,
             # The result tables are only worth reloading once the query has ended.
@@ -301,7 +316,7 @@ def query_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def export_containers(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+def export_containers(request: HttpRequest, pk: int, fmt: str) -> HttpResponseBase:
     query = _visible_query(request, pk)
     zone = user_zone(request)
     table = containers_table(
@@ -316,7 +331,7 @@ def export_containers(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
 
 @require_GET
 @login_required
-def query_file(request: HttpRequest, pk: int, file_id: int) -> FileResponse:
+def query_file(request: AuthenticatedHttpRequest, pk: int, file_id: int) -> FileResponse:
     """An upstream file, only to whoever may see its query (media is never served as is)."""
     visible = Query.objects.visible_to(request.user)
     stored = get_object_or_404(QueryFile, pk=file_id, query_id=pk, query__in=visible)

@@ -62,6 +62,8 @@ STATE_FIELDS = [
     "session_created_at",
     "session_last_used_at",
     "session_uses",
+    "held_workflows",
+    "browser_closes_at",
     "created_at",
     "updated_at",
 ]
@@ -122,7 +124,9 @@ class AccountAdmin(admin.ModelAdmin):
                 ],
                 "description": "The trucking company is sent exactly as written here: it must "
                 "match its name in E-Modal's appointment page (e.g. K &amp; R TRANSPORTATION "
-                "LLC).",
+                "LLC); when it does not, checks stop and the options E-Modal listed are shown "
+                "below. The truck plate is never refused: E-Modal silently uses the first "
+                "plate it lists for one it does not, so the plate used is not knowable.",
             },
         ),
         ("State", {"fields": STATE_FIELDS}),
@@ -214,7 +218,7 @@ class AccountAdmin(admin.ModelAdmin):
             captcha_api_key=form.cleaned_data.get("new_captcha_api_key"),
             commit=False,
         )
-        if change and {"trucking_company", "truck_plate"} & set(form.changed_data):
+        if change and "trucking_company" in form.changed_data:
             obj.appointment_error = ""  # the next run tries appointment checks again
         if change and "upstream_url" in form.changed_data and obj.session_id:
             # The session lives on the former server; the account starts afresh on the new one.

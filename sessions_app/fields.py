@@ -11,11 +11,12 @@ at start-up). The key list is read from settings on use, so a rotated or overrid
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.db import models
 from encrypted_model_fields.fields import EncryptedCharField
 
 
@@ -78,7 +79,15 @@ def crypter() -> MultiFernet:
     return _crypter_for(configured_keys())
 
 
-class SecretCharField(EncryptedCharField):
+if TYPE_CHECKING:
+    # The library ships no types; its field reads and writes text (or, here, an
+    # `UndecryptableSecret` in its place).
+    _EncryptedCharField = models.CharField[Any, Any]
+else:
+    _EncryptedCharField = EncryptedCharField
+
+
+class SecretCharField(_EncryptedCharField):
     def to_python(self, value: Any) -> Any:
         if value is None or isinstance(value, UndecryptableSecret):
             return value

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
@@ -51,9 +51,9 @@ class AccountForm(forms.ModelForm):
         servers = list(settings.EMODAL_API_URLS)
         if self.instance.upstream_url and self.instance.upstream_url not in servers:
             servers.append(self.instance.upstream_url)  # a server since removed: keep showing it
-        self.fields["upstream_url"].choices = [("", "Assign automatically")] + [
-            (url, url) for url in servers
-        ]
+        cast(forms.ChoiceField, self.fields["upstream_url"]).choices = [
+            ("", "Assign automatically")
+        ] + [(url, url) for url in servers]
         username = self.instance.emodal_username if self.instance.pk else None
         if username is not None and not isinstance(username, str):
             self.initial["emodal_username"] = ""  # undecryptable: let staff enter it again

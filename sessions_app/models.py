@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -45,7 +45,15 @@ class Account(models.Model):
 
     # Used by appointment checks; they belong to the company's account, not to code.
     trucking_company = models.CharField(max_length=120, blank=True)
-    truck_plate = models.CharField(max_length=20, blank=True)
+    truck_plate = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text=(
+            "E-Modal never refuses a plate: one its list does not hold is silently replaced by "
+            "the first listed plate (ABC123 or a blank plate means any plate), so the plate "
+            "E-Modal used for a check is not knowable."
+        ),
+    )
     own_chassis = models.BooleanField(default=False)
 
     # The upstream server this account's sessions live on (one of EMODAL_API_URLS); assigned
@@ -63,8 +71,9 @@ class Account(models.Model):
     # Failed logins in a row that may have spent a captcha without a verdict on the
     # credentials (captcha not solved, unknown cause); reset by a login that works.
     login_failures = models.PositiveSmallIntegerField(default=0)
-    # Set when E-Modal's appointment page refuses the account's trucking company or truck
-    # plate: appointment checks stop until someone edits them.
+    # Set when E-Modal's appointment page does not list the account's trucking company (its
+    # options are kept in the text): appointment checks stop until someone edits it. The truck
+    # plate is never refused: E-Modal silently uses the first listed plate instead.
     appointment_error = models.CharField(max_length=255, blank=True)
     appointment_error_at = models.DateTimeField(null=True, blank=True)
 
@@ -81,6 +90,12 @@ class Account(models.Model):
     # Whether the portal's own login created the session. One adopted from the upstream
     # (another system's, handed back for the same credentials) is never closed by the portal.
     session_created_here = models.BooleanField(default=False)
+    # Failed appointment checks whose workflows the session's browser holds: the upstream
+    # closes that browser ten minutes after the first one's last use, whoever is using it
+    # then. From `browser_closes_at` (EMODAL_POISON_SECONDS after it) the session is replaced
+    # before any new work.
+    held_workflows = models.PositiveSmallIntegerField("held check workflows", default=0)
+    browser_closes_at = models.DateTimeField(null=True, blank=True)
 
     # The account's lease: whoever holds it may create a session and drive the account's
     # browser. One holder at a time gives both "one captcha per need" and "one call per
@@ -130,7 +145,7 @@ class Account(models.Model):
     def logins_blocked(self) -> bool:
         return self.credential_state in self.BLOCKING_STATES
 
-    def session_deadline(self) -> timezone.datetime | None:
+    def session_deadline(self) -> datetime | None:
         """When the stored session is to be treated as gone without asking the upstream: never
         with EMODAL_SESSION_IDLE_SECONDS at 0 (the upstream keeps sessions until they are
         evicted or break; only a call can tell)."""
@@ -141,12 +156,19 @@ class Account(models.Model):
         usable = settings.EMODAL_SESSION_IDLE_SECONDS - settings.EMODAL_SESSION_MARGIN_SECONDS
         return self.session_last_used_at + timedelta(seconds=max(usable, 0))
 
-    def session_is_live(self, now: timezone.datetime | None = None) -> bool:
+    def session_is_live(self, now: datetime | None = None) -> bool:
         """Alive as far as the portal knows without asking (see `session_deadline`)."""
         if not self.session_id:
             return False
         deadline = self.session_deadline()
         return deadline is None or (now or timezone.now()) < deadline
+
+    def browser_poisoned(self) -> bool:
+        """Whether a held workflow is about to close the session's browser: it is given no
+        new work before the session has been replaced."""
+        if not self.session_id or self.browser_closes_at is None:
+            return False
+        return timezone.now() >= self.browser_closes_at
 
     @property
     def session_state(self) -> str:
@@ -159,7 +181,7 @@ class SessionEventQuerySet(models.QuerySet["SessionEvent"]):
     def captcha_spent(self) -> SessionEventQuerySet:
         return self.filter(captcha_spent=True)
 
-    def since(self, moment: timezone.datetime) -> SessionEventQuerySet:
+    def since(self, moment: datetime) -> SessionEventQuerySet:
         return self.filter(created_at__gte=moment)
 
 
@@ -173,6 +195,7 @@ class SessionEvent(models.Model):
         CREATED = "created", "Created (captcha spent)"
         EXPIRED_LOCALLY = "expired_locally", "Expired by idle time"
         REPLACED = "replaced", "Replaced after upstream said gone"
+        POISONED = "poisoned", "Replaced before a held workflow closes its browser"
         REFRESH_FORCED = "refresh_forced", "Refresh forced"
         DROPPED = "dropped", "Dropped"
         CLOSED_FOR_CAPACITY = "closed_for_capacity", "Closed to free a browser"

@@ -76,7 +76,12 @@ def candidates(
         )
     ]
     others = {
-        q.pk for q in live if q.claim_token and q.claim_token != token and q.claim_expires_at >= now
+        q.pk
+        for q in live
+        if q.claim_token
+        and q.claim_token != token
+        and q.claim_expires_at is not None
+        and q.claim_expires_at >= now
     }
     busy = {q.account_id for q in live if q.pk in others}
     runnable = sorted(

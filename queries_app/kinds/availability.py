@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import queries_app.kinds.checking as checking
+from sessions_app.upstream import UpstreamError
 
 from .. import parsing
-from ..engine.steps import Outcome, StepContext
+from ..engine.steps import Outcome, QueryFailed, StepContext
 from ..models import ContainerInfo, Query
 from ..registry import QueryKind, Step, register
 from ..results import TERMINAL_FIELDS
@@ -122,7 +123,17 @@ def give_up_check(query: Query, reason: str) -> Outcome:
 
 
 def appointments(ctx: StepContext) -> Outcome:
-    return Outcome(next_step="changes", write=read_appointments(ctx))
+    """The run's last upstream call: whatever becomes of it, the run keeps its checks. A
+    passing failure is tried again (then `give_up_appointments`); any other is a note."""
+    try:
+        return Outcome(next_step="changes", write=read_appointments(ctx))
+    except QueryFailed as exc:
+        reason = str(exc)
+    except UpstreamError as exc:
+        if exc.retryable or not exc.counts_as_failure:
+            raise
+        reason = exc.first_line()
+    return give_up_appointments(ctx.query, reason)
 
 
 def give_up_appointments(query: Query, reason: str) -> Outcome:
@@ -162,6 +173,7 @@ AVAILABILITY = register(
                 "Checking appointment slots",
                 checking.CHECK_SECONDS,
                 give_up=give_up_check,
+                per_item=True,
             ),
             "appointments": Step(
                 appointments,

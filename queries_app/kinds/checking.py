@@ -3,8 +3,13 @@ run's check per container). Nothing is ever booked.
 
 A check is sent only when it can succeed: the appointment page picks the terminal by its
 E-Modal name (a code without one is not sent), an export needs its booking number, and an
-account whose trucking company or plate the page refused sends none until someone fixes it —
-a failed check poisons the account's browser for everyone about ten minutes later."""
+account whose trucking company the page does not list sends none until someone fixes it.
+
+A failed check leaves its workflow held on the account's browser, which the upstream closes
+about ten minutes later: a check is never re-sent. A glitch of the page (a dropdown not
+rendered yet, a stale element) is resumed once with the workflow it left, at once, on the same
+browser; otherwise the container's check is recorded as failed and the run goes on. Never more
+than `MAX_CALLS` calls for one container in one run."""
 
 from __future__ import annotations
 
@@ -17,7 +22,15 @@ from django.conf import settings
 from django.utils import timezone
 
 from sessions_app.models import Account
-from sessions_app.upstream import UpstreamError, UpstreamRejected
+from sessions_app.services import hold_workflow, release_workflow
+from sessions_app.upstream import (
+    Disposition,
+    EModalClient,
+    SessionGone,
+    UpstreamError,
+    UpstreamTimeout,
+    WrongValue,
+)
 
 from .. import parsing
 from ..engine.steps import Outcome, QueryFailed, StepContext
@@ -30,6 +43,10 @@ logger = logging.getLogger(__name__)
 
 # Upstream seconds of a check, in proportion to the other steps (only proportions matter).
 CHECK_SECONDS = 35
+# `check_appointments` calls for one container in one run: the check, and one resume.
+MAX_CALLS = 2
+# The appointment page's dropdowns whose value is the account's, not the container's.
+ACCOUNT_DROPDOWNS = {"Trucking": "trucking company"}
 # The contract's types of the answer's fields the portal reads.
 ANSWER_TYPES = {
     "available_times": (list, type(None)),
@@ -114,21 +131,6 @@ def stop_checks(query: Query, checks: Checks, index: int, reason: str) -> Outcom
     return moved_on(checks, len(checks.items), write_checks(query, rows))
 
 
-# The appointment page refusing a field of the account (the same for every container): which
-# field, by the words of its Phase failure.
-ACCOUNT_FIELDS_REFUSED = {"trucking company": "trucking company", "truck plate": "truck plate"}
-
-
-def refused_account_field(error: UpstreamError) -> str | None:
-    """ "trucking company" or "truck plate" when the page refused that account field."""
-    text = f"{error.message} {error.details}".lower()
-    if "truck_plate" in text:
-        return "truck plate"
-    if "phase" not in text:
-        return None
-    return next((field for words, field in ACCOUNT_FIELDS_REFUSED.items() if words in text), None)
-
-
 def unsendable(item: dict[str, Any]) -> tuple[str | None, str]:
     """(the terminal's E-Modal name, "") for a check that can be sent, else (None, why not)."""
     if item["container_type"] == "export" and not item["booking_number"]:
@@ -181,10 +183,17 @@ def check(ctx: StepContext, checks: Checks) -> Outcome:
         return moved_on(checks, done, write_checks(query, [not_sent(query, item, reason)]))
     row = new_check(query, item, terminal=name)
     fields = check_fields(account, item, name)
+    sent: list[str] = []
     try:
-        body = ctx.call(lambda api, sid: api.check_appointments(sid, **fields))
-    except UpstreamRejected as exc:
-        return refused(query, checks, account, row, exc)
+        body = send(ctx, fields, sent)
+    except WrongValue as exc:
+        return wrong_value(query, checks, account, row, exc)
+    except UpstreamError as exc:
+        if not sent or not exc.counts_as_failure or unreached(exc):
+            # No check reached the page (a login failed, the breaker is open, the server could
+            # not be reached): the step is tried again later, as any step.
+            raise
+        return failed(query, checks, row, exc, sent)
     problems = answer_problems(body)
     if problems:
         # Nothing of it is read: a flag written as text would say "available" (fail closed).
@@ -214,32 +223,87 @@ def answer_problems(body: dict[str, Any]) -> list[str]:
     return problems
 
 
-def refused(
+def send(ctx: StepContext, fields: dict[str, Any], sent: list[str]) -> dict[str, Any]:
+    """The check, and at most one resume of it: `sent` lists the calls made ("check",
+    "resume"). The account's lease is held across both, so that nothing else drives the
+    browser in between (a resume continues on whatever page the browser shows)."""
+    account = ctx.query.account
+
+    def call(api: EModalClient, session_id: str, **resume: str) -> dict[str, Any]:
+        sent.append("resume" if resume else "check")
+        version = account.session_version
+        try:
+            return api.check_appointments(session_id, **fields, **resume)
+        except UpstreamError as exc:
+            # A failed resume leaves the same workflow held: counted once.
+            if leaves_workflow(exc) and not resume:
+                hold_workflow(account=account, version=version)
+            raise
+
+    def operation(api: EModalClient, session_id: str) -> dict[str, Any]:
+        # Called again, once, after the session was found gone and replaced.
+        if len(sent) >= MAX_CALLS:
+            raise SessionGone("The upstream session is gone", endpoint="/check_appointments")
+        try:
+            return call(api, session_id)
+        except UpstreamError as exc:
+            if not resumable(exc) or len(sent) >= MAX_CALLS:
+                raise
+            first = exc
+        body = call(api, session_id, appointment_session_id=first.resume_id)
+        release_workflow(account=account, version=account.session_version)
+        return body
+
+    per_call = ctx.manager.client_for(account).longest_call_seconds()
+    return ctx.manager.run(account, operation, call_seconds=MAX_CALLS * per_call + 30)
+
+
+def leaves_workflow(exc: UpstreamError) -> bool:
+    """Whether a failed check left a workflow held on the browser: every failure after the
+    session block was accepted (the answer names the workflow; a crash or no answer may)."""
+    if isinstance(exc, SessionGone) or not exc.counts_as_failure:
+        return False
+    return bool(exc.resume_id) or exc.status == 500 or isinstance(exc, UpstreamTimeout)
+
+
+def unreached(exc: UpstreamError) -> bool:
+    """No answer at all, and not for want of time: the server was not reached."""
+    return exc.status is None and not isinstance(exc, UpstreamTimeout)
+
+
+def resumable(exc: UpstreamError) -> bool:
+    """A glitch of the page that named its held workflow: resumed once, at once."""
+    return bool(exc.resume_id) and exc.disposition is Disposition.TRANSIENT
+
+
+def wrong_value(
     query: Query,
     checks: Checks,
     account: Account,
     row: AppointmentCheck,
-    exc: UpstreamRejected,
+    exc: WrongValue,
 ) -> Outcome:
-    """The page refused the check. A refused account field stops the query's other checks
-    (each would fail alike) and flags the account for staff; anything else fails this one."""
+    """The page does not list a value it was given (the options it listed are kept). For the
+    account's trucking company every other check would fail alike: they stop, and the account
+    tells staff which field and the options E-Modal listed. For a container's own value (a
+    terminal name) only its check fails."""
     keep_listed_options(account, exc)
-    field = refused_account_field(exc)
+    field = ACCOUNT_DROPDOWNS.get(exc.label)
     reason = ""
     if field is not None:
         reason = (
-            f"E-Modal's appointment page refused the account's {field} "
-            f"({exc.readable()}); ask {settings.PORTAL_STAFF_CONTACT} to correct it"
+            f"E-Modal does not list the account's {field} “{exc.value}”; ask "
+            f"{settings.PORTAL_STAFF_CONTACT} to correct it. E-Modal lists: {exc.options}"
         )[:255]
         Account.objects.filter(pk=account.pk).update(
             appointment_error=reason, appointment_error_at=timezone.now()
         )
         logger.warning("account %s: appointment checks stopped (%s)", account.pk, field)
     if checks.single:
-        raise QueryFailed(f"Appointment check failed: {exc.readable()}")
+        raise QueryFailed(f"Appointment check failed: {exc.first_line()}")
     row.success = False
     row.outcome = AppointmentCheck.Outcome.FAILED
-    row.error = exc.readable()[:255]
+    row.error = exc.first_line(255)
     if field is None:
         return moved_on(checks, checks.index + 1, write_checks(query, [row]))
     rest = stop_checks(query, checks, checks.index + 1, reason)
@@ -251,6 +315,22 @@ def refused(
             stop()
 
     return Outcome(rest.next_step, write, progress_done=rest.progress_done)
+
+
+def failed(
+    query: Query, checks: Checks, row: AppointmentCheck, exc: UpstreamError, sent: list[str]
+) -> Outcome:
+    """This container's check failed (a glitch, resumed once where it could be, or an answer
+    that is final for this container alone): recorded with a readable reason; the run goes
+    on, and the next run checks it again."""
+    tries = " (and its resume)" if "resume" in sent else ""
+    reason = f"E-Modal's page failed{tries}: {exc.first_line()}"
+    if checks.single:
+        raise QueryFailed(f"Appointment check failed: {reason}")
+    row.success = False
+    row.outcome = AppointmentCheck.Outcome.FAILED
+    row.error = reason[:255]
+    return moved_on(checks, checks.index + 1, write_checks(query, [row]))
 
 
 def give_up(query: Query, checks: Checks, reason: str) -> Outcome:

@@ -38,7 +38,8 @@ class KindParams(forms.Form):
         self.account = account
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         account = self.account
         if self.needs_appointment_details and not (
             account is not None and account.trucking_company and account.truck_plate
@@ -143,7 +144,7 @@ class BookingNumberField(forms.CharField):
 
     def clean(self, value: Any) -> str:
         booking = str(value or "").strip().upper()
-        width = AppointmentCheck._meta.get_field("booking_number").max_length
+        width = AppointmentCheck._meta.get_field("booking_number").max_length or 0
         if not booking:
             if self.required:
                 raise ValidationError("An export check needs the booking number.")
@@ -209,14 +210,14 @@ class ChoiceOfField(forms.ChoiceField):
     """A choice given in any case and with spaces around; `error` when it is none of them."""
 
     def __init__(self, values: tuple[str, ...], *, error: str, upper: bool, **kwargs: Any):
-        self.upper, self.error = upper, error
+        self.values, self.upper, self.error = frozenset(values), upper, error
         kwargs.setdefault("required", False)
         super().__init__(choices=[("", "—"), *((v, v) for v in values)], **kwargs)
 
     def clean(self, value: Any) -> str:
         text = str(value or "").strip()
         text = text.upper() if self.upper else text.lower()
-        if text not in {choice for choice, _ in self.choices if choice}:
+        if text not in self.values:
             raise ValidationError(self.error)
         return text
 

@@ -6,9 +6,13 @@ from datetime import timedelta
 from typing import Any
 
 from django import template
+from django.template.context import RequestContext
 
 from queries_app.registry import UnknownKind, get_kind
 from queries_app.tables import change_details, change_text
+
+from ..progress import RunProgress
+from ..progress import run_progress as progress_of
 
 register = template.Library()
 
@@ -80,7 +84,7 @@ def yes_no(value: bool | None) -> str:
 
 
 @register.simple_tag(takes_context=True)
-def querystring_param(context: template.Context, name: str, value: Any) -> str:
+def querystring_param(context: RequestContext, name: str, value: Any) -> str:
     """The current query string with one parameter set: `{% querystring %}` for a parameter
     whose name is itself a variable (each result table has its own page parameter)."""
     params = context.request.GET.copy()
@@ -96,3 +100,8 @@ def change_details_filter(fields: dict[str, Any] | None) -> str:
 @register.filter
 def change_words(kind: str, fields: dict[str, Any] | None) -> str:
     return change_text(kind, fields)
+
+
+@register.filter
+def run_progress(query: Any) -> RunProgress:
+    return progress_of(query)

@@ -29,7 +29,9 @@ def clean_text(
         what = "“<”, “>” or control characters" if plain else "control characters"
         raise CommandError(f"{label}: must not contain {what}.")
     try:
-        return model._meta.get_field(field_name).clean(value, None)
+        field = model._meta.get_field(field_name)
+        assert isinstance(field, models.Field)  # a column, not a relation seen from its other end
+        return field.clean(value, None)
     except ValidationError as exc:
         raise CommandError(f"{label}: {' '.join(exc.messages)}") from None
 

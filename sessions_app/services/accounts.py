@@ -3,7 +3,11 @@ reads about an account."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
+from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ..fields import SecretUnreadable
@@ -27,7 +31,27 @@ def drop_session_locally(*, account: Account) -> None:
     account.session_created_at = None
     account.session_last_used_at = None
     account.session_uses = 0
+    account.held_workflows = 0
+    account.browser_closes_at = None
     release_slot(account)
+
+
+def hold_workflow(*, account: Account, version: int) -> None:
+    """A failed appointment check left its workflow held on the browser of the account's
+    session `version`: count it, and note when the first held one closes that browser (the
+    SessionManager replaces the session before then). Nothing if the session has changed."""
+    closes_at = timezone.now() + timedelta(seconds=settings.EMODAL_POISON_SECONDS)
+    Account.objects.filter(pk=account.pk, session_version=version).update(
+        held_workflows=F("held_workflows") + 1,
+        browser_closes_at=Coalesce(F("browser_closes_at"), closes_at),
+    )
+
+
+def release_workflow(*, account: Account, version: int) -> None:
+    """A resumed check succeeded: its workflow, held by the failure, is dropped upstream."""
+    held = Account.objects.filter(pk=account.pk, session_version=version, held_workflows__gt=0)
+    held.filter(held_workflows=1).update(held_workflows=0, browser_closes_at=None)
+    held.update(held_workflows=F("held_workflows") - 1)
 
 
 def staff_contact() -> str:

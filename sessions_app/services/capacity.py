@@ -11,19 +11,24 @@ browser is announced with the `browser_freed` signal."""
 from __future__ import annotations
 
 import random
-import secrets
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from portal.claims import new_token
+
 from ..models import Account, SessionEvent, SessionSlot
 from ..signals import browser_freed
 from .errors import BrowsersBusy
-from .lease import Lease
+from .lease import AccountLease, Lease
+
+if TYPE_CHECKING:
+    from .store import SessionStore
 
 DemandProvider = Callable[[list[int]], Iterable[int]]
 _demand_providers: list[DemandProvider] = []
@@ -36,8 +41,23 @@ def register_demand_provider(provider: DemandProvider) -> None:
         _demand_providers.append(provider)
 
 
-class CapacityMixin:
-    """The SessionManager's share of the browsers (see the module docstring)."""
+class Browsers:
+    """Hands out the upstream servers' browsers (see the module docstring): under accounts'
+    leases (`lease`), freeing a browser by closing and forgetting a session (`store`); a
+    login waits up to `wait_seconds` for one, polling every `poll_seconds`."""
+
+    def __init__(
+        self,
+        *,
+        lease: AccountLease,
+        store: SessionStore,
+        wait_seconds: float,
+        poll_seconds: float,
+    ) -> None:
+        self.lease = lease
+        self.store = store
+        self.wait_seconds = wait_seconds
+        self.poll_seconds = poll_seconds
 
     def _assign_upstream(self, account: Account) -> None:
         """Keep the account on its server; a new (or removed) one goes to the least loaded."""
@@ -63,7 +83,7 @@ class CapacityMixin:
             )
             self._assign_upstream(account)
 
-    def reserve_browser(self, account: Account) -> bool:
+    def reserve(self, account: Account) -> bool:
         """Hold one of the account's server's browsers, if one can be had now: a free one, or
         one the portal frees by closing its own least recently used idle session (rather than
         let the upstream evict someone blindly, possibly mid-call). False if every browser is
@@ -74,13 +94,13 @@ class CapacityMixin:
             return True
         # Under the account's lease, so that two workers starting the account at once do
         # not both free a browser for it.
-        token = secrets.token_hex(16)
-        if not self._try_acquire(account, token):
+        lease = Lease(token=new_token())
+        if not self.lease.take(account, lease.token):
             return False
         try:
             return self._reserve(account)
         finally:
-            self._release(account, Lease(token=token))
+            self.lease.give_back(account, lease)
 
     def _reserve(self, account: Account) -> bool:
         self._assign_upstream(account)
@@ -112,7 +132,7 @@ class CapacityMixin:
                 return False
         return False
 
-    def _take_slot(self, account: Account, token: str) -> None:
+    def take_or_wait(self, account: Account, token: str) -> None:
         """Hold one of the server's browsers before logging in; if every one is in use by
         accounts with work, wait for one (up to EMODAL_SLOT_WAIT_SECONDS)."""
         wait = min(self.wait_seconds, settings.EMODAL_SLOT_WAIT_SECONDS)
@@ -123,32 +143,35 @@ class CapacityMixin:
                     f"All {settings.EMODAL_MAX_SESSIONS} upstream browsers stayed in use for "
                     f"{wait:.0f} s; the query waits its turn and is retried."
                 )
-            self._extend_lease(account, token, None)
+            self.lease.extend(account, token, None)
             time.sleep(self.poll_seconds * random.uniform(0.8, 1.2))  # noqa: S311
 
     def _reclaim_slot(self, server: str, limit: int) -> bool:
         """Free one slot: first a session that is dead by its idle timer, else the least
         recently used idle one (closed upstream). Never one in the middle of a call: the
         victim's own lease is taken first (without waiting)."""
-        holders = list(
-            SessionSlot.objects.filter(server=server, number__lt=limit, account__isnull=False)
+        holders = [
+            slot.account
+            for slot in SessionSlot.objects.filter(
+                server=server, number__lt=limit, account__isnull=False
+            )
             .select_related("account")
             .order_by("account__session_last_used_at")
-        )
+            if slot.account is not None
+        ]
         now = timezone.now()
-        wanted = accounts_in_demand([slot.account_id for slot in holders])
+        wanted = accounts_in_demand([holder.pk for holder in holders])
         # A session dead by its timer is free to take; a live one only if its account has no
         # work waiting (taking it would cost that account a new login at its next step).
         candidates = [
-            slot
-            for slot in holders
-            if not slot.account.session_is_live(now) or slot.account_id not in wanted
+            holder
+            for holder in holders
+            if not holder.session_is_live(now) or holder.pk not in wanted
         ]
-        dead_first = sorted(candidates, key=lambda slot: slot.account.session_is_live(now))
-        for slot in dead_first:
-            victim = slot.account
-            token = secrets.token_hex(16)
-            if not self._try_acquire(victim, token):
+        dead_first = sorted(candidates, key=lambda holder: holder.session_is_live(now))
+        for victim in dead_first:
+            lease = Lease(token=new_token())
+            if not self.lease.take(victim, lease.token):
                 continue  # in use right now
             try:
                 victim.refresh_from_db()
@@ -157,17 +180,15 @@ class CapacityMixin:
                     release_slot(victim)
                     return True
                 if victim.session_is_live(now):
-                    self._close_upstream(victim)
+                    self.store.close_upstream(victim)
                     kind = SessionEvent.Kind.CLOSED_FOR_CAPACITY
                 else:
                     kind = SessionEvent.Kind.EXPIRED_LOCALLY
-                self._clear_session(victim, victim.session_version)
-                self._record(victim, kind, started)
+                self.store.clear(victim, victim.session_version)
+                self.store.record(victim, kind, started)
                 return True
             finally:
-                Account.objects.filter(pk=victim.pk, lease_token=token).update(
-                    lease_token="", lease_expires_at=None
-                )
+                self.lease.give_back(victim, lease)
         return False
 
 

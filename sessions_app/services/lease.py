@@ -2,24 +2,28 @@
 browser. A row-level claim taken with a conditional UPDATE (the same on SQLite and PostgreSQL,
 across threads, processes and hosts) that expires if its holder dies: one holder at a time
 means at most one session creation in flight per account, and never two calls on one
-browser."""
+browser. Taken, renewed and given back with the portal's one claim helper
+(`portal.claims`)."""
 
 from __future__ import annotations
 
 import random
-import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.db import DatabaseError, connections
 from django.db.models import Case, DateTimeField, F, IntegerField, Q, Value, When
 from django.utils import timezone
 
+from portal.claims import Claim, new_token
+
 from ..models import Account
 from .errors import BrowsersBusy, LeaseLost
+
+# The account row's lease columns.
+LEASE_CLAIM = Claim(token_field="lease_token", expires_field="lease_expires_at")  # noqa: S106
 
 
 @dataclass
@@ -44,22 +48,24 @@ def drop_broken_connections() -> bool:
     return closed
 
 
-class LeaseMixin:
-    """The lease's part of the SessionManager (needs `wait_seconds`, `lease_seconds`,
-    `poll_seconds`)."""
+class AccountLease:
+    """Takes, renews and gives back accounts' leases (`LEASE_CLAIM` on the account row): a
+    holder waits up to `wait_seconds` for a lease, polling every `poll_seconds`, and holds it
+    for at least `lease_seconds` at a time."""
 
-    wait_seconds: float
-    lease_seconds: float
-    poll_seconds: float
+    def __init__(self, *, wait_seconds: float, lease_seconds: float, poll_seconds: float) -> None:
+        self.wait_seconds = wait_seconds
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
 
     @contextmanager
-    def lease(self, account: Account, *, seconds: float | None = None) -> Iterator[Lease]:
+    def hold(self, account: Account, *, seconds: float | None = None) -> Iterator[Lease]:
         """Hold the account's lease (waiting for it, up to the deadline) for `seconds`, at
-        least EMODAL_LEASE_SECONDS."""
-        lease = Lease(token=secrets.token_hex(16))
+        least `lease_seconds`."""
+        lease = Lease(token=new_token())
         seconds = max(seconds or 0, self.lease_seconds)
         deadline = time.monotonic() + self.wait_seconds
-        while not self._try_acquire(account, lease.token, seconds):
+        while not self.take(account, lease.token, seconds):
             if time.monotonic() >= deadline:
                 raise BrowsersBusy(
                     f"Account {account} stayed busy for {self.wait_seconds:.0f} s "
@@ -70,25 +76,24 @@ class LeaseMixin:
             yield lease
         finally:
             try:
-                self._release(account, lease)
+                self.give_back(account, lease)
             except DatabaseError:
                 # The connection died during the call (e.g. the database restarted): the
                 # lease is given back on a new one, or the next step waits it out.
                 if not drop_broken_connections():
                     raise
-                self._release(account, lease)
+                self.give_back(account, lease)
 
-    def _try_acquire(self, account: Account, token: str, seconds: float | None = None) -> bool:
-        now = timezone.now()
-        free = Q(lease_token="") | Q(lease_expires_at__lt=now)
-        claimed = Account.objects.filter(free, pk=account.pk).update(
-            lease_token=token,
-            lease_expires_at=now + timedelta(seconds=seconds or self.lease_seconds),
+    def take(self, account: Account, token: str, seconds: float | None = None) -> bool:
+        """The account's lease for `token` if nobody holds it now (no waiting)."""
+        return LEASE_CLAIM.take(
+            Account.objects.filter(pk=account.pk),
+            token=token,
+            seconds=seconds or self.lease_seconds,
         )
-        return claimed == 1
 
-    def _release(self, account: Account, lease: Lease) -> None:
-        changes: dict[str, object] = {"lease_token": "", "lease_expires_at": None}
+    def give_back(self, account: Account, lease: Lease) -> None:
+        changes: dict[str, object] = {}
         if lease.touch_version is not None:
             # The session was used: bump its idle timer, unless it was replaced meanwhile.
             now = timezone.now()
@@ -104,12 +109,15 @@ class LeaseMixin:
                 output_field=IntegerField(),
             )
             account.session_last_used_at = now
-        Account.objects.filter(pk=account.pk, lease_token=lease.token).update(**changes)
+        LEASE_CLAIM.give_back(Account.objects.filter(pk=account.pk), token=lease.token, **changes)
 
-    def _extend_lease(self, account: Account, token: str, seconds: float | None) -> None:
-        seconds = max(seconds or 0, self.lease_seconds)
-        kept = Account.objects.filter(pk=account.pk, lease_token=token).update(
-            lease_expires_at=timezone.now() + timedelta(seconds=seconds)
+    def extend(self, account: Account, token: str, seconds: float | None) -> None:
+        """Keep the lease `seconds` more (at least `lease_seconds`); `LeaseLost` if another
+        worker has taken it over meanwhile."""
+        kept = LEASE_CLAIM.renew(
+            Account.objects.filter(pk=account.pk),
+            token=token,
+            seconds=max(seconds or 0, self.lease_seconds),
         )
-        if kept != 1:
+        if not kept:
             raise LeaseLost(f"Account {account} was taken over by another worker; retry.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
@@ -21,6 +22,7 @@ from ..signals import logins_stopped
 from ..upstream import (
     CaptchaFailed,
     CredentialsRejected,
+    EModalClient,
     LoginFailed,
     SessionGrant,
     UpstreamError,
@@ -29,23 +31,42 @@ from ..upstream import (
 )
 from .accounts import blocked_text
 from .budgets import CaptchaBudgetReached, check_captcha_budget
-from .capacity import release_slot
+from .capacity import Browsers, release_slot
 from .errors import AccountRejected, SessionUnavailable
+from .lease import AccountLease
+from .store import SessionStore
 
 logger = logging.getLogger(__name__)
 
 
-class LoginMixin:
-    """The SessionManager's logins (see the module docstring)."""
+class Logins:
+    """Gets an account a session upstream — the one the upstream already holds for it, or a
+    new login — under the account's lease (`lease`), on a browser of its server (`browsers`),
+    keeping it in the `store`; upstream calls go through `client_for(account)`."""
+
+    def __init__(
+        self,
+        *,
+        lease: AccountLease,
+        browsers: Browsers,
+        store: SessionStore,
+        client_for: Callable[[Account], EModalClient],
+    ) -> None:
+        self.lease = lease
+        self.browsers = browsers
+        self.store = store
+        self.client_for = client_for
 
     def _check_logins_allowed(self, account: Account) -> None:
         """No login (nothing spent) on an account someone must look at first."""
         if account.logins_blocked:
             raise AccountRejected(blocked_text(account))
 
-    def _create_session(self, account: Account, token: str, *, reuse_upstream: bool) -> str:
+    def create_session(self, account: Account, token: str, *, reuse_upstream: bool) -> str:
+        """A session for the account (whose lease `token` holds): the one the upstream holds
+        for its username if `reuse_upstream`, else a login."""
         self._check_logins_allowed(account)
-        self._take_slot(account, token)
+        self.browsers.take_or_wait(account, token)
         try:
             if reuse_upstream:
                 found = self._find_upstream_session(account)
@@ -69,14 +90,14 @@ class LoginMixin:
 
         def attempt() -> SessionGrant:
             nonlocal started
-            self._extend_lease(account, token, None)
+            self.lease.extend(account, token, None)
             started = time.monotonic()
             account.refresh_from_db(fields=["credential_state", "credential_error"])
             self._check_logins_allowed(account)
             try:
                 check_captcha_budget(account=account)
             except CaptchaBudgetReached as exc:
-                self._record(account, SessionEvent.Kind.FAILED, started, detail=str(exc)[:255])
+                self.store.record(account, SessionEvent.Kind.FAILED, started, detail=str(exc)[:255])
                 raise
             return self.client_for(account).get_session(
                 username=username,
@@ -89,7 +110,7 @@ class LoginMixin:
                 return  # recorded by _mark_rejected below
             spent = may_have_spent_captcha(exc)
             detail = exc.readable()[:255]
-            self._record(
+            self.store.record(
                 account, SessionEvent.Kind.FAILED, started, detail=detail, captcha_spent=spent
             )
             if spent:
@@ -110,7 +131,7 @@ class LoginMixin:
             )
             unavailable.counts_as_failure = exc.counts_as_failure
             raise unavailable from None
-        self._store_session(account, grant.session_id, last_used=None, created_here=grant.is_new)
+        self.store.store(account, grant.session_id, last_used=None, created_here=grant.is_new)
         Account.objects.filter(pk=account.pk).update(
             credential_state=Account.CredentialState.WORKING, credential_error="", login_failures=0
         )
@@ -118,7 +139,7 @@ class LoginMixin:
         account.credential_error = ""
         account.login_failures = 0
         kind = SessionEvent.Kind.CREATED if grant.is_new else SessionEvent.Kind.REUSED_UPSTREAM
-        self._record(account, kind, started, captcha_spent=grant.is_new)
+        self.store.record(account, kind, started, captcha_spent=grant.is_new)
         return grant.session_id
 
     def _count_login_failure(self, account: Account, exc: UpstreamError) -> None:
@@ -167,15 +188,15 @@ class LoginMixin:
         if not candidates:
             return None
         last_used, session_id = max(candidates)
-        self._store_session(account, session_id, last_used=last_used, created_here=False)
-        self._record(account, SessionEvent.Kind.REUSED_UPSTREAM, started)
+        self.store.store(account, session_id, last_used=last_used, created_here=False)
+        self.store.record(account, SessionEvent.Kind.REUSED_UPSTREAM, started)
         return session_id
 
     def _mark_rejected(self, account: Account, exc: UpstreamError, started: float) -> None:
         reason = _rejection_text(exc)[:255]
         stop_logins(account, Account.CredentialState.REJECTED, reason)
         # E-Modal checks the password after the captcha is solved: that solve is paid for.
-        self._record(
+        self.store.record(
             account, SessionEvent.Kind.REJECTED, started, detail=reason, captcha_spent=True
         )
 

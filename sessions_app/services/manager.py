@@ -11,29 +11,29 @@ and PostgreSQL, across threads, processes and hosts) that expires if its holder 
 holder at a time means at most one session creation in flight per account, and never two
 calls on one browser. No database transaction is held open across an upstream call: the
 lease is committed state, and every write below is a short autocommit UPDATE.
+
+The manager is a thin facade over its collaborators, each given what it needs when built:
+`lease` (the account lease), `store` (the session columns and the event record), `browsers`
+(the servers' browsers) and `logins` (getting a session upstream).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import TypeVar
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.utils import timezone
+from django.db import connection
 
 from ..models import Account, SessionEvent
-from ..upstream import EModalClient, SessionGone, UpstreamError, UpstreamRejected
-from .capacity import CapacityMixin, release_slot
+from ..upstream import EModalClient, SessionGone, UpstreamRejected
+from .capacity import Browsers
 from .errors import AccountIncomplete, AccountUnreadable
-from .lease import Lease, LeaseMixin
-from .logins import LoginMixin
-
-logger = logging.getLogger(__name__)
+from .lease import AccountLease, Lease
+from .logins import Logins
+from .store import SessionStore
 
 T = TypeVar("T")
 
@@ -61,7 +61,7 @@ def client_for_server(url: str) -> EModalClient:
     return client
 
 
-class SessionManager(LeaseMixin, CapacityMixin, LoginMixin):
+class SessionManager:
     """Gets accounts working sessions and runs upstream operations with them."""
 
     def __init__(
@@ -74,53 +74,67 @@ class SessionManager(LeaseMixin, CapacityMixin, LoginMixin):
     ) -> None:
         # `client` (tests) serves every account; otherwise one per upstream server.
         self._client = client
-        self.wait_seconds = settings.EMODAL_WAIT_SECONDS if wait_seconds is None else wait_seconds
-        self.lease_seconds = (
-            settings.EMODAL_LEASE_SECONDS if lease_seconds is None else lease_seconds
+        wait = settings.EMODAL_WAIT_SECONDS if wait_seconds is None else wait_seconds
+        poll = settings.EMODAL_POLL_SECONDS if poll_seconds is None else poll_seconds
+        self.lease = AccountLease(
+            wait_seconds=wait,
+            lease_seconds=settings.EMODAL_LEASE_SECONDS if lease_seconds is None else lease_seconds,
+            poll_seconds=poll,
         )
-        self.poll_seconds = settings.EMODAL_POLL_SECONDS if poll_seconds is None else poll_seconds
+        self.store = SessionStore(client_for=self.client_for)
+        self.browsers = Browsers(
+            lease=self.lease, store=self.store, wait_seconds=wait, poll_seconds=poll
+        )
+        self.logins = Logins(
+            lease=self.lease, browsers=self.browsers, store=self.store, client_for=self.client_for
+        )
+
+    # -- public API --------------------------------------------------------------------------
 
     def client_for(self, account: Account) -> EModalClient:
         if self._client is not None:
             return self._client
         return client_for_server(account.upstream_url or settings.EMODAL_API_URLS[0])
 
-    # -- public API --------------------------------------------------------------------------
+    def reserve_browser(self, account: Account) -> bool:
+        """Hold one of the account's server's browsers if one can be had now (see
+        `Browsers.reserve`)."""
+        return self.browsers.reserve(account)
 
     def ensure_session(self, account: Account) -> str:
         """A live session id for the account, reusing whatever can be reused."""
-        with self.lease(account) as lease:
+        with self.lease.hold(account) as lease:
             session_id, reused = self._ensure_session(account, lease.token)
             if reused:
-                self._record(account, SessionEvent.Kind.REUSED_STORED, time.monotonic())
+                self.store.record(account, SessionEvent.Kind.REUSED_STORED, time.monotonic())
             return session_id
 
     def refresh_session(self, account: Account) -> str:
         """Close the account's session upstream and create a new one (spends a captcha). A
         session the portal adopted rather than created is only forgotten, not closed (it may be
         another system's); the upstream then hands it back to the login, with no captcha."""
-        with self.lease(account) as lease:
+        with self.lease.hold(account) as lease:
             account.refresh_from_db()
             self._check_usable(account)
             started = time.monotonic()
             if account.session_id:
-                self._close_upstream(account)
-                self._clear_session(account, account.session_version)
-            self._record(account, SessionEvent.Kind.REFRESH_FORCED, started)
-            return self._create_session(account, lease.token, reuse_upstream=False)
+                self.store.close_upstream(account)
+                self.store.clear(account, account.session_version)
+            self.store.record(account, SessionEvent.Kind.REFRESH_FORCED, started)
+            return self.logins.create_session(account, lease.token, reuse_upstream=False)
 
     def drop_session(self, account: Account) -> bool:
         """Forget the account's session here and close it upstream (if the portal created it).
         False if there was none."""
-        with self.lease(account):
+        with self.lease.hold(account):
             account.refresh_from_db()
             if not account.session_id:
                 return False
             started = time.monotonic()
             if not account.unreadable_secrets():
-                self._close_upstream(account)
-            self._clear_session(account, account.session_version)
-            self._record(account, SessionEvent.Kind.DROPPED, started)
+                self.store.close_upstream(account)
+            self.store.clear(account, account.session_version)
+            self.store.record(account, SessionEvent.Kind.DROPPED, started)
             return True
 
     def run(
@@ -141,20 +155,20 @@ class SessionManager(LeaseMixin, CapacityMixin, LoginMixin):
             raise RuntimeError("SessionManager.run() must not be called inside a transaction")
         if call_seconds is None:
             call_seconds = self.client_for(account).longest_call_seconds() + 30
-        with self.lease(account, seconds=call_seconds) as lease:
+        with self.lease.hold(account, seconds=call_seconds) as lease:
             session_id, reused = self._ensure_session(account, lease.token)
             if not reused:  # logging in took part of the lease's time
-                self._extend_lease(account, lease.token, call_seconds)
+                self.lease.extend(account, lease.token, call_seconds)
             version = account.session_version
             try:
                 return self._call(account, operation, session_id, lease, version)
             except SessionGone:
                 started = time.monotonic()
                 lease.touch_version = None
-                self._clear_session(account, version)
-                self._record(account, SessionEvent.Kind.REPLACED, started)
+                self.store.clear(account, version)
+                self.store.record(account, SessionEvent.Kind.REPLACED, started)
                 session_id, _ = self._ensure_session(account, lease.token)
-                self._extend_lease(account, lease.token, call_seconds)
+                self.lease.extend(account, lease.token, call_seconds)
                 version = account.session_version
                 return self._call(account, operation, session_id, lease, version)
 
@@ -166,13 +180,28 @@ class SessionManager(LeaseMixin, CapacityMixin, LoginMixin):
         the uses of its session instead."""
         account.refresh_from_db()
         self._check_usable(account)
+        if account.browser_poisoned():
+            # A failed check's held workflow is about to close this browser, whoever is then
+            # using it: no new work for it. Closed and replaced now (a captcha) rather than
+            # lost in the middle of a call.
+            started = time.monotonic()
+            self.store.close_upstream(account)
+            held = account.held_workflows
+            self.store.clear(account, account.session_version)
+            self.store.record(
+                account,
+                SessionEvent.Kind.POISONED,
+                started,
+                detail=f"{held} failed check{'s' if held != 1 else ''} held on its browser",
+            )
+            return self.logins.create_session(account, token, reuse_upstream=False), False
         if account.session_id:
             if account.session_is_live():
                 return str(account.session_id), True
             started = time.monotonic()
-            self._clear_session(account, account.session_version)
-            self._record(account, SessionEvent.Kind.EXPIRED_LOCALLY, started)
-        return self._create_session(account, token, reuse_upstream=True), False
+            self.store.clear(account, account.session_version)
+            self.store.record(account, SessionEvent.Kind.EXPIRED_LOCALLY, started)
+        return self.logins.create_session(account, token, reuse_upstream=True), False
 
     def _check_usable(self, account: Account) -> None:
         unreadable = account.unreadable_secrets()
@@ -206,76 +235,3 @@ class SessionManager(LeaseMixin, CapacityMixin, LoginMixin):
             raise
         lease.touch_version = version
         return result
-
-    # -- state changes ---------------------------------------------------------------------------
-
-    def _store_session(
-        self,
-        account: Account,
-        session_id: str,
-        *,
-        last_used: datetime | None,
-        created_here: bool,
-    ) -> None:
-        now = timezone.now()
-        account.session_id = session_id
-        account.session_version += 1
-        account.session_created_at = now
-        account.session_last_used_at = last_used or now
-        account.session_uses = 0
-        account.session_created_here = created_here
-        with transaction.atomic():
-            account.save(
-                update_fields=[
-                    "session_id",
-                    "session_version",
-                    "session_created_at",
-                    "session_last_used_at",
-                    "session_uses",
-                    "session_created_here",
-                    "updated_at",
-                ]
-            )
-
-    def _clear_session(self, account: Account, version: int) -> bool:
-        """Forget the session only if it is still the one of `version` (compare-and-set)."""
-        cleared = Account.objects.filter(pk=account.pk, session_version=version).update(
-            session_id=None,
-            session_version=version + 1,
-            session_created_at=None,
-            session_last_used_at=None,
-            session_uses=0,
-        )
-        if cleared:
-            release_slot(account)
-        account.refresh_from_db()
-        return cleared == 1
-
-    def _close_upstream(self, account: Account) -> None:
-        """Close the account's session upstream — only one the portal created itself: one
-        adopted from the upstream may be another system's, which it would break."""
-        if not account.session_created_here:
-            return
-        try:
-            self.client_for(account).delete_session(str(account.session_id))
-        except UpstreamError as exc:
-            logger.warning("Could not close the session of %s upstream: %s", account, exc)
-
-    def _record(
-        self,
-        account: Account,
-        kind: str,
-        started: float,
-        *,
-        detail: str = "",
-        captcha_spent: bool = False,
-    ) -> None:
-        duration_ms = int((time.monotonic() - started) * 1000)
-        SessionEvent.objects.create(
-            account=account,
-            kind=kind,
-            detail=detail,
-            captcha_spent=captcha_spent,
-            duration_ms=duration_ms,
-        )
-        logger.info("account %s: %s (%d ms)", account.pk, kind, duration_ms)

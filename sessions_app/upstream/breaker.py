@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import F, QuerySet
@@ -114,12 +115,12 @@ class Breaker:
             return "", clean
         now = timezone.now()
         token = secrets.token_hex(16)
-        claim = {"state": UpstreamBreaker.State.HALF_OPEN, "probe_token": token}
+        claim: dict[str, Any] = {"state": UpstreamBreaker.State.HALF_OPEN, "probe_token": token}
         claim["probe_expires_at"] = now + timedelta(seconds=self.probe_seconds)
         reset_before = now - timedelta(seconds=self.reset_seconds)
-        if row.state == UpstreamBreaker.State.OPEN and row.opened_at <= reset_before:
+        if row.state == UpstreamBreaker.State.OPEN and (row.opened_at or now) <= reset_before:
             won = self._rows().filter(state=row.state, opened_at__lte=reset_before).update(**claim)
-        elif row.state == UpstreamBreaker.State.HALF_OPEN and row.probe_expires_at < now:
+        elif row.state == UpstreamBreaker.State.HALF_OPEN and (row.probe_expires_at or now) < now:
             won = self._rows().filter(state=row.state, probe_expires_at__lt=now).update(**claim)
         else:
             won = 0

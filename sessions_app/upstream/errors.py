@@ -9,6 +9,7 @@ Nothing here holds a password, captcha key or session id in its text.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,9 @@ class UpstreamError(Exception):
         self.details = redact(details)
         # Extra fields of the error body (current_phase, error_message, ...), secrets removed.
         self.payload = {k: v for k, v in (payload or {}).items() if k not in _SECRET_FIELDS}
+        # A failed check's held workflow, which a check can resume (a bearer token like the
+        # session id: kept out of the text and the payload).
+        self.resume_id = str((payload or {}).get("appointment_session_id") or "")
         super().__init__(self.readable())
 
     def readable(self) -> str:
@@ -73,6 +77,10 @@ class UpstreamError(Exception):
         if self.details:
             text = f"{text} ({self.details})"
         return text
+
+    def first_line(self, limit: int = 240) -> str:
+        """The readable text's first line (a browser driver's text goes on with a stack)."""
+        return (self.readable().strip().splitlines() or [""])[0][:limit]
 
 
 class SessionGone(UpstreamError):
@@ -141,7 +149,23 @@ class AnswerTooSlow(UpstreamTimeout):
 
 
 class UpstreamRejected(UpstreamError):
-    """The upstream answered that the request itself cannot succeed (validation, not found)."""
+    """The upstream answered that the request itself cannot succeed: a validation error, a
+    container its search scrolled past the end without finding, an account with nothing to
+    export. Final: the same request fails the same way."""
+
+
+class WrongValue(UpstreamRejected):
+    """The appointment page does not list a value it was given: `Option 'X' not found in
+    <Label>. Available options: <names>` with names listed. `label` is the page's dropdown
+    (`Trucking`, `Terminal`, `Move`), `value` what was sent, `options` the names E-Modal listed
+    (its first ten, as one text: a name may hold a comma)."""
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        found = WRONG_VALUE.search(self.message)
+        self.value = found["value"] if found else ""
+        self.label = found["label"] if found else ""
+        self.options = found["options"].strip() if found else ""
 
 
 class AnswerTooLarge(UpstreamUnavailable):
@@ -153,7 +177,21 @@ class FileTooLarge(AnswerTooLarge):
     """A file download exceeded the configured size limit (EMODAL_MAX_DOWNLOAD_BYTES)."""
 
 
-_SECRET_FIELDS = {"session_id", "password", "captcha_api_key", "username"}
+_SECRET_FIELDS = {
+    "session_id",
+    "appointment_session_id",
+    "password",
+    "captcha_api_key",
+    "username",
+}
+
+# The page's words for a value its dropdown does not list (L2544-2552), with the list: a list
+# with nothing after the colon had not loaded (transient; see `CLASSIFICATION`).
+WRONG_VALUE = re.compile(
+    r"Option '(?P<value>.*)' not found in (?P<label>[^.]+)\. "
+    r"Available options: (?P<options>\S.*)",
+    re.DOTALL,
+)
 
 
 @dataclass(frozen=True)
@@ -161,7 +199,8 @@ class Rule:
     """One row of the classification: every condition given must hold. `fault` names a
     failure without a usable JSON answer ("timeout", "connection", "not_json"); rows without
     one match JSON answers by status, exact error `marker`, login `cause` (the failure type
-    named in `details`, see `login_cause`), or text in the error."""
+    named in `details`, see `login_cause`), a `pattern` searched in the error text, and
+    `endpoints` (the rule's endpoints only; none given: every endpoint)."""
 
     error: type[UpstreamError]
     note: str
@@ -169,18 +208,26 @@ class Rule:
     status: range = range(0, 1000)
     marker: str = ""
     cause: str = ""
-    error_contains: str = ""
+    pattern: re.Pattern[str] | None = None
+    endpoints: tuple[str, ...] = ()
 
-    def matches(self, *, fault: str, status: int | None, body: dict[str, Any]) -> bool:
+    def matches(
+        self, *, fault: str, status: int | None, body: dict[str, Any], endpoint: str = ""
+    ) -> bool:
         if self.fault or fault:
             return self.fault == fault
         error = str(body.get("error") or "")
         return (
             status in self.status
+            and (not self.endpoints or endpoint in self.endpoints)
             and (not self.marker or error.strip() == self.marker)
             and (not self.cause or login_cause(body.get("details")) == self.cause)
-            and (not self.error_contains or self.error_contains in error.lower())
+            and (self.pattern is None or self.pattern.search(error) is not None)
         )
+
+
+CHECK = "/check_appointments"
+BOOK = "/make_appointment"
 
 
 def _status(code: int) -> range:
@@ -221,43 +268,57 @@ CLASSIFICATION: tuple[Rule, ...] = (
     # NETWORK_ERROR, PAGE_LOAD_ERROR, UNKNOWN_ERROR, ..., and a 401 with no `details` at all
     # (`Manual login interrupted: EOF when reading a line` from a server without a console).
     Rule(LoginFailed, "any other or unknown login failure", status=_status(401)),
-    # -- the rest --------------------------------------------------------------------------------
+    # -- the rest: final only where the contract says so ("Error texts: final or transient") --
     Rule(UpstreamRejected, "validation error, unknown file or session", status=range(400, 500)),
-    # The automation reports a missing container as a 500 ("Search failed: ... not found");
-    # repeating the search cannot find it.
-    Rule(UpstreamRejected, "not found", status=range(500, 600), error_contains="not found"),
-    # An account with no containers: its export has nothing in it, however often it is asked.
+    # Most 5xx texts name a page step that did not work this time: never read "not found" as
+    # "absent". Only a container search that scrolled to the end means the container is not
+    # there, and an empty export that the account has no containers.
+    Rule(
+        UpstreamRejected,
+        "a container search that scrolled to the end",
+        status=range(500, 600),
+        pattern=re.compile(r"Container '.*' not found after scrolling"),
+    ),
     Rule(
         UpstreamRejected,
         "no containers to export",
         status=range(500, 600),
-        error_contains="no container data extracted",
+        pattern=re.compile(r"No container data extracted"),
     ),
-    # An appointment page refusing what it was given (a terminal or trucking company its
-    # dropdown does not have, a truck plate): the same input fails the same way, and every
-    # failed check poisons the browser, so it is never repeated.
+    # The appointment page does not list a value (a trucking company, a terminal name): the
+    # same value fails the same way. With no names after "options:" the list had not loaded.
+    Rule(
+        WrongValue,
+        "a value the page's dropdown does not list (its options listed)",
+        status=range(500, 600),
+        pattern=WRONG_VALUE,
+        endpoints=(CHECK, BOOK),
+    ),
+    # A value holding `'` breaks the page's query, every time.
     Rule(
         UpstreamRejected,
-        "appointment page refused a field",
+        "a value the page cannot look up (an invalid selector)",
         status=range(500, 600),
-        error_contains="phase 1 failed - ",
+        pattern=re.compile(r"invalid selector"),
+        endpoints=(CHECK, BOOK),
     ),
-    Rule(
-        UpstreamRejected,
-        "appointment page refused a field",
-        status=range(500, 600),
-        error_contains="phase 2 failed - ",
-    ),
+    # `Dropdown '<Label>' not found`, an empty options list, `Truck plate field not found`,
+    # stale elements, `Expand failed: …`, `Excel file not found after download`, `Excel
+    # download button not found`, `Navigation failed: …`, HTML 500s: the page this time.
     Rule(UpstreamUnavailable, "automation failure", status=range(500, 600)),
     Rule(UpstreamUnavailable, "any other answer (2xx with success false, 3xx)"),
 )
 
 
 def find_rule(
-    *, status: int | None = None, body: dict[str, Any] | None = None, fault: str = ""
+    *,
+    status: int | None = None,
+    body: dict[str, Any] | None = None,
+    fault: str = "",
+    endpoint: str = "",
 ) -> Rule:
     for rule in CLASSIFICATION:
-        if rule.matches(fault=fault, status=status, body=body or {}):
+        if rule.matches(fault=fault, status=status, body=body or {}, endpoint=endpoint):
             return rule
     raise ValueError(f"unknown upstream fault {fault!r}")
 
@@ -274,7 +335,7 @@ def login_cause(details: Any) -> str:
 
 def classify_error(endpoint: str, status: int, body: dict[str, Any]) -> UpstreamError:
     """The typed error for a JSON answer that is not a success (by `CLASSIFICATION`)."""
-    error_class = find_rule(status=status, body=body).error
+    error_class = find_rule(status=status, body=body, endpoint=endpoint).error
     error = str(body.get("error") or f"HTTP {status}")
     if error_class is SessionGone:
         return SessionGone(

@@ -58,8 +58,8 @@ STOPS = {
         "check the account and allow its logins again",
     ),
     "field_refused": (
-        "E-Modal's appointment page refused the account's truck plate",
-        "correct the account's truck plate",
+        "E-Modal's appointment page does not list the account's trucking company",
+        "correct the account's trucking company",
     ),
 }
 STAFF_DETAIL = {
@@ -68,8 +68,8 @@ STAFF_DETAIL = {
     "the captcha API key may be invalid or out of balance",
     "login_failing": "2 logins in a row failed for a reason E-Modal did not name (last: HTTP "
     "401 with no LoginErrorType); try the E-Modal login by hand",
-    "field_refused": "E-Modal's appointment page refused the account's truck plate (Phase "
-    "failure: TRUCK_PLATE not accepted)",
+    "field_refused": "E-Modal does not list the account's trucking company “KR Cartage”; ask "
+    "staff to correct it. E-Modal lists: California Cartage Express",
 }
 
 

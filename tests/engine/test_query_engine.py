@@ -118,7 +118,7 @@ def test_one_container_failing_leaves_the_others_intact(
     query = run_to_end(start_query(account=alice, kind="availability")[0], task_queue)
     assert query.status == Query.Status.SUCCEEDED
     failed = query.checks.filter(outcome=AppointmentCheck.Outcome.FAILED)
-    assert [c.error for c in failed] == ["Phase 1 failed - not found"]
+    assert [c.error for c in failed] == ["E-Modal's page failed: Phase 1 failed - not found"]
     # The others were checked (or, lacking a terminal name or booking number, not sent).
     assert query.checks.count() == query.progress_total
     assert query.checks.exclude(outcome=AppointmentCheck.Outcome.FAILED).count() == (

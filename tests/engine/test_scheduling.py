@@ -132,7 +132,9 @@ def test_a_worker_does_not_take_a_query_of_an_account_another_worker_is_running(
     Query.objects.filter(pk=first.pk).update(claim_token="", claim_expires_at=None)
     # Its own query first, then the other.
     assert run_queries(first=second.pk) == f"2 steps: #{second.pk} x1, #{first.pk} x1"
-    assert not Query.objects.live().exists()
+    # Both ran (a timeline without a Pregate milestone is a passing failure: it waits for its
+    # retry, not for a worker).
+    assert not Query.objects.live().filter(retry_at__isnull=True).exists()
 
 
 def test_a_worker_waits_for_a_retry_due_soon_instead_of_leaving_it_to_the_sweep(

@@ -221,7 +221,7 @@ def test_a_session_the_portal_did_not_create_is_never_closed_by_it(
     assert sim.calls("/sessions/{id}") == []
 
 
-def test_a_refused_trucking_company_stops_the_remaining_checks_and_flags_the_account(
+def test_a_trucking_company_e_modal_does_not_list_stops_the_checks_and_shows_its_options(
     db: Any, sim: SimControl, task_queue: TaskQueue, settings: Any
 ) -> None:
     settings.QUERY_RETRY_BASE_SECONDS = 0
@@ -233,12 +233,16 @@ def test_a_refused_trucking_company_stops_the_remaining_checks_and_flags_the_acc
     sent = sim.calls("/check_appointments")
     assert len(sent) == 1  # the first one sent failed; the rest would fail the same way
     failed = [c for c in checks if c.outcome == AppointmentCheck.Outcome.FAILED]
-    assert len(failed) == 1 and "Trucking company" in failed[0].error
+    assert len(failed) == 1 and "Option 'K&R TRANSPORTATION' not found" in failed[0].error
     skipped = [c for c in checks if c.outcome == AppointmentCheck.Outcome.NOT_SENT]
     assert len(failed) + len(skipped) == len(checks)
     account.refresh_from_db()
-    assert "refused the account's trucking company" in account.appointment_error
-    assert any("Not checked: E-Modal's appointment page refused" in c.error for c in skipped)
+    # The field, and the options E-Modal listed.
+    assert account.appointment_error.startswith(
+        "E-Modal does not list the account's trucking company “K&R TRANSPORTATION”; ask "
+    )
+    assert "E-Modal lists: K & R TRANSPORTATION LLC, " in account.appointment_error
+    assert any("Not checked: E-Modal does not list" in c.error for c in skipped)
     assert query.appointments.exists()  # the run went on to the appointments sheet
 
     # The next run sends no check until someone fixes the account.
@@ -249,7 +253,9 @@ def test_a_refused_trucking_company_stops_the_remaining_checks_and_flags_the_acc
     admin.force_login(type(account.user).objects.create_superuser("root", "root@example.com", "pw"))
     url = reverse("admin:sessions_app_account_change", args=[account.pk])
     page = admin.get(url).content.decode()
-    assert "refused the account&#x27;s trucking company" in page
+    assert "does not list the account&#x27;s trucking company" in page
+    assert "K &amp; R TRANSPORTATION LLC" in page.split("E-Modal lists:")[1]
+    assert "the plate used is not knowable" in page
     form = {
         "user": account.user.pk,
         "emodal_username": str(account.emodal_username),
@@ -262,13 +268,6 @@ def test_a_refused_trucking_company_stops_the_remaining_checks_and_flags_the_acc
     assert account.appointment_error == ""
 
 
-@pytest.mark.xfail(
-    reason="With no recent sheet to hand back, the real server answers 500 'Excel file not found "
-    "after download' (transient per the contract's table); the portal classifies it as final "
-    "by the words 'not found' and the whole run fails, though a failed get_appointments must "
-    "not fail the run: the portal's classification must change.",
-    strict=False,
-)
 def test_an_appointments_export_that_is_another_sheet_is_never_stored_as_appointments(
     alice: Account, sim: SimControl, task_queue: TaskQueue, settings: Any
 ) -> None:

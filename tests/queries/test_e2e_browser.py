@@ -170,15 +170,16 @@ def test_a_dispatcher_runs_follows_filters_and_exports_an_availability_run(
     total = refreshed().progress_total
     assert total > 1
     expect(status).to_contain_text("Running")
-    expect(status).to_contain_text(f"0 of {total}")
+    expect(status).to_contain_text(f"1 of {total + 4} steps · 0 of {total} containers checked")
     expect(status).to_contain_text("Reading container details")
 
     # Bulk info, then the first container's slots.
     orm(run_queued_tasks, task_queue)
     expect(status).to_contain_text("Checking appointment slots")
     orm(run_queued_tasks, task_queue)
-    expect(status).to_contain_text(f"1 of {total}")
-    expect(page.locator("#query-status progress")).to_have_attribute("value", "1")
+    expect(status).to_contain_text(f"1 of {total} containers checked")
+    # Every step counts: the sheet, the details, the first check.
+    expect(page.locator("#query-status progress")).to_have_attribute("value", "3")
     shot(page, "02-running-query")
     assert page.evaluate("window.stillTheSamePage") is True
 

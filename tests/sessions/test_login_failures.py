@@ -194,9 +194,8 @@ def test_new_credentials_saved_from_an_older_object_leave_the_lease_alone(
     db: Any, sim: SimControl
 ) -> None:
     account = make_account("gus", password="wrong-password")
-    manager = SessionManager()
-    manager.wait_seconds = 2
-    with manager.lease(account):
+    manager = SessionManager(wait_seconds=2)
+    with manager.lease.hold(account):
         account.refresh_from_db()  # read while the lease is held, as a login does
     assert account.lease_token  # the object still says "held"
     update_account_credentials(account=account, password="the-right-one")

@@ -30,6 +30,7 @@ from sessions_app.upstream import (
     classify_fault,
     find_rule,
 )
+from sessions_app.upstream.errors import WrongValue
 
 from ..sim import SimControl
 
@@ -72,15 +73,14 @@ ANSWERS = [
     (401, login_failure(""), LoginFailed, T, True),
     (404, {"error": "File not found"}, UpstreamRejected, P, False),
     (404, {"error": "Session not found"}, UpstreamRejected, P, False),
-    (500, {"error": "Search failed: container not found"}, UpstreamRejected, P, False),
+    # The contract's "Error texts: final or transient": never "not found" alone.
     (
         500,
-        {"error": "Pregate status check failed: Pregate milestone not found"},
+        {"error": "Search failed: Container 'MSCU1234567' not found after scrolling"},
         UpstreamRejected,
         P,
         False,
     ),
-    (500, {"error": "Phase 1 failed - Terminal: 'TTI' not in list"}, UpstreamRejected, P, False),
     (
         500,
         {"error": "Download failed: No container data extracted"},
@@ -88,7 +88,42 @@ ANSWERS = [
         P,
         False,
     ),
-    (500, {"error": "Phase 2 failed - Truck plate: rejected"}, UpstreamRejected, P, False),
+    (
+        500,
+        {"error": "Pregate status check failed: Pregate milestone not found"},
+        UpstreamUnavailable,
+        T,
+        True,
+    ),
+    (
+        500,
+        {"error": "Expand failed: Container row not found for 'X'"},
+        UpstreamUnavailable,
+        T,
+        True,
+    ),
+    (
+        500,
+        {"error": "Timeline extraction failed: Timeline container not found"},
+        UpstreamUnavailable,
+        T,
+        True,
+    ),
+    (500, {"error": "Excel file not found after download"}, UpstreamUnavailable, T, True),
+    (
+        500,
+        {"error": "Excel download failed: Excel download button not found after trying all"},
+        UpstreamUnavailable,
+        T,
+        True,
+    ),
+    (
+        500,
+        {"error": "Search failed: Progressive search failed: Message: stale element reference"},
+        UpstreamUnavailable,
+        T,
+        True,
+    ),
     (500, {"error": "Phase 3 failed - page timeout"}, UpstreamUnavailable, T, True),
     (500, {"error": "Navigation failed: timeout"}, UpstreamUnavailable, T, True),
     (500, {"error": "Failed to allocate session capacity"}, UpstreamUnavailable, T, True),
@@ -111,6 +146,50 @@ def test_answers_are_classified_by_the_table(
     assert classified.disposition is disposition
     assert classified.retryable is retryable
     assert classified.status == status
+
+
+CHECK_ANSWERS = [
+    # (error text of a check's 500, error class): a wrong value is final, a glitch is not.
+    (
+        "Phase 1 failed - Trucking company: Option 'K & R' not found in Trucking. Available "
+        "options: K & R TRANSPORTATION LLC, California Cartage Express",
+        WrongValue,
+    ),
+    (
+        "Phase 1 failed - Terminal: Option 'ITS' not found in Terminal. Available options: ",
+        UpstreamUnavailable,
+    ),
+    ("Phase 1 failed - Trucking company: Dropdown 'Trucking' not found", UpstreamUnavailable),
+    ("Phase 2 failed - Truck plate: Truck plate field not found", UpstreamUnavailable),
+    (
+        "Phase 1 failed - Next button (after retry): Phase did not advance from 1",
+        UpstreamUnavailable,
+    ),
+    (
+        "Phase 3 failed: Appointment time dropdown not found after trying all strategies",
+        UpstreamUnavailable,
+    ),
+    ("Phase 1 failed - Terminal: Message: invalid selector: Unable to locate", UpstreamRejected),
+]
+
+
+@pytest.mark.parametrize(("text", "error"), CHECK_ANSWERS)
+def test_a_check_failure_is_final_only_for_a_wrong_value(
+    text: str, error: type[UpstreamError]
+) -> None:
+    body = {"success": False, "error": text, "current_phase": 1, "appointment_session_id": "appt_1"}
+    classified = classify_error("/check_appointments", 500, body)
+    assert type(classified) is error
+    assert classified.resume_id == "appt_1"
+    assert "appointment_session_id" not in classified.payload
+    assert "appt_1" not in str(classified)
+    if error is WrongValue:
+        assert (classified.label, classified.value) == ("Trucking", "K & R")
+        assert classified.options == "K & R TRANSPORTATION LLC, California Cartage Express"
+    # Elsewhere the same words are no verdict on a value.
+    assert type(classify_error("/get_containers", 500, body)) is UpstreamUnavailable or (
+        error is not WrongValue
+    )
 
 
 @pytest.mark.parametrize(
@@ -138,6 +217,10 @@ def test_failures_without_an_answer_are_classified_by_the_table(
 
 def test_every_row_of_the_table_is_documented_and_exercised_above() -> None:
     hit = {find_rule(status=status, body=body) for status, body, *_ in ANSWERS}
+    hit |= {
+        find_rule(status=500, body={"error": text}, endpoint="/check_appointments")
+        for text, _ in CHECK_ANSWERS
+    }
     faults = ("timeout", "connection", "not_json", "redirect", "too_large", "too_slow", "encoding")
     hit |= {find_rule(fault=fault) for fault in faults}
     assert hit == set(CLASSIFICATION)

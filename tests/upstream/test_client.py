@@ -307,14 +307,6 @@ def test_busy_session_is_evicted_by_the_eleventh_login(sim: SimControl) -> None:
         api.get_booking_number(busy, container_id="MSCU1234567")
 
 
-@pytest.mark.xfail(
-    reason="The later call's garbage is now its endpoint's real text, 'Search failed: Progressive "
-    "search failed: Message: stale element reference: stale element not found in the current "
-    "frame…' — transient per the contract's table — but the portal classifies any 5xx "
-    "containing 'not found' as UpstreamRejected (sessions_app/upstream/errors.py): the portal's "
-    "classification must change.",
-    strict=False,
-)
 def test_concurrent_calls_on_one_session_are_collisions(sim: SimControl) -> None:
     sim.configure(latencies={"get_appointments": 2_000})
     api = EModalClient(sim.url)

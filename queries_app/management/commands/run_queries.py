@@ -118,13 +118,13 @@ class Command(BaseCommand):
                     self.stdout.write(f"{account}: would start {kind}")
                 continue
             try:
-                query, created = start_query(account=account, kind=kind, params=params, batch=batch)
+                query, started = start_query(account=account, kind=kind, params=params, batch=batch)
             except ValidationError as exc:
                 bad += 1
                 self.stderr.write(f"{account}: {' '.join(exc.messages)}")
                 continue
             queries.append(query)
-            state = query.get_status_display().lower() if created else "already running"
+            state = query.get_status_display().lower() if started else "already running"
             self.stdout.write(f"{account}: query #{query.pk} {state}")
         if bad:
             raise CommandError(f"{bad} of {len(accounts)} account(s) had bad input.")

@@ -69,7 +69,7 @@
             lastHtml = data.status_html;
           }
           // Announce what changed in words, not every tick of the duration.
-          var news = data.status_label + (data.progress_total ? ": " + data.progress_done + " of " + data.progress_total : "");
+          var news = data.status_label + (data.progress_text ? ": " + data.progress_text : "");
           if (announcer && news !== lastNews) {
             if (lastNews !== null) announcer.textContent = news;
             lastNews = news;

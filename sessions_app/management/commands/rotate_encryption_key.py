@@ -54,9 +54,9 @@ class Command(BaseCommand):
             if model is Account or not fields:
                 continue
             rotated = 0
-            for pk in model.objects.values_list("pk", flat=True).order_by("pk"):
+            for pk in model._default_manager.values_list("pk", flat=True).order_by("pk"):
                 with transaction.atomic():
-                    row = model.objects.select_for_update().get(pk=pk)
+                    row = model._default_manager.select_for_update().get(pk=pk)
                     try:
                         if not dry_run:
                             row.save(update_fields=fields)
