@@ -508,11 +508,8 @@ def reread_unknown(*, now: datetime | None = None) -> int:
     due = now - timedelta(seconds=settings.BOOKING_REREAD_SECONDS)
     waiting = (
         Booking.objects.filter(state=Booking.State.UNKNOWN, reads__lt=settings.BOOKING_READS)
-        .filter(
-            Q(verify_query__isnull=True)
-            | Q(verify_query__finished_at__lt=due)
-            | Q(verify_query__finished_at__isnull=True, verify_query__created_at__lt=due)
-        )
+        # A read still live will speak for itself (the engine ends every query).
+        .filter(Q(verify_query__isnull=True) | Q(verify_query__finished_at__lt=due))
         .select_related("account")
     )
     asked = 0
