@@ -282,6 +282,9 @@ def query_progress(request: HttpRequest, pk: int) -> JsonResponse:
             "steps_percent": progress.percent,
             "seconds_left": progress.seconds_left,
             "progress_text": progress.text,
+            # Each step stores its results before the next one: a new step or item means new
+            # results to show while the run goes on.
+            "results_version": f"{query.step}:{query.progress_done}:{query.progress_total}",
             "error": query.error,
             "is_live": query.is_live,
             # The result tables are only worth reloading once the query has ended.

@@ -14,7 +14,7 @@ from containers_app import views as board_views
 from containers_app.models import Container
 from containers_app.verdict import Pickup
 from queries_app import views
-from queries_app.models import Query
+from queries_app.models import ContainerRow, Query
 from sessions_app.models import Account
 
 from .test_e2e_browser import CHROMIUM, browser_page, orm  # noqa: F401 - fixtures
@@ -127,5 +127,38 @@ def test_the_board_takes_in_a_run_s_containers_without_a_reload(
     )
     expect(page.locator("#board-live-note")).to_have_text("")
     expect(page.locator("[data-live-url]")).to_have_count(0)
+    assert page.evaluate("window.stillTheSamePage") is True
+    assert page.script_errors == []
+
+
+def test_a_run_s_page_shows_the_sheet_as_soon_as_it_is_stored(
+    live_server: Any,
+    alice: Account,
+    browser_page: Any,  # noqa: F811
+    orm: Callable[..., Any],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(views, "PROGRESS_POLL_MS", 150)
+    query = orm(
+        lambda: Query.objects.create(
+            account=alice, kind="availability", status=Query.Status.RUNNING, step="containers"
+        )
+    )
+    page = browser_page
+    log_in(page, live_server, orm, alice)
+    page.goto(f"{live_server.url}/queries/{query.pk}/")
+    expect(page.locator("#query-status")).to_contain_text("Running")
+    expect(page.locator("#containers-table")).to_have_count(0)
+    page.evaluate("window.stillTheSamePage = true")
+
+    def sheet_stored() -> None:
+        ContainerRow.objects.create(query=query, container_number="MSCU0000001")
+        Query.objects.filter(pk=query.pk).update(step="bulk_info", progress_total=1)
+
+    orm(sheet_stored)
+    # The sheet shows while the run goes on to its details.
+    expect(page.locator("#containers-table")).to_contain_text("MSCU0000001")
+    expect(page.locator("#query-status")).to_contain_text("Running")
+    expect(page.locator("#query-status")).to_contain_text("Reading container details")
     assert page.evaluate("window.stillTheSamePage") is True
     assert page.script_errors == []

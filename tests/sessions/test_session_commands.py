@@ -91,7 +91,7 @@ def test_refresh_sessions_fails_with_non_zero_exit(db: Any, sim: SimControl) -> 
     out = io.StringIO()
     with pytest.raises(CommandError, match="1 of 1 accounts failed"):
         call_command("refresh_sessions", "--all", stdout=out)
-    assert "rejected the username or password" in out.getvalue()
+    assert "refused the account's user name or password" in out.getvalue()
 
 
 def test_refresh_sessions_unknown_user(db: Any) -> None:

@@ -39,6 +39,19 @@
       .catch(function () { window.location.reload(); });
   }
 
+  // A step stored its results while the run goes on: show them now, keep following.
+  function refreshResults() {
+    return fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.text();
+      })
+      .then(function (html) {
+        replaceFrom(new DOMParser().parseFromString(html, "text/html"), "results");
+      })
+      .catch(function () { /* the next step tries again */ });
+  }
+
   function followProgress(panel) {
     var url = panel.getAttribute("data-progress-url");
     var interval = parseInt(panel.getAttribute("data-poll-ms"), 10) || 2000;
@@ -46,6 +59,8 @@
     var timer = null;
     var lastHtml = null;
     var lastNews = null;
+    // The results on the page are those of this step (see the progress endpoint).
+    var lastVersion = panel.getAttribute("data-results-version");
     var announcer = document.getElementById("progress-announcer");
 
     function schedule() {
@@ -77,6 +92,8 @@
           if (data.reload_results) {
             loadResults();
           } else {
+            if (data.results_version !== lastVersion) refreshResults();
+            lastVersion = data.results_version;
             schedule();
           }
         })
