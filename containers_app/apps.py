@@ -6,19 +6,16 @@ class ContainersAppConfig(AppConfig):
     verbose_name = "Containers board"
 
     def ready(self) -> None:
-        # The engine tells who listens that a query ended, the session manager that an
-        # account's logins stopped; the board is brought up to date by a task of its own
-        # (never in the query's path). And `run_queries --schedule` keeps its
+        # The engine tells who listens that a query ended; the board is brought up to date by
+        # a task of its own (never in the query's path). And `run_queries --schedule` keeps its
         # recurring queries in this app's model, which registers itself with queries_app
         # (queries_app does not know this app).
         from queries_app.schedules import register_scheduler
         from queries_app.signals import query_finished
-        from sessions_app.signals import logins_stopped
 
         from . import tasks  # noqa: F401  (imported before the cluster forks its workers)
-        from .receivers import on_logins_stopped, on_query_finished
+        from .receivers import on_query_finished
         from .recurring import schedule_from_command
 
         query_finished.connect(on_query_finished, dispatch_uid="containers_app.query_finished")
-        logins_stopped.connect(on_logins_stopped, dispatch_uid="containers_app.logins_stopped")
         register_scheduler(schedule_from_command)

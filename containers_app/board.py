@@ -1,8 +1,7 @@
 """Bringing the board up to date when a run ends: what the run saw is merged into each
 container's latest known state, what changed is kept as history, and what people and other
 systems may want to hear about is recorded as events — once each (stable keys) — in the
-outbox, in the merge's own transaction, with the e-mail alerts they call for (the dispatcher
-turns the events into webhook deliveries).
+outbox, in the merge's own transaction (the dispatcher turns them into e-mails and webhooks).
 
 Runs by a task (`tasks.update_board`) after the query has ended, never in the query's path.
 Each account's update holds the account's row lock, so two runs ending together are merged one
@@ -18,19 +17,16 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import connections, router, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from outbox.models import Event
 from outbox.record import record
 from outbox.vocabulary import EventType
-from queries_app.events import end_event
 from queries_app.models import AppointmentCheck, Query, QueryFile, Terminal
 from queries_app.parsing import is_hidden
 from queries_app.selectors import ACCOUNT_SECRETS
 from sessions_app.models import Account
 
-from . import alerts
 from .local_times import earliest_slot_text
 from .models import LFD_DUE_MAX_DAYS, Container, HistoryEntry
 from .money import Tariffs
@@ -388,24 +384,19 @@ def lock_account(account_id: int) -> None:
 @dataclass
 class BoardUpdate:
     events: list[Event] = field(default_factory=list)
-    alerts: list[Any] = field(default_factory=list)
     changed: int = 0
     created: int = 0
 
 
 def update_board(query_id: int, *, today: date | None = None) -> BoardUpdate:
-    """Merge an ended query into its account's board (a succeeded run) or record its failure;
-    record the events, plan the alerts; announce and send them after the commit. Running it
-    again for the same query changes and sends nothing."""
+    """Merge a succeeded run into its account's board and record the events it makes, in one
+    transaction (the outbox's dispatcher turns them into e-mails and webhooks). Running it
+    again for the same query changes and records nothing."""
     query = (
         Query.objects.select_related("account__user")
         .defer(*ACCOUNT_SECRETS, "state")
         .get(pk=query_id)
     )
-    if query.status == Query.Status.FAILED:
-        return record_failure(query)
-    if query.status == Query.Status.CANCELLED:
-        return tell_stop_left_to(query)
     if query.status != Query.Status.SUCCEEDED or query.kind not in BOARD_KINDS:
         return BoardUpdate()
     observed = observe(query)
@@ -470,11 +461,7 @@ def write(merge: Merge, *, sheet_seen_at: datetime | None) -> BoardUpdate:
     for event in merge.events.values():
         event.container = event._container
     events = record_events(list(merge.events.values()))
-    planned = alerts.plan_alerts(events, query=query)
-    after_commit(planned)
-    return BoardUpdate(
-        events=events, alerts=planned, changed=len(merge.entries), created=len(merge.created)
-    )
+    return BoardUpdate(events=events, changed=len(merge.entries), created=len(merge.created))
 
 
 def update_rows(containers: list[Container], names: list[str]) -> None:
@@ -504,97 +491,10 @@ def record_events(candidates: list[Event]) -> list[Event]:
     return record(candidates)
 
 
-def after_commit(planned: list[Any]) -> None:
-    """Once the alerts are committed, send them (they may also tell of events recorded
-    before). The events' webhooks are the dispatcher's (woken by the outbox)."""
-    if not planned:
-        return
-    alert_ids = [alert.pk for alert in planned]
-    transaction.on_commit(lambda: alerts.enqueue_sends(alert_ids))
-
-
-def record_failure(query: Query) -> BoardUpdate:
-    """A failed query's alerts: its event (recorded by the engine as it ended it), and the
-    account's credentials if that is why (once each)."""
-    account = query.account
-    at = query.finished_at or timezone.now()
-    candidates = [event for event in [end_event(query)] if event is not None]
-    if account.logins_blocked:
-        candidates.append(logins_stopped_event(account, query=query, at=at))
-    with transaction.atomic():
-        lock_account(account.pk)
-        events = record_events(candidates)
-        # The failure was recorded by the engine when the query ended, and the stop may have
-        # been recorded when the login found it and left for this run's message: one message
-        # for the run, the stop in it, never twice.
-        recorded = {event.key for event in events}
-        earlier = (
-            Event.objects.filter(key__in=[c.key for c in candidates])
-            .exclude(key__in=recorded)
-            .select_related("account")
-            .defer(*ACCOUNT_SECRETS)
-        )
-        planned = alerts.plan_alerts([*events, *earlier], query=query)
-        after_commit(planned)
-    return BoardUpdate(events=events, alerts=planned)
-
-
-def logins_stopped_event(account: Account, *, query: Query | None, at: datetime) -> Event:
-    """`account.credentials_rejected`: once per stop of the account's logins and credentials
-    (a new password or key, then rejected again, is news again)."""
-    version = int(account.credentials_changed_at.timestamp() * 1_000_000)
-    state = account.credential_state
-    suffix = "" if state == Account.CredentialState.REJECTED else f":{state}"
-    return Event(
-        key=f"{EventType.CREDENTIALS_REJECTED}:{account.pk}:{version}{suffix}",
-        type=EventType.CREDENTIALS_REJECTED,
-        account=account,
-        query=query,
-        data={"state": str(state), "reason": account.credential_error[:255]},
-        occurred_at=at,
-    )
-
-
-def record_logins_stopped(account_id: int, stopped_at: datetime) -> BoardUpdate:
-    """The account's logins stopped until a person acts, found by any login (a query's, a
-    refresh staff forced, a warm-up): recorded and announced at once. When a run of the account
-    is live or failed since the stop, the run's failure message carries it (one message per
-    run, `record_failure`); otherwise it is a message of its own."""
-    with transaction.atomic():
-        lock_account(account_id)
-        account = Account.objects.defer(*Account.SECRET_FIELDS).get(pk=account_id)
-        if not account.logins_blocked:
-            return BoardUpdate()  # fixed meanwhile
-        events = record_events([logins_stopped_event(account, query=None, at=stopped_at)])
-        runs = Query.objects.filter(account_id=account_id)
-        left_to_a_run = runs.filter(
-            Q(status__in=Query.LIVE_STATUSES)
-            | Q(status=Query.Status.FAILED, finished_at__gte=stopped_at)
-        ).exists()
-        planned = [] if left_to_a_run else alerts.plan_alerts(events, query=None)
-        after_commit(planned)
-    return BoardUpdate(events=events, alerts=planned)
-
-
-def tell_stop_left_to(query: Query) -> BoardUpdate:
-    """A run cancelled while its account's logins were stopped: the stop that was left to this
-    run's failure message (`record_logins_stopped`) is told on its own instead."""
-    account = query.account
-    if not account.logins_blocked:
-        return BoardUpdate()
-    with transaction.atomic():
-        lock_account(account.pk)
-        key = logins_stopped_event(account, query=None, at=timezone.now()).key
-        stop = Event.objects.filter(key=key).select_related("account").defer(*ACCOUNT_SECRETS)
-        planned = alerts.plan_alerts(list(stop), query=None)
-        after_commit(planned)
-    return BoardUpdate(alerts=planned)
-
-
 def record_due_dates(*, today: date | None = None) -> BoardUpdate:
-    """The day's `container.lfd_due` events of every account (those no run recorded yet), and
-    their alerts: one message per person for the lot, the overdue ones first with what they
-    cost. Run hourly; idempotent."""
+    """The day's `container.lfd_due` events of every account (those no run recorded yet): one
+    message per account and person for the lot (the e-mail channel), the overdue ones first
+    with what they cost. Run hourly; idempotent."""
     today = today or timezone.localdate()
     horizon = today + timedelta(days=LFD_DUE_MAX_DAYS)
     accounts = (
@@ -624,11 +524,8 @@ def record_due_dates(*, today: date | None = None) -> BoardUpdate:
             for event in merge.events.values():
                 event.container = event._container
             events = record_events(list(merge.events.values()))
-            planned = alerts.plan_alerts(events, query=None)
-            after_commit(planned)
         total.events += events
-        total.alerts += planned
     return total
 
 
-__all__ = ["BOARD_KINDS", "record_due_dates", "record_logins_stopped", "update_board"]
+__all__ = ["BOARD_KINDS", "record_due_dates", "update_board"]

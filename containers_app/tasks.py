@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db import transaction
+
+from queries_app.events import record_logins_stopped as record_stop
+
 from . import alerts, board, recurring
 
 
 def update_board(query_id: int) -> str:
-    """A query ended: bring its account's board up to date, record and announce its events,
-    plan and send their alerts."""
+    """A run succeeded: bring its account's board up to date and record its events."""
     done = board.update_board(query_id)
-    return f"{done.changed} changed, {done.created} new, {len(done.events)} events, " + (
-        f"{len(done.alerts)} alerts"
-    )
+    return f"{done.changed} changed, {done.created} new, {len(done.events)} events"
 
 
 def record_logins_stopped(account_id: int, stopped_at: datetime) -> str:
-    """An account's logins stopped (its credentials rejected, or too many failed logins)."""
-    done = board.record_logins_stopped(account_id, stopped_at)
-    return f"{len(done.events)} events, {len(done.alerts)} alerts"
+    """(Tasks enqueued before the stop was recorded where it happens: record it now.)"""
+    with transaction.atomic():
+        events = record_stop(account_id, at=stopped_at)
+    return f"{len(events)} events"
 
 
 def send_alert(alert_id: int) -> str:
@@ -36,7 +38,7 @@ def record_due_dates() -> str:
     """Hourly (a schedule made by migration): the day's last-free-day-due events and alerts of
     containers no run has looked at today."""
     done = board.record_due_dates()
-    return f"{len(done.events)} due-date events, {len(done.alerts)} alerts"
+    return f"{len(done.events)} due-date events"
 
 
 def run_recurring_query(run_id: int) -> str:

@@ -18,6 +18,6 @@ browser_freed = Signal()
 # Sent when the portal stops logging an account in until a person acts: E-Modal rejected its
 # username or password (`state` "rejected"), or logins failed too often in a row ("key_suspect",
 # "login_failing"). Keyword arguments: `account_id`, `state`, `reason` (readable, never a
-# secret). Sent once per stop, from the process whose login found it, after the account's row
-# says so. Receivers must not raise.
+# secret). Sent once per stop, from the process whose login found it, inside the transaction
+# that makes the account's row say so. Receivers must not raise.
 logins_stopped = Signal()

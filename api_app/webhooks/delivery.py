@@ -8,7 +8,7 @@ if its endpoint has not answered any delivery with success since that delivery w
 it has been failing for the whole retry schedule — the endpoint is disabled, its pending
 deliveries are dropped, and its owner is told by e-mail.
 
-A delivery is claimed with a conditional UPDATE before it is sent, so two workers never send
+A delivery is claimed (`portal.claims`) before it is sent, so two workers never send
 it at once, and a delivered one is never sent again. (A worker killed between the receiver's
 answer and the commit leaves it to be sent once more: the receiver sees the same
 `webhook-id` and drops it, as the spec asks of receivers.)
@@ -17,7 +17,6 @@ answer and the commit leaves it to be sent once more: the receiver sees the same
 from __future__ import annotations
 
 import logging
-import secrets
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -27,6 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from portal.claims import CLAIM, new_token
 from sessions_app.fields import SecretUnreadable
 
 from ..models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
@@ -58,17 +58,11 @@ def signed_headers(secret: str, event_id: str, body: str, at: datetime) -> dict[
 
 
 def claim(delivery_id: int, now: datetime) -> str | None:
-    token = secrets.token_hex(16)
-    won = (
-        WebhookDelivery.objects.filter(
-            Q(claim_token="") | Q(claim_expires_at__lt=now),
-            pk=delivery_id,
-            status=WebhookDelivery.Status.PENDING,
-            next_attempt_at__lte=now,
-        ).update(claim_token=token, claim_expires_at=now + timedelta(seconds=claim_seconds()))
-        == 1
+    token = new_token()
+    due = WebhookDelivery.objects.filter(
+        pk=delivery_id, status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now
     )
-    return token if won else None
+    return token if CLAIM.take(due, token=token, seconds=claim_seconds(), now=now) else None
 
 
 def deliver(delivery_id: int, *, now: datetime | None = None) -> str:
@@ -80,11 +74,11 @@ def deliver(delivery_id: int, *, now: datetime | None = None) -> str:
     delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
     endpoint = delivery.endpoint
     if not endpoint.enabled and not delivery.is_test:
-        WebhookDelivery.objects.filter(pk=delivery_id, claim_token=token).update(
+        CLAIM.give_back(
+            WebhookDelivery.objects.filter(pk=delivery_id),
+            token=token,
             status=WebhookDelivery.Status.CANCELLED,
             error="The endpoint is disabled.",
-            claim_token="",
-            claim_expires_at=None,
             next_attempt_at=None,
             finished_at=now,
         )
@@ -115,13 +109,13 @@ def record(
         status, next_at = WebhookDelivery.Status.PENDING, finished + timedelta(seconds=delay)
     disabled = False
     with transaction.atomic():
-        updated = WebhookDelivery.objects.filter(pk=delivery.pk, claim_token=token).update(
+        updated = CLAIM.give_back(
+            WebhookDelivery.objects.filter(pk=delivery.pk),
+            token=token,
             status=status,
             attempts=number,
             next_attempt_at=next_at,
             enqueued_at=None,
-            claim_token="",
-            claim_expires_at=None,
             response_code=answer.status,
             error=answer.error,
             finished_at=None if next_at else finished,
@@ -223,7 +217,7 @@ def due_deliveries(now: datetime, limit: int = 500) -> list[int]:
             next_attempt_at__lte=now,
         )
         .filter(Q(enqueued_at=None) | Q(enqueued_at__lt=lost))
-        .filter(Q(claim_token="") | Q(claim_expires_at__lt=now))
+        .filter(CLAIM.free(now))
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )

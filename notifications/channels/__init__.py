@@ -10,7 +10,7 @@ from typing import Protocol
 
 from outbox.models import Event
 
-from . import webhook
+from . import email, webhook
 
 
 class Channel(Protocol):
@@ -21,4 +21,4 @@ class Channel(Protocol):
         ...
 
 
-CHANNELS: list[Channel] = [webhook.CHANNEL]
+CHANNELS: list[Channel] = [email.CHANNEL, webhook.CHANNEL]

@@ -1,6 +1,6 @@
-"""Claims: a runner holds a query for a step with a conditional UPDATE (one runner at a time;
-a dead runner's claim expires, a live one's is renewed while its step runs), gives it back, or
-hands it to the broker between steps."""
+"""Claims: a runner holds a query for a step (`portal.claims`: one runner at a time; a dead
+runner's claim expires, a live one's is renewed while its step runs), gives it back, or hands
+it to the broker between steps."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
@@ -17,6 +17,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from portal.claims import CLAIM
 from sessions_app.services import drop_broken_connections
 
 from ..models import Query
@@ -63,9 +64,7 @@ def _renew(query_id: int, token: str, stop: threading.Event) -> None:
     try:
         while not stop.wait(seconds / 4):
             try:
-                kept = Query.objects.filter(pk=query_id, claim_token=token).update(
-                    claim_expires_at=timezone.now() + timedelta(seconds=seconds)
-                )
+                kept = CLAIM.renew(Query.objects.filter(pk=query_id), token=token, seconds=seconds)
             except DatabaseError as exc:
                 # The next renewal tries again: three more before the claim lapses.
                 logger.warning("Query %s: claim not renewed this time: %s", query_id, exc)
@@ -90,23 +89,23 @@ def claim(query_id: int, token: str, now: datetime, *, account_checked: bool = F
     """Claim the query for a step. Unless the caller has just seen its account free (the
     choice of the next step does), no other runner may hold a query of the same account: a
     scheduling rule — the account's lease is what keeps calls on one browser one at a time."""
-    free = Q(claim_token="") | Q(claim_expires_at__lt=now)
     not_waiting = Q(retry_at__isnull=True) | Q(retry_at__lte=now)
     claimable = Query.objects.filter(
-        free, not_waiting, pk=query_id, status__in=Query.LIVE_STATUSES
+        not_waiting, pk=query_id, status__in=Query.LIVE_STATUSES
     ).exclude(step=DONE)
     if not account_checked:
         claimable = claimable.exclude(_account_busy(token, now))
-    claimed = claimable.update(
-        claim_token=token,
-        claim_expires_at=now + timedelta(seconds=claim_seconds()),
+    return CLAIM.take(
+        claimable,
+        token=token,
+        seconds=claim_seconds(),
+        now=now,
         retry_at=None,
         waiting_for="",
         status=Query.Status.RUNNING,
         attempts=F("attempts") + 1,
         started_at=Coalesce(F("started_at"), Value(now)),
     )
-    return claimed == 1
 
 
 def load(query_id: int) -> Query:
@@ -115,9 +114,7 @@ def load(query_id: int) -> Query:
 
 def give_back(query_id: int, token: str) -> None:
     try:
-        Query.objects.filter(pk=query_id, claim_token=token).update(
-            claim_token="", claim_expires_at=None
-        )
+        CLAIM.give_back(Query.objects.filter(pk=query_id), token=token)
     except Exception:
         logger.exception("Query %s: could not give back its claim; it expires", query_id)
 
@@ -126,9 +123,7 @@ def release(query: Query, token: str) -> None:
     """Give the query back to the broker between two steps."""
     now = timezone.now()
     with transaction.atomic():
-        if Query.objects.filter(pk=query.pk, claim_token=token).update(
-            claim_token="", claim_expires_at=None, enqueued_at=now
-        ):
+        if CLAIM.give_back(Query.objects.filter(pk=query.pk), token=token, enqueued_at=now):
             enqueue_step(query_id=query.pk)
 
 

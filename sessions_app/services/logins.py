@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -202,21 +203,23 @@ class Logins:
 
 
 def stop_logins(account: Account, state: str, reason: str) -> None:
-    """No more logins for the account until a person acts: its row says so first, then whoever
-    listens (the board's alerts) is told; a listener's failure never fails the login."""
+    """No more logins for the account until a person acts: its row says so, and whoever listens
+    (the stop's event) is told in the same transaction; a listener's failure never fails the
+    login."""
     now = timezone.now()
-    Account.objects.filter(pk=account.pk).update(
-        credential_state=state, credential_error=reason, logins_stopped_at=now
-    )
-    account.credential_state, account.credential_error = state, reason
-    account.logins_stopped_at = now
-    for receiver, error in logins_stopped.send_robust(
-        sender=Account, account_id=account.pk, state=str(state), reason=reason
-    ):
-        if isinstance(error, Exception):
-            logger.error(
-                "%r failed on logins stopped for account %s: %r", receiver, account.pk, error
-            )
+    with transaction.atomic():
+        Account.objects.filter(pk=account.pk).update(
+            credential_state=state, credential_error=reason, logins_stopped_at=now
+        )
+        account.credential_state, account.credential_error = state, reason
+        account.logins_stopped_at = now
+        for receiver, error in logins_stopped.send_robust(
+            sender=Account, account_id=account.pk, state=str(state), reason=reason
+        ):
+            if isinstance(error, Exception):
+                logger.error(
+                    "%r failed on logins stopped for account %s: %r", receiver, account.pk, error
+                )
 
 
 def may_have_spent_captcha(exc: UpstreamError) -> bool:

@@ -22,6 +22,7 @@ from api_app.models import WebhookDelivery, WebhookEndpoint
 from api_app.tasks import sweep_webhooks
 from api_app.webhooks.delivery import deliver
 from api_app.webhooks.endpoints import create_endpoint
+from containers_app.models import AlertPreference
 from sessions_app.models import Account
 
 from ..outbox import announce
@@ -53,8 +54,9 @@ def test_a_failing_receiver_is_retried_on_schedule_then_the_endpoint_is_disabled
     alice: Account, receiver: Receiver, settings: Any, task_queue: TaskQueue
 ) -> None:
     settings.WEBHOOK_RETRY_SECONDS = [60, 120]
-    alice.user.email = "alice@example.com"
+    alice.user.email = "alice@example.com"  # (told when the endpoint is disabled; no alerts)
     alice.user.save()
+    AlertPreference.objects.create(user=alice.user, channel=AlertPreference.Channel.OFF)
     endpoint, secret = create_endpoint(user=alice.user, url=receiver.url, events=[LFD])
     receiver.status = 500
     announce([lfd_event(alice)])
