@@ -12,6 +12,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SIM_PORT ?= 5010
 SIM_TIME_SCALE ?= 0.1
+SIM_GLITCH_RATE ?= 0
 
 .PHONY: run serve sim test lint types format venv bench clean
 
@@ -32,7 +33,7 @@ serve: $(STAMP)
 	exec $(PY) scripts/serve.py
 
 sim: $(STAMP)
-	exec $(PY) -m emodal_sim --host 127.0.0.1 --port $(SIM_PORT) --time-scale $(SIM_TIME_SCALE)
+	exec $(PY) -m emodal_sim --host 127.0.0.1 --port $(SIM_PORT) --time-scale $(SIM_TIME_SCALE) --glitch-rate $(SIM_GLITCH_RATE)
 
 test: $(STAMP)
 	DEBUG=true $(PY) -m pytest $(PYTEST_ARGS)

@@ -106,6 +106,8 @@ class Booking(models.Model):
         QueryFile, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     verified_at = models.DateTimeField(null=True, blank=True)
+    # Appointments reads asked for this booking (an unknown outcome is read again, a few times).
+    reads = models.PositiveSmallIntegerField(default=0)
     appointment_number = models.CharField(max_length=40, blank=True)
     settled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -387,6 +387,7 @@ def send_booking(booking_id: int, *, manager: SessionManager | None = None) -> s
         }
         if verify:
             changes["verify_query"], _ = start_query(account=booking.account, kind="appointments")
+            changes["reads"] = 1
         Booking.objects.filter(pk=booking_id).update(**changes, updated_at=timezone.now())
         if outcome.state == Booking.State.UNKNOWN:
             _tell_container(booking_id)
@@ -498,6 +499,27 @@ def _same_booking(booking: Booking, row: AppointmentRow) -> bool:
     return bool(date and day == date.group(0) and text in slot)
 
 
+def reread_unknown(*, now: datetime | None = None) -> int:
+    """Unknown outcomes are read again: a read of the account's appointments for each unknown
+    booking whose last read ended BOOKING_REREAD_SECONDS ago, up to BOOKING_READS reads in
+    all (then it waits for a person, or for anyone's read). The first read often meets the
+    browser still busy with the late answer. Returns how many reads were asked for."""
+    now = now or timezone.now()
+    due = now - timedelta(seconds=settings.BOOKING_REREAD_SECONDS)
+    waiting = (
+        Booking.objects.filter(state=Booking.State.UNKNOWN, reads__lt=settings.BOOKING_READS)
+        # A read still live will speak for itself (the engine ends every query).
+        .filter(Q(verify_query__isnull=True) | Q(verify_query__finished_at__lt=due))
+        .select_related("account")
+    )
+    asked = 0
+    for booking in waiting:
+        with transaction.atomic():
+            query, _ = start_query(account=booking.account, kind="appointments")
+            asked += _move(booking, Booking.State.UNKNOWN, verify_query=query, reads=F("reads") + 1)
+    return asked
+
+
 def sending_too_long() -> int:
     """Bookings sent whose answer never came back (the worker died mid-call): unknown, and a
     read of the appointments asked for. Returns how many."""
@@ -516,6 +538,7 @@ def sending_too_long() -> int:
                 answered_at=timezone.now(),
                 answer={"error": "no answer recorded (the worker stopped)"},
                 verify_query=query,
+                reads=F("reads") + 1,
                 note=UNKNOWN_NOTE,
             )
     return count

@@ -37,7 +37,10 @@ def query_ended(query_id: int) -> str:
 
 
 def sweep_bookings() -> str:
-    return f"{services.sending_too_long()} booking(s) without an answer made unknown"
+    """Every minute: bookings whose answer was lost made unknown, unknown ones read again."""
+    lost = services.sending_too_long()
+    reads = services.reread_unknown()
+    return f"{lost} booking(s) without an answer made unknown; {reads} read(s) asked for"
 
 
 def on_query_finished(query: Query, **kwargs: Any) -> None:

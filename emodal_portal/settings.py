@@ -285,6 +285,10 @@ BOOKING_SLOT_MAX_AGE_SECONDS = env.int("BOOKING_SLOT_MAX_AGE_SECONDS", default=3
 # A booking sent this long ago with no answer recorded lost its worker mid-call: its outcome
 # is unknown (the sweep says so and asks for a read of the appointments).
 BOOKING_ANSWER_LOST_SECONDS = env.int("BOOKING_ANSWER_LOST_SECONDS", default=Q_TIMEOUT + 60)
+# An unknown outcome is read again (the account's appointments) this long after its last read,
+# up to BOOKING_READS reads in all; then it waits for a person or anyone's read.
+BOOKING_REREAD_SECONDS = env.int("BOOKING_REREAD_SECONDS", default=600)
+BOOKING_READS = env.int("BOOKING_READS", default=4)
 
 # A worker runs steps back to back for at most this long, then hands what is left to the
 # broker (a task must end well within Q_TIMEOUT, whatever its last step takes). 0: one step

@@ -115,6 +115,8 @@ def main() -> int:
         sim_port = env.int("SIM_PORT", default=5010)
         # At 0.1 a demo availability run over a dozen containers takes about a minute and a half.
         sim_time_scale = env.float("SIM_TIME_SCALE", default=0.1)
+        # The share of upstream calls that meet an everyday glitch (0: none).
+        sim_glitch_rate = env.float("SIM_GLITCH_RATE", default=0.0)
         upstream = env.list("EMODAL_API_URLS", default=[]) or [
             env.str("EMODAL_API_URL", default="")
         ]
@@ -154,6 +156,8 @@ def main() -> int:
                         str(sim_port),
                         "--time-scale",
                         str(sim_time_scale),
+                        "--glitch-rate",
+                        str(sim_glitch_rate),
                     ],
                     extra_env,
                 )

@@ -17,7 +17,8 @@ from containers_app.words import describe_change
 from emodal_sim import DEFAULT_LATENCIES
 from outbox.models import Event
 from outbox.vocabulary import EventType
-from queries_app.services import start_query
+from queries_app.models import Query
+from queries_app.services import cancel_query, start_query
 
 from ..sim import SimControl
 from ..taskqueue import TaskQueue, run_queued_tasks, run_through_retries
@@ -147,12 +148,23 @@ def test_a_timeout_is_unknown_with_no_second_request_and_a_later_read_settles_it
     booking.refresh_from_db()
     assert booking.state == Booking.State.UNKNOWN, booking.note
     assert len(booking_calls(sim)) == 1
-    # Once the server has answered, the next read of the appointments settles it.
+    # Once the server has answered, the next read of the appointments settles it: the sweep
+    # asks for one BOOKING_REREAD_SECONDS after the last.
     sim.wait_for(lambda: booking_calls(sim)[0]["end"] is not None)
-    read, _ = start_query(account=board.account, kind="appointments")
-    assert read.pk != first_read
+    # (The first read waits for its retry; here it is cancelled, so that the sweep's read is
+    # the next one.) A live read is left to speak for itself; an ended one is followed by
+    # another BOOKING_REREAD_SECONDS later.
+    assert services.reread_unknown() == 0
+    cancel_query(query=Query.objects.get(pk=first_read))
+    run_queued_tasks(task_queue, until=lambda: task_queue.size() == 0)
+    assert services.reread_unknown() == 0  # too soon
+    later = timezone.now() + timedelta(seconds=settings.BOOKING_REREAD_SECONDS + 1)
+    assert services.reread_unknown(now=later) == 1
+    booking.refresh_from_db()
+    assert booking.verify_query_id != first_read and booking.reads == 2
+    read = booking.verify_query_id
     booking = settle(task_queue, booking, Booking.State.BOOKED)
-    assert booking.verify_query_id == read.pk
+    assert booking.verify_query_id == read
     container.refresh_from_db()
     assert container.appointment == booking.slot
     assert container.history.filter(change=HistoryEntry.Change.BOOKING).count() == 2
