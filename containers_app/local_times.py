@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
-from queries_app.models import Terminal, terminal_zone
+from queries_app.models import Terminal
 from queries_app.parsing import parse_slot_start
+from queries_app.terminal_zones import terminal_zone
 
 
 def earliest_slot_text(texts: list[str]) -> str:

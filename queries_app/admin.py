@@ -5,12 +5,11 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
@@ -28,6 +27,7 @@ from .models import (
     QueryFile,
     Terminal,
 )
+from .query_page_admin import query_page_urls
 from .registry import get_kind
 from .services import TriggerLimitReached, cancel_query, rerun_query, start_query
 from .views import PROGRESS_POLL_MS
@@ -139,12 +139,7 @@ class QueryAdmin(admin.ModelAdmin):
         return False  # queries start from the account actions, the pages or the command
 
     def get_urls(self) -> list[Any]:
-        wrap = self.admin_site.admin_view
-        return [
-            path("<id:pk>/cancel/", wrap(self.cancel_one), name="queries_app_query_cancel"),
-            path("<id:pk>/rerun/", wrap(self.rerun_one), name="queries_app_query_rerun"),
-            *super().get_urls(),
-        ]
+        return [*query_page_urls(self), *super().get_urls()]
 
     def change_view(
         self,
@@ -153,63 +148,13 @@ class QueryAdmin(admin.ModelAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        query = self.get_object(request, object_id)
         context = {
             **(extra_context or {}),
-            "query": query,
+            "query": self.get_object(request, object_id),
             "may_run": self.has_run_query_permission(request),
             "poll_ms": PROGRESS_POLL_MS,
         }
         return super().change_view(request, object_id, form_url, context)
-
-    def _one(self, request: HttpRequest, pk: int) -> Query:
-        if request.method != "POST":
-            raise PermissionDenied("A POST only.")
-        if not self.has_run_query_permission(request):
-            raise PermissionDenied("Needs the permission to start queries for any account.")
-        query = self.get_object(request, str(pk))
-        if query is None:
-            raise Http404("No such query.")
-        return query
-
-    def cancel_one(self, request: HttpRequest, pk: int) -> HttpResponse:
-        query = self._one(request, pk)
-        if cancel_query(query=query):
-            log_action(request, query, "Cancelled")
-            query.refresh_from_db(fields=["status"])
-            if query.status == Query.Status.CANCELLED:
-                self.message_user(request, f"Query #{query.pk} is cancelled.", messages.SUCCESS)
-            else:
-                self.message_user(
-                    request,
-                    f"Query #{query.pk} stops once the step in progress has finished.",
-                    messages.SUCCESS,
-                )
-        else:
-            self.message_user(request, f"Query #{query.pk} had already ended.", messages.WARNING)
-        return redirect("admin:queries_app_query_change", query.pk)
-
-    def rerun_one(self, request: HttpRequest, pk: int) -> HttpResponse:
-        query = self._one(request, pk)
-        try:
-            new, created = rerun_query(query=query, started_by=request.user)
-        except ValidationError as exc:
-            self.message_user(request, f"{query}: {' '.join(exc.messages)}", messages.ERROR)
-            return redirect("admin:queries_app_query_change", query.pk)
-        except TriggerLimitReached as limit:
-            self.message_user(request, limit.readable(), messages.ERROR)
-            return redirect("admin:queries_app_query_change", query.pk)
-        if created:
-            log_action(request, new, f"Re-run of query #{query.pk}", ADDITION)
-            self.message_user(request, f"Started query #{new.pk}.", messages.SUCCESS)
-        else:
-            self.message_user(
-                request,
-                f"Query #{new.pk} of this kind was already running for the account: nothing "
-                "new started.",
-                messages.WARNING,
-            )
-        return redirect("admin:queries_app_query_change", new.pk)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -4,10 +4,9 @@ import hashlib
 import json
 from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -15,6 +14,7 @@ from django.utils import timezone
 from sessions_app.models import Account
 
 from .registry import kind_choices
+from .terminal_zones import TERMINAL_TIME_ZONE, terminal_zone, validate_time_zone
 
 
 def params_key(params: dict[str, Any]) -> str:
@@ -388,27 +388,6 @@ class ContainerChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.container_number} {self.change}"
-
-
-# Where the terminals E-Modal serves mostly are (Los Angeles / Long Beach).
-TERMINAL_TIME_ZONE = "America/Los_Angeles"
-
-
-def validate_time_zone(value: str) -> None:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(
-            "Not a time zone name (e.g. America/Los_Angeles, America/New_York)."
-        ) from None
-
-
-def terminal_zone(time_zone: str | None) -> ZoneInfo:
-    """A terminal's zone (Pacific for one the portal does not know)."""
-    try:
-        return ZoneInfo(time_zone or TERMINAL_TIME_ZONE)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(TERMINAL_TIME_ZONE)
 
 
 class TerminalQuerySet(models.QuerySet["Terminal"]):

@@ -13,11 +13,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.timesince import timesince
 from django.utils.translation import ngettext
 
+from portal.claims import CLAIM
 from sessions_app.models import Account
 
 from .engine import announce_end, enqueue_step
@@ -166,16 +166,13 @@ def cancel_query(*, query: Query) -> bool:
     now = timezone.now()
     with transaction.atomic():
         stopped = Query.objects.filter(
-            Q(claim_token="") | Q(claim_expires_at__lt=now),
-            pk=query.pk,
-            status__in=Query.LIVE_STATUSES,
+            CLAIM.free(now), pk=query.pk, status__in=Query.LIVE_STATUSES
         ).update(
             status=Query.Status.CANCELLED,
             finished_at=now,
             error="Cancelled.",
-            claim_token="",
-            claim_expires_at=None,
             retry_at=None,
+            **CLAIM.released(),
         )
         if stopped:
             record_end(query.pk)

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from portal.claims import CLAIM
 from sessions_app.services import drop_broken_connections
 
 from ..events import record_end
@@ -96,7 +97,7 @@ def write_outcome(
             attempts=F("attempts") + 1,
         )
     else:
-        changes.update(claim_token="", claim_expires_at=None, enqueued_at=now)
+        changes.update(**CLAIM.released(), enqueued_at=now)
     try:
         with transaction.atomic():
             if Query.objects.filter(pk=query.pk, claim_token=token).update(**changes) != 1:
@@ -144,8 +145,11 @@ def wait(query: Query, token: str, reason: str) -> str:
     """The step was not tried (the upstream's breaker is open, or the captcha budget is
     spent): come back later without counting it against the step's tries."""
     retry_at = timezone.now() + timedelta(seconds=settings.QUERY_RETRY_BASE_SECONDS)
-    Query.objects.filter(pk=query.pk, claim_token=token).update(
-        claim_token="", claim_expires_at=None, retry_at=retry_at, waiting_for=reason[:255]
+    CLAIM.give_back(
+        Query.objects.filter(pk=query.pk),
+        token=token,
+        retry_at=retry_at,
+        waiting_for=reason[:255],
     )
     return "waiting"
 
@@ -155,9 +159,9 @@ def failed_for_now(query: Query, token: str, step: str, reason: str) -> str:
     if failures < MAX_STEP_FAILURES:
         delay = min(settings.QUERY_RETRY_BASE_SECONDS * 2 ** (failures - 1), 600)
         retry_at = timezone.now() + timedelta(seconds=delay * random.uniform(0.8, 1.2))  # noqa: S311
-        Query.objects.filter(pk=query.pk, claim_token=token).update(
-            claim_token="",
-            claim_expires_at=None,
+        CLAIM.give_back(
+            Query.objects.filter(pk=query.pk),
+            token=token,
             step_failures=failures,
             retry_at=retry_at,
             error=f"Retrying after: {reason}"[:2000],
@@ -173,17 +177,17 @@ def failed_for_now(query: Query, token: str, step: str, reason: str) -> str:
 
 def finish(query: Query, token: str, status: str, error: str) -> None:
     with transaction.atomic():
-        count = Query.objects.filter(pk=query.pk, claim_token=token).update(
+        ended = CLAIM.give_back(
+            Query.objects.filter(pk=query.pk),
+            token=token,
             status=status,
             error=error[:2000],
             finished_at=timezone.now(),
-            claim_token="",
-            claim_expires_at=None,
             retry_at=None,
         )
-        if count:
+        if ended:
             record_end(query.pk)
-    if count:
+    if ended:
         query_ended(query)
 
 

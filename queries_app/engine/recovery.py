@@ -12,6 +12,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from portal.claims import CLAIM
+
 from ..events import record_end
 from ..models import Query
 from .claims import enqueue_step, requeue, wake_waiting_queries
@@ -48,11 +50,11 @@ def sweep_queries(*, now: datetime | None = None) -> dict[str, int]:
         failures = query.step_failures + 1
         if failures >= MAX_STEP_FAILURES:
             with transaction.atomic():
-                ended = Query.objects.filter(pk=query.pk, claim_token=query.claim_token).update(
+                ended = CLAIM.give_back(
+                    Query.objects.filter(pk=query.pk),
+                    token=query.claim_token,
                     status=Query.Status.FAILED,
                     finished_at=now,
-                    claim_token="",
-                    claim_expires_at=None,
                     error=f"The worker running step “{query.step}” stopped {failures} times; "
                     "giving up.",
                 )
@@ -63,8 +65,11 @@ def sweep_queries(*, now: datetime | None = None) -> dict[str, int]:
             counts["failed"] += ended
             continue
         with transaction.atomic():
-            released = Query.objects.filter(pk=query.pk, claim_token=query.claim_token).update(
-                claim_token="", claim_expires_at=None, step_failures=failures, enqueued_at=now
+            released = CLAIM.give_back(
+                Query.objects.filter(pk=query.pk),
+                token=query.claim_token,
+                step_failures=failures,
+                enqueued_at=now,
             )
             if released:
                 enqueue_step(query_id=query.pk)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import parsing
-from ..models import AppointmentCheck, Terminal, terminal_zone
+from ..models import AppointmentCheck, Terminal
+from ..terminal_zones import terminal_zone
 
 Outcome = AppointmentCheck.Outcome
 CALENDAR_NOT_FOUND = "E-Modal did not find the calendar: availability unknown."

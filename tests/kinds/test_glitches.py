@@ -143,3 +143,30 @@ def test_a_browser_a_held_workflow_is_about_to_close_is_replaced_before_new_work
     assert sim.stats()["poisoned_browsers"] == 0
     sessions = {c["session_id"] for c in check_calls(sim)[2:]}
     assert len(sessions) == 1 and check_calls(sim)[0]["session_id"] not in sessions
+
+
+def test_a_single_check_that_glitches_twice_fails_saying_so_after_one_resume(
+    alice: Account, sim: SimControl, task_queue: TaskQueue, sim_server: Any
+) -> None:
+    from emodal_sim.data import containers_for
+
+    rows = containers_for(str(alice.emodal_username), sim_server.config)
+    number = next(r["Container #"] for r in rows if r["Trade Type"] == "IMPORT")
+    sim.glitch("/check_appointments", "dropdown_missing", step="move", count=2)
+    params = {
+        "container_type": "import",
+        "container_id": number,
+        "terminal": "TTI",
+        "move_type": "PICK FULL",
+    }
+    query = run_through_retries(
+        start_query(account=alice, kind="appointment_check", params=params)[0], task_queue
+    )
+    assert query.status == Query.Status.FAILED
+    assert query.error == (
+        "Appointment check failed: E-Modal's page failed (and its resume): Phase 1 failed - "
+        "Move type: Dropdown 'Move' not found"
+    )
+    assert [c["resumed"] for c in check_calls(sim)] == [False, True]
+    alice.refresh_from_db()
+    assert alice.appointment_error == "" and alice.held_workflows == 1
