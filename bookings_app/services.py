@@ -31,7 +31,7 @@ from queries_app.models import AppointmentCheck, AppointmentRow, Query, QueryFil
 from queries_app.services import TriggerLimitReached, start_query
 from sessions_app.models import Account
 from sessions_app.services import SessionManager
-from sessions_app.upstream import CircuitOpen, EModalClient, UpstreamError
+from sessions_app.upstream import CircuitOpen, EModalClient, UpstreamError, UpstreamTimeout
 
 from .models import Booking
 
@@ -345,6 +345,7 @@ def send_booking(booking_id: int, *, manager: SessionManager | None = None) -> s
     call_seconds = client.timeouts["make_appointment"] * client.timeout_scale + 30
     outcome: Outcome
     answer: dict[str, Any]
+    busy = False
     try:
         body = manager.run(booking.account, book, call_seconds=call_seconds)
     except NotResent:
@@ -363,6 +364,9 @@ def send_booking(booking_id: int, *, manager: SessionManager | None = None) -> s
     except UpstreamError as error:
         answer = {"status": error.status, "error": error.readable(), **_kept(error.payload)}
         outcome = _failure_outcome(error, sent=bool(sent))
+        # No answer in time: the server goes on with the booking in that browser for minutes
+        # more, and a read now would drive the same browser at once. The sweep reads later.
+        busy = isinstance(error, UpstreamTimeout)
     except Exception as error:  # noqa: BLE001 - whatever broke, the request may have left
         logger.exception("booking %s: the call broke", booking_id)
         answer = {"error": type(error).__name__}
@@ -377,7 +381,7 @@ def send_booking(booking_id: int, *, manager: SessionManager | None = None) -> s
             Booking.State.SENDING,
             "E-Modal answered 200 (which proves nothing): reading the account's appointments.",
         )
-    verify = outcome.state in (Booking.State.SENDING, Booking.State.UNKNOWN)
+    verify = outcome.state in (Booking.State.SENDING, Booking.State.UNKNOWN) and not busy
     with transaction.atomic():
         changes: dict[str, Any] = {
             "state": outcome.state,
@@ -501,15 +505,18 @@ def _same_booking(booking: Booking, row: AppointmentRow) -> bool:
 
 def reread_unknown(*, now: datetime | None = None) -> int:
     """Unknown outcomes are read again: a read of the account's appointments for each unknown
-    booking whose last read ended BOOKING_REREAD_SECONDS ago, up to BOOKING_READS reads in
-    all (then it waits for a person, or for anyone's read). The first read often meets the
-    browser still busy with the late answer. Returns how many reads were asked for."""
+    booking whose last read ended BOOKING_REREAD_SECONDS ago (or, after a timeout, which has
+    no read of its own at once, whose answer was given up that long ago), up to BOOKING_READS
+    reads in all; then it waits for a person, or for anyone's read. Returns how many reads
+    were asked for."""
     now = now or timezone.now()
     due = now - timedelta(seconds=settings.BOOKING_REREAD_SECONDS)
     waiting = (
         Booking.objects.filter(state=Booking.State.UNKNOWN, reads__lt=settings.BOOKING_READS)
         # A read still live will speak for itself (the engine ends every query).
-        .filter(Q(verify_query__isnull=True) | Q(verify_query__finished_at__lt=due))
+        .filter(
+            Q(verify_query__isnull=True, answered_at__lt=due) | Q(verify_query__finished_at__lt=due)
+        )
         .select_related("account")
     )
     asked = 0

@@ -199,3 +199,38 @@ def test_no_entry_point_sends_without_a_confirmation(
     run_queued_tasks(task_queue, until=lambda: task_queue.size() == 0)
     assert make_calls(sim) == 0
     assert sim.bookings() == []
+
+
+def test_staff_settle_an_unknown_outcome_in_the_admin(
+    board: Board, sim: SimControl, task_queue: TaskQueue, staff: Any, settings: Any
+) -> None:
+    api = api_client(board.account.user)
+    pk = api.post(
+        "/api/v1/bookings/", {"container_number": board.number}, content_type="application/json"
+    ).json()["id"]
+    booking = settle(task_queue, Booking.objects.get(pk=pk), Booking.State.CHOOSE_SLOT)
+    settings.EMODAL_TIMEOUT_SCALE = 0.002  # a booking's read timeout of 0.6 s
+    sim.fault("/make_appointment", mode="delay", delay=2_000)
+    api.post(
+        f"/api/v1/bookings/{pk}/confirm/",
+        {"slot": booking.slots[0]},
+        content_type="application/json",
+    )
+    booking = settle(task_queue, booking, Booking.State.UNKNOWN)
+    settings.EMODAL_TIMEOUT_SCALE = 1.0
+    # While unknown it blocks another booking of the container (it may have booked).
+    again = api.post(
+        "/api/v1/bookings/", {"container_number": board.number}, content_type="application/json"
+    )
+    assert (again.status_code, again.json()["id"]) == (200, pk)
+    admin = browser(staff)
+    changelist = admin.get("/admin/bookings_app/booking/?state__exact=unknown")
+    assert board.number in changelist.content.decode()
+    admin.post(
+        "/admin/bookings_app/booking/", {"action": "settle_booked", "_selected_action": [pk]}
+    )
+    booking.refresh_from_db()
+    assert booking.state == Booking.State.BOOKED and booking.settled_by == staff
+    assert "Settled by charlie" in booking.note
+    assert api.get(f"/api/v1/bookings/{pk}/").json()["state"] == "booked"
+    assert make_calls(sim) == 1
