@@ -24,8 +24,8 @@ from outbox.record import record
 from outbox.vocabulary import EventType
 from queries_app.models import AppointmentCheck, Query, QueryFile, Terminal
 from queries_app.parsing import is_hidden
-from queries_app.selectors import ACCOUNT_SECRETS
 from sessions_app.models import Account
+from sessions_app.secret_names import account_secrets
 
 from .local_times import earliest_slot_text
 from .models import LFD_DUE_MAX_DAYS, Container, HistoryEntry
@@ -394,7 +394,7 @@ def update_board(query_id: int, *, today: date | None = None) -> BoardUpdate:
     again for the same query changes and records nothing."""
     query = (
         Query.objects.select_related("account__user")
-        .defer(*ACCOUNT_SECRETS, "state")
+        .defer(*account_secrets("account"), "state")
         .get(pk=query_id)
     )
     if query.status != Query.Status.SUCCEEDED or query.kind not in BOARD_KINDS:
