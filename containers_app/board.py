@@ -24,8 +24,9 @@ from outbox.record import record
 from outbox.vocabulary import EventType
 from queries_app.models import AppointmentCheck, Query, QueryFile, Terminal
 from queries_app.parsing import is_hidden
-from queries_app.selectors import ACCOUNT_SECRETS
+from queries_app.terminal_rule import operators_terminal
 from sessions_app.models import Account
+from sessions_app.secret_names import account_secrets
 
 from .local_times import earliest_slot_text
 from .models import LFD_DUE_MAX_DAYS, Container, HistoryEntry
@@ -102,9 +103,13 @@ def terminal_code(container: Container) -> str:
     """Where the container is picked up or dropped, by the operators' rule (the availability
     run's): an export, or an import through pregate, at its Origin; another import at its
     Destination; else where it is now."""
-    through_origin = container.trade_type == "EXPORT" or bool(container.passed_pregate)
-    code = container.origin if through_origin else container.destination
-    code = code or container.current_location
+    code = operators_terminal(
+        trade_type=container.trade_type,
+        passed_pregate=container.passed_pregate,
+        origin=container.origin,
+        destination=container.destination,
+        current_location=container.current_location,
+    )
     # A masked cell (`*****`) names no terminal.
     return "" if not code or is_hidden(code) else code[:20]
 
@@ -394,7 +399,7 @@ def update_board(query_id: int, *, today: date | None = None) -> BoardUpdate:
     again for the same query changes and records nothing."""
     query = (
         Query.objects.select_related("account__user")
-        .defer(*ACCOUNT_SECRETS, "state")
+        .defer(*account_secrets("account"), "state")
         .get(pk=query_id)
     )
     if query.status != Query.Status.SUCCEEDED or query.kind not in BOARD_KINDS:
