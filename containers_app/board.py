@@ -24,6 +24,7 @@ from outbox.record import record
 from outbox.vocabulary import EventType
 from queries_app.models import AppointmentCheck, Query, QueryFile, Terminal
 from queries_app.parsing import is_hidden
+from queries_app.registry import Feed, board_feed
 from queries_app.terminal_rule import operators_terminal
 from sessions_app.models import Account
 from sessions_app.secret_names import account_secrets
@@ -36,8 +37,6 @@ from .verdict import NEEDS_PICKUP, container_verdict, left_terminal, needs_picku
 logger = logging.getLogger(__name__)
 
 # Kinds whose results say something about the account's containers.
-SHEET_KINDS = {"containers", "availability"}
-BOARD_KINDS = SHEET_KINDS | {"bulk_info", "timeline", "booking_number", "appointment_check"}
 
 # The containers sheet's fields kept on the board.
 SHEET_FIELDS = (
@@ -127,9 +126,10 @@ class Observed:
 
 def observe(query: Query) -> Observed:
     seen_at = query.finished_at or timezone.now()
+    feed = board_feed(query.kind)
     sheet = None
     sheet_seen_at = seen_at
-    if query.kind in SHEET_KINDS:
+    if Feed.SHEET in feed:
         sheet = {
             row["container_number"]: row
             for row in query.containers.values("container_number", *SHEET_FIELDS)
@@ -141,18 +141,26 @@ def observe(query: Query) -> Observed:
             .first()
         )
         sheet_seen_at = stored or seen_at
-    details = {
-        info["container_number"]: info
-        for info in query.infos.filter(success=True).values(
-            "container_number", "passed_pregate", "booking_number", "milestones"
-        )
-    }
-    checks = {
-        check["container_number"]: check
-        for check in query.checks.exclude(container_number="")
-        .filter(outcome__in=INFORMATIVE_CHECKS)
-        .values("container_number", "outcome", "slot_count", "earliest_slot", "slot_texts")
-    }
+    details = (
+        {
+            info["container_number"]: info
+            for info in query.infos.filter(success=True).values(
+                "container_number", "passed_pregate", "booking_number", "milestones"
+            )
+        }
+        if Feed.DETAILS in feed
+        else {}
+    )
+    checks = (
+        {
+            check["container_number"]: check
+            for check in query.checks.exclude(container_number="")
+            .filter(outcome__in=INFORMATIVE_CHECKS)
+            .values("container_number", "outcome", "slot_count", "earliest_slot", "slot_texts")
+        }
+        if Feed.CHECKS in feed
+        else {}
+    )
     return Observed(sheet, sheet_seen_at, seen_at, details, checks)
 
 
@@ -402,7 +410,7 @@ def update_board(query_id: int, *, today: date | None = None) -> BoardUpdate:
         .defer(*account_secrets("account"), "state")
         .get(pk=query_id)
     )
-    if query.status != Query.Status.SUCCEEDED or query.kind not in BOARD_KINDS:
+    if query.status != Query.Status.SUCCEEDED or not board_feed(query.kind):
         return BoardUpdate()
     observed = observe(query)
     today = today or timezone.localdate()
@@ -533,4 +541,4 @@ def record_due_dates(*, today: date | None = None) -> BoardUpdate:
     return total
 
 
-__all__ = ["BOARD_KINDS", "record_due_dates", "update_board"]
+__all__ = ["record_due_dates", "update_board"]
