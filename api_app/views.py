@@ -44,6 +44,7 @@ from containers_app.table import parse_sort as parse_board_sort
 from containers_app.table import sort_rows as sort_board
 from emodal_portal.ids import id_error, parse_id
 from queries_app import access
+from queries_app.access import NO_ACCOUNT_MESSAGE
 from queries_app.models import Query
 from queries_app.registry import all_kinds
 from queries_app.selectors import (
@@ -54,7 +55,6 @@ from queries_app.selectors import (
 )
 from queries_app.services import cancel_query, start_query
 from queries_app.tables import sort_containers
-from queries_app.views import NO_ACCOUNT_MESSAGE
 
 from .errors import error_body
 from .models import WebhookDelivery, WebhookEndpoint
