@@ -8,4 +8,8 @@ class ApiAppConfig(AppConfig):
     def ready(self) -> None:
         # The schema extensions register themselves on import. (Webhooks are sent for the
         # outbox's events by the notifications dispatcher.)
-        from . import schema  # noqa: F401
+        from portal.errors import answer_errors_under
+
+        from . import errors, schema  # noqa: F401
+
+        answer_errors_under(errors.API_PREFIX, errors.ANSWERS)

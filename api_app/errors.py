@@ -3,7 +3,8 @@
 DRF's own errors (validation, authentication, permission, throttling, 404, 405) pass through
 `exception_handler`; the service layer's `ValidationError` and `TriggerLimitReached` too. What
 happens outside a DRF view (an unknown path, a crash, a refused request body) reaches Django's
-error handlers, which answer JSON for /api/ paths and the usual pages elsewhere.
+error handlers (`portal.errors`), which answer /api/ paths with the JSON answers below
+(registered when the app is ready) and show the usual pages elsewhere.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
-from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from emodal_portal.ids import id_error, parse_id
+from portal.errors import ErrorAnswers
 from queries_app.services import TriggerLimitReached
 
 logger = logging.getLogger(__name__)
@@ -128,11 +129,7 @@ def _rate() -> str:
     return f"{settings.API_RATE_LIMIT} per {settings.API_RATE_WINDOW_SECONDS} seconds"
 
 
-# -- Django's handlers (urls.py: handler400, handler403, handler404, handler500) ---------------
-
-
-def is_api(request: HttpRequest) -> bool:
-    return request.path.startswith(API_PREFIX)
+# -- Django's handlers for /api/ paths (`portal.errors`, registered in apps.py) --------------
 
 
 def _json(status_code: int, code: str, message: str) -> JsonResponse:
@@ -140,20 +137,16 @@ def _json(status_code: int, code: str, message: str) -> JsonResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if is_api(request):
-        return _json(400, "bad_request", "The request could not be read (too large, or malformed).")
-    return defaults.bad_request(request, exception)
+    return _json(400, "bad_request", "The request could not be read (too large, or malformed).")
 
 
 def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if is_api(request):
-        message = (
-            str(exception)
-            if isinstance(exception, PermissionDenied) and str(exception)
-            else ("You may not do this.")
-        )
-        return _json(403, "permission_denied", message)
-    return defaults.permission_denied(request, exception)
+    message = (
+        str(exception)
+        if isinstance(exception, PermissionDenied) and str(exception)
+        else ("You may not do this.")
+    )
+    return _json(403, "permission_denied", message)
 
 
 def _id_out_of_range(path: str) -> str | None:
@@ -174,20 +167,18 @@ def _id_out_of_range(path: str) -> str | None:
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if is_api(request):
-        wrong = _id_out_of_range(request.path)
-        if wrong is not None:
-            return _json(400, "invalid", id_error("in the path", wrong))
-        message = f"No such API path: {request.path}."
-        if not request.path.endswith("/"):
-            try:
-                match = resolve(request.path + "/")
-            except Resolver404:
-                match = None
-            if match is not None and match.url_name != NOT_FOUND_URL_NAME:
-                message += f" API paths end with a slash: {request.path}/"
-        return _json(404, "not_found", message)
-    return defaults.page_not_found(request, exception)
+    wrong = _id_out_of_range(request.path)
+    if wrong is not None:
+        return _json(400, "invalid", id_error("in the path", wrong))
+    message = f"No such API path: {request.path}."
+    if not request.path.endswith("/"):
+        try:
+            match = resolve(request.path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.url_name != NOT_FOUND_URL_NAME:
+            message += f" API paths end with a slash: {request.path}/"
+    return _json(404, "not_found", message)
 
 
 def api_not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
@@ -197,6 +188,12 @@ def api_not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    if is_api(request):
-        return _json(500, "server_error", SERVER_ERROR)
-    return defaults.server_error(request)
+    return _json(500, "server_error", SERVER_ERROR)
+
+
+ANSWERS = ErrorAnswers(
+    bad_request=bad_request,
+    permission_denied=permission_denied,
+    page_not_found=page_not_found,
+    server_error=server_error,
+)

@@ -3,9 +3,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from api_app import errors as api_errors
 from ops_app.health import healthz
 from ops_app.metrics import metrics_view
+from portal import errors
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="containers:board", permanent=False), name="home"),
@@ -33,8 +33,8 @@ urlpatterns = [
     path("integrations/", include("api_app.page_urls")),
 ]
 
-# JSON answers under /api/, the usual pages elsewhere.
-handler400 = api_errors.bad_request
-handler403 = api_errors.permission_denied
-handler404 = api_errors.page_not_found
-handler500 = api_errors.server_error
+# The usual pages; JSON under /api/ (the API registers its answers with portal.errors).
+handler400 = errors.bad_request
+handler403 = errors.permission_denied
+handler404 = errors.page_not_found
+handler500 = errors.server_error

@@ -3,12 +3,13 @@ way back; the 500 page needs no database and no login, and the CSRF failure page
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from django.test import Client, RequestFactory
 
-from api_app.errors import server_error
+from portal.errors import server_error
 
 PORTAL_LOOK = ('<link rel="stylesheet" href="/static/portal/base.css">', "<header>")
 
@@ -70,3 +71,13 @@ def test_the_500_page_needs_no_database_and_no_login() -> None:
     response = server_error(RequestFactory().get("/queries/"))
     assert response.status_code == 500
     assert_portal_look(response.content.decode(), "Something went wrong")
+
+
+def test_the_api_answers_its_own_errors_in_json_and_the_pages_stay_html() -> None:
+    # No django_db mark: the 500 answers need no database either.
+    factory = RequestFactory()
+    api = server_error(factory.get("/api/v1/containers/"))
+    assert api.status_code == 500 and api["Content-Type"] == "application/json"
+    assert json.loads(api.content)["code"] == "server_error"
+    page = server_error(factory.get("/containers/"))
+    assert page.status_code == 500 and page["Content-Type"].startswith("text/html")
