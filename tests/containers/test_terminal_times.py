@@ -17,7 +17,7 @@ from containers_app.models import Container
 from containers_app.verdict import Pickup
 from queries_app.kinds.answers import read_answer
 from queries_app.models import AppointmentCheck, Query, Terminal
-from queries_app.parsing import available_slots
+from queries_app.slots import available_slots
 from queries_app.views import TIMEZONE_SESSION_KEY
 from sessions_app.models import Account
 
