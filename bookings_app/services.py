@@ -24,6 +24,7 @@ from django_q.tasks import async_task
 
 from containers_app import alerts
 from containers_app.models import Container, HistoryEntry
+from containers_app.verdict import NEEDS_PICKUP
 from outbox.models import Event
 from outbox.record import record
 from outbox.vocabulary import EventType
@@ -150,8 +151,12 @@ def start_booking(*, user: Any, account: Account, container_number: str) -> tupl
         raise BookingRefused("The account has no trucking company or truck plate to book with.")
     if account.appointment_error:
         raise BookingRefused(f"E-Modal refused the account's details: {account.appointment_error}")
+    # A container the board says still needs its pickup is booked as one, whatever move its
+    # last check asked about; any other keeps the check's move (an empty's return).
     check = latest_check(container)
     move_type = check.move_type if check is not None and check.move_type else PICKUP
+    if container.pickup in NEEDS_PICKUP:
+        move_type = PICKUP
     try:
         with transaction.atomic():
             booking = Booking.objects.create(

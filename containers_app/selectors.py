@@ -11,13 +11,12 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from queries_app import access
 from queries_app.models import AppointmentCheck, ContainerInfo, ContainerRow, Query
 from sessions_app.models import Account, AccountQuerySet
+from sessions_app.secret_names import account_secrets
 
 from .board import BOARD_KINDS
 from .models import VIEW_CONTAINERS, Container, RecurringRun, Watch
 from .money import ZERO, Tariffs
 from .verdict import NEEDS_PICKUP, Pickup
-
-ACCOUNT_SECRETS = [f"account__{name}" for name in Account.SECRET_FIELDS]
 
 
 def sees_all(user: Any) -> bool:
@@ -30,7 +29,7 @@ def visible_containers(user: Any) -> QuerySet[Container]:
     return (
         Container.objects.visible_to(user)
         .select_related("terminal", "account__user")
-        .defer(*ACCOUNT_SECRETS)
+        .defer(*account_secrets("account"))
         .annotate(watched=Exists(Watch.objects.filter(user=user, container=OuterRef("pk"))))
     )
 
@@ -49,7 +48,7 @@ def recurring_runs(user: Any) -> QuerySet[RecurringRun]:
     return (
         RecurringRun.objects.filter(account__in=manageable_accounts(user).values("pk"))
         .select_related("account__user")
-        .defer(*ACCOUNT_SECRETS)
+        .defer(*account_secrets("account"))
         # What the last run says though it succeeded (e.g. its appointments not read).
         .annotate(last_query_notes=F("last_query__notes"))
         .order_by("account__user__username", "kind", "id")

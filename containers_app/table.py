@@ -308,7 +308,7 @@ class BoardTable:
             )
         if row.appointment:
             slot = f'<span class="appointment">Appointment {esc(row.appointment)}</span> {slot}'
-        elif self.may_book and row.slot_count and row.trade_type == "IMPORT" and not row.gone_at:
+        elif self.may_book and row.slot_count and row.pickup in NEEDS_PICKUP and not row.gone_at:
             account = f'<input type="hidden" name="account" value="{row.account_id}">'
             slot += (
                 f'<form method="post" action="{esc(reverse("bookings:start"))}" '

@@ -17,34 +17,45 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 
+from django.apps import apps
 from django.core.files.storage import default_storage
 from django.db import connection, models, transaction
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from queries_app.models import (
-    AppointmentCheck,
-    AppointmentRow,
-    ContainerChange,
-    ContainerInfo,
-    ContainerRow,
-    Query,
-    QueryFile,
-)
+from queries_app.models import Query, QueryFile, QueryResult
 
 logger = logging.getLogger(__name__)
 
-# In this order: a check refers to its screenshot (a QueryFile), so checks go before files.
-RESULT_MODELS: tuple[type[models.Model], ...] = (
-    ContainerChange,
-    AppointmentCheck,
-    AppointmentRow,
-    ContainerInfo,
-    ContainerRow,
-    QueryFile,
-)
+
+@cache
+def result_models() -> tuple[type[models.Model], ...]:
+    """Every model of a query's results (`QueryResult`), each before the results it points to
+    (a check refers to its screenshot, a QueryFile: checks go before files)."""
+    remaining = [model for model in apps.get_models() if issubclass(model, QueryResult)]
+    remaining.sort(key=lambda model: model._meta.label)
+    ordered: list[type[models.Model]] = []
+    while remaining:
+        # Next: a model no other remaining one points to.
+        free = next(
+            model
+            for model in remaining
+            if not any(
+                field.related_model is model
+                for other in remaining
+                if other is not model
+                for field in other._meta.concrete_fields
+                if field.is_relation
+            )
+        )
+        ordered.append(free)
+        remaining.remove(free)
+    return tuple(ordered)
+
+
 BATCH_SIZE = 2000
 # Queries whose rows are looked for together (the IN list of each batch's SELECT).
 QUERY_CHUNK = 500
@@ -224,7 +235,7 @@ def prune_results(
     report = PruneReport(cutoff=cutoff, dry_run=dry_run)
     query_ids = prunable_query_ids(cutoff=cutoff, keep_last=keep_last)
     report.queries = len(query_ids)
-    for model in RESULT_MODELS:
+    for model in result_models():
         name = model._meta.db_table
         average = _average_row_bytes(model)
         if dry_run:

@@ -155,7 +155,15 @@ class Query(models.Model):
         return int(100 * self.progress_done / self.progress_total)
 
 
-class QueryFile(models.Model):
+class QueryResult(models.Model):
+    """What a query produced (a row with a `query` key to it): retention deletes it with its
+    query's results (`ops_app.retention.result_models` finds every subclass)."""
+
+    class Meta:
+        abstract = True
+
+
+class QueryFile(QueryResult):
     """A file the upstream produced for a query (sheet, screenshot), kept with it."""
 
     class Kind(models.TextChoices):
@@ -183,7 +191,7 @@ class QueryFile(models.Model):
         return self.name
 
 
-class ContainerRow(models.Model):
+class ContainerRow(QueryResult):
     """One row of the containers sheet, typed."""
 
     # No index of its own: the unique (query, …) index below starts with it, and a second
@@ -226,7 +234,7 @@ class ContainerRow(models.Model):
         return self.container_number
 
 
-class ContainerInfo(models.Model):
+class ContainerInfo(QueryResult):
     """What the upstream said about one container: bulk info, a timeline or a booking
     number. A per-container failure is kept here with its reason."""
 
@@ -259,7 +267,7 @@ class ContainerInfo(models.Model):
         return self.container_number
 
 
-class AppointmentCheck(models.Model):
+class AppointmentCheck(QueryResult):
     """Available appointment slots for one container (nothing is ever booked)."""
 
     class Outcome(models.TextChoices):
@@ -327,7 +335,7 @@ class AppointmentCheck(models.Model):
         return self.get_outcome_display()
 
 
-class AppointmentRow(models.Model):
+class AppointmentRow(QueryResult):
     """One row of the account's appointments sheet."""
 
     # No index of its own: the unique (query, …) index below starts with it, and a second
@@ -356,7 +364,7 @@ class AppointmentRow(models.Model):
         return self.appointment_number or f"row {self.row_number}"
 
 
-class ContainerChange(models.Model):
+class ContainerChange(QueryResult):
     """What changed for one container since the account's previous successful query of
     the same kind."""
 

@@ -10,11 +10,9 @@ from typing import Any
 from django.db.models import Exists, JSONField, OuterRef, QuerySet, Subquery
 
 from sessions_app.models import Account
+from sessions_app.secret_names import account_secrets
 
 from .models import AppointmentCheck, ContainerChange, ContainerRow, Query
-
-# Pages name an account, never show its secrets: leaving them unloaded spares decrypting them.
-ACCOUNT_SECRETS = [f"account__{name}" for name in Account.SECRET_FIELDS]
 
 
 def own_account(user: Any) -> Account | None:
@@ -27,7 +25,7 @@ def visible_queries(user: Any) -> QuerySet[Query]:
     return (
         Query.objects.visible_to(user)
         .select_related("account__user")
-        .defer("state", *ACCOUNT_SECRETS)
+        .defer("state", *account_secrets("account"))
     )
 
 

@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .fields import SecretCharField, UndecryptableSecret
+from .secret_names import ACCOUNT_SECRET_FIELDS
 
 
 class AccountQuerySet(models.QuerySet["Account"]):
@@ -121,7 +122,7 @@ class Account(models.Model):
     def __str__(self) -> str:
         return self.user.get_username()
 
-    SECRET_FIELDS = ("emodal_username", "password", "captcha_api_key", "session_id")
+    SECRET_FIELDS = tuple(ACCOUNT_SECRET_FIELDS)
     # States in which no login is tried (nothing spent) until someone acts.
     BLOCKING_STATES = (
         CredentialState.REJECTED,

@@ -13,6 +13,7 @@ from outbox.models import Event
 from outbox.vocabulary import EventType
 from queries_app.models import Query, Terminal
 from queries_app.parsing import is_hidden
+from queries_app.terminal_rule import operators_terminal
 from sessions_app.models import Account
 
 from ..local_times import earliest_slot_text
@@ -42,9 +43,13 @@ def terminal_code(container: Container) -> str:
     """Where the container is picked up or dropped, by the operators' rule (the availability
     run's): an export, or an import through pregate, at its Origin; another import at its
     Destination; else where it is now."""
-    through_origin = container.trade_type == "EXPORT" or bool(container.passed_pregate)
-    code = container.origin if through_origin else container.destination
-    code = code or container.current_location
+    code = operators_terminal(
+        trade_type=container.trade_type,
+        passed_pregate=container.passed_pregate,
+        origin=container.origin,
+        destination=container.destination,
+        current_location=container.current_location,
+    )
     # A masked cell (`*****`) names no terminal.
     return "" if not code or is_hidden(code) else code[:20]
 

@@ -16,8 +16,8 @@ from django.utils import timezone
 from outbox.models import Event
 from outbox.record import record
 from queries_app.models import Query
-from queries_app.selectors import ACCOUNT_SECRETS
 from sessions_app.models import Account
+from sessions_app.secret_names import account_secrets
 
 from ..models import LFD_DUE_MAX_DAYS, Container, HistoryEntry
 from ..money import Tariffs
@@ -78,7 +78,7 @@ def update_board(query_id: int, *, today: date | None = None) -> BoardUpdate:
     again for the same query changes and records nothing."""
     query = (
         Query.objects.select_related("account__user")
-        .defer(*ACCOUNT_SECRETS, "state")
+        .defer(*account_secrets("account"), "state")
         .get(pk=query_id)
     )
     if query.status != Query.Status.SUCCEEDED or query.kind not in BOARD_KINDS:

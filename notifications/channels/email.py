@@ -21,8 +21,8 @@ from outbox.models import Event
 from outbox.vocabulary import EventType
 from queries_app.events import logins_stopped_event
 from queries_app.models import Query
-from queries_app.selectors import ACCOUNT_SECRETS
 from sessions_app.models import Account
+from sessions_app.secret_names import account_secrets
 
 
 def current_stop(account: Account, at: datetime) -> list[Event]:
@@ -30,7 +30,9 @@ def current_stop(account: Account, at: datetime) -> list[Event]:
     if not account.logins_blocked:
         return []
     key = logins_stopped_event(account, query_id=None, at=at).key
-    return list(Event.objects.filter(key=key).select_related("account").defer(*ACCOUNT_SECRETS))
+    return list(
+        Event.objects.filter(key=key).select_related("account").defer(*account_secrets("account"))
+    )
 
 
 def left_to_a_run(account_id: int, stopped_at: datetime) -> bool:
@@ -74,7 +76,7 @@ class EmailChannel:
         groups: dict[tuple[int, int | None], list[Event]] = defaultdict(list)
         for event in events:
             groups[event.account_id, event.query_id].append(event)
-        queries = Query.objects.defer(*ACCOUNT_SECRETS, "state").in_bulk(
+        queries = Query.objects.defer(*account_secrets("account"), "state").in_bulk(
             {query_id for _, query_id in groups if query_id}
         )
         accounts = Account.objects.defer(*Account.SECRET_FIELDS).in_bulk(

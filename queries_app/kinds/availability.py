@@ -16,6 +16,7 @@ from ..engine.steps import Outcome, QueryFailed, StepContext
 from ..models import ContainerInfo, Query
 from ..registry import QueryKind, Step, register
 from ..results import TERMINAL_FIELDS
+from ..terminal_rule import operators_terminal
 from .appointments import SHEET_SECONDS as APPOINTMENTS_SECONDS
 from .appointments import read_appointments
 from .bulk_info import SECONDS_PER_CONTAINER, read_bulk_info
@@ -76,25 +77,30 @@ def bulk_info(ctx: StepContext) -> Outcome:
 
 def plan_check(candidate: dict[str, Any], info: ContainerInfo | None) -> dict[str, Any]:
     """Move type and terminal for one container, as operators decide them: an import not
-    through pregate is picked up full at its Destination; one through pregate drops its empty
-    at its Origin; an export drops full at its Origin; each falls back to Current Loc when that
-    cell is empty. The terminal is kept as a code: it is named when the check runs."""
-    current = candidate.get("current_location", "")
+    through pregate is picked up full, one through pregate drops its empty, an export drops
+    full; the terminal by `operators_terminal`. The terminal is kept as a code: it is named
+    when the check runs."""
+    through_pregate = bool(info and info.passed_pregate)
+    terminal = operators_terminal(
+        trade_type=candidate["trade_type"],
+        passed_pregate=through_pregate,
+        origin=candidate["origin"],
+        destination=candidate["destination"],
+        current_location=candidate.get("current_location", ""),
+    )
     if candidate["trade_type"] == "EXPORT":
         return {
             "container": candidate["container"],
             "container_type": "export",
             "move_type": "DROP FULL",
-            "terminal_code": candidate["origin"] or current,
+            "terminal_code": terminal,
             "booking_number": info.booking_number if info else "",
         }
-    through_pregate = bool(info and info.passed_pregate)
-    terminal = candidate["origin"] if through_pregate else candidate["destination"]
     return {
         "container": candidate["container"],
         "container_type": "import",
         "move_type": "DROP EMPTY" if through_pregate else "PICK FULL",
-        "terminal_code": terminal or current,
+        "terminal_code": terminal,
         "booking_number": "",
         "line": candidate.get("line", ""),
         "equip_size": candidate.get("size_type", ""),

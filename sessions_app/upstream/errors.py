@@ -19,6 +19,7 @@ from typing import Any, ClassVar, TypeVar
 from django.conf import settings
 
 from ..redaction import redact
+from ..secret_names import UPSTREAM_SECRET_NAMES
 
 T = TypeVar("T")
 
@@ -66,7 +67,7 @@ class UpstreamError(Exception):
         self.status = status
         self.details = redact(details)
         # Extra fields of the error body (current_phase, error_message, ...), secrets removed.
-        self.payload = {k: v for k, v in (payload or {}).items() if k not in _SECRET_FIELDS}
+        self.payload = {k: v for k, v in (payload or {}).items() if k not in UPSTREAM_SECRET_NAMES}
         # A failed check's held workflow, which a check can resume (a bearer token like the
         # session id: kept out of the text and the payload).
         self.resume_id = str((payload or {}).get("appointment_session_id") or "")
@@ -176,14 +177,6 @@ class AnswerTooLarge(UpstreamUnavailable):
 class FileTooLarge(AnswerTooLarge):
     """A file download exceeded the configured size limit (EMODAL_MAX_DOWNLOAD_BYTES)."""
 
-
-_SECRET_FIELDS = {
-    "session_id",
-    "appointment_session_id",
-    "password",
-    "captcha_api_key",
-    "username",
-}
 
 # The page's words for a value its dropdown does not list (L2544-2552), with the list: a list
 # with nothing after the colon had not loaded (transient; see `CLASSIFICATION`).

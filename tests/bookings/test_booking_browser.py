@@ -49,7 +49,7 @@ def test_a_dispatcher_books_a_slot_from_the_container_page(
     page.click("input[type=submit]")
     expect(page).to_have_url(f"{live_server.url}/containers/")
 
-    # The board's row of an import with slots offers it; the container's page too.
+    # The board's row of a container to pick up, with slots, offers it; the container's page too.
     row = page.locator("#board-table tbody tr", has=page.locator(f"th >> text={number}"))
     expect(row.locator("button.book")).to_have_text("Book a slot")
     page.goto(f"{live_server.url}/containers/{number}/")
@@ -75,7 +75,7 @@ def test_a_dispatcher_books_a_slot_from_the_container_page(
     values = page.locator("#sent-values").inner_text()
     for label in ("Container", "Terminal", "Move type", "Trucking company", "Truck plate"):
         assert label in values
-    assert number in values and booker.truck_plate in values
+    assert number in values and booker.truck_plate in values and "PICK FULL" in values
     assert booker.trucking_company in values
     shot(page, "15-booking-confirmation")
     assert sim.calls("/make_appointment") == []

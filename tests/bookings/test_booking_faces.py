@@ -234,3 +234,30 @@ def test_staff_settle_an_unknown_outcome_in_the_admin(
     assert "Settled by charlie" in booking.note
     assert api.get(f"/api/v1/bookings/{pk}/").json()["state"] == "booked"
     assert make_calls(sim) == 1
+
+
+@pytest.mark.django_db
+def test_bad_input_is_a_readable_refusal_never_a_500(booker: Any, sim: SimControl) -> None:
+    api, page = api_client(booker.user), browser(booker.user)
+    for body in (
+        {},
+        {"container_number": ["MSCU1234567"]},
+        {"container_number": "X" * 300},
+        {"container_number": "MSCU1234567", "account": "abc"},
+        {"container_number": "NOTONBOARD1"},
+    ):
+        answer = api.post("/api/v1/bookings/", body, content_type="application/json")
+        assert answer.status_code == 400, (body, answer.content)
+    assert api.post("/api/v1/bookings/", "{", content_type="application/json").status_code == 400
+    assert api.post("/api/v1/bookings/1/confirm/", {"slot": "x"}).status_code == 404
+    assert api.get("/api/v1/bookings/99999999999999999999/").status_code == 400  # not an id
+    for form in (
+        {},
+        {"container_number": "NOTONBOARD1", "account": "abc"},
+        {"container_number": "A" * 99},
+    ):
+        answer = page.post("/bookings/start/", form, follow=True)
+        assert answer.status_code in (200, 404), form
+    assert page.get("/bookings/99999/").status_code == 404
+    assert not Booking.objects.exists()
+    assert make_calls(sim) == 0

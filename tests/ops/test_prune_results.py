@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
+from django.db import models
 from django.db.models import Sum
 from django.utils import timezone
 from django_q.models import Schedule
@@ -19,7 +21,7 @@ from django_q.models import Schedule
 from ops_app import tasks
 from ops_app.models import UpstreamCallStat
 from ops_app.recording import add_duration
-from ops_app.retention import RESULT_MODELS, prune_results
+from ops_app.retention import prune_results, result_models
 from queries_app.checks import check_stored_schedules
 from queries_app.models import (
     AppointmentCheck,
@@ -77,7 +79,8 @@ def make_query(
 
 def result_counts(query: Query) -> dict[str, int]:
     return {
-        model._meta.model_name: model.objects.filter(query=query).count() for model in RESULT_MODELS
+        model._meta.model_name: model.objects.filter(query=query).count()
+        for model in result_models()
     }
 
 
@@ -209,3 +212,25 @@ def test_the_daily_schedule_is_installed_and_follows_the_settings(
     settings.RESULTS_KEEP_LAST = 0
     assert tasks.prune_results().startswith("16 rows and 1 files")
     assert result_counts(old) == EMPTY
+
+
+def test_every_table_of_a_querys_results_is_pruned() -> None:
+    """A result table joins the prune by being a `QueryResult`: every model whose rows die with
+    their query is one, each is pruned, and before any result it points to."""
+    cascading = {
+        model
+        for model in apps.get_models()
+        for key in model._meta.concrete_fields
+        if key.is_relation
+        and key.related_model is Query
+        and key.remote_field.on_delete is models.CASCADE
+    }
+    ordered = list(result_models())
+    assert set(ordered) == cascading
+    report = prune_results(older_than_days=0, dry_run=True)
+    assert set(report.tables) == {model._meta.db_table for model in cascading}
+    for model in ordered:
+        assert model._meta.get_field("query").related_model is Query
+        for key in model._meta.concrete_fields:
+            if key.is_relation and key.related_model in ordered and key.related_model is not model:
+                assert ordered.index(key.related_model) > ordered.index(model)
