@@ -2,19 +2,9 @@
 live in `queries_app.services`, `queries_app.access` and `api_app.webhooks.endpoints`. One
 module per resource, as the views (`errors` holds the one shape of every error)."""
 
-from .accounts import (
-    AccountSerializer,
-    KindParamSerializer,
-    KindSerializer,
-)
-from .containers import (
-    BoardContainerSerializer,
-    ContainerDetailSerializer,
-    HistoryEntrySerializer,
-)
-from .errors import (
-    ErrorSerializer,
-)
+from .accounts import AccountSerializer, KindParamSerializer, KindSerializer
+from .containers import BoardContainerSerializer, ContainerDetailSerializer, HistoryEntrySerializer
+from .errors import ErrorSerializer
 from .queries import (
     AppointmentSerializer,
     ChangeRowSerializer,

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import (
-    extend_schema,
-)
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,13 +12,8 @@ from rest_framework.views import APIView
 from queries_app import access
 from queries_app.registry import all_kinds
 
-from ..serializers import (
-    AccountSerializer,
-    KindSerializer,
-)
-from .common import (
-    errors,
-)
+from ..serializers import AccountSerializer, KindSerializer
+from .common import errors
 
 
 @extend_schema(tags=["accounts"], responses={200: AccountSerializer(many=True), **errors()})

@@ -9,10 +9,7 @@ from django.conf import settings
 from django.db.models import F, QuerySet
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    extend_schema,
-)
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, generics
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,16 +25,8 @@ from containers_app.table import SORTS as BOARD_SORTS
 from containers_app.table import parse_sort as parse_board_sort
 from containers_app.table import sort_rows as sort_board
 
-from ..serializers import (
-    BoardContainerSerializer,
-    ContainerDetailSerializer,
-)
-from .common import (
-    PAGE_PARAMETERS,
-    ContainerPagination,
-    account_param,
-    errors,
-)
+from ..serializers import BoardContainerSerializer, ContainerDetailSerializer
+from .common import PAGE_PARAMETERS, ContainerPagination, account_param, errors
 
 # What each of the board page's filters means, said for an API caller.
 BOARD_PARAMETER_TEXT = {

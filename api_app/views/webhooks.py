@@ -28,12 +28,7 @@ from ..serializers import (
     WebhookEndpointWriteSerializer,
 )
 from ..webhooks import endpoints as webhook_endpoints
-from .common import (
-    Pagination,
-    caller,
-    errors,
-    service_error,
-)
+from .common import Pagination, caller, errors, service_error
 
 
 def own_endpoint(request: Request, pk: int) -> WebhookEndpoint:
