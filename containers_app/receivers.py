@@ -7,12 +7,11 @@ from typing import Any
 from django_q.tasks import async_task
 
 from queries_app.models import Query
-
-from .board import BOARD_KINDS
+from queries_app.registry import board_feed
 
 
 def on_query_finished(query: Query, **kwargs: Any) -> None:
     """Sent after the commit that ended the query: enqueue the board's update of a succeeded
     run (a task of its own; the query's worker only pays for the enqueue)."""
-    if query.status == Query.Status.SUCCEEDED and query.kind in BOARD_KINDS:
+    if query.status == Query.Status.SUCCEEDED and board_feed(query.kind):
         async_task("containers_app.tasks.update_board", query.pk, task_name=f"board-{query.pk}")

@@ -10,10 +10,10 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from queries_app import access
 from queries_app.models import AppointmentCheck, ContainerInfo, ContainerRow, Query
+from queries_app.registry import board_kinds
 from sessions_app.models import Account, AccountQuerySet
 from sessions_app.secret_names import account_secrets
 
-from .board import BOARD_KINDS
 from .models import VIEW_CONTAINERS, Container, RecurringRun, Watch
 from .money import ZERO, Tariffs
 from .verdict import NEEDS_PICKUP, Pickup
@@ -194,7 +194,7 @@ def recent_runs(container: Container) -> list[int]:
     return list(
         Query.objects.filter(
             account_id=container.account_id,
-            kind__in=BOARD_KINDS,
+            kind__in=board_kinds(),
             status=Query.Status.SUCCEEDED,
         )
         .order_by("-created_at", "-id")

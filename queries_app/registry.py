@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,6 +33,17 @@ class Step:
     per_item: bool = False
 
 
+class Feed(StrEnum):
+    """Which of a run's results the board reads (the containers board merges them)."""
+
+    # The whole containers sheet (ContainerRow): the account's list of containers.
+    SHEET = "sheet"
+    # Per-container details (ContainerInfo): pregate, booking number, milestones.
+    DETAILS = "details"
+    # Slot checks (AppointmentCheck).
+    CHECKS = "checks"
+
+
 @dataclass(frozen=True)
 class QueryKind:
     code: str
@@ -48,6 +60,8 @@ class QueryKind:
     help_text: str = ""
     # Place in lists (the start form's choice, the admin filter).
     order: int = 100
+    # What a succeeded run of this kind feeds the board (nothing: the board ignores it).
+    feeds_board: frozenset[Feed] = frozenset()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def step(self, name: str) -> Step:
@@ -96,6 +110,17 @@ def get_kind(code: str) -> QueryKind:
 
 def all_kinds() -> list[QueryKind]:
     return sorted(_kinds.values(), key=lambda kind: (kind.order, kind.code))
+
+
+def board_feed(code: str) -> frozenset[Feed]:
+    """What a kind feeds the board; nothing for a kind no longer registered."""
+    kind = _kinds.get(code)
+    return kind.feeds_board if kind else frozenset()
+
+
+def board_kinds() -> list[str]:
+    """The kinds whose runs the board reads."""
+    return [kind.code for kind in all_kinds() if kind.feeds_board]
 
 
 def kind_choices() -> list[tuple[str, str]]:

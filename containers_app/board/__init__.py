@@ -13,11 +13,10 @@ after the other, and a run older than what the board already shows changes nothi
 """
 
 from .merge import terminal_code
-from .observe import BOARD_KINDS, SHEET_FIELDS
+from .observe import SHEET_FIELDS
 from .orchestrate import BoardUpdate, record_due_dates, update_board
 
 __all__ = [
-    "BOARD_KINDS",
     "SHEET_FIELDS",
     "BoardUpdate",
     "record_due_dates",

@@ -1,5 +1,5 @@
-"""What one run saw, as the board needs it: the whole containers sheet (the containers and
-availability kinds), the details of bulk info, timelines and booking numbers, and the slot
+"""What one run saw, as the board needs it: the parts its kind feeds the board
+(`QueryKind.feeds_board`): the whole containers sheet, the containers' details, the slot
 checks. Read before the merge's transaction."""
 
 from __future__ import annotations
@@ -12,10 +12,7 @@ from typing import Any
 from django.utils import timezone
 
 from queries_app.models import AppointmentCheck, Query, QueryFile
-
-# Kinds whose results say something about the account's containers.
-SHEET_KINDS = {"containers", "availability"}
-BOARD_KINDS = SHEET_KINDS | {"bulk_info", "timeline", "booking_number", "appointment_check"}
+from queries_app.registry import Feed, board_feed
 
 # The containers sheet's fields kept on the board.
 SHEET_FIELDS = (
@@ -52,9 +49,10 @@ class Observed:
 
 def observe(query: Query) -> Observed:
     seen_at = query.finished_at or timezone.now()
+    feed = board_feed(query.kind)
     sheet = None
     sheet_seen_at = seen_at
-    if query.kind in SHEET_KINDS:
+    if Feed.SHEET in feed:
         sheet = {
             row["container_number"]: row
             for row in query.containers.values("container_number", *SHEET_FIELDS)
@@ -66,16 +64,24 @@ def observe(query: Query) -> Observed:
             .first()
         )
         sheet_seen_at = stored or seen_at
-    details = {
-        info["container_number"]: info
-        for info in query.infos.filter(success=True).values(
-            "container_number", "passed_pregate", "booking_number", "milestones"
-        )
-    }
-    checks = {
-        check["container_number"]: check
-        for check in query.checks.exclude(container_number="")
-        .filter(outcome__in=INFORMATIVE_CHECKS)
-        .values("container_number", "outcome", "slot_count", "earliest_slot", "slot_texts")
-    }
+    details = (
+        {
+            info["container_number"]: info
+            for info in query.infos.filter(success=True).values(
+                "container_number", "passed_pregate", "booking_number", "milestones"
+            )
+        }
+        if Feed.DETAILS in feed
+        else {}
+    )
+    checks = (
+        {
+            check["container_number"]: check
+            for check in query.checks.exclude(container_number="")
+            .filter(outcome__in=INFORMATIVE_CHECKS)
+            .values("container_number", "outcome", "slot_count", "earliest_slot", "slot_texts")
+        }
+        if Feed.CHECKS in feed
+        else {}
+    )
     return Observed(sheet, sheet_seen_at, seen_at, details, checks)

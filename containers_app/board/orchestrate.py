@@ -16,6 +16,7 @@ from django.utils import timezone
 from outbox.models import Event
 from outbox.record import record
 from queries_app.models import Query
+from queries_app.registry import board_feed
 from sessions_app.models import Account
 from sessions_app.secret_names import account_secrets
 
@@ -31,7 +32,7 @@ from .merge import (
     apply_verdicts,
     due_events,
 )
-from .observe import BOARD_KINDS, SHEET_FIELDS, observe
+from .observe import SHEET_FIELDS, observe
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def update_board(query_id: int, *, today: date | None = None) -> BoardUpdate:
         .defer(*account_secrets("account"), "state")
         .get(pk=query_id)
     )
-    if query.status != Query.Status.SUCCEEDED or query.kind not in BOARD_KINDS:
+    if query.status != Query.Status.SUCCEEDED or not board_feed(query.kind):
         return BoardUpdate()
     observed = observe(query)
     today = today or timezone.localdate()

@@ -9,7 +9,7 @@ import queries_app.kinds.checking as checking
 
 from ..engine.steps import DONE, Outcome, StepContext
 from ..models import ContainerRow, Query
-from ..registry import QueryKind, Step, register
+from ..registry import Feed, QueryKind, Step, register
 from .params import (
     MOVE_TYPES,
     BookingNumberField,
@@ -99,5 +99,6 @@ APPOINTMENT_CHECK = register(
         first_step="appointment_check",
         help_text="Available slots for one container or booking (nothing is booked).",
         order=70,
+        feeds_board=frozenset({Feed.CHECKS}),
     )
 )

@@ -14,7 +14,7 @@ from sessions_app.upstream import UpstreamError
 from .. import parsing
 from ..engine.steps import Outcome, QueryFailed, StepContext
 from ..models import ContainerInfo, Query
-from ..registry import QueryKind, Step, register
+from ..registry import Feed, QueryKind, Step, register
 from ..results import TERMINAL_FIELDS
 from ..terminal_rule import operators_terminal
 from .appointments import SHEET_SECONDS as APPOINTMENTS_SECONDS
@@ -193,5 +193,6 @@ AVAILABILITY = register(
         work_left=work_left,
         help_text="Containers with no holds and no pregate ticket, checked for slots.",
         order=10,
+        feeds_board=frozenset({Feed.SHEET, Feed.DETAILS, Feed.CHECKS}),
     )
 )

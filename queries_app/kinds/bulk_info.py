@@ -8,7 +8,7 @@ from typing import Any
 from .. import parsing
 from ..engine.steps import DONE, Outcome, StepContext
 from ..models import ContainerInfo, Query
-from ..registry import QueryKind, Step, register
+from ..registry import Feed, QueryKind, Step, register
 from ..results import write_infos
 from .params import MAX_BULK_CONTAINERS, ContainerListField, KindParams
 
@@ -153,5 +153,6 @@ BULK_INFO = register(
         work_left=work_left,
         help_text="Pregate and milestones of imports, booking numbers of exports.",
         order=60,
+        feeds_board=frozenset({Feed.DETAILS}),
     )
 )

@@ -10,7 +10,7 @@ from sessions_app.upstream import UpstreamRejected
 from .. import parsing
 from ..changes import detect_changes
 from ..engine.steps import Outcome, QueryFailed, StepContext
-from ..registry import QueryKind, Step, register
+from ..registry import Feed, QueryKind, Step, register
 from ..results import container_rows, note_terminal_codes, store_container_rows, terminal_codes
 from .params import NoParams
 
@@ -58,5 +58,6 @@ CONTAINERS = register(
         first_step="containers",
         help_text="Every container of the account, with what changed since the last run.",
         order=20,
+        feeds_board=frozenset({Feed.SHEET}),
     )
 )

@@ -10,7 +10,7 @@ from sessions_app.upstream import EModalClient, UpstreamRejected
 from .. import parsing
 from ..engine.steps import DONE, Outcome, QueryFailed, StepContext
 from ..models import ContainerInfo, Query
-from ..registry import QueryKind, Step, register
+from ..registry import Feed, QueryKind, Step, register
 from ..results import write_infos
 from .params import ContainerNumberField, KindParams
 
@@ -101,6 +101,7 @@ TIMELINE = register(
         first_step="timeline",
         help_text="One container's milestones and whether it passed pregate.",
         order=40,
+        feeds_board=frozenset({Feed.DETAILS}),
     )
 )
 BOOKING_NUMBER = register(
@@ -114,5 +115,6 @@ BOOKING_NUMBER = register(
         first_step="booking_number",
         help_text="The booking number of one export container.",
         order=50,
+        feeds_board=frozenset({Feed.DETAILS}),
     )
 )

@@ -6,18 +6,21 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from containers_app.models import Container
 from emodal_sim.data import containers_for
 from queries_app.engine import DONE, Outcome, StepContext
 from queries_app.kinds.params import ContainerNumberField, KindParams
 from queries_app.models import ContainerInfo, Query
-from queries_app.registry import QueryKind, Step, register, unregister
+from queries_app.registry import Feed, QueryKind, Step, register, unregister
 from queries_app.results import write_infos
 from queries_app.services import start_query
 from sessions_app.models import Account
@@ -146,3 +149,34 @@ def test_a_kind_added_in_one_module_is_started_by_the_command(
     query = Query.objects.get(kind="milestone_count")
     assert f"alice: query #{query.pk} pending" in out.getvalue()
     assert finish(query, task_queue).status == Query.Status.SUCCEEDED
+
+
+def test_a_kind_added_in_one_module_feeds_the_board_what_it_declares(
+    toy_kind: QueryKind, alice: Account, sim: SimControl, sim_server: Any, task_queue: TaskQueue
+) -> None:
+    number = known_container(alice, sim_server)
+    on_board = Container.objects.create(
+        account=alice, container_number=number, sheet_seen_at=timezone.now()
+    )
+    # A kind that declares nothing for the board: its run is not the board's business.
+    quiet, _ = start_query(account=alice, kind="milestone_count", params={"container_id": number})
+    finish(quiet, task_queue)
+    assert "containers_app.tasks.update_board" not in task_queue.funcs()
+
+    feeding = replace(
+        MILESTONE_COUNT,
+        code="milestone_board",
+        label="Milestone count for the board",
+        feeds_board=frozenset({Feed.DETAILS}),
+    )
+    register(feeding)
+    try:
+        query, _ = start_query(
+            account=alice, kind="milestone_board", params={"container_id": number}
+        )
+        run_queued_tasks(
+            task_queue,
+            until=lambda: Container.objects.get(pk=on_board.pk).details_query_id == query.pk,
+        )
+    finally:
+        unregister(feeding.code)
