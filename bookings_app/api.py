@@ -24,8 +24,8 @@ from rest_framework.views import APIView
 from api_app.serializers import ErrorSerializer
 from api_app.views.common import Conflict, Pagination, errors, service_error
 from queries_app import access
+from queries_app.access import NO_ACCOUNT_MESSAGE
 from queries_app.selectors import own_account
-from queries_app.views import NO_ACCOUNT_MESSAGE
 
 from . import services
 from .models import Booking

@@ -12,9 +12,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from emodal_portal.ids import parse_id
+from portal.timezones import in_user_zone
 from queries_app import access
 from queries_app.selectors import own_account
-from queries_app.views import in_user_zone
 
 from . import services
 from .models import Booking

@@ -9,7 +9,8 @@ from typing import Any, cast
 from django import forms
 from django.core.exceptions import ValidationError
 
-from queries_app.forms import add_service_error, time_zone_choices
+from portal.forms import add_service_error
+from portal.timezones import time_zone_choices
 from queries_app.registry import all_kinds
 from sessions_app.models import Account
 

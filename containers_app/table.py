@@ -1,6 +1,6 @@
 """The board's table: its columns, sort orders, and rows as HTML (built here: a page of 100 rows
 through template tags costs ~10× more), and the same rows for the CSV/XLSX exports
-(`queries_app.exports` writes any table with `rows`, `columns` and `cells`)."""
+(`portal.exports` writes any table with `rows`, `columns` and `cells`)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from portal.exports import cell_text
 from queries_app.parsing import is_container_number
-from queries_app.tables import cell_text
 
 from .local_times import terminal_time_text
 from .models import Container

@@ -25,11 +25,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from emodal_portal.ids import parse_id
-from portal.http import AuthenticatedHttpRequest
-from queries_app.exports import export_response
-from queries_app.forms import TimeZoneForm
+from portal.exports import export_response
+from portal.http import AuthenticatedHttpRequest, next_or
+from portal.timezones import TimeZoneForm, in_user_zone, user_zone
 from queries_app.models import Query
-from queries_app.views import in_user_zone, next_or, user_zone
 
 from . import recurring
 from .alerts import preferences_for

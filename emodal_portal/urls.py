@@ -4,9 +4,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from api_app import errors as api_errors
+from ops_app.health import healthz
 from ops_app.metrics import metrics_view
-
-from .health import healthz
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="containers:board", permanent=False), name="home"),

@@ -14,10 +14,10 @@ from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce, Now, TruncDate
 from django.utils import timezone
 
-from emodal_portal.health import public_name
 from queries_app.models import AppointmentCheck, ContainerInfo, Query
 from sessions_app.models import Account, SessionEvent
 
+from .health import public_name
 from .models import BUCKET_FIELDS, BUCKETS, UpstreamCallStat
 
 PERIODS = (7, 30, 90)

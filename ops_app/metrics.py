@@ -29,10 +29,10 @@ from prometheus_client.core import (
     Metric,
 )
 
-from emodal_portal.health import check_queue, public_name
 from queries_app.models import Query
 from sessions_app.models import Account, SessionEvent, UpstreamBreaker
 
+from .health import check_queue, public_name
 from .models import BUCKET_FIELDS, BUCKETS, LatencyHistogram, StepStat, UpstreamCallStat
 
 

@@ -15,8 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from emodal_portal.health import public_name
-
+from .health import public_name
 from .models import LatencyHistogram, StepStat, UpstreamCallStat, bucket_field
 
 logger = logging.getLogger(__name__)

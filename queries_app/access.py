@@ -20,6 +20,11 @@ from .models import Query
 
 VIEW_QUERIES = "queries_app.view_query"
 RUN_FOR_ANY = "queries_app.run_query"
+# What a person without an E-Modal account is told where they would start queries.
+NO_ACCOUNT_MESSAGE = (
+    "Your login has no E-Modal account yet, so you cannot start queries. "
+    "Ask an administrator to add your E-Modal credentials."
+)
 
 
 def sees_others(user: Any, permission: str = VIEW_QUERIES) -> bool:

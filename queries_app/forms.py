@@ -13,6 +13,7 @@ from typing import Any, cast
 from django import forms
 from django.core.exceptions import ValidationError
 
+from portal.forms import add_service_error
 from sessions_app.models import Account
 
 from .registry import all_kinds, kind_choices
@@ -112,40 +113,3 @@ class ContainerFilterForm(forms.Form):
             del self.fields["slot"]
         if not with_changes:
             del self.fields["changed"]
-
-
-TIME_ZONE_CHOICES = [
-    "America/Los_Angeles",
-    "America/Denver",
-    "America/Phoenix",
-    "America/Chicago",
-    "America/New_York",
-    "America/Anchorage",
-    "Pacific/Honolulu",
-    "UTC",
-]
-
-
-def add_service_error(form: forms.BaseForm, error: ValidationError) -> None:
-    """Put a service's verdict on the form's fields it names (the rest on the form)."""
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error.messages)
-        return
-    for name, messages in error.message_dict.items():
-        form.add_error(name if name in form.fields else None, messages)
-
-
-def time_zone_choices(current: str) -> list[tuple[str, str]]:
-    """The zones offered, with the current one first when it is not among them."""
-    names = TIME_ZONE_CHOICES if current in TIME_ZONE_CHOICES else [current, *TIME_ZONE_CHOICES]
-    return [(name, name.replace("_", " ")) for name in names]
-
-
-class TimeZoneForm(forms.Form):
-    timezone = forms.ChoiceField(label="Show times in")
-    next = forms.CharField(required=False, widget=forms.HiddenInput)
-
-    def __init__(self, *args: Any, current: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        cast(forms.ChoiceField, self.fields["timezone"]).choices = time_zone_choices(current)
-        self.fields["timezone"].initial = current

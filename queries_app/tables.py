@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, tzinfo
-from decimal import Decimal
+from datetime import date, tzinfo
 from typing import Any
 
 from django.core.paginator import Page, Paginator
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, QueryDict
-from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+
+from portal.exports import cell_text
 
 from .changes import change_label
 from .forms import ContainerFilterForm
@@ -54,21 +54,6 @@ def change_details(fields: dict[str, Any] | None) -> str:
         for name, pair in (fields or {}).items()
         if isinstance(pair, list | tuple) and len(pair) == 2
     )
-
-
-def cell_text(value: Any, zone: tzinfo) -> str:
-    """How a value reads in a table cell and in a CSV file."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    if isinstance(value, datetime):
-        return timezone.localtime(value, zone).strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return f"{value:.2f}"
-    return str(value)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from emodal_portal import ids  # noqa: F401 - registers <id:…>
+from portal.timezones import set_timezone
 
 from . import views
 
@@ -9,7 +10,7 @@ app_name = "queries"
 urlpatterns = [
     path("", views.query_list, name="list"),
     path("start/", views.query_start, name="start"),
-    path("timezone/", views.set_timezone, name="set_timezone"),
+    path("timezone/", set_timezone, name="set_timezone"),
     path("<id:pk>/", views.query_detail, name="detail"),
     path("<id:pk>/progress/", views.query_progress, name="progress"),
     path("<id:pk>/cancel/", views.query_cancel, name="cancel"),

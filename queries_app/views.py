@@ -9,10 +9,6 @@ the services' business.
 
 from __future__ import annotations
 
-import zoneinfo
-from collections.abc import Callable
-from datetime import tzinfo
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
@@ -30,18 +26,18 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from portal.exports import export_response
 from portal.http import AuthenticatedHttpRequest
+from portal.timezones import TimeZoneForm, in_user_zone, user_zone
 from sessions_app.models import Account
 
 from . import access
-from .exports import export_response
-from .forms import StartQueryForm, TimeZoneForm
+from .access import NO_ACCOUNT_MESSAGE
+from .forms import StartQueryForm
 from .models import Query, QueryFile
 from .progress import run_progress
 from .registry import get_kind
@@ -53,56 +49,6 @@ QUERIES_PER_PAGE = 25
 RESULT_ROWS_PER_PAGE = 100
 # How often a live query's page asks for its progress.
 PROGRESS_POLL_MS = 2000
-TIMEZONE_SESSION_KEY = "timezone"
-
-NO_ACCOUNT_MESSAGE = (
-    "Your login has no E-Modal account yet, so you cannot start queries. "
-    "Ask an administrator to add your E-Modal credentials."
-)
-
-View = Callable[..., HttpResponse]
-
-
-# -- time zone --------------------------------------------------------------------------------
-
-
-def user_zone(request: HttpRequest) -> tzinfo:
-    """The zone the user chose (kept in their session), else the site's."""
-    name = request.session.get(TIMEZONE_SESSION_KEY)
-    if name:
-        try:
-            return zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            pass
-    return timezone.get_default_timezone()
-
-
-def in_user_zone(view: View) -> View:
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        with timezone.override(user_zone(request)):
-            return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-@require_POST
-@login_required
-def set_timezone(request: HttpRequest) -> HttpResponse:
-    form = TimeZoneForm(request.POST, current=str(user_zone(request)))
-    if form.is_valid():
-        request.session[TIMEZONE_SESSION_KEY] = form.cleaned_data["timezone"]
-    return redirect(next_or(request, reverse("queries:list")))
-
-
-def next_or(request: HttpRequest, fallback: str) -> str:
-    """The POSTed `next` page when it is on this site, else `fallback`."""
-    target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return fallback
 
 
 # -- helpers ----------------------------------------------------------------------------------

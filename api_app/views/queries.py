@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from queries_app import access
+from queries_app.access import NO_ACCOUNT_MESSAGE
 from queries_app.models import Query
 from queries_app.selectors import (
     annotated_containers,
@@ -30,7 +31,6 @@ from queries_app.selectors import (
 )
 from queries_app.services import cancel_query, start_query
 from queries_app.tables import sort_containers
-from queries_app.views import NO_ACCOUNT_MESSAGE
 
 from ..serializers import (
     AppointmentSerializer,

@@ -15,10 +15,10 @@ from django.urls import reverse
 from containers_app.local_times import earliest_slot_text
 from containers_app.models import Container
 from containers_app.verdict import Pickup
+from portal.timezones import TIMEZONE_SESSION_KEY
 from queries_app.kinds.answers import read_answer
 from queries_app.models import AppointmentCheck, Query, Terminal
 from queries_app.slots import available_slots
-from queries_app.views import TIMEZONE_SESSION_KEY
 from sessions_app.models import Account
 
 from ..api.conftest import api_client

@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from emodal_portal.health import public_name
+from ops_app.health import public_name
 from ops_app.models import StepStat, UpstreamCallStat
 from ops_app.recording import add_duration
 from queries_app.models import Query

@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from api_app.webhooks.endpoints import create_endpoint, send_test_event
-from emodal_portal.health import public_name
+from ops_app.health import public_name
 from queries_app.services import start_query
 from sessions_app.models import Account, UpstreamBreaker
 from sessions_app.services import SessionManager
