@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api_app.serializers import ErrorSerializer
-from api_app.views import Conflict, Pagination, errors, service_error
+from api_app.views.common import Conflict, Pagination, errors, service_error
 from queries_app import access
 from queries_app.access import NO_ACCOUNT_MESSAGE
 from queries_app.selectors import own_account

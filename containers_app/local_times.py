@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from django.utils import timezone
 
 from queries_app.models import Terminal
-from queries_app.parsing import parse_slot_start
+from queries_app.slots import parse_slot_start
 from queries_app.terminal_zones import terminal_zone
 
 

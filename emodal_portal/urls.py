@@ -29,7 +29,7 @@ urlpatterns = [
     path("queries/", include("queries_app.urls")),
     path("containers/", include("containers_app.urls")),
     path("bookings/", include("bookings_app.urls")),
-    path("api/", include("api_app.urls")),
+    path("api/", include("emodal_portal.api_urls")),
     path("integrations/", include("api_app.page_urls")),
 ]
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import parsing
 from ..models import AppointmentCheck, Terminal
+from ..slots import available_slots
 from ..terminal_zones import terminal_zone
 
 Outcome = AppointmentCheck.Outcome
@@ -31,7 +31,7 @@ def read_answer(row: AppointmentCheck, item: dict[str, Any], body: dict[str, Any
             .first()
         )
         times = body.get("available_times") or []
-        texts, slots, unreadable = parsing.available_slots(times, zone)
+        texts, slots, unreadable = available_slots(times, zone)
         row.slot_texts, row.unreadable_times = texts, unreadable
         row.slots = [start.isoformat() for start, _ in slots]
         row.slot_count = len(slots)

@@ -18,7 +18,7 @@ from containers_app.verdict import Pickup
 from portal.timezones import TIMEZONE_SESSION_KEY
 from queries_app.kinds.answers import read_answer
 from queries_app.models import AppointmentCheck, Query, Terminal
-from queries_app.parsing import available_slots
+from queries_app.slots import available_slots
 from sessions_app.models import Account
 
 from ..api.conftest import api_client

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from queries_app import parsing
+from queries_app.slots import available_slots, parse_slot
 
 ZONE = ZoneInfo("America/Los_Angeles")
 
@@ -111,7 +112,7 @@ def test_slot_texts_in_every_form_give_their_start_and_end(
     text: str, slot: tuple[dt.datetime, dt.datetime] | None
 ) -> None:
     with timezone.override(ZONE):
-        assert parsing.parse_slot(text) == slot
+        assert parse_slot(text) == slot
 
 
 @pytest.mark.parametrize(
@@ -119,11 +120,11 @@ def test_slot_texts_in_every_form_give_their_start_and_end(
     ["No Appointments Available!", "No Appointments Available", " no appointments available! "],
 )
 def test_the_no_slots_placeholder_is_no_slot(placeholder: str) -> None:
-    assert parsing.available_slots([placeholder]) == ([], [], [])
+    assert available_slots([placeholder]) == ([], [], [])
 
 
 def test_real_slots_are_kept_in_time_order_and_unreadable_ones_apart() -> None:
-    texts, slots, unreadable = parsing.available_slots(
+    texts, slots, unreadable = available_slots(
         [
             "Wednesday 10/08/2025 13:00 - 14:00",
             "No Appointments Available",

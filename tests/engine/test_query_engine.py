@@ -16,7 +16,7 @@ from emodal_sim.data import (
     containers_for,
     has_pregate_milestone,
 )
-from queries_app import parsing
+from queries_app import parsing, slots
 from queries_app.engine import run_query_step, sweep_queries
 from queries_app.models import (
     AppointmentCheck,
@@ -94,7 +94,7 @@ def test_availability_run_stores_exactly_what_the_simulator_served(
             assert check.slot_count == len(check.slot_texts)
             if check.slot_texts:
                 assert check.earliest_slot == min(
-                    parsing.parse_slot_start(text) for text in check.slot_texts
+                    slots.parse_slot_start(text) for text in check.slot_texts
                 )
         else:
             assert check.booking_number == infos[number].booking_number
