@@ -10,6 +10,7 @@ import logging
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from outbox.models import Event
@@ -39,22 +40,21 @@ def dispatch(*, now: datetime | None = None, limit: int = 5000) -> int:
 def dispatch_batch(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     token = new_token()
-    waiting = (
-        Event.objects.filter(dispatched_at=None)
-        .filter(CLAIM.free(now))
-        .order_by("pk")
-        .values_list("pk", flat=True)[:BATCH]
+    free = Event.objects.filter(dispatched_at=None).filter(CLAIM.free(now))
+    first = list(free.order_by("pk").values_list("pk", "query_id")[:BATCH])
+    if not first:
+        return 0
+    # A run's events go together, however many (its e-mail is one digest per person), and
+    # they are claimed in one UPDATE: a second dispatcher listing the same events takes none
+    # of them rather than some.
+    runs = {query_id for _, query_id in first if query_id is not None}
+    CLAIM.take_all(
+        free.filter(Q(pk__in=[pk for pk, _ in first]) | Q(query_id__in=runs)),
+        token=token,
+        seconds=CLAIM_SECONDS,
+        now=now,
     )
-    claimed = [
-        pk
-        for pk in list(waiting)
-        if CLAIM.take(
-            Event.objects.filter(pk=pk, dispatched_at=None),
-            token=token,
-            seconds=CLAIM_SECONDS,
-            now=now,
-        )
-    ]
+    claimed = list(Event.objects.filter(claim_token=token).values_list("pk", flat=True))
     if not claimed:
         return 0
     try:

@@ -48,12 +48,24 @@ class Claim:
     ) -> bool:
         """Claim the one row of `rows` (already filtered to it and to whatever else must hold)
         if it is free, writing `changes` with the claim. True if this caller won it."""
+        return self.take_all(rows, token=token, seconds=seconds, now=now, **changes) == 1
+
+    def take_all(
+        self,
+        rows: QuerySet[Any],
+        *,
+        token: str,
+        seconds: float,
+        now: datetime | None = None,
+        **changes: Any,
+    ) -> int:
+        """Claim every free row of `rows` in one UPDATE; how many this caller won (rows another
+        holder took meanwhile are left out, never shared)."""
         now = now or timezone.now()
-        won = rows.filter(self.free(now)).update(
+        return rows.filter(self.free(now)).update(
             **{self.token_field: token, self.expires_field: now + timedelta(seconds=seconds)},
             **changes,
         )
-        return won == 1
 
     def renew(
         self,

@@ -19,7 +19,7 @@ from api_app.models import WebhookDelivery
 from api_app.webhooks.endpoints import create_endpoint
 from containers_app import board
 from containers_app.models import AlertItem, AlertPreference
-from notifications import tasks
+from notifications import dispatcher, tasks
 from notifications.dispatcher import dispatch
 from outbox.models import Event
 from outbox.vocabulary import EventType
@@ -199,3 +199,36 @@ def test_events_recorded_while_the_delivery_cluster_is_down_are_delivered_once_a
     assert set(ids.values()) == {1}
     assert waiting <= set(ids)
     assert WebhookDelivery.objects.filter(endpoint=hook).count() == len(ids)
+
+
+def test_a_run_with_more_events_than_a_batch_is_one_email_per_person(
+    alice: Account, receiver: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(dispatcher, "BATCH", 2)
+    subscribe(alice, receiver.url)
+    query = Query.objects.create(account=alice, kind="availability", status="succeeded")
+    other = Query.objects.create(account=alice, kind="availability", status="succeeded")
+    now = timezone.now()
+    Event.objects.bulk_create(
+        [
+            Event(
+                key=f"{EventType.LFD_CHANGED}:{run.pk}:{n}",
+                type=EventType.LFD_CHANGED,
+                account=alice,
+                query=run,
+                container_number=f"MSCU{run.pk:03d}{n:04d}",
+                occurred_at=now,
+            )
+            for run in (query, other)
+            for n in range(5)
+        ]
+    )
+    # The first batch lists two events of the first run: the run's other three go with them.
+    assert dispatcher.dispatch_batch() == 5
+    assert dispatcher.dispatch_batch() == 5
+    assert dispatcher.dispatch_batch() == 0
+    digests = Counter(
+        AlertItem.objects.filter(user=alice.user).values_list("alert__query_id", flat=True)
+    )
+    assert digests == {query.pk: 5, other.pk: 5}
+    assert AlertItem.objects.filter(user=alice.user).values("alert").distinct().count() == 2
