@@ -7,12 +7,40 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import Exists, JSONField, OuterRef, QuerySet, Subquery
+from django.db.models import Exists, F, JSONField, OuterRef, QuerySet, Subquery
 
 from sessions_app.models import Account
 from sessions_app.secret_names import account_secrets
 
 from .models import AppointmentCheck, ContainerChange, ContainerRow, Query
+
+# A containers table's sorts, as the page's column headers and the API's `sort` name them, each
+# with what it orders by (a field of ContainerRow or an annotation of `annotate_containers`).
+CONTAINER_SORTS: dict[str, str] = {
+    "container_number": "container_number",
+    "change": "change_kind",
+    "trade_type": "trade_type",
+    "status": "status",
+    "holds": "holds",
+    "last_free_day": "last_free_day",
+    "good_through": "good_through",
+    "earliest_slot": "earliest_slot",
+    "slot_count": "slot_count",
+    "pregate_ticket": "pregate_ticket",
+    "pregate_status": "pregate_status",
+    "gate_status": "gate_status",
+    "origin": "origin",
+    "destination": "destination",
+    "current_location": "current_location",
+    "line": "line",
+    "vessel_name": "vessel_name",
+    "vessel_code": "vessel_code",
+    "voyage": "voyage",
+    "size_type": "size_type",
+    "fees": "fees",
+    "tags": "tags",
+}
+DEFAULT_CONTAINER_SORT = "container_number"
 
 
 def own_account(user: Any) -> Account | None:
@@ -117,3 +145,14 @@ def filter_containers(
             )
         )
     return rows
+
+
+def sort_containers(
+    rows: QuerySet[ContainerRow], key: str, descending: bool
+) -> QuerySet[ContainerRow]:
+    """Rows in the order of one of `CONTAINER_SORTS`."""
+    expression = F(CONTAINER_SORTS[key])
+    # Blanks go last either way: a dispatcher sorting by last free day wants dates first.
+    ordered = expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
+    # The container number breaks ties so that pages do not overlap.
+    return rows.order_by(ordered, "container_number")

@@ -12,7 +12,7 @@ from datetime import date, tzinfo
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, QueryDict
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -22,10 +22,16 @@ from portal.exports import cell_text
 from .changes import change_label
 from .forms import ContainerFilterForm
 from .models import ContainerChange, ContainerRow, Query
-from .selectors import annotated_containers, container_trades, filter_containers
+from .selectors import (
+    DEFAULT_CONTAINER_SORT,
+    annotated_containers,
+    container_trades,
+    filter_containers,
+    sort_containers,
+)
 
 CONTAINERS_PER_PAGE = 100
-DEFAULT_SORT = "container_number"
+DEFAULT_SORT = DEFAULT_CONTAINER_SORT
 
 
 def change_text(kind: str | None, fields: dict[str, Any] | None) -> str:
@@ -58,11 +64,9 @@ def change_details(fields: dict[str, Any] | None) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    key: str  # the ?sort= name
+    key: str  # the ?sort= name (one of `selectors.CONTAINER_SORTS`)
     label: str
     numeric: bool = False
-    # What to order by (a field or an annotation of `annotated_containers`).
-    order_by: str = ""
     value: Callable[[ContainerRow], Any] | None = None
 
     def read(self, row: ContainerRow) -> Any:
@@ -72,7 +76,6 @@ class Column:
 CHANGE = Column(
     "change",
     "Change",
-    order_by="change_kind",
     value=lambda row: change_text(row.change_kind, row.change_fields),
 )
 SLOT_COLUMNS = (
@@ -110,7 +113,6 @@ CONTAINER_COLUMNS: tuple[Column, ...] = (
     Column("fees", "Fees"),
     Column("tags", "Tags"),
 )
-SORTABLE = {column.key: column for column in CONTAINER_COLUMNS}
 
 
 def parse_sort(value: str, columns: Iterable[Column]) -> tuple[str, bool]:
@@ -120,17 +122,6 @@ def parse_sort(value: str, columns: Iterable[Column]) -> tuple[str, bool]:
     if key not in {column.key for column in columns}:
         return DEFAULT_SORT, False
     return key, descending
-
-
-def sort_containers(
-    rows: QuerySet[ContainerRow], key: str, descending: bool
-) -> QuerySet[ContainerRow]:
-    column = SORTABLE[key]
-    expression = F(column.order_by or column.key)
-    # Blanks go last either way: a dispatcher sorting by last free day wants dates first.
-    ordered = expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
-    # The container number breaks ties so that pages do not overlap.
-    return rows.order_by(ordered, "container_number")
 
 
 @dataclass(frozen=True)

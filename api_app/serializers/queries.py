@@ -16,7 +16,7 @@ from queries_app.models import (
     Query,
 )
 from queries_app.registry import get_kind
-from queries_app.tables import SORTABLE
+from queries_app.selectors import CONTAINER_SORTS
 
 
 class QuerySerializer(serializers.ModelSerializer):
@@ -182,7 +182,7 @@ class ContainerFilterSerializer(serializers.Serializer):
         help_text="Only containers new or changed since the previous run.",
     )
     sort = serializers.ChoiceField(
-        choices=[key for key in SORTABLE] + [f"-{key}" for key in SORTABLE],
+        choices=[key for key in CONTAINER_SORTS] + [f"-{key}" for key in CONTAINER_SORTS],
         required=False,
         help_text="A column; a leading - sorts descending (blanks last either way).",
     )

@@ -27,10 +27,10 @@ from queries_app.selectors import (
     annotated_containers,
     filter_containers,
     own_account,
+    sort_containers,
     visible_queries,
 )
 from queries_app.services import cancel_query, start_query
-from queries_app.tables import sort_containers
 
 from ..serializers import (
     AppointmentSerializer,
