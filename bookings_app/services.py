@@ -22,7 +22,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from containers_app import alerts
 from containers_app.models import Container, HistoryEntry
 from containers_app.verdict import NEEDS_PICKUP
 from outbox.models import Event
@@ -610,8 +609,8 @@ EVENTS = {
 
 def _tell_container(booking_id: int) -> None:
     """The booking's new state on its container (the board's appointment, a history entry),
-    and its event in the outbox (webhooks) with the e-mail alerts it calls for (the account's
-    person, and who watches the container), in one transaction."""
+    and its event in the outbox, in one transaction; the dispatcher tells whom it concerns
+    (webhooks, and e-mail to the account's person and who watches the container)."""
     booking = Booking.objects.select_related("account", "requested_by").get(pk=booking_id)
     if booking.state not in BOARD_WORDS:
         return
@@ -659,7 +658,4 @@ def _tell_container(booking_id: int) -> None:
             },
             occurred_at=now,
         )
-        planned = alerts.plan_alerts(record([event]), query=None)
-        if planned:
-            alert_ids = [alert.pk for alert in planned]
-            transaction.on_commit(lambda: alerts.enqueue_sends(alert_ids))
+        record([event])

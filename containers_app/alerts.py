@@ -1,11 +1,11 @@
-"""Alerts: who hears about which events, in one message per run and person, and sending it.
+"""Alerts: the message of one run's (or account's) events to one person, and sending it.
 
-Planned in the same transaction that records the events (so an event never exists without the
-alerts it calls for), sent by a task after the commit, retried with back-off on a passing SMTP
-failure by the task cluster's sweep (`tasks.send_due_alerts`). A person is never alerted twice
-about one event (AlertItem's constraint), and an alert is sent by one sender at a time (a
-conditional UPDATE claims it); one whose sender died mid-send is not sent again, in case it
-went out — it is marked undelivered, saying why.
+Planned by the e-mail channel of the dispatcher (`notifications.channels.email`: who hears what)
+in the transaction that marks the events dispatched, sent by a task after the commit, retried
+with back-off on a passing SMTP failure by the task cluster's sweep (`send_due_alerts`). A
+person is never alerted twice about one event (AlertItem's constraint), and an alert is sent by
+one sender at a time (a conditional UPDATE claims it); one whose sender died mid-send is not
+sent again, in case it went out — it is marked undelivered, saying why.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db.models import F, Q
 from django.template.loader import render_to_string
@@ -35,13 +34,9 @@ from queries_app.parsing import is_container_number
 
 from .health import account_health
 from .models import (
-    ACCOUNT_EVENT_TYPES,
-    VIEW_CONTAINERS,
     Alert,
-    AlertItem,
     AlertPreference,
     Event,
-    Watch,
 )
 from .money import money_words
 from .words import describe_event
@@ -70,75 +65,6 @@ def preferences_for(user: Any) -> AlertPreference:
         return user.alert_preference
     except AlertPreference.DoesNotExist:
         return AlertPreference.defaults_for(user)
-
-
-def wants(preference: AlertPreference, event: Event, *, owner: bool, watched: set[int]) -> bool:
-    if event.type not in preference.events:
-        return False
-    if event.type in ACCOUNT_EVENT_TYPES:
-        return owner  # the account's own person; watchers hear about containers only
-    watched_only = not owner or preference.scope == AlertPreference.Scope.WATCHED
-    if watched_only and event.container_id not in watched:
-        return False
-    if event.type == EventType.LFD_DUE:
-        return event.data.get("days_left", 0) <= preference.lfd_due_days
-    return True
-
-
-def plan_alerts(events: list[Event], *, query: Query | None) -> list[Alert]:
-    """One alert per person concerned by these events (the account's person, and anyone who
-    watches one of the containers), holding the events their preferences ask for and that
-    they were not alerted about yet. Runs inside the transaction that recorded the events."""
-    if not events:
-        return []
-    by_account: dict[int, list[Event]] = defaultdict(list)
-    for event in events:
-        by_account[event.account_id].append(event)
-    users = get_user_model().objects.select_related("alert_preference")
-    planned: list[Alert] = []
-    now = timezone.now()
-    for account_id, account_events in by_account.items():
-        owner_id = account_events[0].account.user_id
-        containers = {e.container_id for e in account_events if e.container_id}
-        watches: dict[int, set[int]] = defaultdict(set)
-        for user_id, container_id in Watch.objects.filter(container_id__in=containers).values_list(
-            "user_id", "container_id"
-        ):
-            watches[user_id].add(container_id)
-        for user in users.filter(Q(pk=owner_id) | Q(pk__in=list(watches)), is_active=True):
-            owner = user.pk == owner_id
-            if not owner and not user.has_perm(VIEW_CONTAINERS):
-                continue  # a star kept from before the person lost the permission
-            preference = preferences_for(user)
-            if preference.channel != AlertPreference.Channel.EMAIL or not user.email:
-                continue
-            chosen = [
-                e
-                for e in account_events
-                if wants(preference, e, owner=owner, watched=watches[user.pk])
-            ]
-            already = set(
-                AlertItem.objects.filter(user=user, event__in=chosen).values_list(
-                    "event_id", flat=True
-                )
-            )
-            chosen = [e for e in chosen if e.pk not in already]
-            if not chosen:
-                continue
-            alert = Alert.objects.create(
-                user=user,
-                recipient=user.email,
-                account_id=account_id,
-                query=query,
-                subject=subject(chosen, query),
-                event_count=len(chosen),
-                next_attempt_at=now,
-            )
-            AlertItem.objects.bulk_create(
-                [AlertItem(alert=alert, user=user, event=e) for e in chosen], batch_size=1000
-            )
-            planned.append(alert)
-    return planned
 
 
 def subject(events: list[Event], query: Query | None) -> str:

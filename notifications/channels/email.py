@@ -1,7 +1,7 @@
-"""E-mail alerts: one digest per run (or per account, for the hourly due dates) and person,
-holding the events each person's preferences ask for and that they were not told of yet
-(`containers_app.alerts`: who hears what, the message, sending with retries by the delivery
-cluster).
+"""E-mail alerts: one digest per run (or per account, for the hourly due dates and a booking's
+verdicts) and person, holding the events each person's preferences ask for, that they may hear
+of (`notifications.audience`) and that they were not told of yet; the message and its sending
+with retries by the delivery cluster are `containers_app.alerts`'.
 
 The stop of an account's logins is told once, in the right message: with the failure of the
 run it stopped (the engine records both as the run ends); on its own when no run is live or
@@ -13,16 +13,21 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from containers_app import alerts
+from containers_app.models import ACCOUNT_EVENT_TYPES, Alert, AlertItem, AlertPreference, Watch
 from outbox.models import Event
 from outbox.vocabulary import EventType
 from queries_app.events import logins_stopped_event
 from queries_app.models import Query
 from sessions_app.models import Account
 from sessions_app.secret_names import account_secrets
+
+from ..audience import Audience
 
 
 def current_stop(account: Account, at: datetime) -> list[Event]:
@@ -69,13 +74,91 @@ def told_in(events: list[Event], query: Query | None) -> list[Event]:
     return list(unique.values())
 
 
+def wants(preference: AlertPreference, event: Event, *, owner: bool, watched: set[int]) -> bool:
+    """Whether a person's preferences ask for the event."""
+    if event.type not in preference.events:
+        return False
+    if event.type in ACCOUNT_EVENT_TYPES:
+        return owner  # the account's own person; watchers hear about containers only
+    watched_only = not owner or preference.scope == AlertPreference.Scope.WATCHED
+    if watched_only and event.container_id not in watched:
+        return False
+    if event.type == EventType.LFD_DUE:
+        return bool(event.data.get("days_left", 0) <= preference.lfd_due_days)
+    return True
+
+
+def plan_alerts(events: list[Event], *, query: Query | None) -> list[Alert]:
+    """One alert per person subscribed to these events (the account's person, and anyone who
+    watches one of the containers) who may hear of them, holding the events their preferences
+    ask for and that they were not alerted about yet. Runs inside the transaction that marks
+    the events dispatched."""
+    if not events:
+        return []
+    by_account: dict[int, list[Event]] = defaultdict(list)
+    for event in events:
+        by_account[event.account_id].append(event)
+    users = get_user_model().objects.select_related("alert_preference")
+    audience = Audience()
+    planned: list[Alert] = []
+    now = timezone.now()
+    for account_id, account_events in by_account.items():
+        owner_id = account_events[0].account.user_id
+        containers = {e.container_id for e in account_events if e.container_id}
+        watches: dict[int, set[int]] = defaultdict(set)
+        for user_id, container_id in Watch.objects.filter(container_id__in=containers).values_list(
+            "user_id", "container_id"
+        ):
+            watches[user_id].add(container_id)
+        for user in users.filter(Q(pk=owner_id) | Q(pk__in=list(watches)), is_active=True):
+            audience.know(user)
+            preference = alerts.preferences_for(user)
+            if preference.channel != AlertPreference.Channel.EMAIL or not user.email:
+                continue
+            owner = user.pk == owner_id
+            chosen = [
+                e
+                for e in account_events
+                if wants(preference, e, owner=owner, watched=watches[user.pk])
+                and audience.may_hear(user.pk, event_type=e.type, account_user_id=owner_id)
+            ]
+            already = set(
+                AlertItem.objects.filter(user=user, event__in=chosen).values_list(
+                    "event_id", flat=True
+                )
+            )
+            chosen = [e for e in chosen if e.pk not in already]
+            if not chosen:
+                continue
+            alert = Alert.objects.create(
+                user=user,
+                recipient=user.email,
+                account_id=account_id,
+                query=query,
+                subject=alerts.subject(chosen, query),
+                event_count=len(chosen),
+                next_attempt_at=now,
+            )
+            AlertItem.objects.bulk_create(
+                [AlertItem(alert=alert, user=user, event=e) for e in chosen], batch_size=1000
+            )
+            planned.append(alert)
+    return planned
+
+
+def run_of(event: Event) -> int | None:
+    """The run whose digest tells of the event. A booking's verdict is told on its own: the
+    read that verified it is not a run its person started."""
+    return None if event.type.startswith("appointment.") else event.query_id
+
+
 class EmailChannel:
     name = "email"
 
     def record(self, events: list[Event]) -> int:
         groups: dict[tuple[int, int | None], list[Event]] = defaultdict(list)
         for event in events:
-            groups[event.account_id, event.query_id].append(event)
+            groups[event.account_id, run_of(event)].append(event)
         queries = Query.objects.defer(*account_secrets("account"), "state").in_bulk(
             {query_id for _, query_id in groups if query_id}
         )
@@ -90,7 +173,7 @@ class EmailChannel:
             told = told_in(group, query)
             if query is not None and query.status == Query.Status.CANCELLED:
                 query = None  # the stop left to it, told on its own
-            planned += alerts.plan_alerts(told, query=query)
+            planned += plan_alerts(told, query=query)
         alert_ids = [alert.pk for alert in planned]
         if alert_ids:
             transaction.on_commit(lambda: alerts.enqueue_sends(alert_ids))

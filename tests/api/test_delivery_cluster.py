@@ -14,8 +14,8 @@ from django.conf import settings
 
 from api_app.models import DeliveryAttempt, WebhookDelivery
 from api_app.webhooks.endpoints import create_endpoint
-from api_app.webhooks.events import record_deliveries
 from emodal_sim.data import containers_for
+from notifications.channels.webhook import record_deliveries
 from queries_app.models import Query
 from queries_app.services import start_query
 from sessions_app.models import Account

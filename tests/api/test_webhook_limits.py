@@ -22,7 +22,7 @@ from api_app.models import DeliveryAttempt, WebhookDelivery
 from api_app.webhooks import transport
 from api_app.webhooks.delivery import deliver
 from api_app.webhooks.endpoints import create_endpoint
-from api_app.webhooks.events import record_deliveries
+from notifications.channels.webhook import record_deliveries
 from sessions_app.models import Account
 
 from ..hostile import Hostile, elapsed, peak_rss_mb, reset_peak_rss

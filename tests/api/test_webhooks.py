@@ -288,7 +288,7 @@ def test_staff_hear_of_other_accounts_events_as_the_pages_let_them_see_them(
 ) -> None:
     from django.contrib.auth.models import Permission
 
-    from api_app.webhooks.events import record_deliveries
+    from notifications.channels.webhook import record_deliveries
 
     from ..conftest import make_account
 

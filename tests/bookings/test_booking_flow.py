@@ -73,6 +73,8 @@ def test_a_confirmed_booking_sends_one_request_with_the_exact_slot_and_is_verifi
     run_queued_tasks(task_queue, until=lambda: task_queue.size() == 0)
     [message] = [m for m in mail.outbox if m.to == ["erin@example.com"]]
     assert slot in message.body and "booked" in message.body
+    # Told on its own: the read that verified it is not a run its person started.
+    assert message.subject == "E-Modal: 1 appointment booked (verified)"
     entry = container.history.get(change=HistoryEntry.Change.BOOKING)
     assert describe_change({"change": entry.change, "fields": entry.fields}) == (
         f"appointment set to booked (verified), {slot} (booking #{booking.pk})"

@@ -25,6 +25,7 @@ from containers_app.models import (
     Watch,
 )
 from containers_app.verdict import NEEDS_PICKUP, pickup_verdict
+from notifications.channels.email import plan_alerts
 from notifications.dispatcher import dispatch
 from queries_app import parsing
 from queries_app.events import EventType
@@ -327,7 +328,7 @@ def test_two_runs_make_the_board_its_history_and_one_email_per_person(
     announced.clear()
     again = board.update_board(second[alice].pk)
     assert again.events == [] and dispatch() == 0
-    assert alerts.plan_alerts(list(Event.objects.filter(query=second[alice])), query=None) == []
+    assert plan_alerts(list(Event.objects.filter(query=second[alice])), query=None) == []
     alert = Alert.objects.get(user=alice.user, query=second[alice])
     assert alerts.send_alert(alert.pk) == "not due, or sent already"
     run_queued_tasks(task_queue, until=lambda: task_queue.size() == 0)
@@ -403,7 +404,7 @@ def test_a_refused_recipient_is_not_retried_and_says_why(
     alice.user.email = "alice@example.com"
     alice.user.save()
     AlertPreference.objects.create(user=alice.user, events=[EventType.QUERY_FAILED])
-    [alert] = alerts.plan_alerts([event], query=None)
+    [alert] = plan_alerts([event], query=None)
 
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise smtplib.SMTPRecipientsRefused({"alice@example.com": (550, b"No such user")})

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from containers_app import alerts
 from containers_app.models import Alert, AlertPreference, Container, Event
+from notifications.channels.email import plan_alerts
 from queries_app import parsing
 from queries_app.events import EventType
 from queries_app.kinds.bulk_info import infos_from_bulk
@@ -140,7 +141,7 @@ def test_a_bad_number_recorded_before_the_check_loses_its_link_not_the_email_or_
                 occurred_at=now,
             )
         )
-    [alert] = alerts.plan_alerts(events, query=query)
+    [alert] = plan_alerts(events, query=query)
     assert alerts.send_alert(alert.pk) == "sent"
     [(_, message)] = smtp.inbox.messages
     text, html = text_and_html(message)
