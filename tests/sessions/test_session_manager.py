@@ -308,7 +308,8 @@ def test_calls_on_one_session_never_overlap(alice: Account, sim: SimControl) -> 
 
 
 def test_eight_accounts_log_in_in_parallel(db: Any, sim: SimControl) -> None:
-    sim.configure(latencies={"captcha": 500})  # 0.5 s at the test scale
+    # 2 s at the test scale: long enough for eight threads to start on a loaded machine.
+    sim.configure(latencies={"captcha": 2_000})
     accounts = [make_account(f"user{i}") for i in range(8)]
     results = in_threads(8, lambda i: SessionManager().ensure_session(accounts[i]))
     assert all(isinstance(r, str) for r in results), results
