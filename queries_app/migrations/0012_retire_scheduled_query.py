@@ -7,8 +7,10 @@ recurring run, whose schedule it becomes. Nothing is dropped:
   they had no repeat left;
 - any other kind of schedule (every few minutes, monthly, cron, once, ...) becomes a paused run
   at its next run's weekday and time, which says why it was paused;
-- a schedule whose arguments name no account left (or cannot be read) is kept, stopped (no
-  repeat left), with its arguments as they were.
+- a schedule that could never start a query — its account deleted (the account's runs go with
+  it), or arguments the task does not take — is deleted: it failed at every firing, and a
+  stored schedule naming a task that is gone would keep the cluster from starting
+  (queries_app.E001).
 """
 
 import json
@@ -73,8 +75,7 @@ def retire(apps, schema_editor):
     for schedule in Schedule.objects.filter(func=LEGACY).order_by("pk"):
         found = legacy_arguments(schedule)
         if found is None or not Account.objects.filter(pk=found[0]).exists():
-            schedule.repeats = 0  # it could not start anything: kept, stopped
-            schedule.save(update_fields=["repeats"])
+            schedule.delete()  # it could never start anything
             continue
         account_id, kind, params = found
         local = timezone.localtime(schedule.next_run or now, zoneinfo.ZoneInfo(zone_name))

@@ -1,6 +1,7 @@
 """The legacy scheduled query retired by migration: whatever schedules still name
 `start_scheduled_query` become recurring runs (none dropped), recurring runs' schedules call the
-queries app's task, and permissions given on recurring runs stay given."""
+queries app's task, permissions given on recurring runs stay given, and the system checks
+pass after it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django_q.models import Schedule
 
+from queries_app.checks import check_stored_schedules
 from queries_app.models import RecurringRun
 from sessions_app.models import Account
 
@@ -60,6 +62,9 @@ def test_legacy_schedules_become_recurring_runs(alice: Account, django_user_mode
     orphan = Schedule.objects.create(
         name="nobody's", func=LEGACY, args="(999999, 'containers')", repeats=-1
     )
+    unreadable = Schedule.objects.create(
+        name="typo", func=LEGACY, args=f"{alice.pk}, 'containers'", kwargs="colour='red'"
+    )
     viewer = django_user_model.objects.create_user("vera", is_staff=True)
     viewer.user_permissions.add(
         Permission.objects.get(
@@ -101,11 +106,11 @@ def test_legacy_schedules_become_recurring_runs(alice: Account, django_user_mode
     assert "check its days and times" in paused.last_error
     hourly_ish.refresh_from_db()
     assert (hourly_ish.func, hourly_ish.repeats, hourly_ish.minutes) == (TASK, 0, None)
-    # Naming no account left: kept as it was, but stopped.
-    orphan.refresh_from_db()
-    assert (orphan.func, orphan.args, orphan.repeats) == (LEGACY, "(999999, 'containers')", 0)
+    # Naming no account left, or arguments the task never took: it never started anything.
+    assert not Schedule.objects.filter(pk__in=[orphan.pk, unreadable.pk]).exists()
     board_run_schedule.refresh_from_db()
     assert board_run_schedule.func == TASK
     assert not Schedule.objects.filter(func__startswith="containers_app.tasks.run_recurring")
     viewer = django_user_model.objects.get(pk=viewer.pk)
     assert viewer.has_perm("queries_app.view_recurringrun")
+    assert check_stored_schedules() == []  # nothing names a task that is gone
