@@ -16,10 +16,11 @@ from queries_app.registry import all_kinds
 from sessions_app.models import Account
 
 from .models import ALERT_EVENT_TYPES, LFD_DUE_MAX_DAYS, AlertPreference
+from .selectors import NEEDS, BoardFilters
 from .verdict import Pickup
 
 # The board's pickup filter: any, both verdicts that still need a pickup, or one verdict.
-PICKUP_CHOICES = [("", "Any"), ("needs", "Needs a pickup (ready or on hold)"), *Pickup.choices]
+PICKUP_CHOICES = [("", "Any"), (NEEDS, "Needs a pickup (ready or on hold)"), *Pickup.choices]
 DUE_CHOICES = [
     ("", "Any"),
     ("overdue", "Overdue"),
@@ -85,6 +86,10 @@ class BoardFilterForm(forms.Form):
         """The valid filters; a bad value in one is reported and ignored, the others apply."""
         self.is_valid()
         return {name: value for name, value in self.cleaned_data.items() if name not in self.errors}
+
+    def board_filters(self, sort: str) -> BoardFilters:
+        """The valid filters with this sort (an unknown one: the default)."""
+        return BoardFilters.from_input(self.filters(), sort)
 
 
 class AlertPreferenceForm(forms.ModelForm):

@@ -10,7 +10,7 @@ from datetime import date, datetime, tzinfo
 from html import escape as html_escape
 from typing import Any
 
-from django.db.models import Case, DecimalField, F, Q, QuerySet, Value, When
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
@@ -26,14 +26,13 @@ from .words import days_left_words, describe_change, due_urgency
 
 PER_PAGE = 100
 SLOT_FORMAT = "%Y-%m-%d %H:%M"
-DEFAULT_SORT = "lfd"
 
 
 @dataclass(frozen=True)
 class Column:
     key: str
     label: str
-    # How a row's value reads (typed), for the exports; the page's sorts are SORTS.
+    # How a row's value reads (typed), for the exports; the page's sorts are selectors.SORTS.
     value: Callable[[Container], Any] | None = None
     staff_only: bool = False
 
@@ -116,98 +115,6 @@ def build_columns(
         Column("watched", "Watched", value=lambda row: bool(row.watched)),
     ]
     return [c for c in columns if show_account or not c.staff_only]
-
-
-SORTS = {
-    "container": "container_number",
-    "account": "account__user__username",
-    "status": "status",
-    "holds": "holds",
-    "lfd": "last_free_day",
-    "pickup": "pickup",
-    # Charges to date, then what another day costs (computed: see `sort_by_money`).
-    "money": "-charges",
-    "terminal": "terminal_code",
-    "slot": "earliest_slot",
-    "changed": "-last_change_at",
-    "seen": "-sheet_seen_at",
-}
-
-
-def parse_sort(value: str) -> tuple[str, bool]:
-    descending = value.startswith("-")
-    key = value.removeprefix("-")
-    if key not in SORTS:
-        return DEFAULT_SORT, False
-    return key, descending
-
-
-def sort_by_money(
-    rows: QuerySet[Container], descending: bool, *, today: date, tariffs: Tariffs
-) -> QuerySet[Container]:
-    """Most money first (charges so far, then what another day adds), then the soonest last
-    free day. Only containers still to pull whose free time is over or ends today can cost
-    anything, and what they cost depends on their terminal and last free day alone: the amount
-    of each such pair is computed here and handed to the database as one CASE (a few hundred
-    branches at most, whatever the number of containers)."""
-    pairs = (
-        rows.filter(gone_at__isnull=True, pickup__in=NEEDS_PICKUP, last_free_day__lte=today)
-        .exclude(terminal_id=None)
-        .order_by()
-        .values_list("terminal_id", "last_free_day")
-        .distinct()
-    )
-    so_far, per_day = [], []
-    for terminal_id, lfd in pairs:
-        owed = tariffs.charges_of(
-            pickup=NEEDS_PICKUP[0], last_free_day=lfd, terminal_id=terminal_id, today=today
-        )
-        if owed is not None:
-            match = Q(terminal_id=terminal_id, last_free_day=lfd)
-            so_far.append(When(match, then=Value(owed.to_date)))
-            per_day.append(When(match, then=Value(owed.per_day)))
-    money = DecimalField(max_digits=14, decimal_places=2)
-    costing = Q(gone_at__isnull=True, pickup__in=NEEDS_PICKUP)
-    # A container gone from the list or with nothing to pull costs nothing, whatever its pair.
-    quiet = When(~costing, then=Value(None))
-    rows = rows.annotate(
-        charges=Case(quiet, *so_far, default=Value(None), output_field=money),
-        per_day=Case(quiet, *per_day, default=Value(None), output_field=money),
-    )
-    order = "asc" if descending else "desc"  # the natural order is the most first
-    return rows.order_by(
-        getattr(F("charges"), order)(nulls_last=True),
-        getattr(F("per_day"), order)(nulls_last=True),
-        F("last_free_day").asc(nulls_last=True),
-        "container_number",
-        "pk",
-    )
-
-
-def sort_rows(
-    rows: QuerySet[Container],
-    key: str,
-    descending: bool,
-    *,
-    today: date | None = None,
-    tariffs: Tariffs | None = None,
-) -> QuerySet[Container]:
-    if key == "money":
-        return sort_by_money(
-            rows,
-            descending,
-            today=today or timezone.localdate(),
-            tariffs=tariffs if tariffs is not None else Tariffs.load(),
-        )
-    target = SORTS[key]
-    natural_desc = target.startswith("-")
-    expression = F(target.lstrip("-"))
-    # Blanks last either way: a dispatcher sorting by last free day wants dates first.
-    if natural_desc != descending:
-        ordered = expression.desc(nulls_last=True)
-    else:
-        ordered = expression.asc(nulls_last=True)
-    return rows.order_by(ordered, "container_number", "pk")
 
 
 @dataclass

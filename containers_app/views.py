@@ -40,11 +40,11 @@ from .money import Tariffs
 from .selectors import (
     HISTORY_LIMIT,
     NEEDS,
+    board_rows,
     board_summary,
     container_checks,
     container_milestones,
     container_runs,
-    filter_board,
     manageable_accounts,
     money_at_risk,
     recent_runs,
@@ -59,9 +59,7 @@ from .table import (
     BoardTable,
     build_columns,
     page_headers,
-    parse_sort,
     pickup_text,
-    sort_rows,
 )
 from .verdict import container_verdict, needs_pickup
 
@@ -105,16 +103,10 @@ def _board_table(request: HttpRequest, *, export: bool = False) -> tuple[BoardTa
         terminals=terminal_choices(visible),
         accounts=visible_accounts(request.user) if show_account else None,
     )
-    filters = form.filters()
-    sort, descending = parse_sort(request.GET.get("sort", ""))
+    filters = form.board_filters(request.GET.get("sort", ""))
+    sort, descending = filters.sort, filters.descending
     tariffs = Tariffs.load()
-    rows = sort_rows(
-        filter_board(visible, filters, today=today, zone=zone),
-        sort,
-        descending,
-        today=today,
-        tariffs=tariffs,
-    )
+    rows = board_rows(visible, filters, today=today, zone=zone, tariffs=tariffs)
     table = BoardTable(
         rows=rows,
         columns=build_columns(today, zone, show_account=show_account, tariffs=tariffs),

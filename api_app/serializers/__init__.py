@@ -3,7 +3,12 @@ live in `queries_app.services`, `queries_app.access` and `api_app.webhooks.endpo
 module per resource, as the views (`errors` holds the one shape of every error)."""
 
 from .accounts import AccountSerializer, KindParamSerializer, KindSerializer
-from .containers import BoardContainerSerializer, ContainerDetailSerializer, HistoryEntrySerializer
+from .containers import (
+    BoardContainerSerializer,
+    BoardFilterSerializer,
+    ContainerDetailSerializer,
+    HistoryEntrySerializer,
+)
 from .errors import ErrorSerializer
 from .queries import (
     AppointmentSerializer,
@@ -31,6 +36,7 @@ __all__ = [
     "AccountSerializer",
     "AppointmentSerializer",
     "BoardContainerSerializer",
+    "BoardFilterSerializer",
     "ChangeRowSerializer",
     "ChangeSerializer",
     "CheckSerializer",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -11,7 +14,16 @@ from containers_app.board import SHEET_FIELDS
 from containers_app.local_times import at_terminal, zone_of
 from containers_app.models import Container, HistoryEntry
 from containers_app.money import Charges, Tariffs
+from containers_app.selectors import (
+    DEFAULT_SORT,
+    DUE_WINDOWS,
+    PICKUP_FILTERS,
+    SHOWS,
+    SORTS,
+    BoardFilters,
+)
 from containers_app.verdict import Pickup
+from sessions_app.models import Account
 
 
 class BoardContainerSerializer(serializers.ModelSerializer):
@@ -141,3 +153,96 @@ class ContainerDetailSerializer(serializers.Serializer):
     container_number = serializers.CharField()
     rows = BoardContainerSerializer(many=True, help_text="Its latest state, per account.")
     history = HistoryEntrySerializer(many=True, help_text="Newest first (at most 200).")
+
+
+# What each of the board's filters means, said for an API caller.
+BOARD_PARAMETER_TEXT = {
+    "q": "Part of a container number.",
+    "pickup": "Whether it still needs a pickup: one verdict (ready, on_hold, not_arrived, "
+    "picked_up, export, unknown), or needs (ready or on_hold). Default: any.",
+    "due": "Last free day overdue, today, or soon (in 1 or 2 days); only containers that still "
+    "need a pickup (the windows do not overlap).",
+    "due_within": "Last free day within this many days (0: today); overdue ones included; only "
+    "containers that still need a pickup (ready, on_hold).",
+    "holds": "With holds (yes) or without (no).",
+    "slot": "With an available appointment slot found by the latest check (yes), or not (no).",
+    "terminal": "A terminal's code, as in `terminal_code`.",
+    "changed_since": f"Changed on or after this day, in the portal's zone ({settings.TIME_ZONE}).",
+    "watched": "Only containers the token's owner watches (★).",
+    "show": "Containers gone from their list (gone), or all; default: those on it.",
+    "account": "Only this account's containers (an id from /api/v1/accounts/).",
+}
+# A bad filter reads as on the board page.
+NOT_A_CHOICE = {
+    "invalid_choice": "Select a valid choice. {input} is not one of the available choices."
+}
+NOT_AN_ACCOUNT = "Select a valid choice. That choice is not one of the available choices."
+Q_MAX_LENGTH = 20
+
+
+def choice(choices: list[str], name: str) -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=sorted(choices),  # the schema lists them in this order
+        required=False,
+        help_text=BOARD_PARAMETER_TEXT[name],
+        error_messages=NOT_A_CHOICE,
+    )
+
+
+class BoardFilterSerializer(serializers.Serializer):
+    """The board's filters and sort as query parameters (`board_filters` reads them); the
+    account's choices are the caller's (`accounts` in the context)."""
+
+    q = serializers.CharField(required=False, help_text=BOARD_PARAMETER_TEXT["q"])
+    pickup = choice(PICKUP_FILTERS, "pickup")
+    due = choice(list(DUE_WINDOWS), "due")
+    due_within = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=365,
+        help_text=BOARD_PARAMETER_TEXT["due_within"],
+        error_messages={"invalid": "Enter a whole number."},
+    )
+    holds = choice(["yes", "no"], "holds")
+    slot = choice(["yes", "no"], "slot")
+    terminal = serializers.CharField(required=False, help_text=BOARD_PARAMETER_TEXT["terminal"])
+    changed_since = serializers.DateField(
+        required=False,
+        help_text=BOARD_PARAMETER_TEXT["changed_since"],
+        error_messages={"invalid": "Enter a valid date."},
+    )
+    watched = choice(["yes"], "watched")
+    show = choice(SHOWS, "show")
+    account = serializers.PrimaryKeyRelatedField(
+        queryset=Account.objects.none(),
+        required=False,
+        help_text=BOARD_PARAMETER_TEXT["account"],
+        error_messages={"does_not_exist": NOT_AN_ACCOUNT, "incorrect_type": NOT_AN_ACCOUNT},
+    )
+    sort = serializers.ChoiceField(
+        choices=sorted([*SORTS, *(f"-{key}" for key in SORTS)]),
+        required=False,
+        help_text=f"A column; a leading - reverses it (blanks last either way). "
+        f"Default: {DEFAULT_SORT} (soonest last free day first).",
+        error_messages={
+            "invalid_choice": f"One of {', '.join(SORTS)}, optionally with a leading -."
+        },
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        account = self.fields["account"]
+        assert isinstance(account, serializers.PrimaryKeyRelatedField)
+        # (None when the schema reads the fields.)
+        account.queryset = self.context.get("accounts", Account.objects.none())
+
+    def validate_q(self, value: str) -> str:
+        if len(value) > Q_MAX_LENGTH:
+            raise serializers.ValidationError(
+                f"Ensure this value has at most {Q_MAX_LENGTH} characters (it has {len(value)})."
+            )
+        return value
+
+    def board_filters(self) -> BoardFilters:
+        values = dict(self.validated_data)
+        return BoardFilters.from_input(values, values.pop("sort", ""))

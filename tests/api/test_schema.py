@@ -55,7 +55,7 @@ def test_the_schema_is_valid_openapi_and_names_every_endpoint() -> None:
 
 
 def test_the_boards_filters_are_the_board_pages_each_described() -> None:
-    from api_app.views.containers import BOARD_PARAMETER_TEXT
+    from api_app.serializers.containers import BOARD_PARAMETER_TEXT
     from containers_app.forms import BoardFilterForm
 
     spec = Client().get("/api/schema/", {"format": "json"}).json()
