@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
-from . import services
+from . import verdicts
 from .models import Booking
 
 
@@ -56,7 +56,7 @@ class BookingAdmin(admin.ModelAdmin):
 
     def _settle(self, request: HttpRequest, queryset: QuerySet, *, booked: bool) -> None:
         settled = sum(
-            services.settle_booking(booking=booking, user=request.user, booked=booked)
+            verdicts.settle_booking(booking=booking, user=request.user, booked=booked)
             for booking in queryset
         )
         skipped = queryset.count() - settled

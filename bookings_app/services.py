@@ -1,5 +1,6 @@
 """Booking a slot: a fresh check, a person's choice and confirmation, exactly one
-`make_appointment`, and a verdict read from E-Modal's own appointments (design.md, invariant 14).
+`make_appointment`, and a verdict read from E-Modal's own appointments (design.md, invariant 14;
+the verdict and the states it moves through are `verdicts`).
 
 The faces (pages, API, admin) call these functions; only `send_booking` (a task) ever calls
 `make_appointment`, and only for a booking it moved from "confirmed, not sent" to "sent" with a
@@ -10,30 +11,26 @@ conditional UPDATE. Nothing retries it: not the engine, not the broker (a redeli
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from containers_app.models import Container, HistoryEntry
+from containers_app.models import Container
 from containers_app.verdict import NEEDS_PICKUP
-from outbox.models import Event
-from outbox.record import record
-from outbox.vocabulary import EventType
-from queries_app.models import AppointmentCheck, AppointmentRow, Query, QueryFile
+from queries_app.models import AppointmentCheck, Query
 from queries_app.services import TriggerLimitReached, start_query
 from sessions_app.models import Account
 from sessions_app.services import SessionManager
 from sessions_app.upstream import CircuitOpen, EModalClient, UpstreamError, UpstreamTimeout
 
 from .models import Booking
+from .verdicts import UNKNOWN_NOTE, move_booking, tell_container
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +49,6 @@ ANSWER_FIELDS = (
     "error",
     "is_new_session",
 )
-DATE_RE = re.compile(r"\b(\d{2})/(\d{2})/(\d{4})\b")
 
 
 class BookingRefused(Exception):
@@ -219,7 +215,7 @@ def check_ended(booking: Booking) -> Booking:
     else:
         why = (row.error if row is not None else "") or query.error or "no slot was offered"
         changes = {"state": Booking.State.FAILED, "note": f"The fresh check: {why}"[:500]}
-    _move(booking, Booking.State.CHECKING, **changes)
+    move_booking(booking, Booking.State.CHECKING, **changes)
     booking.refresh_from_db()
     return booking
 
@@ -227,7 +223,7 @@ def check_ended(booking: Booking) -> Booking:
 def cancel_booking(*, booking: Booking, user: Any) -> Booking:
     """Give up before confirming (nothing was sent)."""
     require_booker(user, booking.account)
-    if not _move(
+    if not move_booking(
         booking,
         (Booking.State.CHECKING, Booking.State.CHOOSE_SLOT),
         state=Booking.State.CANCELLED,
@@ -286,7 +282,7 @@ def confirm_booking(*, booking: Booking, user: Any, slot: str) -> Booking:
             booking=booking,
         )
     with transaction.atomic():
-        moved = _move(
+        moved = move_booking(
             booking,
             Booking.State.CHOOSE_SLOT,
             state=Booking.State.SENDING,
@@ -316,7 +312,7 @@ def recheck(*, booking: Booking, user: Any) -> Booking:
     """A new fresh check for a booking still choosing (its slots are old)."""
     require_booker(user, booking.account)
     with transaction.atomic():
-        if _move(booking, Booking.State.CHOOSE_SLOT, state=Booking.State.CHECKING, slots=[]):
+        if move_booking(booking, Booking.State.CHOOSE_SLOT, state=Booking.State.CHECKING, slots=[]):
             query = _start_check(booking, user)
             Booking.objects.filter(pk=booking.pk).update(check_query=query)
     booking.refresh_from_db()
@@ -398,20 +394,13 @@ def send_booking(booking_id: int, *, manager: SessionManager | None = None) -> s
             changes["reads"] = 1
         Booking.objects.filter(pk=booking_id).update(**changes, updated_at=timezone.now())
         if outcome.state == Booking.State.UNKNOWN:
-            _tell_container(booking_id)
+            tell_container(booking_id)
     logger.info("booking %s: %s", booking_id, outcome.state)
     return f"booking {booking_id}: {outcome.state}"
 
 
 class NotResent(Exception):
     """A second `make_appointment` for one confirmation was about to go out: refused."""
-
-
-UNKNOWN_NOTE = (
-    "The outcome is unknown: the request reached E-Modal and failed or timed out after that, "
-    "so the appointment may have been booked. Do not book again before you have looked in "
-    "E-Modal; the next read of the account's appointments settles it."
-)
 
 
 def _failure_outcome(error: UpstreamError, *, sent: bool) -> Outcome:
@@ -426,236 +415,3 @@ def _failure_outcome(error: UpstreamError, *, sent: bool) -> Outcome:
 
 def _kept(body: dict[str, Any]) -> dict[str, Any]:
     return {key: body[key] for key in ANSWER_FIELDS if key in body}
-
-
-# -- 3. verifying: the account's appointments -------------------------------------------------
-
-
-def appointments_read(query: Query) -> None:
-    """An appointments read of the account ended: settle the bookings it can speak for (those
-    sent before it started)."""
-    waiting = Booking.objects.filter(
-        account_id=query.account_id,
-        state__in=(Booking.State.SENDING, *Booking.SETTLEABLE_STATES),
-        answered_at__isnull=False,
-        sent_at__lte=query.started_at or query.created_at,
-    )
-    if not waiting.exists():
-        return
-    rows = list(AppointmentRow.objects.filter(query=query)) if query.status == "succeeded" else []
-    sheet = QueryFile.objects.filter(query=query, kind=QueryFile.Kind.APPOINTMENTS_SHEET).first()
-    readable = query.status == Query.Status.SUCCEEDED and all(
-        "Container #" in row.raw and "Time Slot" in row.raw for row in rows
-    )
-    for booking in waiting:
-        _settle(booking, query, rows, sheet, readable)
-
-
-def _settle(
-    booking: Booking,
-    query: Query,
-    rows: list[AppointmentRow],
-    sheet: QueryFile | None,
-    readable: bool,
-) -> None:
-    now = timezone.now()
-    when = f"the appointments read #{query.pk}"
-    changes: dict[str, Any] = {"verify_query": query, "sheet": sheet or booking.sheet}
-    if not readable:
-        if booking.state == Booking.State.SENDING:
-            why = (
-                "its sheet's columns are not known"
-                if query.status == Query.Status.SUCCEEDED
-                else f"it failed ({query.error or query.status})"
-            )
-            changes |= {
-                "state": Booking.State.UNVERIFIED,
-                "note": f"Not verified: {when} could not be read ({why}). Look in E-Modal.",
-            }
-    else:
-        found = next((row for row in rows if _same_booking(booking, row)), None)
-        if found is not None:
-            changes |= {
-                "state": Booking.State.BOOKED,
-                "verified_at": now,
-                "appointment_number": str(found.raw.get("Appointment #", ""))[:40],
-                "note": f"Seen in {when}.",
-            }
-        elif booking.state == Booking.State.UNKNOWN:
-            changes["note"] = f"{UNKNOWN_NOTE} Not seen in {when}."[:500]
-        elif booking.state in (Booking.State.SENDING, Booking.State.UNVERIFIED):
-            changes |= {
-                "state": Booking.State.NOT_CONFIRMED,
-                "note": f"E-Modal answered 200 but {when} does not show it: look in E-Modal.",
-            }
-    _move(booking, booking.state, **changes)
-
-
-def _same_booking(booking: Booking, row: AppointmentRow) -> bool:
-    """The sheet's row is this booking: the container at the slot booked (the slot's text, or
-    its date and its time range)."""
-    if str(row.raw.get("Container #", "")).strip().upper() != booking.container_number:
-        return False
-    slot = " ".join(booking.slot.split())
-    text = " ".join(str(row.raw.get("Time Slot", "")).split())
-    if not text:
-        return False
-    if text == slot:
-        return True
-    date = DATE_RE.search(slot)
-    day = str(row.raw.get("Appointment Date", "")).strip()
-    return bool(date and day == date.group(0) and text in slot)
-
-
-def reread_unknown(*, now: datetime | None = None) -> int:
-    """Unknown outcomes are read again: a read of the account's appointments for each unknown
-    booking whose last read ended BOOKING_REREAD_SECONDS ago (or, after a timeout, which has
-    no read of its own at once, whose answer was given up that long ago), up to BOOKING_READS
-    reads in all; then it waits for a person, or for anyone's read. Returns how many reads
-    were asked for."""
-    now = now or timezone.now()
-    due = now - timedelta(seconds=settings.BOOKING_REREAD_SECONDS)
-    waiting = (
-        Booking.objects.filter(state=Booking.State.UNKNOWN, reads__lt=settings.BOOKING_READS)
-        # A read still live will speak for itself (the engine ends every query).
-        .filter(
-            Q(verify_query__isnull=True, answered_at__lt=due) | Q(verify_query__finished_at__lt=due)
-        )
-        .select_related("account")
-    )
-    asked = 0
-    for booking in waiting:
-        with transaction.atomic():
-            query, _ = start_query(account=booking.account, kind="appointments")
-            asked += _move(booking, Booking.State.UNKNOWN, verify_query=query, reads=F("reads") + 1)
-    return asked
-
-
-def sending_too_long() -> int:
-    """Bookings sent whose answer never came back (the worker died mid-call): unknown, and a
-    read of the appointments asked for. Returns how many."""
-    limit = timezone.now() - timedelta(seconds=settings.BOOKING_ANSWER_LOST_SECONDS)
-    lost = Booking.objects.filter(
-        state=Booking.State.SENDING, sent_at__lt=limit, answered_at__isnull=True
-    )
-    count = 0
-    for booking in lost.select_related("account"):
-        with transaction.atomic():
-            query, _ = start_query(account=booking.account, kind="appointments")
-            count += _move(
-                booking,
-                Booking.State.SENDING,
-                state=Booking.State.UNKNOWN,
-                answered_at=timezone.now(),
-                answer={"error": "no answer recorded (the worker stopped)"},
-                verify_query=query,
-                reads=F("reads") + 1,
-                note=UNKNOWN_NOTE,
-            )
-    return count
-
-
-# -- staff: settling by hand ----------------------------------------------------------------
-
-
-def settle_booking(*, booking: Booking, user: Any, booked: bool, note: str = "") -> bool:
-    """A person looked in E-Modal: booked or not. Only unknown, unverified and not confirmed
-    bookings are settled this way; False for any other."""
-    who = user.get_username()
-    text = note or ("seen in E-Modal" if booked else "not in E-Modal")
-    return _move(
-        booking,
-        Booking.SETTLEABLE_STATES,
-        state=Booking.State.BOOKED if booked else Booking.State.FAILED,
-        settled_by=user,
-        verified_at=timezone.now() if booked else None,
-        note=f"Settled by {who}: {text}."[:500],
-    )
-
-
-# -- helpers --------------------------------------------------------------------------------
-
-
-def _move(booking: Booking, from_states: Any, **changes: Any) -> bool:
-    """A conditional UPDATE: the change happens only if the booking is still in one of
-    `from_states` (exactly one caller wins a race). A booking that was sent and reaches a new
-    state is told on its container (the board's appointment, the container's history)."""
-    states = [from_states] if isinstance(from_states, str) else list(from_states)
-    changes["updated_at"] = timezone.now()
-    moved = bool(Booking.objects.filter(Q(pk=booking.pk), Q(state__in=states)).update(**changes))
-    new_state = changes.get("state")
-    if moved and new_state is not None and new_state != booking.state and booking.sent_at_known:
-        _tell_container(booking.pk)
-    return moved
-
-
-# What the board shows of a sent booking, by its state ("" clears it).
-BOARD_WORDS = {
-    Booking.State.BOOKED: "{slot}",
-    Booking.State.UNKNOWN: "{slot} (outcome unknown)",
-    Booking.State.NOT_CONFIRMED: "{slot} (not confirmed)",
-    Booking.State.UNVERIFIED: "{slot} (unverified)",
-    Booking.State.FAILED: "",
-}
-
-
-# The events of a sent booking's verdicts (one per booking and verdict: its key).
-EVENTS = {
-    Booking.State.BOOKED: EventType.APPOINTMENT_BOOKED,
-    Booking.State.NOT_CONFIRMED: EventType.APPOINTMENT_NOT_CONFIRMED,
-    Booking.State.UNKNOWN: EventType.APPOINTMENT_UNKNOWN,
-}
-
-
-def _tell_container(booking_id: int) -> None:
-    """The booking's new state on its container (the board's appointment, a history entry),
-    and its event in the outbox, in one transaction; the dispatcher tells whom it concerns
-    (webhooks, and e-mail to the account's person and who watches the container)."""
-    booking = Booking.objects.select_related("account", "requested_by").get(pk=booking_id)
-    if booking.state not in BOARD_WORDS:
-        return
-    now = timezone.now()
-    with transaction.atomic():
-        container = Container.objects.filter(
-            account_id=booking.account_id, container_number=booking.container_number
-        ).first()
-        if container is not None:
-            text = BOARD_WORDS[booking.state].format(slot=booking.slot)
-            before = container.appointment
-            Container.objects.filter(pk=container.pk).update(appointment=text[:240])
-            label = booking.get_state_display().split(":")[0].lower()
-            HistoryEntry.objects.create(
-                container=container,
-                query=booking.verify_query,
-                observed_at=now,
-                change=HistoryEntry.Change.BOOKING,
-                fields={
-                    "appointment": [
-                        before or None,
-                        f"{label}, {booking.slot} (booking #{booking.pk})",
-                    ]
-                },
-            )
-        kind = EVENTS.get(booking.state)
-        if kind is None:
-            return
-        requester = booking.requested_by
-        event = Event(
-            key=f"{kind}:{booking.pk}",
-            type=kind,
-            account=booking.account,
-            container=container,
-            container_number=booking.container_number,
-            query=booking.verify_query,
-            data={
-                "booking_id": booking.pk,
-                "slot": booking.slot,
-                "terminal": booking.terminal,
-                "move_type": booking.move_type,
-                "state": booking.state,
-                "appointment_number": booking.appointment_number,
-                "requested_by": requester.get_username() if requester else None,
-            },
-            occurred_at=now,
-        )
-        record([event])

@@ -12,7 +12,7 @@ from django_q.tasks import async_task
 
 from queries_app.models import Query
 
-from . import services
+from . import services, verdicts
 from .models import Booking
 
 # The query kinds a booking waits on.
@@ -32,14 +32,14 @@ def query_ended(query_id: int) -> str:
         for booking in Booking.objects.filter(check_query=query, state=Booking.State.CHECKING):
             services.check_ended(booking)
     elif query.kind == "appointments":
-        services.appointments_read(query)
+        verdicts.appointments_read(query)
     return f"query {query_id}: bookings brought up to date"
 
 
 def sweep_bookings() -> str:
     """Every minute: bookings whose answer was lost made unknown, unknown ones read again."""
-    lost = services.sending_too_long()
-    reads = services.reread_unknown()
+    lost = verdicts.sending_too_long()
+    reads = verdicts.reread_unknown()
     return f"{lost} booking(s) without an answer made unknown; {reads} read(s) asked for"
 
 

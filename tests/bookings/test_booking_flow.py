@@ -10,7 +10,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from bookings_app import services
+from bookings_app import services, verdicts
 from bookings_app.models import Booking
 from containers_app.models import Container, HistoryEntry
 from containers_app.words import describe_change
@@ -150,9 +150,9 @@ def test_a_timeout_is_unknown_with_no_second_request_and_a_later_read_settles_it
     assert len(booking_calls(sim)) == 1
     # The sweep reads the appointments BOOKING_REREAD_SECONDS later, and that read settles it.
     sim.wait_for(lambda: booking_calls(sim)[0]["end"] is not None)
-    assert services.reread_unknown() == 0  # too soon
+    assert verdicts.reread_unknown() == 0  # too soon
     later = timezone.now() + timedelta(seconds=settings.BOOKING_REREAD_SECONDS + 1)
-    assert services.reread_unknown(now=later) == 1
+    assert verdicts.reread_unknown(now=later) == 1
     booking.refresh_from_db()
     assert booking.reads == 1
     read = booking.verify_query_id
