@@ -15,7 +15,6 @@ from .models import (
     Container,
     Event,
     HistoryEntry,
-    RecurringRun,
     Tariff,
     TariffTier,
 )
@@ -102,23 +101,6 @@ class AlertPreferenceAdmin(admin.ModelAdmin):
     list_filter = ("channel", "scope")
     search_fields = ("user__username",)
     raw_id_fields = ("user",)
-
-
-@admin.register(RecurringRun)
-class RecurringRunAdmin(ReadOnlyAdmin):
-    """Set on the board (or by `run_queries --schedule`), where their schedule is kept in step;
-    here they can be looked at and deleted."""
-
-    list_display = ("__str__", "paused", "next_run_at", "last_run_at", "last_error", "created_by")
-    list_filter = ("kind", "paused")
-    list_select_related = ("account__user", "created_by")
-    search_fields = ("account__user__username",)
-    raw_id_fields = ("account", "created_by", "schedule", "last_query")
-
-    def delete_model(self, request: HttpRequest, obj: RecurringRun) -> None:
-        from .recurring import delete_recurring_run
-
-        delete_recurring_run(run=obj)
 
 
 class TariffTierInline(admin.TabularInline):

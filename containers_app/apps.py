@@ -7,15 +7,10 @@ class ContainersAppConfig(AppConfig):
 
     def ready(self) -> None:
         # The engine tells who listens that a query ended; the board is brought up to date by
-        # a task of its own (never in the query's path). And `run_queries --schedule` keeps its
-        # recurring queries in this app's model, which registers itself with queries_app
-        # (queries_app does not know this app).
-        from queries_app.schedules import register_scheduler
+        # a task of its own (never in the query's path).
         from queries_app.signals import query_finished
 
         from . import tasks  # noqa: F401  (imported before the cluster forks its workers)
         from .receivers import on_query_finished
-        from .recurring import schedule_from_command
 
         query_finished.connect(on_query_finished, dispatch_uid="containers_app.query_finished")
-        register_scheduler(schedule_from_command)

@@ -11,10 +11,11 @@ from django.core.exceptions import ValidationError
 
 from portal.forms import add_service_error
 from portal.timezones import time_zone_choices
+from queries_app.recurring_run import WEEKDAYS
 from queries_app.registry import all_kinds
 from sessions_app.models import Account
 
-from .models import ALERT_EVENT_TYPES, LFD_DUE_MAX_DAYS, WEEKDAYS, AlertPreference
+from .models import ALERT_EVENT_TYPES, LFD_DUE_MAX_DAYS, AlertPreference
 from .selectors import NEEDS, BoardFilters
 from .verdict import Pickup
 

@@ -1,7 +1,7 @@
 """The containers board: each container's latest known state (merged from the runs that saw
-it), the changes observed across runs, who watches it, alerts and their preferences, and the
-recurring runs people set themselves. Its events are the outbox's rows (`outbox.models.Event`,
-named here too)."""
+it), the changes observed across runs, who watches it, alerts and their preferences. (The
+recurring runs people set on the board are the queries app's.) Its events are the outbox's rows
+(`outbox.models.Event`, named here too)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,11 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from django_q.models import Schedule
 
 from outbox.models import Event
 from outbox.vocabulary import EventType
 from queries_app.access import sees_others
 from queries_app.models import Query, Terminal
-from queries_app.registry import kind_choices
 from sessions_app.models import Account
 
 from .verdict import Pickup
@@ -341,59 +339,6 @@ class AlertItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alert_id}: {self.event_id}"
-
-
-WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-
-
-class RecurringRun(models.Model):
-    """A query people (or `run_queries --schedule`) set to run again and again: on these days
-    of the week, at these times of day in this zone. It drives one django-q2 schedule made by
-    the portal's code (`recurring.py`), which fires at the next of those times."""
-
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="recurring_runs")
-    kind = models.CharField(max_length=20, choices=kind_choices)
-    params = models.JSONField(default=dict, blank=True)
-    # 0 = Monday ... 6 = Sunday; times as "HH:MM", sorted.
-    weekdays = models.JSONField(default=list)
-    times = models.JSONField(default=list)
-    time_zone = models.CharField(max_length=64)
-    paused = models.BooleanField(default=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        help_text="Empty when made by the run_queries command.",
-    )
-    schedule = models.OneToOneField(
-        Schedule, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    next_run_at = models.DateTimeField(null=True, blank=True)
-    last_run_at = models.DateTimeField(null=True, blank=True)
-    last_query = models.ForeignKey(
-        Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    last_error = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["account", "kind", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} for {self.account} ({self.describe()})"
-
-    def describe(self) -> str:
-        days = self.weekdays or []
-        if sorted(days) == list(range(7)):
-            when = "every day"
-        elif sorted(days) == list(range(5)):
-            when = "Mon–Fri"
-        else:
-            when = ", ".join(WEEKDAYS[d] for d in sorted(days))
-        return f"{when} at {', '.join(self.times)} {self.time_zone}"
 
 
 class Tariff(models.Model):

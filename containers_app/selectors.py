@@ -23,12 +23,12 @@ from django.db.models import (
 from django.utils import timezone
 
 from queries_app import access
-from queries_app.models import AppointmentCheck, ContainerInfo, ContainerRow, Query
+from queries_app.models import AppointmentCheck, ContainerInfo, ContainerRow, Query, RecurringRun
 from queries_app.registry import board_kinds
 from sessions_app.models import Account, AccountQuerySet
 from sessions_app.secret_names import account_secrets
 
-from .models import VIEW_CONTAINERS, Container, RecurringRun, Watch
+from .models import VIEW_CONTAINERS, Container, Watch
 from .money import ZERO, Tariffs
 from .verdict import NEEDS_PICKUP, Pickup
 

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from queries_app.events import record_logins_stopped as record_stop
 
-from . import alerts, board, recurring
+from . import alerts, board
 
 
 def update_board(query_id: int) -> str:
@@ -39,8 +39,3 @@ def record_due_dates() -> str:
     containers no run has looked at today."""
     done = board.record_due_dates()
     return f"{len(done.events)} due-date events"
-
-
-def run_recurring_query(run_id: int) -> str:
-    """A recurring run's schedule fired."""
-    return recurring.fire(run_id)

@@ -28,14 +28,14 @@ from emodal_portal.ids import parse_id
 from portal.exports import export_response
 from portal.http import AuthenticatedHttpRequest, next_or
 from portal.timezones import TimeZoneForm, in_user_zone, user_zone
-from queries_app.models import Query
+from queries_app import recurring
+from queries_app.models import Query, RecurringRun
 
-from . import recurring
 from .alerts import preferences_for
 from .forms import AlertPreferenceForm, BoardFilterForm, RecurringRunForm
 from .health import stopped_accounts
 from .local_times import zone_of
-from .models import Alert, Container, RecurringRun, Watch
+from .models import Alert, Container, Watch
 from .money import Tariffs
 from .selectors import (
     HISTORY_LIMIT,

@@ -267,10 +267,9 @@ else:
 # dotted path a worker imports and calls, so anything else would run arbitrary code. Add a
 # task here when the portal gains one that is meant to recur. Only superusers edit schedules.
 SCHEDULED_TASK_FUNCS = [
-    "queries_app.tasks.start_scheduled_query",
+    "queries_app.tasks.run_recurring_query",
     "queries_app.tasks.sweep_queries",
     "ops_app.tasks.prune_results",
-    "containers_app.tasks.run_recurring_query",
     "containers_app.tasks.send_due_alerts",
     "containers_app.tasks.record_due_dates",
     "api_app.tasks.sweep_webhooks",

@@ -25,9 +25,11 @@ from .models import (
     ContainerInfo,
     Query,
     QueryFile,
+    RecurringRun,
     Terminal,
 )
 from .query_page_admin import query_page_urls
+from .recurring import delete_recurring_run
 from .registry import get_kind
 from .services import TriggerLimitReached, cancel_query, rerun_query, start_query
 from .views import PROGRESS_POLL_MS
@@ -231,6 +233,31 @@ class NeedsNameFilter(admin.SimpleListFilter):
 
 # The Terminal options E-Modal has listed, read once per changelist page.
 LISTED_TERMINALS: ContextVar[list[str] | None] = ContextVar("listed_terminals", default=None)
+
+
+@admin.register(RecurringRun)
+class RecurringRunAdmin(admin.ModelAdmin):
+    """Set on the board (or by `run_queries --schedule`), where their schedule is kept in step;
+    here they can be looked at and deleted."""
+
+    list_display = ("__str__", "paused", "next_run_at", "last_run_at", "last_error", "created_by")
+    list_filter = ("kind", "paused")
+    list_select_related = ("account__user", "created_by")
+    search_fields = ("account__user__username",)
+    raw_id_fields = ("account", "created_by", "schedule", "last_query")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: RecurringRun) -> None:
+        delete_recurring_run(run=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[RecurringRun]) -> None:
+        for run in queryset:
+            delete_recurring_run(run=run)
 
 
 @admin.register(Terminal)

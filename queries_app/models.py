@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from sessions_app.models import Account
 
+from .recurring_run import WEEKDAYS, RecurringRun  # noqa: F401 - the app's models
 from .registry import kind_choices
 from .terminal_zones import TERMINAL_TIME_ZONE, terminal_zone, validate_time_zone
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
-from sessions_app.models import Account
-
-from . import engine, services
+from . import engine, recurring
 
 
 def run_query_step(query_id: int | None = None) -> str:
@@ -18,10 +14,6 @@ def sweep_queries() -> dict[str, int]:
     return engine.sweep_queries()
 
 
-def start_scheduled_query(account_id: int, kind: str, params_json: str = "{}") -> str:
-    """A recurring query's schedule fires: start it (or keep the one already running)."""
-    account = Account.objects.get(pk=account_id)
-    query, created = services.start_query(
-        account=account, kind=kind, params=json.loads(params_json)
-    )
-    return f"query {query.pk}" + ("" if created else " (already running)")
+def run_recurring_query(run_id: int) -> str:
+    """A recurring run's schedule fired."""
+    return recurring.fire(run_id)

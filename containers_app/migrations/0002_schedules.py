@@ -41,7 +41,7 @@ def create_schedules(apps, schema_editor):
 
 
 def move_command_schedules(apps, schema_editor):
-    from containers_app.recurring import next_run_time
+    from queries_app.recurring import next_run_time
 
     Schedule = apps.get_model("django_q", "Schedule")
     RecurringRun = apps.get_model("containers_app", "RecurringRun")

@@ -22,12 +22,11 @@ from containers_app.models import (
     AlertPreference,
     Container,
     HistoryEntry,
-    RecurringRun,
     Tariff,
     Watch,
 )
 from queries_app.events import EventType
-from queries_app.models import Query, Terminal
+from queries_app.models import Query, RecurringRun, Terminal
 from sessions_app.models import Account
 
 from ..portal.test_http_surface import STRICT_POLICY, inline_code, policy

@@ -10,7 +10,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django_q.models import Schedule
 
-from containers_app.models import RecurringRun
+from queries_app.models import RecurringRun
 from sessions_app.models import Account
 
 BEFORE = [("containers_app", "0001_initial")]
@@ -43,7 +43,7 @@ def test_old_command_schedules_become_recurring_runs(alice: Account) -> None:
     daily.refresh_from_db()
     assert run.schedule_id == daily.pk
     assert (daily.func, daily.args, daily.schedule_type, daily.repeats) == (
-        "containers_app.tasks.run_recurring_query",
+        "queries_app.tasks.run_recurring_query",
         f"({run.pk},)",
         Schedule.ONCE,
         1,

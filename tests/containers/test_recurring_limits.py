@@ -15,9 +15,8 @@ from django.test import Client
 from django.urls import reverse
 from django_q.models import Schedule
 
-from containers_app.models import RecurringRun
-from containers_app.recurring import TASK, fire, save_recurring_run
-from queries_app.models import Query
+from queries_app.models import Query, RecurringRun
+from queries_app.recurring import TASK, fire, save_recurring_run
 from sessions_app.models import Account
 
 from ..conftest import make_account

@@ -12,8 +12,8 @@ from django.utils.module_loading import import_string
 from django_q.models import Schedule
 from django_q.scheduler import scheduler
 
-from containers_app.recurring import fire, next_run_time, save_recurring_run, set_paused
 from queries_app.models import Query
+from queries_app.recurring import fire, next_run_time, save_recurring_run, set_paused
 from sessions_app.models import Account
 
 from ..taskqueue import TaskQueue
@@ -21,7 +21,7 @@ from .clock import clock
 
 pytestmark = pytest.mark.django_db
 
-TASK = "containers_app.tasks.run_recurring_query"
+TASK = "queries_app.tasks.run_recurring_query"
 # Friday 8 March 2030, noon in New York (EST); the clocks go forward on Sunday the 10th.
 FRIDAY_NOON = datetime(2030, 3, 8, 17, 0, tzinfo=UTC)
 MONDAY_0730_EDT = datetime(2030, 3, 11, 11, 30, tzinfo=UTC)

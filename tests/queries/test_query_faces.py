@@ -232,13 +232,13 @@ def test_run_queries_dry_run_starts_nothing(alice: Account, task_queue: TaskQueu
 def test_run_queries_schedule_creates_one_recurring_run_per_account(
     alice: Account, bob: Account, task_queue: TaskQueue
 ) -> None:
-    from containers_app.models import RecurringRun
+    from queries_app.models import RecurringRun
 
     out = run_command("--kind", "containers", "--all", "--schedule", "daily")
     assert "2 daily recurring run(s)" in out
     runs = RecurringRun.objects.all()
     assert runs.count() == 2
-    schedules = Schedule.objects.filter(func="containers_app.tasks.run_recurring_query")
+    schedules = Schedule.objects.filter(func="queries_app.tasks.run_recurring_query")
     assert schedules.count() == 2
     run_command("--kind", "containers", "--all", "--schedule", "hourly")
     assert runs.count() == schedules.count() == 2  # updated, not duplicated

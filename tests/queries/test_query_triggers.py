@@ -4,7 +4,6 @@ trigger limit (QUERY_TRIGGER_LIMIT per QUERY_TRIGGER_WINDOW_SECONDS)."""
 from __future__ import annotations
 
 import io
-import json
 import threading
 import time
 from datetime import timedelta
@@ -16,9 +15,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from queries_app.models import Query, params_key
+from queries_app.models import Query, RecurringRun, params_key
+from queries_app.recurring import fire, save_recurring_run
 from queries_app.services import TriggerLimitReached, cancel_query, start_query
-from queries_app.tasks import start_scheduled_query
 from sessions_app.models import Account
 
 from ..taskqueue import TaskQueue
@@ -263,7 +262,16 @@ def test_commands_and_schedules_are_not_limited(
     out = io.StringIO()
     call_command("run_queries", "--kind", "containers", "--user", "alice", stdout=out)
     assert "query #" in out.getvalue()
-    start_scheduled_query(alice.pk, "timeline", json.dumps({"container_id": "MSCU0000002"}))
+    run = save_recurring_run(
+        account=alice,
+        kind="timeline",
+        params={"container_id": "MSCU0000002"},
+        weekdays=list(range(7)),
+        times="06:00",
+        time_zone="UTC",
+    )
+    RecurringRun.objects.filter(pk=run.pk).update(next_run_at=timezone.now())
+    assert fire(run.pk).startswith("query ")
     assert Query.objects.count() == 3
 
 

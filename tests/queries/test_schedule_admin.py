@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from django_q.models import Schedule
 
-from containers_app.models import RecurringRun
+from queries_app.models import RecurringRun
 from sessions_app.models import Account
 
 pytestmark = pytest.mark.django_db
@@ -116,16 +116,16 @@ def test_a_superuser_schedules_an_allowed_task(staff: Any, alice: Account) -> No
     assert Schedule.objects.get(name="nightly").func == "queries_app.tasks.sweep_queries"
     recurring = schedule_form(
         name="alice containers",
-        func="queries_app.tasks.start_scheduled_query",
-        args=f"{alice.pk}, 'containers'",
-        kwargs="params_json='{}'",
+        func="queries_app.tasks.run_recurring_query",
+        args="7",
+        kwargs="",
     )
     assert client.post(ADD, recurring).status_code == 302
-    assert Schedule.objects.get(name="alice containers").args == f"{alice.pk}, 'containers'"
+    assert Schedule.objects.get(name="alice containers").args == "7"
 
 
 def test_the_allowlist_is_one_setting(staff: Any, settings: Any) -> None:
-    settings.SCHEDULED_TASK_FUNCS = ["queries_app.tasks.start_scheduled_query"]
+    settings.SCHEDULED_TASK_FUNCS = ["queries_app.tasks.run_recurring_query"]
     response = logged_in(staff).post(ADD, schedule_form())
     errors = response.context["adminform"].form.errors
     assert "Only the portal's own tasks" in errors["func"][0]
@@ -146,7 +146,7 @@ def test_scheduling_recurring_queries_with_bad_parameters_stores_nothing_and_say
             "daily",
             stdout=StringIO(),
         )
-    assert not Schedule.objects.filter(func="containers_app.tasks.run_recurring_query").exists()
+    assert not Schedule.objects.filter(func="queries_app.tasks.run_recurring_query").exists()
     assert not RecurringRun.objects.exists()
 
 
@@ -174,13 +174,13 @@ def test_recurring_queries_store_the_cleaned_parameters(alice: Account) -> None:
         ["06:30"],
         "America/Los_Angeles",
     )
-    assert run.schedule.func == "containers_app.tasks.run_recurring_query"
+    assert run.schedule.func == "queries_app.tasks.run_recurring_query"
     assert run.schedule.args == f"({run.pk},)"
     # Run again, the command updates its recurring run rather than adding one.
     schedule("7:05")
     run = RecurringRun.objects.get()
     assert run.times == ["07:05"]
-    assert Schedule.objects.filter(func="containers_app.tasks.run_recurring_query").count() == 1
+    assert Schedule.objects.filter(func="queries_app.tasks.run_recurring_query").count() == 1
 
 
 def test_the_command_refuses_a_bad_time(alice: Account) -> None:

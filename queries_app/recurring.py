@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -18,13 +19,13 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.models import Schedule
 
-from queries_app.registry import UnknownKind, get_kind
-from queries_app.services import start_query, validate_params
 from sessions_app.models import Account
 
-from .models import WEEKDAYS, RecurringRun
+from .recurring_run import WEEKDAYS, RecurringRun
+from .registry import UnknownKind, get_kind
+from .services import start_query, validate_params
 
-TASK = "containers_app.tasks.run_recurring_query"
+TASK = "queries_app.tasks.run_recurring_query"
 MAX_TIMES_PER_DAY = 24
 TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 TIMES_SPLIT_RE = re.compile(r"[\s,;]+")
@@ -138,8 +139,12 @@ def too_close(
     interval = settings.RECURRING_MIN_INTERVAL_MINUTES
     if not interval:
         return None
-    starts = [(at, text, None) for at, text in week_minutes(weekdays, times, time_zone, now)]
-    others = RecurringRun.objects.filter(account=account).exclude(pk=run.pk if run else None)
+    starts: list[tuple[int, str, RecurringRun | None]] = [
+        (at, text, None) for at, text in week_minutes(weekdays, times, time_zone, now)
+    ]
+    others = RecurringRun.objects.filter(account=account)
+    if run is not None and run.pk is not None:
+        others = others.exclude(pk=run.pk)
     for other in others:
         starts += [
             (at, text, other)
@@ -155,12 +160,12 @@ def too_close(
         if owner is None and next_owner is None:
             what = f"{text} and {next_text} are {apart}"
         else:
-            mine, theirs, other = (
-                (text, next_text, next_owner) if owner is None else (next_text, text, owner)
-            )
+            mine, theirs = (text, next_text) if owner is None else (next_text, text)
+            neighbour = next_owner if owner is None else owner
+            assert neighbour is not None  # one of the two is this run's, the other not
             what = (
                 f"{mine} and {theirs} (another scheduled run of the account: "
-                f"{other.describe()}) are {apart}"
+                f"{neighbour.describe()}) are {apart}"
             )
         return (
             f"{what}: an account's scheduled runs start at least {interval} minutes apart, "
@@ -234,11 +239,12 @@ def save_recurring_run(
         else:
             errors.setdefault("kind", []).extend(exc.messages)
     checked: dict[str, Any] = {}
-    for name, check, value in (
+    checks: tuple[tuple[str, Callable[[Any], Any], Any], ...] = (
         ("weekdays", parse_weekdays, weekdays),
         ("times", parse_times, times),
         ("time_zone", lambda v: zone(v) and v, time_zone),
-    ):
+    )
+    for name, check, value in checks:
         try:
             checked[name] = check(value)
         except ValidationError as exc:
