@@ -119,7 +119,7 @@ def bookable_reason(container: Container) -> str:
     check = latest_check(container)
     if check is None or check.outcome != AppointmentCheck.Outcome.AVAILABLE:
         return "Its latest appointment check offered no slots."
-    if not container.terminal_id or not container.terminal.name:
+    if container.terminal is None or not container.terminal.name:
         return "Its terminal has no E-Modal name yet (staff add it under Terminals)."
     return ""
 
@@ -142,6 +142,7 @@ def start_booking(*, user: Any, account: Account, container_number: str) -> tupl
     reason = bookable_reason(container)
     if reason:
         raise BookingRefused(f"{number} cannot be booked here: {reason}")
+    assert container.terminal is not None  # bookable: it has a named terminal
     if not account.trucking_company or not account.truck_plate:
         raise BookingRefused("The account has no trucking company or truck plate to book with.")
     if account.appointment_error:
