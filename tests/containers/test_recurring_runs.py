@@ -159,3 +159,19 @@ def test_the_next_run_time(
 ) -> None:
     moment = next_run_time(weekdays=weekdays, times=times, time_zone=zone, after=after)
     assert moment == datetime.fromisoformat(expected).replace(tzinfo=UTC)
+
+
+def test_a_task_queued_under_the_boards_old_name_still_runs_the_recurring_run(
+    alice: Account, task_queue: TaskQueue
+) -> None:
+    run = save_recurring_run(
+        account=alice, kind="containers", params={}, weekdays=[0], times="06:00", time_zone="UTC"
+    )
+    Schedule.objects.filter(pk=run.schedule_id).update(repeats=0)  # fired: no repeat left
+    run.next_run_at = datetime.now(UTC)
+    run.save(update_fields=["next_run_at"])
+    result = import_string("containers_app.tasks.run_recurring_query")(run.pk)
+    assert result.startswith("query ")
+    run.refresh_from_db()
+    assert run.next_run_at > datetime.now(UTC)
+    assert Schedule.objects.get(pk=run.schedule_id).repeats == 1  # armed again
