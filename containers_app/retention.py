@@ -22,7 +22,9 @@ from datetime import datetime, timedelta
 from django.db import models, transaction
 from django.utils import timezone
 
-from .models import Alert, AlertItem, Container, Event, HistoryEntry
+from history.models import HistoryEntry
+
+from .models import Alert, AlertItem, Container, Event
 
 BATCH_SIZE = 2000
 

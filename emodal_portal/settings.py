@@ -119,6 +119,7 @@ INSTALLED_APPS = [
     "csp",
     "sessions_app",
     "outbox",
+    "history",
     "queries_app",
     "ops_app",
     "containers_app",
@@ -496,7 +497,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "EventTypeEnum": "outbox.vocabulary.EventType",
         "QueryStatusEnum": "queries_app.models.Query.Status",
-        "ContainerChangeEnum": "queries_app.models.ContainerChange.Change",
+        "ContainerChangeEnum": "history.models.HistoryEntry.Change",
         "DeliveryStatusEnum": "api_app.models.WebhookDelivery.Status",
     },
 }

@@ -21,10 +21,10 @@ from containers_app.models import (
     Alert,
     AlertPreference,
     Container,
-    HistoryEntry,
     Tariff,
     Watch,
 )
+from history.models import HistoryEntry
 from queries_app.events import EventType
 from queries_app.models import Query, RecurringRun, Terminal
 from sessions_app.models import Account

@@ -12,8 +12,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from containers_app.models import Alert, AlertItem, Container, Event, HistoryEntry, Watch
+from containers_app.models import Alert, AlertItem, Container, Event, Watch
 from containers_app.retention import prune_board
+from history.models import HistoryEntry
 from ops_app import tasks
 from queries_app.events import EventType
 from sessions_app.models import Account
