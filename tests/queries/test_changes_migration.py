@@ -15,7 +15,7 @@ from sessions_app.models import Account
 
 BEFORE = [
     ("queries_app", "0012_retire_scheduled_query"),
-    ("containers_app", "0008_recurring_runs_to_queries"),
+    ("containers_app", "0009_alert_preference_to_notifications"),
 ]
 
 

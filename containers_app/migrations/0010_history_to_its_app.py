@@ -6,7 +6,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("containers_app", "0008_recurring_runs_to_queries"),
+        ("containers_app", "0009_alert_preference_to_notifications"),
     ]
 
     operations = [
