@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -31,11 +32,10 @@ from portal.timezones import TimeZoneForm, in_user_zone, user_zone
 from queries_app import recurring
 from queries_app.models import Query, RecurringRun
 
-from .alerts import preferences_for
 from .forms import AlertPreferenceForm, BoardFilterForm, RecurringRunForm
 from .health import stopped_accounts
 from .local_times import zone_of
-from .models import Alert, Container, Watch
+from .models import AlertPreference, Container, Watch
 from .money import Tariffs
 from .selectors import (
     HISTORY_LIMIT,
@@ -253,13 +253,16 @@ def watch(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @in_user_zone
 def alert_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
-    preference = preferences_for(request.user)
+    preference = AlertPreference.of(request.user)
     form = AlertPreferenceForm(request.POST or None, instance=preference)
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "Your alert settings are saved.")
         return redirect("containers:alerts")
-    recent = Alert.objects.filter(user=request.user).select_related("query")[:20]
+    # The person's recent e-mails, from the deliveries of notifications (which reads the board:
+    # named, not imported — this page moves to notifications with the preferences).
+    deliveries = apps.get_model("notifications", "Delivery").objects
+    recent = deliveries.emails().filter(user=request.user).select_related("query")[:20]
     return render(
         request,
         "containers/alerts.html",
