@@ -1,6 +1,6 @@
 """The board's records in the admin: read-only (they are written by runs and the board's
-pages), filterable, searchable by container number or person. (Alerts are notifications'
-deliveries.)"""
+pages), filterable, searchable by container number or person. (Alerts and what people want to
+hear of are the notifications app's.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from .models import (
-    AlertPreference,
     Container,
     Event,
     HistoryEntry,
@@ -71,14 +70,6 @@ class EventAdmin(ReadOnlyAdmin):
     list_select_related = ("account__user",)
     search_fields = ("container_number", "key")
     raw_id_fields = ("account", "container", "query")
-
-
-@admin.register(AlertPreference)
-class AlertPreferenceAdmin(admin.ModelAdmin):
-    list_display = ("user", "channel", "scope", "lfd_due_days", "updated_at")
-    list_filter = ("channel", "scope")
-    search_fields = ("user__username",)
-    raw_id_fields = ("user",)
 
 
 class TariffTierInline(admin.TabularInline):

@@ -1,5 +1,6 @@
-"""Deliveries in the admin: read-only (written by the dispatcher's channels and the senders),
-filterable by channel and status; an endpoint's signing secret is never read."""
+"""Notifications in the admin: people's alert preferences; deliveries, read-only (written by
+the dispatcher's channels and the senders), filterable by channel and status — an endpoint's
+signing secret is never read."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from .models import Delivery, DeliveryAttempt, DeliveryEvent
+from .models import AlertPreference, Delivery, DeliveryAttempt, DeliveryEvent
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -88,3 +89,11 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(AlertPreference)
+class AlertPreferenceAdmin(admin.ModelAdmin):
+    list_display = ("user", "channel", "scope", "lfd_due_days", "updated_at")
+    list_filter = ("channel", "scope")
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)

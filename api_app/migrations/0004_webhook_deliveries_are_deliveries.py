@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('api_app', '0003_request_counts_in_the_cache'),
-        ('notifications', '0002_deliveries'),
+        ('notifications', '0003_deliveries'),
     ]
 
     operations = [

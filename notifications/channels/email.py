@@ -22,7 +22,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
 
-from containers_app.models import ACCOUNT_EVENT_TYPES, AlertPreference, Watch
+from containers_app.models import Watch
 from outbox.models import Event
 from outbox.vocabulary import EventType
 from queries_app.events import logins_stopped_event
@@ -31,7 +31,14 @@ from sessions_app.models import Account
 from sessions_app.secret_names import account_secrets
 
 from ..audience import Audience
-from ..models import Channel, Delivery, DeliveryEvent
+from ..models import (
+    ACCOUNT_EVENT_TYPES,
+    AlertPreference,
+    Channel,
+    Delivery,
+    DeliveryEvent,
+    preferences_for,
+)
 from ..queue import enqueue
 from . import email_message
 from .base import Outcome
@@ -119,7 +126,7 @@ def plan_alerts(events: list[Event], *, query: Query | None) -> list[Delivery]:
             watches[user_id].add(container_id)
         for user in users.filter(Q(pk=owner_id) | Q(pk__in=list(watches)), is_active=True):
             audience.know(user)
-            preference = email_message.preferences_for(user)
+            preference = preferences_for(user)
             if preference.channel != AlertPreference.Channel.EMAIL or not user.email:
                 continue
             owner = user.pk == owner_id

@@ -17,7 +17,6 @@ from django.utils import timezone
 from django.utils.text import Truncator
 
 from containers_app.health import account_health
-from containers_app.models import AlertPreference
 from containers_app.money import money_words
 from containers_app.words import describe_event
 from outbox.models import Event
@@ -42,10 +41,6 @@ EVENT_ORDER = [
     EventType.QUERY_FAILED,
     EventType.CREDENTIALS_REJECTED,
 ]
-
-
-def preferences_for(user: Any) -> AlertPreference:
-    return AlertPreference.of(user)
 
 
 def subject(events: list[Event], query: Query | None) -> str:
@@ -131,7 +126,7 @@ def message_context(alert: Delivery) -> dict[str, Any]:
         "alert": alert,
         "sections": sections,
         "board_url": portal_url(reverse("containers:board")),
-        "settings_url": portal_url(reverse("containers:alerts")),
+        "settings_url": portal_url(reverse("notifications:alerts")),
         "query_url": portal_url(reverse("queries:detail", args=[alert.query_id]))
         if alert.query_id and owner
         else "",

@@ -20,8 +20,7 @@ from standardwebhooks.webhooks import Webhook
 
 from api_app.models import WebhookEndpoint
 from api_app.webhooks.endpoints import create_endpoint
-from containers_app.models import AlertPreference
-from notifications.models import Delivery
+from notifications.models import AlertPreference, Delivery
 from notifications.sending import send, sweep_deliveries
 from sessions_app.models import Account
 

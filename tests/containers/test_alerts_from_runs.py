@@ -16,7 +16,6 @@ from django.utils import timezone
 
 from containers_app import board
 from containers_app.models import (
-    AlertPreference,
     Container,
     Event,
     Tariff,
@@ -26,7 +25,7 @@ from containers_app.verdict import NEEDS_PICKUP, pickup_verdict
 from notifications import tasks
 from notifications.channels.email import plan_alerts
 from notifications.dispatcher import dispatch
-from notifications.models import Delivery, DeliveryEvent
+from notifications.models import AlertPreference, Delivery, DeliveryEvent
 from notifications.sending import send, sweep_deliveries
 from queries_app import parsing
 from queries_app.events import EventType

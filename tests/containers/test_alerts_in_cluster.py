@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from containers_app.models import AlertPreference, Container, Event
-from notifications.models import Delivery
+from containers_app.models import Container, Event
+from notifications.models import AlertPreference, Delivery
 from queries_app.events import EventType
 from queries_app.models import Query
 from queries_app.services import start_query

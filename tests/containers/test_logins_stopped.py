@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from containers_app.models import AlertPreference, Event
-from notifications.models import Delivery
+from containers_app.models import Event
+from notifications.models import AlertPreference, Delivery
 from queries_app.events import EventType
 from queries_app.models import Query
 from queries_app.services import cancel_query, start_query

@@ -14,9 +14,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from containers_app.models import AlertPreference, Container, Event
+from containers_app.models import Container, Event
 from notifications.channels.email import plan_alerts
-from notifications.models import Delivery
+from notifications.models import AlertPreference, Delivery
 from notifications.sending import send
 from queries_app import parsing
 from queries_app.events import EventType

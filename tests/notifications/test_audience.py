@@ -10,10 +10,10 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from api_app.webhooks.endpoints import create_endpoint
-from containers_app.models import AlertPreference, Container, Watch
+from containers_app.models import Container, Watch
 from notifications.channels.email import plan_alerts
 from notifications.channels.webhook import record_deliveries
-from notifications.models import Delivery, DeliveryEvent
+from notifications.models import AlertPreference, Delivery, DeliveryEvent
 from outbox.models import Event
 from outbox.vocabulary import EventType
 from sessions_app.models import Account

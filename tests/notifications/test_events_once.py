@@ -17,10 +17,9 @@ from django_q.brokers import get_broker
 
 from api_app.webhooks.endpoints import create_endpoint
 from containers_app import board
-from containers_app.models import AlertPreference
 from notifications import dispatcher, tasks
 from notifications.dispatcher import dispatch
-from notifications.models import Delivery, DeliveryEvent
+from notifications.models import AlertPreference, Delivery, DeliveryEvent
 from outbox.models import Event
 from outbox.vocabulary import EventType
 from portal.claims import CLAIM

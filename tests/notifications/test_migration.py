@@ -61,9 +61,9 @@ def test_the_boards_events_move_into_the_outbox(alice: Account) -> None:
 
 
 ONE_TABLE_BEFORE = [
-    ("notifications", "0001_one_sweep"),
+    ("notifications", "0002_alert_preference"),
     ("api_app", "0003_request_counts_in_the_cache"),
-    ("containers_app", "0008_recurring_runs_to_queries"),
+    ("containers_app", "0009_alert_preference_to_notifications"),
 ]
 
 

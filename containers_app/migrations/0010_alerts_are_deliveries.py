@@ -7,8 +7,8 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('containers_app', '0008_recurring_runs_to_queries'),
-        ('notifications', '0002_deliveries'),
+        ('containers_app', '0009_alert_preference_to_notifications'),
+        ('notifications', '0003_deliveries'),
     ]
 
     operations = [

@@ -140,8 +140,8 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('api_app', '0003_request_counts_in_the_cache'),
-        ('containers_app', '0008_recurring_runs_to_queries'),
-        ('notifications', '0001_one_sweep'),
+        ('containers_app', '0009_alert_preference_to_notifications'),
+        ('notifications', '0002_alert_preference'),
         ('outbox', '0003_appointment_events'),
         ('queries_app', '0012_retire_scheduled_query'),
         ('sessions_app', '0008_held_workflows'),
