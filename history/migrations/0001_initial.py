@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ("containers_app", "0010_history_to_its_app"),
+        ("containers_app", "0011_history_to_its_app"),
         ("queries_app", "0012_retire_scheduled_query"),
     ]
 

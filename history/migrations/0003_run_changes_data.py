@@ -56,7 +56,7 @@ def keep_run_changes(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("history", "0002_run_changes"),
-        ("containers_app", "0010_history_to_its_app"),
+        ("containers_app", "0011_history_to_its_app"),
         ("queries_app", "0012_retire_scheduled_query"),
     ]
 

@@ -15,7 +15,7 @@ from sessions_app.models import Account
 
 BEFORE = [
     ("queries_app", "0012_retire_scheduled_query"),
-    ("containers_app", "0009_alert_preference_to_notifications"),
+    ("containers_app", "0010_alerts_are_deliveries"),
 ]
 
 

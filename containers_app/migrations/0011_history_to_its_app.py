@@ -6,7 +6,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("containers_app", "0009_alert_preference_to_notifications"),
+        ("containers_app", "0010_alerts_are_deliveries"),
     ]
 
     operations = [
