@@ -82,7 +82,9 @@ def main() -> int:
 
 def fill(count: int) -> tuple[int, str]:
     """A user's account with a succeeded availability run over `count` containers: a quarter
-    of them checked for slots, one in twenty changed since the run before."""
+    of them checked for slots, one in twenty with its last free day moved since the run before.
+    The run's changes are what the board's merge records: the moved days and the slots that
+    appeared (about a quarter of the containers)."""
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
