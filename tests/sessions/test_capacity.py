@@ -209,8 +209,8 @@ def test_a_query_with_no_browser_to_be_had_does_not_take_a_worker_until_one_is_f
     )
     second.refresh_from_db()
     assert second.status == Query.Status.SUCCEEDED
-    # Claimed for its two steps only: never while every browser was held by alice's query.
-    assert second.attempts == 2
+    # Claimed for its one step only: never while every browser was held by alice's query.
+    assert second.attempts == 1
     assert not SessionEvent.objects.filter(kind=SessionEvent.Kind.FAILED).exists()
     stats = sim.stats()
     assert stats["max_concurrent_sessions"] == 1
@@ -239,7 +239,7 @@ def test_a_query_waiting_for_a_browser_runs_as_soon_as_one_is_free(
     )
     second.refresh_from_db()
     assert second.status == Query.Status.SUCCEEDED
-    assert second.attempts == 3  # the claim that found no browser, then its two steps
+    assert second.attempts == 2  # the claim that found no browser, then its one step
     assert second.step_failures == 0
     stats = sim.stats()
     assert stats["captcha_solves"] == 2
