@@ -1,4 +1,4 @@
-"""API tokens, and webhook endpoints with their delivery log."""
+"""API tokens, and webhook endpoints' delivery log (the endpoints are `notifications`')."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-
-from sessions_app.fields import SecretCharField
 
 
 class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
@@ -63,38 +61,6 @@ class ApiToken(models.Model):
         return self.State(self.state()).label
 
 
-class WebhookEndpoint(models.Model):
-    """A URL a user registered to be sent events (Standard Webhooks: signed with its secret)."""
-
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_endpoints"
-    )
-    # Checked by the service (`webhooks.endpoints.clean_url`): http(s), no credentials, public.
-    url = models.CharField("URL", max_length=2000)
-    description = models.CharField(max_length=200, blank=True)
-    # The EventType values it receives.
-    events = models.JSONField(default=list)
-    # "whsec_" + base64 of 32 random bytes: the signing key, shared with the receiver, so it
-    # cannot be hashed; stored encrypted (FIELD_ENCRYPTION_KEY) and shown once.
-    secret = SecretCharField("signing secret", max_length=100)
-    enabled = models.BooleanField(default=True)
-    disabled_at = models.DateTimeField(null=True, blank=True)
-    disabled_reason = models.CharField(max_length=255, blank=True)
-    last_success_at = models.DateTimeField(null=True, blank=True)
-    last_failure_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name = "webhook endpoint"
-
-    SECRET_FIELDS = ("secret",)
-
-    def __str__(self) -> str:
-        return self.url
-
-
 class WebhookDelivery(models.Model):
     """One event for one endpoint: the exact body signed and sent on every attempt, its state,
     and when it is next tried. At most one per endpoint and event id."""
@@ -106,7 +72,7 @@ class WebhookDelivery(models.Model):
         CANCELLED = "cancelled", "Not sent"
 
     endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+        "notifications.WebhookEndpoint", on_delete=models.CASCADE, related_name="deliveries"
     )
     event_id = models.CharField(max_length=100)
     event_type = models.CharField(max_length=60)

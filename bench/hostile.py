@@ -161,7 +161,7 @@ def ssrf() -> None:
     from django.core.exceptions import ValidationError
 
     from api_app.webhooks import transport
-    from api_app.webhooks.endpoints import clean_url
+    from notifications.endpoints import clean_url
 
     settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
     registered = resolved = 0

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from notifications.models import WebhookEndpoint
 from queries_app.events import EventType
 
-from ..models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
+from ..models import DeliveryAttempt, WebhookDelivery
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):

@@ -17,8 +17,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from notifications import endpoints as webhook_endpoints
+from notifications.models import WebhookEndpoint
+
 from ..errors import error_body
-from ..models import WebhookDelivery, WebhookEndpoint
+from ..models import WebhookDelivery
 from ..serializers import (
     ErrorSerializer,
     SecretSerializer,
@@ -27,7 +30,6 @@ from ..serializers import (
     WebhookEndpointSerializer,
     WebhookEndpointWriteSerializer,
 )
-from ..webhooks import endpoints as webhook_endpoints
 from .common import Pagination, caller, errors, service_error
 
 

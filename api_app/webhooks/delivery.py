@@ -26,10 +26,11 @@ from django.db.models import Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from notifications.models import WebhookEndpoint
 from portal.claims import CLAIM, new_token
 from sessions_app.fields import SecretUnreadable
 
-from ..models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
+from ..models import DeliveryAttempt, WebhookDelivery
 from . import transport
 
 logger = logging.getLogger(__name__)

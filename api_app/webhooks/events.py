@@ -15,7 +15,9 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from ..models import WebhookDelivery, WebhookEndpoint
+from notifications.models import WebhookEndpoint
+
+from ..models import WebhookDelivery
 
 logger = logging.getLogger(__name__)
 

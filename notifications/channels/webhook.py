@@ -14,13 +14,14 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from api_app.models import WebhookDelivery, WebhookEndpoint
+from api_app.models import WebhookDelivery
 from api_app.webhooks.events import body_for, enqueue_deliveries
 from outbox.models import Event
 from outbox.vocabulary import EventType
 from sessions_app.models import Account
 
 from ..audience import Audience
+from ..models import WebhookEndpoint
 
 
 def record_deliveries(events: Iterable[dict[str, Any]]) -> list[int]:

@@ -13,9 +13,9 @@ import pytest
 from django.conf import settings
 
 from api_app.models import DeliveryAttempt, WebhookDelivery
-from api_app.webhooks.endpoints import create_endpoint
 from emodal_sim.data import containers_for
 from notifications.channels.webhook import record_deliveries
+from notifications.endpoints import create_endpoint
 from queries_app.models import Query
 from queries_app.services import start_query
 from sessions_app.models import Account

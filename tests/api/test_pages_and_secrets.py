@@ -12,9 +12,10 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from api_app.models import ApiToken, WebhookDelivery, WebhookEndpoint
-from api_app.webhooks.endpoints import create_endpoint
+from api_app.models import ApiToken, WebhookDelivery
 from api_app.webhooks.events import body_for
+from notifications.endpoints import create_endpoint
+from notifications.models import WebhookEndpoint
 from queries_app.events import end_event
 from queries_app.models import Query
 from sessions_app.models import Account
@@ -98,14 +99,14 @@ def test_admin_pages_open_and_show_no_secret(
     client = Client()
     client.force_login(staff)
     stored = {
-        "apitoken": ApiToken.objects.get().pk,
-        "webhookendpoint": endpoint.pk,
-        "webhookdelivery": WebhookDelivery.objects.get().pk,
+        "api_app_apitoken": ApiToken.objects.get().pk,
+        "notifications_webhookendpoint": endpoint.pk,
+        "api_app_webhookdelivery": WebhookDelivery.objects.get().pk,
     }
     for model, pk in stored.items():
         for url in (
-            reverse(f"admin:api_app_{model}_changelist"),
-            reverse(f"admin:api_app_{model}_change", args=[pk]),
+            reverse(f"admin:{model}_changelist"),
+            reverse(f"admin:{model}_change", args=[pk]),
         ):
             response = client.get(url)
             assert response.status_code == 200, url

@@ -122,7 +122,7 @@ def test_the_webhook_sweep_is_scheduled_and_drops_what_is_no_longer_needed(
 
     from api_app.models import WebhookDelivery
     from api_app.tasks import sweep_webhooks
-    from api_app.webhooks.endpoints import create_endpoint
+    from notifications.endpoints import create_endpoint
     from queries_app.checks import check_stored_schedules
 
     # One sweep for notifications: events whose dispatch was lost, then due deliveries.

@@ -21,8 +21,8 @@ from django.test import Client
 from api_app.models import DeliveryAttempt, WebhookDelivery
 from api_app.webhooks import transport
 from api_app.webhooks.delivery import deliver
-from api_app.webhooks.endpoints import create_endpoint
 from notifications.channels.webhook import record_deliveries
+from notifications.endpoints import create_endpoint
 from sessions_app.models import Account
 
 from ..hostile import Hostile, elapsed, peak_rss_mb, reset_peak_rss

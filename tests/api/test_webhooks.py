@@ -18,11 +18,11 @@ from django.test import Client
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from api_app.models import WebhookDelivery, WebhookEndpoint
+from api_app.models import WebhookDelivery
 from api_app.tasks import sweep_webhooks
 from api_app.webhooks.delivery import deliver
-from api_app.webhooks.endpoints import create_endpoint
-from notifications.models import AlertPreference
+from notifications.endpoints import create_endpoint
+from notifications.models import AlertPreference, WebhookEndpoint
 from sessions_app.models import Account
 
 from ..outbox import announce

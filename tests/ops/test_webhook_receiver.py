@@ -15,7 +15,7 @@ import requests
 from django.utils import timezone
 
 from api_app.webhooks.delivery import signed_headers
-from api_app.webhooks.endpoints import new_secret
+from notifications.endpoints import new_secret
 
 from ..containers.smtp import free_port
 from ..processes import ROOT
