@@ -270,9 +270,7 @@ SCHEDULED_TASK_FUNCS = [
     "queries_app.tasks.run_recurring_query",
     "queries_app.tasks.sweep_queries",
     "ops_app.tasks.prune_results",
-    "containers_app.tasks.send_due_alerts",
     "containers_app.tasks.record_due_dates",
-    "api_app.tasks.sweep_webhooks",
     "bookings_app.tasks.sweep_bookings",
     "notifications.tasks.sweep",
 ]
@@ -497,7 +495,7 @@ SPECTACULAR_SETTINGS = {
         "EventTypeEnum": "outbox.vocabulary.EventType",
         "QueryStatusEnum": "queries_app.models.Query.Status",
         "ContainerChangeEnum": "queries_app.models.ContainerChange.Change",
-        "DeliveryStatusEnum": "api_app.models.WebhookDelivery.Status",
+        "DeliveryStatusEnum": "notifications.models.Delivery.Status",
     },
 }
 

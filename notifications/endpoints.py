@@ -18,12 +18,11 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
-from api_app.models import WebhookDelivery
-from api_app.webhooks import events as webhook_events
-from api_app.webhooks.transport import AddressRefused, check_literal_host
 from outbox.vocabulary import EventType
 
-from .models import URL_MAX_LENGTH, WebhookEndpoint
+from .channels import webhook as webhook_channel
+from .channels.webhook_transport import AddressRefused, check_literal_host
+from .models import URL_MAX_LENGTH, Delivery, WebhookEndpoint
 
 MAX_ENDPOINTS_PER_USER = 20
 
@@ -153,11 +152,11 @@ class TestEventTooSoon(Exception):
         )
 
 
-def send_test_event(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
+def send_test_event(*, endpoint: WebhookEndpoint) -> Delivery:
     """A test event to this endpoint (enabled or not), sent by a worker at once: one attempt,
     which never counts against the endpoint. At most one per WEBHOOK_TEST_INTERVAL_SECONDS:
     a sooner one raises `TestEventTooSoon` and sends nothing."""
-    event = webhook_events.test_event(endpoint)
+    event = webhook_channel.test_event(endpoint)
     interval = timedelta(seconds=settings.WEBHOOK_TEST_INTERVAL_SECONDS)
     with transaction.atomic():
         # Two requests at once for one endpoint take turns here (the row's lock on PostgreSQL;
@@ -165,20 +164,13 @@ def send_test_event(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
         WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
         now = timezone.now()
         last = (
-            WebhookDelivery.objects.filter(endpoint=endpoint, is_test=True)
+            Delivery.objects.webhooks()
+            .filter(endpoint=endpoint, is_test=True)
             .order_by("-created_at")
             .values_list("created_at", flat=True)
             .first()
         )
         if interval and last is not None and now - last < interval:
             raise TestEventTooSoon(math.ceil((last + interval - now).total_seconds()))
-        delivery = WebhookDelivery.objects.create(
-            endpoint=endpoint,
-            event_id=event["id"],
-            event_type=event["type"],
-            body=webhook_events.body_for(event),
-            is_test=True,
-            next_attempt_at=timezone.now(),
-        )
-        webhook_events.enqueue_deliveries([delivery.pk])
+        delivery = webhook_channel.record_test(endpoint, event)
     return delivery

@@ -18,10 +18,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from notifications import endpoints as webhook_endpoints
-from notifications.models import WebhookEndpoint
+from notifications.models import Delivery, WebhookEndpoint
 
 from ..errors import error_body
-from ..models import WebhookDelivery
 from ..serializers import (
     ErrorSerializer,
     SecretSerializer,
@@ -165,7 +164,7 @@ class WebhookDeliveries(generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet:
         endpoint = own_endpoint(self.request, self.kwargs["pk"])
-        return WebhookDelivery.objects.filter(endpoint=endpoint).prefetch_related("attempt_log")
+        return Delivery.objects.webhooks().filter(endpoint=endpoint).prefetch_related("attempt_log")
 
 
 @extend_schema(

@@ -12,15 +12,14 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from api_app.models import WebhookDelivery
 from notifications.endpoints import new_secret
-from notifications.models import AlertPreference, WebhookEndpoint
+from notifications.models import AlertPreference, Delivery, WebhookEndpoint
 from sessions_app.models import Account
 
 BEFORE = [("containers_app", "0008_recurring_runs_to_queries"), ("notifications", "0001_one_sweep")]
 BEFORE_ENDPOINTS = [
-    ("api_app", "0003_request_counts_in_the_cache"),
-    ("notifications", "0002_alert_preference"),
+    ("api_app", "0004_webhook_deliveries_are_deliveries"),
+    ("notifications", "0003_deliveries"),
 ]
 
 
@@ -79,8 +78,12 @@ def test_webhook_endpoints_move_with_their_rows_secrets_and_deliveries(
         events=["query.failed"],
         secret=secret,
     )
-    delivery = old.get_model("api_app", "WebhookDelivery").objects.create(
-        endpoint=endpoint, event_id="query.failed:1", event_type="query.failed", body="{}"
+    delivery = old.get_model("notifications", "Delivery").objects.create(
+        channel="webhook",
+        endpoint=endpoint,
+        event_id="query.failed:1",
+        event_type="query.failed",
+        body="{}",
     )
     viewer = django_user_model.objects.create_user("vera", is_staff=True)
     viewer.user_permissions.add(
@@ -97,15 +100,15 @@ def test_webhook_endpoints_move_with_their_rows_secrets_and_deliveries(
         ["query.failed"],
     )
     assert moved.secret == secret  # still decrypted with the same key
-    assert WebhookDelivery.objects.get(pk=delivery.pk).endpoint == moved
+    assert Delivery.objects.get(pk=delivery.pk).endpoint == moved
     assert list(alice.user.webhook_endpoints.all()) == [moved]
     viewer = django_user_model.objects.get(pk=viewer.pk)
     assert viewer.has_perm("notifications.view_webhookendpoint")
 
     old = migrate(BEFORE_ENDPOINTS)
-    back = old.get_model("api_app", "WebhookDelivery").objects.select_related("endpoint").get()
+    back = old.get_model("notifications", "Delivery").objects.select_related("endpoint").get()
     assert (back.pk, back.endpoint.pk, back.endpoint.secret) == (delivery.pk, endpoint.pk, secret)
     migrate()
     # The delivery log is the moved endpoint's: deleting it takes its deliveries along.
     WebhookEndpoint.objects.get().delete()
-    assert not WebhookDelivery.objects.exists()
+    assert not Delivery.objects.exists()

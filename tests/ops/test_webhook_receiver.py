@@ -14,7 +14,7 @@ import pytest
 import requests
 from django.utils import timezone
 
-from api_app.webhooks.delivery import signed_headers
+from notifications.channels.webhook import signed_headers
 from notifications.endpoints import new_secret
 
 from ..containers.smtp import free_port

@@ -1,7 +1,7 @@
 """Webhook endpoints, moved from the API's app: the same table (api_app_webhookendpoint, its
 rows, keys and encrypted secrets untouched); only Django's record of the models changes, and the
-content type follows so that permissions given on it stay given. (api_app 0004 points the
-delivery log's foreign key here and forgets its own.)"""
+content type follows so that permissions given on it stay given. The deliveries' foreign keys
+point here (to the same table); api_app 0005 forgets its own model."""
 
 import django.db.models.deletion
 import django.utils.timezone
@@ -29,9 +29,9 @@ def backwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("api_app", "0003_request_counts_in_the_cache"),
+        ("api_app", "0004_webhook_deliveries_are_deliveries"),
         ("contenttypes", "0002_remove_content_type_name"),
-        ("notifications", "0002_alert_preference"),
+        ("notifications", "0003_deliveries"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -76,6 +76,30 @@ class Migration(migrations.Migration):
                         "db_table": "api_app_webhookendpoint",
                         "ordering": ["-created_at", "-id"],
                     },
+                ),
+                migrations.AlterField(
+                    model_name="delivery",
+                    name="endpoint",
+                    field=models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="notifications.webhookendpoint",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="deliveryevent",
+                    name="endpoint",
+                    field=models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="notifications.webhookendpoint",
+                    ),
                 ),
             ],
         ),

@@ -1,1 +1,0 @@
-"""Webhooks: endpoints users register, the events they hear, and their signed deliveries."""
