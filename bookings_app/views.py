@@ -12,7 +12,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from emodal_portal.ids import parse_id
-from portal.timezones import in_user_zone
 from queries_app import access
 from queries_app.selectors import own_account
 
@@ -38,7 +37,6 @@ def _visible(request: HttpRequest, pk: int) -> Booking:
 
 @require_GET
 @login_required
-@in_user_zone
 def booking_list(request: HttpRequest) -> HttpResponse:
     bookings = Booking.objects.visible_to(request.user).select_related("account__user")[:200]
     return render(request, "bookings/list.html", {"bookings": bookings})
@@ -79,7 +77,6 @@ def booking_start(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-@in_user_zone
 def booking_detail(request: HttpRequest, pk: int) -> HttpResponse:
     booking = _visible(request, pk)
     slot = request.GET.get("slot")
