@@ -11,7 +11,6 @@ from django.http import HttpRequest
 from .models import (
     Alert,
     AlertItem,
-    AlertPreference,
     Container,
     Event,
     HistoryEntry,
@@ -93,14 +92,6 @@ class AlertAdmin(ReadOnlyAdmin):
     search_fields = ("recipient", "user__username", "subject")
     raw_id_fields = ("user", "account", "query")
     inlines = [AlertItemInline]
-
-
-@admin.register(AlertPreference)
-class AlertPreferenceAdmin(admin.ModelAdmin):
-    list_display = ("user", "channel", "scope", "lfd_due_days", "updated_at")
-    list_filter = ("channel", "scope")
-    search_fields = ("user__username",)
-    raw_id_fields = ("user",)
 
 
 class TariffTierInline(admin.TabularInline):

@@ -33,11 +33,7 @@ from queries_app.models import Query
 from queries_app.parsing import is_container_number
 
 from .health import account_health
-from .models import (
-    Alert,
-    AlertPreference,
-    Event,
-)
+from .models import Alert, Event
 from .money import money_words
 from .words import describe_event
 
@@ -58,13 +54,6 @@ EVENT_ORDER = [
     EventType.QUERY_FAILED,
     EventType.CREDENTIALS_REJECTED,
 ]
-
-
-def preferences_for(user: Any) -> AlertPreference:
-    try:
-        return user.alert_preference
-    except AlertPreference.DoesNotExist:
-        return AlertPreference.defaults_for(user)
 
 
 def subject(events: list[Event], query: Query | None) -> str:
@@ -161,7 +150,7 @@ def message_context(alert: Alert) -> dict[str, Any]:
         "alert": alert,
         "sections": sections,
         "board_url": portal_url(reverse("containers:board")),
-        "settings_url": portal_url(reverse("containers:alerts")),
+        "settings_url": portal_url(reverse("notifications:alerts")),
         "query_url": portal_url(reverse("queries:detail", args=[alert.query_id]))
         if alert.query_id and owner
         else "",

@@ -1,6 +1,5 @@
-"""Forms of the board's pages: its filters, alert preferences, and recurring runs. They shape
-input; the services decide (a recurring run is validated by `recurring.save_recurring_run`, like
-any start)."""
+"""Forms of the board's pages: its filters and recurring runs. They shape input; the services
+decide (a recurring run is validated by `recurring.save_recurring_run`, like any start)."""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ from queries_app.recurring_run import WEEKDAYS
 from queries_app.registry import all_kinds
 from sessions_app.models import Account
 
-from .models import ALERT_EVENT_TYPES, LFD_DUE_MAX_DAYS, AlertPreference
 from .selectors import NEEDS, BoardFilters
 from .verdict import Pickup
 
@@ -90,32 +88,6 @@ class BoardFilterForm(forms.Form):
     def board_filters(self, sort: str) -> BoardFilters:
         """The valid filters with this sort (an unknown one: the default)."""
         return BoardFilters.from_input(self.filters(), sort)
-
-
-class AlertPreferenceForm(forms.ModelForm):
-    events = forms.MultipleChoiceField(
-        label="Tell me about",
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        choices=[(kind.value, kind.label) for kind in ALERT_EVENT_TYPES],
-    )
-    lfd_due_days = forms.IntegerField(
-        label="“Last free day within a few days” means within (days)",
-        min_value=0,
-        max_value=LFD_DUE_MAX_DAYS,
-        help_text=f"0 (today) to {LFD_DUE_MAX_DAYS}; only containers still to pick up, overdue "
-        "ones always; sent once per container and day.",
-    )
-
-    class Meta:
-        model = AlertPreference
-        fields = ["channel", "events", "scope", "lfd_due_days"]
-        widgets = {"channel": forms.RadioSelect, "scope": forms.RadioSelect}
-        labels = {"channel": "Send alerts by", "scope": "For"}
-
-    def clean_events(self) -> list[str]:
-        chosen = set(self.cleaned_data["events"])
-        return [kind.value for kind in ALERT_EVENT_TYPES if kind.value in chosen]
 
 
 def schedulable_kinds() -> list[tuple[str, str]]:

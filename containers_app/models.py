@@ -1,7 +1,7 @@
 """The containers board: each container's latest known state (merged from the runs that saw
-it), the changes observed across runs, who watches it, alerts and their preferences. (The
-recurring runs people set on the board are the queries app's.) Its events are the outbox's rows
-(`outbox.models.Event`, named here too)."""
+it), the changes observed across runs, who watches it, and the alerts sent. (What people want
+to hear of is the notifications app's; the recurring runs people set on the board are the
+queries app's.) Its events are the outbox's rows (`outbox.models.Event`, named here too)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 from outbox.models import Event
-from outbox.vocabulary import EventType
 from queries_app.access import sees_others
 from queries_app.models import Query, Terminal
 from sessions_app.models import Account
@@ -203,71 +202,6 @@ class Watch(models.Model):
         return f"{self.user} ★ {self.container}"
 
 
-# The events a person may be alerted about (query.finished is for webhooks only).
-ALERT_EVENT_TYPES = [
-    EventType.LFD_CHANGED,
-    EventType.LFD_DUE,
-    EventType.HOLDS_RELEASED,
-    EventType.PREGATE_DONE,
-    EventType.SLOT_APPEARED,
-    EventType.CONTAINER_NEW,
-    EventType.CONTAINER_GONE,
-    EventType.QUERY_FAILED,
-    EventType.CREDENTIALS_REJECTED,
-]
-DEFAULT_ALERT_EVENTS = [
-    EventType.LFD_CHANGED.value,
-    EventType.LFD_DUE.value,
-    EventType.HOLDS_RELEASED.value,
-    EventType.SLOT_APPEARED.value,
-    # A dead account must not look healthy: its person hears of it unless they opt out.
-    EventType.QUERY_FAILED.value,
-    EventType.CREDENTIALS_REJECTED.value,
-    # A booking's verdict reaches the person whose account booked (and who watches it).
-    EventType.APPOINTMENT_BOOKED.value,
-    EventType.APPOINTMENT_NOT_CONFIRMED.value,
-    EventType.APPOINTMENT_UNKNOWN.value,
-]
-ACCOUNT_EVENT_TYPES = {EventType.QUERY_FAILED.value, EventType.CREDENTIALS_REJECTED.value}
-
-
-class AlertPreference(models.Model):
-    """What a person wants to hear about, and how. A person without a row has the defaults:
-    e-mail (when they have an address) on LFD set or changed, LFD within 2 days, holds
-    released, slot appeared, a failed run and credentials rejected, for all their containers."""
-
-    class Channel(models.TextChoices):
-        EMAIL = "email", "E-mail"
-        OFF = "off", "Off"
-
-    class Scope(models.TextChoices):
-        ALL = "all", "All my containers"
-        WATCHED = "watched", "Only containers I watch (★)"
-
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_preference"
-    )
-    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
-    events = models.JSONField(default=list, blank=True)
-    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.ALL)
-    lfd_due_days = models.PositiveSmallIntegerField(default=2)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(lfd_due_days__lte=LFD_DUE_MAX_DAYS), name="alertpref_lfd_days_max"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"alerts of {self.user}"
-
-    @classmethod
-    def defaults_for(cls, user: Any) -> AlertPreference:
-        return cls(user=user, events=list(DEFAULT_ALERT_EVENTS))
-
-
 class AlertQuerySet(models.QuerySet["Alert"]):
     def due(self, now: Any) -> AlertQuerySet:
         return self.filter(status__in=Alert.WAITING, next_attempt_at__lte=now)
@@ -288,7 +222,7 @@ class Alert(models.Model):
     WAITING = (Status.PENDING, Status.RETRYING)
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    channel = models.CharField(max_length=10, default=AlertPreference.Channel.EMAIL)
+    channel = models.CharField(max_length=10, default="email")
     recipient = models.EmailField(max_length=254)
     account = models.ForeignKey(
         Account, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -10,7 +10,6 @@ urlpatterns = [
     path("", views.board, name="board"),
     path("export/containers.csv", views.export_board, {"fmt": "csv"}, name="export_csv"),
     path("export/containers.xlsx", views.export_board, {"fmt": "xlsx"}, name="export_xlsx"),
-    path("alerts/", views.alert_settings, name="alerts"),
     path("schedules/", views.schedule_add, name="schedule_add"),
     path("schedules/<id:pk>/pause/", views.schedule_pause, name="schedule_pause"),
     path("schedules/<id:pk>/delete/", views.schedule_delete, name="schedule_delete"),

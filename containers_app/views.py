@@ -1,5 +1,5 @@
 """The board's pages: the containers board (with its recurring runs), a container's page, the
-alert settings, the star, and the board's exports.
+star, and the board's exports. (The alert settings are the notifications app's page.)
 
 A user sees only their own account's containers (anything else is a 404); staff with the
 "Can view container" permission see every account's, with an account filter. Every change is a
@@ -22,7 +22,7 @@ from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from emodal_portal.ids import parse_id
 from portal.exports import export_response
@@ -31,11 +31,10 @@ from portal.timezones import TimeZoneForm, user_zone
 from queries_app import recurring
 from queries_app.models import Query, RecurringRun
 
-from .alerts import preferences_for
-from .forms import AlertPreferenceForm, BoardFilterForm, RecurringRunForm
+from .forms import BoardFilterForm, RecurringRunForm
 from .health import stopped_accounts
 from .local_times import zone_of
-from .models import Alert, Container, Watch
+from .models import Container, Watch
 from .money import Tariffs
 from .selectors import (
     HISTORY_LIMIT,
@@ -245,24 +244,6 @@ def watch(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     else:
         Watch.objects.filter(user=request.user, container=container).delete()
     return redirect(next_or(request, reverse("containers:board")))
-
-
-@require_http_methods(["GET", "POST"])
-@login_required
-def alert_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
-    preference = preferences_for(request.user)
-    form = AlertPreferenceForm(request.POST or None, instance=preference)
-    if request.method == "POST" and form.is_valid():
-        form.save()
-        messages.success(request, "Your alert settings are saved.")
-        return redirect("containers:alerts")
-    recent = Alert.objects.filter(user=request.user).select_related("query")[:20]
-    return render(
-        request,
-        "containers/alerts.html",
-        {"form": form, "recent": recent, "zone_name": str(user_zone(request))},
-        status=400 if request.method == "POST" else 200,
-    )
 
 
 def _manageable_run(request: HttpRequest, pk: int) -> RecurringRun:

@@ -27,6 +27,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("queries/", include("queries_app.urls")),
+    # The alert settings, beside the board they speak of (before the board's /<number>/).
+    path("containers/alerts/", include("notifications.urls")),
     path("containers/", include("containers_app.urls")),
     path("bookings/", include("bookings_app.urls")),
     path("api/", include("emodal_portal.api_urls")),

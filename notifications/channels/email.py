@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from containers_app import alerts
-from containers_app.models import ACCOUNT_EVENT_TYPES, Alert, AlertItem, AlertPreference, Watch
+from containers_app.models import Alert, AlertItem, Watch
 from outbox.models import Event
 from outbox.vocabulary import EventType
 from queries_app.events import logins_stopped_event
@@ -28,6 +28,7 @@ from sessions_app.models import Account
 from sessions_app.secret_names import account_secrets
 
 from ..audience import Audience
+from ..models import ACCOUNT_EVENT_TYPES, AlertPreference, preferences_for
 
 
 def current_stop(account: Account, at: datetime) -> list[Event]:
@@ -112,7 +113,7 @@ def plan_alerts(events: list[Event], *, query: Query | None) -> list[Alert]:
             watches[user_id].add(container_id)
         for user in users.filter(Q(pk=owner_id) | Q(pk__in=list(watches)), is_active=True):
             audience.know(user)
-            preference = alerts.preferences_for(user)
+            preference = preferences_for(user)
             if preference.channel != AlertPreference.Channel.EMAIL or not user.email:
                 continue
             owner = user.pk == owner_id

@@ -22,7 +22,7 @@ from api_app.models import WebhookDelivery, WebhookEndpoint
 from api_app.tasks import sweep_webhooks
 from api_app.webhooks.delivery import deliver
 from api_app.webhooks.endpoints import create_endpoint
-from containers_app.models import AlertPreference
+from notifications.models import AlertPreference
 from sessions_app.models import Account
 
 from ..outbox import announce

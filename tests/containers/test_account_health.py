@@ -16,7 +16,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from containers_app.models import AlertPreference, Container
+from containers_app.models import Container
+from notifications.models import AlertPreference
 from queries_app.events import EventType
 from queries_app.models import Query
 from queries_app.services import start_query

@@ -18,7 +18,6 @@ from containers_app import alerts, board, tasks
 from containers_app.models import (
     Alert,
     AlertItem,
-    AlertPreference,
     Container,
     Event,
     Tariff,
@@ -27,6 +26,7 @@ from containers_app.models import (
 from containers_app.verdict import NEEDS_PICKUP, pickup_verdict
 from notifications.channels.email import plan_alerts
 from notifications.dispatcher import dispatch
+from notifications.models import AlertPreference
 from queries_app import parsing
 from queries_app.events import EventType
 from queries_app.models import AppointmentCheck, ContainerInfo, Query, Terminal

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from containers_app.models import Alert, AlertPreference, Container, Event
+from containers_app.models import Alert, Container, Event
+from notifications.models import AlertPreference
 from queries_app.events import EventType
 from queries_app.models import Query
 from queries_app.services import start_query

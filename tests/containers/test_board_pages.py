@@ -19,12 +19,12 @@ from openpyxl import load_workbook
 
 from containers_app.models import (
     Alert,
-    AlertPreference,
     Container,
     HistoryEntry,
     Tariff,
     Watch,
 )
+from notifications.models import AlertPreference
 from queries_app.events import EventType
 from queries_app.models import Query, RecurringRun, Terminal
 from sessions_app.models import Account
@@ -251,7 +251,7 @@ def test_the_boards_pages_carry_the_strict_policy_and_no_inline_code(alice: Acco
     for url in (
         BOARD,
         reverse("containers:detail", args=["MSCU0000001"]),
-        reverse("containers:alerts"),
+        reverse("notifications:alerts"),
     ):
         response = client.get(url)
         assert response.status_code == 200, url
@@ -312,7 +312,8 @@ def test_alert_settings_start_from_the_defaults_and_save(alice: Account) -> None
     alice.user.email = "alice@example.com"
     alice.user.save()
     client = logged_in(alice.user)
-    page = client.get(reverse("containers:alerts"))
+    assert reverse("notifications:alerts") == "/containers/alerts/"  # where it always was
+    page = client.get(reverse("notifications:alerts"))
     form = page.context["form"]
     assert set(form["events"].value()) == {
         EventType.LFD_CHANGED,
@@ -327,8 +328,10 @@ def test_alert_settings_start_from_the_defaults_and_save(alice: Account) -> None
     }
     assert form["scope"].value() == "all" and form["lfd_due_days"].value() == 2
     assert "alice@example.com" in page.content.decode()
+    assert '<a href="/containers/alerts/" aria-current="page">Alerts</a>' in page.content.decode()
+    assert 'aria-current="page">Containers</a>' not in page.content.decode()
     bad = client.post(
-        reverse("containers:alerts"),
+        reverse("notifications:alerts"),
         {
             "channel": "email",
             "events": ["container.new", "no.such"],
@@ -340,7 +343,7 @@ def test_alert_settings_start_from_the_defaults_and_save(alice: Account) -> None
     assert set(bad.context["form"].errors) == {"events", "lfd_due_days"}
     assert not AlertPreference.objects.exists()
     saved = client.post(
-        reverse("containers:alerts"),
+        reverse("notifications:alerts"),
         {
             "channel": "email",
             "events": ["container.gone", "query.failed"],
@@ -359,7 +362,7 @@ def test_alert_settings_start_from_the_defaults_and_save(alice: Account) -> None
         status=Alert.Status.RETRYING,
         error="Try 1 failed: ConnectionRefusedError",
     )
-    listed = client.get(reverse("containers:alerts")).content.decode()
+    listed = client.get(reverse("notifications:alerts")).content.decode()
     assert "E-Modal: 1 holds released" in listed and "ConnectionRefusedError" in listed
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from containers_app.models import Alert, AlertPreference, Event
+from containers_app.models import Alert, Event
+from notifications.models import AlertPreference
 from queries_app.events import EventType
 from queries_app.models import Query
 from queries_app.services import cancel_query, start_query

@@ -15,8 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from containers_app import alerts
-from containers_app.models import Alert, AlertPreference, Container, Event
+from containers_app.models import Alert, Container, Event
 from notifications.channels.email import plan_alerts
+from notifications.models import AlertPreference
 from queries_app import parsing
 from queries_app.events import EventType
 from queries_app.kinds.bulk_info import infos_from_bulk

@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from api_app.models import WebhookDelivery
 from api_app.webhooks.endpoints import create_endpoint
-from containers_app.models import AlertItem, AlertPreference, Container, Watch
+from containers_app.models import AlertItem, Container, Watch
 from notifications.channels.email import plan_alerts
 from notifications.channels.webhook import record_deliveries
+from notifications.models import AlertPreference
 from outbox.models import Event
 from outbox.vocabulary import EventType
 from sessions_app.models import Account

@@ -18,9 +18,10 @@ from django_q.brokers import get_broker
 from api_app.models import WebhookDelivery
 from api_app.webhooks.endpoints import create_endpoint
 from containers_app import board
-from containers_app.models import AlertItem, AlertPreference
+from containers_app.models import AlertItem
 from notifications import dispatcher, tasks
 from notifications.dispatcher import dispatch
+from notifications.models import AlertPreference
 from outbox.models import Event
 from outbox.vocabulary import EventType
 from portal.claims import CLAIM
