@@ -67,8 +67,9 @@ class UserZoneMiddleware:
     chosen zone, and its session is left unread.
 
     Not the API (DRF's views): DRF writes and reads times in the current zone, and an API answer
-    must not depend on a browser session that comes along with a token; it stays in the site's
-    zone, as its documented offsets say. After the request, the zone is what it was before."""
+    must not depend on a browser session that comes along with a token (nor read it): the API
+    answers in the site's zone (`TIME_ZONE`) whoever calls it. After the request, the zone is
+    what it was before."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
