@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import ngettext
 
-from .models import ApiToken, WebhookDelivery, WebhookEndpoint
+from .models import ApiToken, WebhookEndpoint
 from .tokens import revoke_token
 
 
@@ -67,30 +67,3 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEndpoint]:
         return super().get_queryset(request).defer("secret")
-
-
-@admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
-    list_display = [
-        "created_at",
-        "event_type",
-        "event_id",
-        "endpoint",
-        "status",
-        "attempts",
-        "response_code",
-        "next_attempt_at",
-    ]
-    list_filter = ["status", "event_type", "is_test"]
-    list_select_related = ["endpoint"]
-    search_fields = ["event_id", "endpoint__url"]
-    date_hierarchy = "created_at"
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookDelivery]:
-        return super().get_queryset(request).select_related("endpoint").defer("endpoint__secret")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False

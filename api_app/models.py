@@ -1,4 +1,4 @@
-"""API tokens, and webhook endpoints with their delivery log."""
+"""API tokens, and webhook endpoints (their deliveries are notifications')."""
 
 from __future__ import annotations
 
@@ -93,81 +93,3 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.url
-
-
-class WebhookDelivery(models.Model):
-    """One event for one endpoint: the exact body signed and sent on every attempt, its state,
-    and when it is next tried. At most one per endpoint and event id."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SUCCEEDED = "succeeded", "Delivered"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Not sent"
-
-    endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
-    )
-    event_id = models.CharField(max_length=100)
-    event_type = models.CharField(max_length=60)
-    # The JSON text signed and sent, kept as text so that every attempt sends the same bytes.
-    body = models.TextField()
-    # A "send test event": one attempt, and its failure never counts against the endpoint.
-    is_test = models.BooleanField(default=False)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    # When a task was last asked to send it (the sweep asks again for a lost one).
-    enqueued_at = models.DateTimeField(null=True, blank=True)
-    # The worker sending it now (conditional UPDATE), so that two never send it at once.
-    claim_token = models.CharField(max_length=32, blank=True)
-    claim_expires_at = models.DateTimeField(null=True, blank=True)
-    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    error = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name_plural = "webhook deliveries"
-        constraints = [
-            # Nothing is ever delivered twice for one event: a repeated announcement of the
-            # same event finds its delivery already there.
-            models.UniqueConstraint(
-                fields=["endpoint", "event_id"], name="webhookdelivery_once_per_endpoint"
-            ),
-        ]
-        indexes = [
-            # The sweep: pending deliveries whose next attempt is due.
-            models.Index(fields=["status", "next_attempt_at"]),
-            # An endpoint's delivery log, newest first.
-            models.Index(fields=["endpoint", "created_at"]),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.event_type} {self.event_id} → {self.endpoint_id}"
-
-
-class DeliveryAttempt(models.Model):
-    """One HTTP request of a delivery and what came of it."""
-
-    delivery = models.ForeignKey(
-        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
-    )
-    number = models.PositiveSmallIntegerField()
-    started_at = models.DateTimeField()
-    duration_ms = models.PositiveIntegerField(default=0)
-    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    error = models.CharField(max_length=255, blank=True)
-    # The start of the receiver's answer, for whoever debugs it.
-    response_body = models.CharField(max_length=200, blank=True)
-
-    class Meta:
-        ordering = ["delivery", "number"]
-
-    def __str__(self) -> str:
-        return f"attempt {self.number} of {self.delivery_id}"
-
-    @property
-    def succeeded(self) -> bool:
-        return self.response_code is not None and 200 <= self.response_code < 300

@@ -19,10 +19,11 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
+from notifications.models import Delivery
 from portal.http import AuthenticatedHttpRequest
 
 from .forms import TokenForm, WebhookForm
-from .models import ApiToken, WebhookDelivery, WebhookEndpoint
+from .models import ApiToken, WebhookEndpoint
 from .tokens import create_token, revoke_token
 from .webhooks import endpoints as webhook_endpoints
 
@@ -138,7 +139,9 @@ def _detail_page(
     secret: str = "",
     status: int = 200,
 ) -> HttpResponse:
-    deliveries = WebhookDelivery.objects.filter(endpoint=endpoint).prefetch_related("attempt_log")
+    deliveries = (
+        Delivery.objects.webhooks().filter(endpoint=endpoint).prefetch_related("attempt_log")
+    )
     page = Paginator(deliveries, DELIVERIES_PER_PAGE).get_page(request.GET.get("page"))
     context = {"endpoint": endpoint, "form": form, "page_obj": page, "secret": secret}
     return render(request, "api/webhook_detail.html", context, status=status)

@@ -83,7 +83,7 @@ def held(seconds: float, stopped: bool) -> str:
 
 
 def webhooks(args: argparse.Namespace) -> None:
-    from api_app.webhooks import transport
+    from notifications.channels import webhook_transport as transport
 
     settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
     settings.WEBHOOK_TIMEOUT_SECONDS = 2
@@ -160,8 +160,8 @@ FORMS = [
 def ssrf() -> None:
     from django.core.exceptions import ValidationError
 
-    from api_app.webhooks import transport
     from api_app.webhooks.endpoints import clean_url
+    from notifications.channels import webhook_transport as transport
 
     settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
     registered = resolved = 0

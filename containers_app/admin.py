@@ -1,5 +1,6 @@
-"""The board's records in the admin: read-only (they are written by runs, the board's pages and
-the alert sender), filterable, searchable by container number or person."""
+"""The board's records in the admin: read-only (they are written by runs and the board's
+pages), filterable, searchable by container number or person. (Alerts and what people want to
+hear of are the notifications app's.)"""
 
 from __future__ import annotations
 
@@ -9,11 +10,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from .models import (
-    Alert,
-    AlertItem,
     Container,
     Event,
-    HistoryEntry,
     Tariff,
     TariffTier,
 )
@@ -55,15 +53,6 @@ class ContainerAdmin(ReadOnlyAdmin):
         return str(obj.account)
 
 
-@admin.register(HistoryEntry)
-class HistoryEntryAdmin(ReadOnlyAdmin):
-    list_display = ("container", "change", "observed_at", "query")
-    list_filter = ("change",)
-    list_select_related = ("container",)
-    search_fields = ("container__container_number",)
-    raw_id_fields = ("container", "query")
-
-
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
     list_display = ("type", "container_number", "account", "query", "occurred_at")
@@ -71,27 +60,6 @@ class EventAdmin(ReadOnlyAdmin):
     list_select_related = ("account__user",)
     search_fields = ("container_number", "key")
     raw_id_fields = ("account", "container", "query")
-
-
-class AlertItemInline(admin.TabularInline):
-    model = AlertItem
-    fields = ("event",)
-    readonly_fields = ("event",)
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(Alert)
-class AlertAdmin(ReadOnlyAdmin):
-    list_display = ("pk", "recipient", "subject", "status", "attempts", "created_at", "sent_at")
-    list_filter = ("status", "channel")
-    list_select_related = ("user",)
-    search_fields = ("recipient", "user__username", "subject")
-    raw_id_fields = ("user", "account", "query")
-    inlines = [AlertItemInline]
 
 
 class TariffTierInline(admin.TabularInline):

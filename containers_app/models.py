@@ -1,7 +1,8 @@
 """The containers board: each container's latest known state (merged from the runs that saw
-it), the changes observed across runs, who watches it, and the alerts sent. (What people want
-to hear of is the notifications app's; the recurring runs people set on the board are the
-queries app's.) Its events are the outbox's rows (`outbox.models.Event`, named here too)."""
+it), who watches it. (What runs observed changing is the `history` app's entries; what people
+want to hear of and the alerts sent are the notifications app's; the recurring runs people set
+on the board are the queries app's.) Its events are the outbox's rows (`outbox.models.Event`,
+named here too)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from outbox.models import Event
+from outbox.models import Event  # noqa: F401  (the outbox's, named here too)
 from queries_app.access import sees_others
 from queries_app.models import Query, Terminal
 from sessions_app.models import Account
@@ -151,38 +152,6 @@ class Container(models.Model):
         return days_left(self.last_free_day, today)
 
 
-class HistoryEntry(models.Model):
-    """What one run observed changing for a container: new, back, gone, or which fields moved
-    (the container page's history)."""
-
-    class Change(models.TextChoices):
-        NEW = "new", "New on the list"
-        BACK = "back", "Back on the list"
-        CHANGED = "changed", "Changed"
-        GONE = "gone", "Gone from the list"
-        BOOKING = "booking", "Appointment"
-
-    container = models.ForeignKey(Container, on_delete=models.CASCADE, related_name="history")
-    query = models.ForeignKey(
-        Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    observed_at = models.DateTimeField()
-    change = models.CharField(max_length=10, choices=Change.choices)
-    # {field name: [before, after]} (JSON values: dates and times as ISO text).
-    fields = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-observed_at", "-id"]
-        verbose_name_plural = "history entries"
-        indexes = [
-            # A container's history, newest first.
-            models.Index(fields=["container", "observed_at"], name="history_container_time"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.container} {self.change} at {self.observed_at:%Y-%m-%d %H:%M}"
-
-
 class Watch(models.Model):
     """A person's star on a container."""
 
@@ -200,79 +169,6 @@ class Watch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ★ {self.container}"
-
-
-class AlertQuerySet(models.QuerySet["Alert"]):
-    def due(self, now: Any) -> AlertQuerySet:
-        return self.filter(status__in=Alert.WAITING, next_attempt_at__lte=now)
-
-
-class Alert(models.Model):
-    """One message to one person about the events of one run (or one day's due dates): what,
-    to whom, when, delivered or not and why. Its events are its items; a person is never
-    alerted twice about one event (AlertItem's constraint)."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENDING = "sending", "Sending"
-        RETRYING = "retrying", "Waiting to retry"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Not delivered"
-
-    WAITING = (Status.PENDING, Status.RETRYING)
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    channel = models.CharField(max_length=10, default="email")
-    recipient = models.EmailField(max_length=254)
-    account = models.ForeignKey(
-        Account, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    query = models.ForeignKey(
-        Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    subject = models.CharField(max_length=200)
-    event_count = models.PositiveIntegerField(default=0)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    # A sender's claim (conditional UPDATE): one sender at a time.
-    claimed_until = models.DateTimeField(null=True, blank=True)
-    error = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    objects = AlertQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [
-            # The sweep: alerts waiting for a (re)try that is due.
-            models.Index(fields=["status", "next_attempt_at"], name="alert_status_due"),
-            # A person's recent alerts (the settings page).
-            models.Index(fields=["user", "created_at"], name="alert_user_time"),
-        ]
-
-    def __str__(self) -> str:
-        return f"#{self.pk} to {self.recipient}: {self.subject}"
-
-
-class AlertItem(models.Model):
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="items")
-    # Repeated from the alert, for the constraint below.
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="alert_items")
-
-    class Meta:
-        constraints = [
-            # Never alerted twice about one event, whatever runs twice.
-            models.UniqueConstraint(fields=["user", "event"], name="alertitem_once_per_event"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.alert_id}: {self.event_id}"
 
 
 class Tariff(models.Model):

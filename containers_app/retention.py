@@ -1,12 +1,9 @@
-"""Retention of what the board keeps about the past: finished alerts (with their items), events,
-history entries, and containers long gone from their account's list. Run daily with the results'
-prune (`ops_app.tasks.prune_results`, BOARD_RETENTION_DAYS) and by `manage.py prune_results`.
+"""Retention of what the board keeps about the past: history entries, and containers long gone
+from their account's list — after what the caller gives first (the operations' prune gives the
+finished alerts and the events: `notifications.retention`). Run daily with the results' prune
+(`ops_app.tasks.prune_results`, BOARD_RETENTION_DAYS) and by `manage.py prune_results`.
 
-Kept whatever their age: every container on its account's list (with its current state), alerts
-still waiting to be sent, and the events those alerts hold. An event's key is what stops it being
-announced twice; a pruned event's key is free again, which only matters if the same run's update
-or the same day's due date were recorded again after the retention period — not something the
-board does.
+Kept whatever their age: every container on its account's list (with its current state).
 
 Each batch is one short transaction deleting at most `batch_size` rows of one table, so that
 runs ending meanwhile (which write the same tables under the account's lock) wait one batch at
@@ -22,7 +19,9 @@ from datetime import datetime, timedelta
 from django.db import models, transaction
 from django.utils import timezone
 
-from .models import Alert, AlertItem, Container, Event, HistoryEntry
+from history.models import HistoryEntry
+
+from .models import Container
 
 BATCH_SIZE = 2000
 
@@ -39,22 +38,12 @@ class BoardPruneReport:
         return sum(self.tables.values())
 
 
+Prunable = Callable[[datetime], list[tuple[str, models.QuerySet]]]
+
+
 def prunable(cutoff: datetime) -> list[tuple[str, models.QuerySet]]:
-    """What goes, in the order it goes (alerts before the events they hold)."""
-    waiting = Alert.objects.exclude(status__in=[Alert.Status.SENT, Alert.Status.FAILED])
+    """What goes, in the order it goes."""
     return [
-        (
-            "alerts",
-            Alert.objects.filter(status__in=[Alert.Status.SENT, Alert.Status.FAILED]).filter(
-                created_at__lt=cutoff
-            ),
-        ),
-        (
-            "events",
-            Event.objects.filter(occurred_at__lt=cutoff, dispatched_at__isnull=False).exclude(
-                pk__in=AlertItem.objects.filter(alert__in=waiting).values("event_id")
-            ),
-        ),
         ("history", HistoryEntry.objects.filter(observed_at__lt=cutoff)),
         ("gone containers", Container.objects.filter(gone_at__lt=cutoff)),
     ]
@@ -67,14 +56,16 @@ def prune_board(
     batch_size: int = BATCH_SIZE,
     now: datetime | None = None,
     on_batch: Callable[[str, int], None] | None = None,
+    first: Prunable | None = None,
 ) -> BoardPruneReport:
     """Delete the board's records older than `older_than_days` days (see the module's
-    docstring). With `dry_run`, only count."""
+    docstring), after `first`'s. With `dry_run`, only count."""
     if older_than_days < 1 or batch_size < 1:
         raise ValueError("The board keeps at least a day; the batch size is 1 or more.")
     cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
     report = BoardPruneReport(cutoff=cutoff, dry_run=dry_run)
-    for name, rows in prunable(cutoff):
+    steps = [*(first(cutoff) if first else []), *prunable(cutoff)]
+    for name, rows in steps:
         if dry_run:
             report.tables[name] = rows.count()
             continue

@@ -9,7 +9,7 @@ from django.db import transaction
 from queries_app import tasks as queries_tasks
 from queries_app.events import record_logins_stopped as record_stop
 
-from . import alerts, board
+from . import board
 
 
 def update_board(query_id: int) -> str:
@@ -26,13 +26,9 @@ def record_logins_stopped(account_id: int, stopped_at: datetime) -> str:
 
 
 def send_alert(alert_id: int) -> str:
-    return alerts.send_alert(alert_id)
-
-
-def send_due_alerts() -> str:
-    """Every minute (a schedule made by migration): sends whose retry is due."""
-    swept = alerts.send_due_alerts()
-    return f"{swept['enqueued']} alerts to send, {swept['stuck']} stuck"
+    """(A send queued before alerts became notifications' deliveries: the sweep sends it, as
+    `notifications.tasks.send_delivery`.)"""
+    return "left to the deliveries' sweep"
 
 
 def record_due_dates() -> str:

@@ -119,6 +119,7 @@ INSTALLED_APPS = [
     "csp",
     "sessions_app",
     "outbox",
+    "history",
     "queries_app",
     "ops_app",
     "containers_app",
@@ -272,9 +273,7 @@ SCHEDULED_TASK_FUNCS = [
     "queries_app.tasks.run_recurring_query",
     "queries_app.tasks.sweep_queries",
     "ops_app.tasks.prune_results",
-    "containers_app.tasks.send_due_alerts",
     "containers_app.tasks.record_due_dates",
-    "api_app.tasks.sweep_webhooks",
     "bookings_app.tasks.sweep_bookings",
     "notifications.tasks.sweep",
 ]
@@ -498,8 +497,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "EventTypeEnum": "outbox.vocabulary.EventType",
         "QueryStatusEnum": "queries_app.models.Query.Status",
-        "ContainerChangeEnum": "queries_app.models.ContainerChange.Change",
-        "DeliveryStatusEnum": "api_app.models.WebhookDelivery.Status",
+        "ContainerChangeEnum": "history.models.HistoryEntry.Change",
+        "DeliveryStatusEnum": "notifications.models.Delivery.Status",
     },
 }
 

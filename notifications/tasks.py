@@ -1,11 +1,10 @@
-"""django-q2 entry points of notifications (the delivery cluster). No arguments, no secrets."""
+"""django-q2 entry points of notifications (the delivery cluster). They take ids, never a
+secret."""
 
 from __future__ import annotations
 
-from api_app.tasks import sweep_webhooks
-from containers_app.alerts import send_due_alerts
-
 from .dispatcher import dispatch
+from .sending import send, sweep_deliveries
 
 
 def dispatch_events() -> str:
@@ -13,14 +12,17 @@ def dispatch_events() -> str:
     return f"{dispatch()} events dispatched"
 
 
+def send_delivery(delivery_id: int) -> str:
+    """One attempt of one delivery, whatever its channel."""
+    return send(delivery_id)
+
+
 def sweep() -> str:
-    """Every minute (a schedule made by migration): events whose dispatch was lost, webhook
-    deliveries and e-mail alerts whose (re)try is due."""
+    """Every minute (a schedule made by migration): events whose dispatch was lost, deliveries
+    whose (re)try is due or whose task was lost."""
     dispatched = dispatch()
-    webhooks = sweep_webhooks()
-    mails = send_due_alerts()
+    swept = sweep_deliveries()
     return (
-        f"{dispatched} events dispatched, {webhooks['enqueued']} webhooks and "
-        f"{mails['enqueued']} alerts to send, {mails['stuck']} alerts stuck, "
-        f"{webhooks['deliveries_deleted']} old deliveries deleted"
+        f"{dispatched} events dispatched, {swept['enqueued']} deliveries to send, "
+        f"{swept['stuck']} e-mails stuck, {swept['deliveries_deleted']} old deliveries deleted"
     )

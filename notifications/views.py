@@ -9,12 +9,11 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from containers_app.models import Alert
 from portal.http import AuthenticatedHttpRequest
 from portal.timezones import user_zone
 
 from .forms import AlertPreferenceForm
-from .models import preferences_for
+from .models import Delivery, preferences_for
 
 
 @require_http_methods(["GET", "POST"])
@@ -26,7 +25,7 @@ def alert_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
         form.save()
         messages.success(request, "Your alert settings are saved.")
         return redirect("notifications:alerts")
-    recent = Alert.objects.filter(user=request.user).select_related("query")[:20]
+    recent = Delivery.objects.emails().filter(user=request.user).select_related("query")[:20]
     return render(
         request,
         "notifications/alerts.html",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from containers_app.retention import prune_board
+from notifications.retention import prunable as notifications_prunable
 
 from .retention import prune_results as prune
 
@@ -24,7 +25,7 @@ def prune_results() -> str:
         done = "results: off (RESULTS_RETENTION_DAYS=0)"
     board_days = settings.BOARD_RETENTION_DAYS
     if board_days:
-        board = prune_board(older_than_days=board_days)
+        board = prune_board(older_than_days=board_days, first=notifications_prunable)
         parts = ", ".join(f"{rows} {name}" for name, rows in board.tables.items())
         done += f"; board: {parts} older than {board_days} days"
     else:

@@ -41,7 +41,7 @@ from .forms import StartQueryForm
 from .models import Query, QueryFile
 from .progress import run_progress
 from .registry import get_kind
-from .selectors import own_account, result_counts, visible_queries
+from .selectors import own_account, result_counts, run_changes, visible_queries
 from .services import TriggerLimitReached, cancel_query, start_query
 from .tables import containers_table
 
@@ -183,7 +183,7 @@ def _results(request: HttpRequest, query: Query) -> dict[str, Any]:
         )
     if counts["changes"]:
         results["changes_page"] = _page(
-            request, query.changes.all(), "changes_page", RESULT_ROWS_PER_PAGE
+            request, run_changes(query), "changes_page", RESULT_ROWS_PER_PAGE
         )
     return results
 

@@ -23,6 +23,11 @@ def as_row(event: dict[str, Any]) -> Event:
     )
 
 
+def recorded(events: list[dict[str, Any]]) -> list[Event]:
+    """These events written in the outbox (not dispatched): a channel's `record` reads them."""
+    return Event.objects.bulk_create([as_row(event) for event in events])
+
+
 def announce(events: list[dict[str, Any]]) -> list[Event]:
     """Record these events (those not recorded yet) and dispatch what is waiting."""
     rows = [as_row(event) for event in events]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from notifications.models import Delivery, DeliveryAttempt
 from queries_app.events import EventType
 
-from ..models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
+from ..models import WebhookEndpoint
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
@@ -61,17 +62,20 @@ class SecretSerializer(serializers.Serializer):
 
 
 class DeliveryAttemptSerializer(serializers.ModelSerializer):
+    error = serializers.CharField(max_length=255)
+
     class Meta:
         model = DeliveryAttempt
         fields = ["number", "started_at", "duration_ms", "response_code", "error"]
 
 
 class WebhookDeliverySerializer(serializers.ModelSerializer):
-    status = serializers.ChoiceField(choices=WebhookDelivery.Status.choices)
+    status = serializers.ChoiceField(choices=Delivery.Status.choices)
+    error = serializers.CharField(max_length=255)
     attempt_log = DeliveryAttemptSerializer(many=True)
 
     class Meta:
-        model = WebhookDelivery
+        model = Delivery
         fields = [
             "id",
             "event_id",

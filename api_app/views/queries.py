@@ -25,6 +25,7 @@ from queries_app.models import Query
 from queries_app.selectors import (
     annotated_containers,
     filter_containers,
+    run_changes,
     sort_containers,
     visible_queries,
 )
@@ -232,10 +233,13 @@ class QueryAppointments(_QueryRows):
 
 @extend_schema(tags=["queries"], responses={200: ChangeRowSerializer(many=True), **errors(404)})
 class QueryChanges(_QueryRows):
-    """What changed since the account's previous run of the same kind."""
+    """What the board observed changing when it merged the run (the containers' history entries
+    of this run): new, back, gone, which fields moved; by container number."""
 
     serializer_class = ChangeRowSerializer
-    relation = "changes"
+
+    def get_queryset(self) -> QuerySet:
+        return run_changes(visible_query(self.request, self.kwargs["pk"]))
 
 
 # -- containers --------------------------------------------------------------------------------

@@ -17,8 +17,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from notifications.models import Delivery
+
 from ..errors import error_body
-from ..models import WebhookDelivery, WebhookEndpoint
+from ..models import WebhookEndpoint
 from ..serializers import (
     ErrorSerializer,
     SecretSerializer,
@@ -163,7 +165,7 @@ class WebhookDeliveries(generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet:
         endpoint = own_endpoint(self.request, self.kwargs["pk"])
-        return WebhookDelivery.objects.filter(endpoint=endpoint).prefetch_related("attempt_log")
+        return Delivery.objects.webhooks().filter(endpoint=endpoint).prefetch_related("attempt_log")
 
 
 @extend_schema(

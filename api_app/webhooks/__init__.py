@@ -1,1 +1,2 @@
-"""Webhooks: endpoints users register, the events they hear, and their signed deliveries."""
+"""Webhooks: the endpoints people register (their deliveries, signing and sending are the
+notifications app's: `notifications.channels.webhook`)."""

@@ -15,11 +15,12 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
+from notifications.channels import webhook as webhook_channel
+from notifications.channels.webhook_transport import AddressRefused, check_literal_host
+from notifications.models import Delivery
 from queries_app.events import EventType
 
-from ..models import WebhookDelivery, WebhookEndpoint
-from . import events as webhook_events
-from .transport import AddressRefused, check_literal_host
+from ..models import WebhookEndpoint
 
 MAX_ENDPOINTS_PER_USER = 20
 
@@ -146,11 +147,11 @@ class TestEventTooSoon(Exception):
         )
 
 
-def send_test_event(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
+def send_test_event(*, endpoint: WebhookEndpoint) -> Delivery:
     """A test event to this endpoint (enabled or not), sent by a worker at once: one attempt,
     which never counts against the endpoint. At most one per WEBHOOK_TEST_INTERVAL_SECONDS:
     a sooner one raises `TestEventTooSoon` and sends nothing."""
-    event = webhook_events.test_event(endpoint)
+    event = webhook_channel.test_event(endpoint)
     interval = timedelta(seconds=settings.WEBHOOK_TEST_INTERVAL_SECONDS)
     with transaction.atomic():
         # Two requests at once for one endpoint take turns here (the row's lock on PostgreSQL;
@@ -158,20 +159,13 @@ def send_test_event(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
         WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
         now = timezone.now()
         last = (
-            WebhookDelivery.objects.filter(endpoint=endpoint, is_test=True)
+            Delivery.objects.webhooks()
+            .filter(endpoint=endpoint, is_test=True)
             .order_by("-created_at")
             .values_list("created_at", flat=True)
             .first()
         )
         if interval and last is not None and now - last < interval:
             raise TestEventTooSoon(math.ceil((last + interval - now).total_seconds()))
-        delivery = WebhookDelivery.objects.create(
-            endpoint=endpoint,
-            event_id=event["id"],
-            event_type=event["type"],
-            body=webhook_events.body_for(event),
-            is_test=True,
-            next_attempt_at=timezone.now(),
-        )
-        webhook_events.enqueue_deliveries([delivery.pk])
+        delivery = webhook_channel.record_test(endpoint, event)
     return delivery

@@ -1,24 +1,16 @@
-"""The channels events are delivered on. Each is one module with a `Channel` object:
-`name`, and `record(events)`, which writes the deliveries its subscribers are owed for these
-events (once per subscriber and event: a unique constraint) and arranges their sending after
-the commit. It runs inside the dispatcher's transaction, which marks the events dispatched.
-Adding a channel (Slack, SMS) is one module here and one line in `CHANNELS`."""
+"""The channels events are delivered on. Each is one module with a `Channel` object (see
+`base.Channel`): it records the deliveries its subscribers are owed for some events (inside the
+dispatcher's transaction, which marks the events dispatched) and makes one attempt of one
+delivery (`send`), which `notifications.sending` claims, records and retries the same way for
+every channel. Adding a channel (Slack, SMS) is one module here, one line in `CHANNELS` and one
+choice of `models.Channel`."""
 
 from __future__ import annotations
 
-from typing import Protocol
-
-from outbox.models import Event
-
 from . import email, webhook
-
-
-class Channel(Protocol):
-    name: str
-
-    def record(self, events: list[Event]) -> int:
-        """Record the deliveries these events call for; returns how many."""
-        ...
-
+from .base import Channel, Outcome
 
 CHANNELS: list[Channel] = [email.CHANNEL, webhook.CHANNEL]
+BY_NAME: dict[str, Channel] = {channel.name: channel for channel in CHANNELS}
+
+__all__ = ["BY_NAME", "CHANNELS", "Channel", "Outcome"]

@@ -1,7 +1,8 @@
 """E-mail alerts: one digest per run (or per account, for the hourly due dates and a booking's
 verdicts) and person, holding the events each person's preferences ask for, that they may hear
-of (`notifications.audience`) and that they were not told of yet; the message and its sending
-with retries by the delivery cluster are `containers_app.alerts`'.
+of (`notifications.audience`) and that they were not told of yet; its message is
+`email_message`'s, sent over Django's mail API (`send`), retried on a passing failure
+(`notifications.retry`).
 
 The stop of an account's logins is told once, in the right message: with the failure of the
 run it stopped (the engine records both as the run ends); on its own when no run is live or
@@ -10,16 +11,18 @@ failed since (a refresh staff forced, a warm-up), or when the run it was left to
 
 from __future__ import annotations
 
+import smtplib
+import socket
+import time
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from containers_app import alerts
-from containers_app.models import Alert, AlertItem, Watch
+from containers_app.models import Watch
 from outbox.models import Event
 from outbox.vocabulary import EventType
 from queries_app.events import logins_stopped_event
@@ -28,7 +31,17 @@ from sessions_app.models import Account
 from sessions_app.secret_names import account_secrets
 
 from ..audience import Audience
-from ..models import ACCOUNT_EVENT_TYPES, AlertPreference, preferences_for
+from ..models import (
+    ACCOUNT_EVENT_TYPES,
+    AlertPreference,
+    Channel,
+    Delivery,
+    DeliveryEvent,
+    preferences_for,
+)
+from ..queue import enqueue
+from . import email_message
+from .base import Outcome
 
 
 def current_stop(account: Account, at: datetime) -> list[Event]:
@@ -89,7 +102,7 @@ def wants(preference: AlertPreference, event: Event, *, owner: bool, watched: se
     return True
 
 
-def plan_alerts(events: list[Event], *, query: Query | None) -> list[Alert]:
+def plan_alerts(events: list[Event], *, query: Query | None) -> list[Delivery]:
     """One alert per person subscribed to these events (the account's person, and anyone who
     watches one of the containers) who may hear of them, holding the events their preferences
     ask for and that they were not alerted about yet. Runs inside the transaction that marks
@@ -101,7 +114,7 @@ def plan_alerts(events: list[Event], *, query: Query | None) -> list[Alert]:
         by_account[event.account_id].append(event)
     users = get_user_model().objects.select_related("alert_preference")
     audience = Audience()
-    planned: list[Alert] = []
+    planned: list[Delivery] = []
     now = timezone.now()
     for account_id, account_events in by_account.items():
         owner_id = account_events[0].account.user_id
@@ -124,24 +137,25 @@ def plan_alerts(events: list[Event], *, query: Query | None) -> list[Alert]:
                 and audience.may_hear(user.pk, event_type=e.type, account_user_id=owner_id)
             ]
             already = set(
-                AlertItem.objects.filter(user=user, event__in=chosen).values_list(
-                    "event_id", flat=True
-                )
+                DeliveryEvent.objects.filter(
+                    channel=Channel.EMAIL, user=user, event__in=chosen
+                ).values_list("event_id", flat=True)
             )
             chosen = [e for e in chosen if e.pk not in already]
             if not chosen:
                 continue
-            alert = Alert.objects.create(
+            alert = Delivery.objects.create(
+                channel=Channel.EMAIL,
                 user=user,
                 recipient=user.email,
                 account_id=account_id,
                 query=query,
-                subject=alerts.subject(chosen, query),
+                subject=email_message.subject(chosen, query),
                 event_count=len(chosen),
                 next_attempt_at=now,
             )
-            AlertItem.objects.bulk_create(
-                [AlertItem(alert=alert, user=user, event=e) for e in chosen], batch_size=1000
+            DeliveryEvent.objects.bulk_create(
+                [DeliveryEvent.of(alert, e) for e in chosen], batch_size=1000
             )
             planned.append(alert)
     return planned
@@ -175,10 +189,69 @@ class EmailChannel:
             if query is not None and query.status == Query.Status.CANCELLED:
                 query = None  # the stop left to it, told on its own
             planned += plan_alerts(told, query=query)
-        alert_ids = [alert.pk for alert in planned]
-        if alert_ids:
-            transaction.on_commit(lambda: alerts.enqueue_sends(alert_ids))
-        return len(alert_ids)
+        enqueue([alert.pk for alert in planned])
+        return len(planned)
+
+    def claim_seconds(self) -> float:
+        # A send takes at most EMAIL_SEND_SECONDS; past this its sender is taken for dead.
+        return float(settings.EMAIL_TIMEOUT * 4 + 60)
+
+    def lost_after(self) -> timedelta:
+        return LOST_AFTER
+
+    def send(self, delivery: Delivery, now: datetime) -> Outcome:
+        started = time.monotonic()
+        try:
+            email_message.build_message(delivery).send()
+        except Exception as exc:
+            return Outcome(
+                ok=False,
+                error=reason(exc),
+                transient=transient(exc),
+                seconds=time.monotonic() - started,
+            )
+        return Outcome(ok=True, seconds=time.monotonic() - started)
+
+    def error_words(self, outcome: Outcome, attempt: int, *, again: bool) -> str:
+        if again:
+            return f"Try {attempt} failed: {outcome.error}"
+        return f"Not delivered after {attempt} tries: {outcome.error}"
+
+    def settle(self, delivery: Delivery, outcome: Outcome, *, status: str, at: datetime) -> None:
+        """Nothing: an e-mail's after-effects are its row's."""
+
+
+# An e-mail whose send task was lost (a broker that dropped it) is asked for again by the
+# sweep once it has waited this long.
+LOST_AFTER = timedelta(minutes=2)
+
+
+def transient(exc: BaseException) -> bool:
+    """A failure worth another try later: the server unreachable, gone mid-way, timing out, or
+    answering 4xx (try again later). A 5xx answer (refused for good) is not."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return bool(codes) and all(400 <= code < 500 for code in codes)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    return isinstance(
+        exc, smtplib.SMTPServerDisconnected | smtplib.SMTPConnectError | socket.timeout | OSError
+    )
+
+
+def reason(exc: BaseException) -> str:
+    """Why, in words, without anything the settings hold (the SMTP password)."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
+        words = f"the mail server answered {exc.smtp_code} {text}".strip()
+    elif isinstance(exc, smtplib.SMTPRecipientsRefused):
+        words = "the mail server refused the recipient"
+    else:
+        words = f"{type(exc).__name__}: {exc}"
+    secret = settings.EMAIL_HOST_PASSWORD
+    if secret:
+        words = words.replace(secret, "***")
+    return words[:450]
 
 
 CHANNEL = EmailChannel()

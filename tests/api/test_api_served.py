@@ -13,10 +13,11 @@ import pytest
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from api_app.models import ApiToken, WebhookDelivery
+from api_app.models import ApiToken
 from api_app.tokens import revoke_token
 from api_app.webhooks.endpoints import create_endpoint
 from containers_app.models import Container, Event
+from notifications.models import Delivery
 from queries_app.events import EventType
 from queries_app.models import Query
 from sessions_app.models import Account
@@ -141,7 +142,7 @@ def test_over_http_a_token_runs_a_query_to_the_end_reads_it_and_hears_of_it(
             assert str(known[event["container_number"]].last_free_day) == event["data"]["after"]
         announce(lfd_events)  # announced again (a task run twice): still delivered once
         receiver.wait_for(lambda got: len(got) >= 2 + len(lfd_events))
-        wait_until(lambda: not WebhookDelivery.objects.filter(status="pending").exists())
+        wait_until(lambda: not Delivery.objects.webhooks().filter(status="pending").exists())
         got = receiver.requests()
         assert Counter(r.headers["webhook-id"] for r in got).most_common(1)[0][1] == 1
         payloads = [Webhook(secret).verify(r.body, r.headers) for r in got]

@@ -12,16 +12,17 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from api_app.models import DeliveryAttempt, WebhookDelivery
 from api_app.webhooks.endpoints import create_endpoint
 from emodal_sim.data import containers_for
 from notifications.channels.webhook import record_deliveries
+from notifications.models import Delivery, DeliveryAttempt
 from queries_app.models import Query
 from queries_app.services import start_query
 from sessions_app.models import Account
 
 from ..engine.test_query_cluster import wait_until
 from ..hostile import Hostile
+from ..outbox import recorded
 from ..processes import ROOT
 from ..sim import SimControl
 from ..taskqueue import TaskQueue
@@ -45,7 +46,7 @@ def test_a_backlog_of_slow_deliveries_does_not_delay_a_querys_first_step(
     settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
     with Hostile("drip_headers", interval=0.5) as receiver:
         create_endpoint(user=alice.user, url=f"{receiver.url}/hooks", events=[LFD])
-        record_deliveries([lfd_event(alice, suffix=str(n)) for n in range(BACKLOG)])
+        record_deliveries(recorded([lfd_event(alice, suffix=str(n)) for n in range(BACKLOG)]))
         assert task_queue.size() == BACKLOG
         hooks = {
             "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",
@@ -65,7 +66,7 @@ def test_a_backlog_of_slow_deliveries_does_not_delay_a_querys_first_step(
         # by 2 workers come to 75 s before the query's step could start.
         waited = (query.started_at - query.created_at).total_seconds()
         assert waited < 10, waited
-        pending = WebhookDelivery.objects.filter(attempts=0).count()
+        pending = Delivery.objects.webhooks().filter(attempts=0).count()
         assert pending >= BACKLOG - 10, "the backlog was still there while the query ran"
         # Deliveries run at most Q_DELIVERY_WORKERS at a time, each held no longer than the
         # deadline (as the delivery log recorded them).

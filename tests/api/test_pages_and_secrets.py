@@ -12,9 +12,10 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from api_app.models import ApiToken, WebhookDelivery, WebhookEndpoint
+from api_app.models import ApiToken, WebhookEndpoint
 from api_app.webhooks.endpoints import create_endpoint
-from api_app.webhooks.events import body_for
+from notifications.channels.webhook import body_for
+from notifications.models import Delivery
 from queries_app.events import end_event
 from queries_app.models import Query
 from sessions_app.models import Account
@@ -92,20 +93,24 @@ def test_admin_pages_open_and_show_no_secret(
     token = token_for(alice.user)
     query = Query.objects.create(account=alice, kind="containers", status="failed", error="x")
     event = end_event(query).as_dict()
-    WebhookDelivery.objects.create(
-        endpoint=endpoint, event_id=event["id"], event_type=event["type"], body=body_for(event)
+    Delivery.objects.create(
+        channel="webhook",
+        endpoint=endpoint,
+        event_id=event["id"],
+        event_type=event["type"],
+        body=body_for(event),
     )
     client = Client()
     client.force_login(staff)
     stored = {
-        "apitoken": ApiToken.objects.get().pk,
-        "webhookendpoint": endpoint.pk,
-        "webhookdelivery": WebhookDelivery.objects.get().pk,
+        "api_app_apitoken": ApiToken.objects.get().pk,
+        "api_app_webhookendpoint": endpoint.pk,
+        "notifications_delivery": Delivery.objects.webhooks().get().pk,
     }
     for model, pk in stored.items():
         for url in (
-            reverse(f"admin:api_app_{model}_changelist"),
-            reverse(f"admin:api_app_{model}_change", args=[pk]),
+            reverse(f"admin:{model}_changelist"),
+            reverse(f"admin:{model}_change", args=[pk]),
         ):
             response = client.get(url)
             assert response.status_code == 200, url
@@ -116,6 +121,6 @@ def test_admin_pages_open_and_show_no_secret(
         api(alice.user).get(path).content.decode()
         for path in ("/api/v1/accounts/", "/api/v1/queries/", f"/api/v1/queries/{query.pk}/")
     ]
-    for text in [*answers, WebhookDelivery.objects.get().body]:
+    for text in [*answers, Delivery.objects.webhooks().get().body]:
         for canary in ("alice-password", "alice-captcha-key", "alice-emodal", alice.session_id):
             assert canary not in text

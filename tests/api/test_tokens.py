@@ -120,9 +120,9 @@ def test_the_webhook_sweep_is_scheduled_and_drops_what_is_no_longer_needed(
 ) -> None:
     from django_q.models import Schedule
 
-    from api_app.models import WebhookDelivery
-    from api_app.tasks import sweep_webhooks
     from api_app.webhooks.endpoints import create_endpoint
+    from notifications.models import Delivery
+    from notifications.sending import sweep_deliveries
     from queries_app.checks import check_stored_schedules
 
     # One sweep for notifications: events whose dispatch was lost, then due deliveries.
@@ -140,7 +140,8 @@ def test_the_webhook_sweep_is_scheduled_and_drops_what_is_no_longer_needed(
     )
     old = now - timedelta(days=settings.WEBHOOK_LOG_DAYS + 1)
     for event, status in (("old-done", "succeeded"), ("old-pending", "pending"), ("new", "failed")):
-        WebhookDelivery.objects.create(
+        Delivery.objects.create(
+            channel="webhook",
             endpoint=endpoint,
             event_id=event,
             event_type="query.finished",
@@ -149,9 +150,9 @@ def test_the_webhook_sweep_is_scheduled_and_drops_what_is_no_longer_needed(
             created_at=old if event.startswith("old") else now,
             next_attempt_at=now + timedelta(hours=1) if status == "pending" else None,
         )
-    report = sweep_webhooks(now=now)
-    assert report == {"enqueued": 0, "deliveries_deleted": 1}
-    assert sorted(WebhookDelivery.objects.values_list("event_id", flat=True)) == [
+    report = sweep_deliveries(now=now)
+    assert report == {"enqueued": 0, "stuck": 0, "deliveries_deleted": 1}
+    assert sorted(Delivery.objects.webhooks().values_list("event_id", flat=True)) == [
         "new",
         "old-pending",
     ]

@@ -18,15 +18,15 @@ import urllib3
 from django.core.exceptions import ValidationError
 from django.test import Client
 
-from api_app.models import DeliveryAttempt, WebhookDelivery
-from api_app.webhooks import transport
-from api_app.webhooks.delivery import deliver
 from api_app.webhooks.endpoints import create_endpoint
+from notifications.channels import webhook_transport as transport
 from notifications.channels.webhook import record_deliveries
+from notifications.models import Delivery, DeliveryAttempt
+from notifications.sending import send
 from sessions_app.models import Account
 
 from ..hostile import Hostile, elapsed, peak_rss_mb, reset_peak_rss
-from ..outbox import announce
+from ..outbox import announce, recorded
 from ..taskqueue import TaskQueue
 from .conftest import token_for
 from .test_webhooks import LFD, lfd_event
@@ -42,10 +42,10 @@ def hostile(settings: Any) -> Iterator[Hostile]:
         yield running
 
 
-def one_delivery(account: Account, url: str) -> WebhookDelivery:
+def one_delivery(account: Account, url: str) -> Delivery:
     create_endpoint(user=account.user, url=url, events=[LFD])
     announce([lfd_event(account)])
-    return WebhookDelivery.objects.get()
+    return Delivery.objects.webhooks().get()
 
 
 def no_traceback(caplog: pytest.LogCaptureFixture) -> None:
@@ -57,14 +57,14 @@ def test_a_receiver_dripping_its_headers_holds_the_worker_no_longer_than_the_dea
 ) -> None:
     delivery = one_delivery(alice, f"{hostile.url}/hooks")
     caplog.set_level(logging.INFO)
-    seconds, outcome = elapsed(lambda: deliver(delivery.pk))
+    seconds, outcome = elapsed(lambda: send(delivery.pk))
     # Before: a byte every 0.2 s reset the 10 s read timeout on every recv; the attempt held
     # its worker until the receiver stopped (≥ 30 s in bench/hostile.py, 130 s in review).
     assert 1.0 <= seconds <= 1.0 + 1, seconds
     assert outcome == "attempt 1: failed (No complete answer within 1 s.)"
     delivery.refresh_from_db()
     # Cut-short headers are no answer: not delivered, tried again on schedule.
-    assert delivery.status == WebhookDelivery.Status.PENDING and delivery.response_code is None
+    assert delivery.status == Delivery.Status.PENDING and delivery.response_code is None
     [attempt] = DeliveryAttempt.objects.all()
     assert attempt.error == "No complete answer within 1 s." and attempt.duration_ms <= 2000
     no_traceback(caplog)
@@ -79,12 +79,12 @@ def test_a_receiver_that_never_stops_answering_is_read_no_further_than_the_log_k
     caplog.set_level(logging.INFO)
     reset_peak_rss()
     before = peak_rss_mb()
-    seconds, _ = elapsed(lambda: deliver(delivery.pk))
+    seconds, _ = elapsed(lambda: send(delivery.pk))
     assert peak_rss_mb() - before <= 50
     assert seconds <= 1.0 + 1, seconds
     delivery.refresh_from_db()
     # Its status and headers came in time: it answered 200, and that is the delivery.
-    assert delivery.status == WebhookDelivery.Status.SUCCEEDED and delivery.response_code == 200
+    assert delivery.status == Delivery.Status.SUCCEEDED and delivery.response_code == 200
     kept = DeliveryAttempt.objects.get().response_body
     # What came by the deadline (a "{" and a few dripped spaces), or the first 200 bytes.
     if mode == "endless":
@@ -100,7 +100,7 @@ def test_a_closed_port_is_logged_as_refused_not_as_a_timeout(alice: Account, set
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # nothing listens there once it is closed
     delivery = one_delivery(alice, f"http://127.0.0.1:{port}/hooks")
-    deliver(delivery.pk)
+    send(delivery.pk)
     delivery.refresh_from_db()
     # Before: "No answer within 10 s." (urllib3's refused-connection error is a timeout's
     # subclass).
@@ -159,7 +159,7 @@ def test_ipv6_forms_of_private_addresses_are_refused(
 
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
     delivery = one_delivery(alice, "https://hooks.example.com/in")
-    deliver(delivery.pk)
+    send(delivery.pk)
     delivery.refresh_from_db()
     assert "not a public address: refused" in delivery.error
 
@@ -192,8 +192,8 @@ def test_test_events_go_out_once_a_minute_per_endpoint_on_the_pages_and_the_api(
     assert answer.status_code == 429 and answer["Retry-After"]
     body = answer.json()
     assert body["code"] == "test_event_limit" and "try again in" in body["message"]
-    assert WebhookDelivery.objects.filter(endpoint=endpoint, is_test=True).count() == 1
-    assert task_queue.funcs_in("deliveries") == ["api_app.tasks.deliver_webhook"]
+    assert Delivery.objects.webhooks().filter(endpoint=endpoint, is_test=True).count() == 1
+    assert task_queue.funcs_in("deliveries") == ["notifications.tasks.send_delivery"]
 
 
 def test_test_events_sent_at_once_make_one_delivery(alice: Account, hostile: Hostile) -> None:
@@ -213,7 +213,7 @@ def test_test_events_sent_at_once_make_one_delivery(alice: Account, hostile: Hos
     for thread in pressing:
         thread.join(60)
     assert sorted(codes) == [202, 429, 429, 429]
-    assert WebhookDelivery.objects.filter(endpoint=endpoint, is_test=True).count() == 1
+    assert Delivery.objects.webhooks().filter(endpoint=endpoint, is_test=True).count() == 1
 
 
 def test_a_persons_waiting_deliveries_are_capped_and_the_rest_recorded_as_not_sent(
@@ -222,10 +222,12 @@ def test_a_persons_waiting_deliveries_are_capped_and_the_rest_recorded_as_not_se
     settings.WEBHOOK_MAX_PENDING_PER_USER = 3
     create_endpoint(user=alice.user, url=f"{hostile.url}/a", events=[LFD])
     create_endpoint(user=alice.user, url=f"{hostile.url}/b", events=[LFD])
-    record_deliveries([lfd_event(alice, suffix="1")])  # 2 waiting
-    record_deliveries([lfd_event(alice, suffix=str(n)) for n in (2, 3)])  # 1 more, 3 dropped
-    waiting = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
-    dropped = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.CANCELLED)
+    record_deliveries(recorded([lfd_event(alice, suffix="1")]))  # 2 waiting
+    record_deliveries(
+        recorded([lfd_event(alice, suffix=str(n)) for n in (2, 3)])
+    )  # 1 more, 3 dropped
+    waiting = Delivery.objects.webhooks().filter(status=Delivery.Status.PENDING)
+    dropped = Delivery.objects.webhooks().filter(status=Delivery.Status.CANCELLED)
     assert waiting.count() == 3 and dropped.count() == 3
     assert {d.error for d in dropped} == {
         "Not sent: 3 deliveries to this person's endpoints were already waiting (a receiver "
@@ -233,9 +235,9 @@ def test_a_persons_waiting_deliveries_are_capped_and_the_rest_recorded_as_not_se
     }
     assert all(d.finished_at and d.next_attempt_at is None for d in dropped)
     # Only the waiting ones are queued, and on the delivery cluster's queue.
-    assert task_queue.funcs_in("deliveries") == ["api_app.tasks.deliver_webhook"] * 3
+    assert task_queue.funcs_in("deliveries") == ["notifications.tasks.send_delivery"] * 3
     assert task_queue.size() == 0
     # Once they are sent, new events are queued again.
-    waiting.update(status=WebhookDelivery.Status.SUCCEEDED)
-    record_deliveries([lfd_event(alice, suffix="4")])
-    assert WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING).count() == 2
+    waiting.update(status=Delivery.Status.SUCCEEDED)
+    record_deliveries(recorded([lfd_event(alice, suffix="4")]))
+    assert Delivery.objects.webhooks().filter(status=Delivery.Status.PENDING).count() == 2

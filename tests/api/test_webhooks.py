@@ -18,14 +18,13 @@ from django.test import Client
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from api_app.models import WebhookDelivery, WebhookEndpoint
-from api_app.tasks import sweep_webhooks
-from api_app.webhooks.delivery import deliver
+from api_app.models import WebhookEndpoint
 from api_app.webhooks.endpoints import create_endpoint
-from notifications.models import AlertPreference
+from notifications.models import AlertPreference, Delivery
+from notifications.sending import send, sweep_deliveries
 from sessions_app.models import Account
 
-from ..outbox import announce
+from ..outbox import announce, recorded
 from ..taskqueue import TaskQueue, run_queued_tasks
 from .receiver import Receiver
 
@@ -60,28 +59,28 @@ def test_a_failing_receiver_is_retried_on_schedule_then_the_endpoint_is_disabled
     endpoint, secret = create_endpoint(user=alice.user, url=receiver.url, events=[LFD])
     receiver.status = 500
     announce([lfd_event(alice)])
-    delivery = WebhookDelivery.objects.get()
-    assert task_queue.funcs() == ["api_app.tasks.deliver_webhook"]
+    delivery = Delivery.objects.webhooks().get()
+    assert task_queue.funcs() == ["notifications.tasks.send_delivery"]
     start = timezone.now()
 
-    assert deliver(delivery.pk, now=start).startswith("attempt 1: failed (HTTP 500)")
+    assert send(delivery.pk, now=start).startswith("attempt 1: failed (HTTP 500)")
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.response_code) == ("pending", 1, 500)
     retry_at = delivery.next_attempt_at
     assert timedelta(seconds=60) <= retry_at - start < timedelta(seconds=61)
     # Not before its time, whoever asks.
-    assert deliver(delivery.pk, now=retry_at - timedelta(seconds=1)) == "not due, taken or finished"
-    assert sweep_webhooks(now=retry_at - timedelta(seconds=1))["enqueued"] == 0
-    assert sweep_webhooks(now=retry_at)["enqueued"] == 1
-    assert task_queue.funcs() == ["api_app.tasks.deliver_webhook"]
-    assert deliver(delivery.pk, now=retry_at).startswith("attempt 2: failed")
+    assert send(delivery.pk, now=retry_at - timedelta(seconds=1)) == "not due, taken or finished"
+    assert sweep_deliveries(now=retry_at - timedelta(seconds=1))["enqueued"] == 0
+    assert sweep_deliveries(now=retry_at)["enqueued"] == 1
+    assert task_queue.funcs() == ["notifications.tasks.send_delivery"]
+    assert send(delivery.pk, now=retry_at).startswith("attempt 2: failed")
     delivery.refresh_from_db()
     third = delivery.next_attempt_at
     assert timedelta(seconds=120) <= third - retry_at < timedelta(seconds=121)
-    assert deliver(delivery.pk, now=third).startswith("attempt 3: failed")
+    assert send(delivery.pk, now=third).startswith("attempt 3: failed")
 
     delivery.refresh_from_db()
-    assert delivery.status == WebhookDelivery.Status.FAILED and delivery.next_attempt_at is None
+    assert delivery.status == Delivery.Status.FAILED and delivery.next_attempt_at is None
     assert list(delivery.attempt_log.values_list("number", "response_code")) == [
         (1, 500),
         (2, 500),
@@ -99,7 +98,7 @@ def test_a_failing_receiver_is_retried_on_schedule_then_the_endpoint_is_disabled
 
     # A disabled endpoint hears nothing more ...
     announce([lfd_event(alice, suffix="2")])
-    assert WebhookDelivery.objects.count() == 1
+    assert Delivery.objects.webhooks().count() == 1
     # ... until its owner enables it again.
     client = Client(HTTP_AUTHORIZATION=f"Bearer {_token(alice)}")
     response = client.patch(
@@ -110,7 +109,7 @@ def test_a_failing_receiver_is_retried_on_schedule_then_the_endpoint_is_disabled
     task_queue.purge()
     announce([lfd_event(alice, suffix="3")])
     run_queued_tasks(
-        task_queue, until=lambda: WebhookDelivery.objects.filter(status="succeeded").exists()
+        task_queue, until=lambda: Delivery.objects.webhooks().filter(status="succeeded").exists()
     )
     assert verified(secret, receiver.requests()[-1])["data"]["id"].endswith("_3")
 
@@ -133,12 +132,12 @@ def test_an_event_announced_again_is_delivered_once(
             announce(events)
         run_queued_tasks(
             task_queue,
-            until=lambda: not WebhookDelivery.objects.filter(status="pending").exists(),
+            until=lambda: not Delivery.objects.webhooks().filter(status="pending").exists(),
         )
         # Every queued task ran (some found their delivery already sent), and the sweep finds
         # nothing to send again.
         task_queue.drain()
-        assert sweep_webhooks()["enqueued"] == 0
+        assert sweep_deliveries()["enqueued"] == 0
     finally:
         other.stop()
     ids = Counter(r.headers["webhook-id"] for r in receiver.requests())
@@ -165,8 +164,8 @@ def test_private_addresses_are_refused_unless_allowed(
         with pytest.raises(ValidationError):
             create_endpoint(user=alice.user, url=url, events=[LFD])
     announce([lfd_event(alice)])
-    delivery = WebhookDelivery.objects.get()
-    deliver(delivery.pk)
+    delivery = Delivery.objects.webhooks().get()
+    send(delivery.pk)
     delivery.refresh_from_db()
     assert "127.0.0.1 is not a public address" in delivery.error
     assert delivery.response_code is None and receiver.requests() == []
@@ -184,8 +183,8 @@ def test_private_addresses_are_refused_unless_allowed(
 
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url="https://hooks.example.com/in")
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
-    deliver(delivery.pk)
+    Delivery.objects.webhooks().filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    send(delivery.pk)
     delivery.refresh_from_db()
     assert "resolves to 192.168.1.20, not a public address" in delivery.error
 
@@ -199,12 +198,12 @@ def test_a_redirect_is_recorded_and_never_followed(
         create_endpoint(user=alice.user, url=receiver.url, events=[LFD])
         announce([lfd_event(alice)])
         run_queued_tasks(
-            task_queue, until=lambda: WebhookDelivery.objects.filter(attempts=1).exists()
+            task_queue, until=lambda: Delivery.objects.webhooks().filter(attempts=1).exists()
         )
         assert target.requests() == []
     finally:
         target.stop()
-    delivery = WebhookDelivery.objects.get()
+    delivery = Delivery.objects.webhooks().get()
     assert delivery.response_code == 307 and "not followed" in delivery.error
     assert len(receiver.requests()) == 1
 
@@ -218,7 +217,7 @@ def test_the_send_test_event_button_and_the_delivery_log(
     response = client.post(f"/integrations/webhooks/{endpoint.pk}/test/")
     assert response.status_code == 302
     run_queued_tasks(
-        task_queue, until=lambda: WebhookDelivery.objects.filter(status="succeeded").exists()
+        task_queue, until=lambda: Delivery.objects.webhooks().filter(status="succeeded").exists()
     )
     [request] = receiver.requests()
     assert verified(secret, request)["type"] == "webhook.test"
@@ -227,10 +226,10 @@ def test_the_send_test_event_button_and_the_delivery_log(
     # A failing test is one attempt and never counts against the endpoint (sent a minute
     # later: one test event per endpoint a minute).
     receiver.status = 500
-    WebhookDelivery.objects.update(created_at=timezone.now() - timedelta(minutes=1))
+    Delivery.objects.webhooks().update(created_at=timezone.now() - timedelta(minutes=1))
     client.post(f"/integrations/webhooks/{endpoint.pk}/test/")
     run_queued_tasks(
-        task_queue, until=lambda: WebhookDelivery.objects.filter(status="failed").exists()
+        task_queue, until=lambda: Delivery.objects.webhooks().filter(status="failed").exists()
     )
     endpoint.refresh_from_db()
     assert endpoint.enabled and endpoint.last_failure_at is None
@@ -269,7 +268,7 @@ def test_query_ends_make_one_event_each_failed_or_finished(
     assert api.post(f"/api/v1/queries/{cancelled.pk}/cancel/").json()["status"] == "cancelled"
     run_queued_tasks(
         task_queue,
-        until=lambda: WebhookDelivery.objects.filter(status="succeeded").count() == 2,
+        until=lambda: Delivery.objects.webhooks().filter(status="succeeded").count() == 2,
     )
     payloads = {
         p["data"]["query_id"]: p for p in (verified(secret, r) for r in receiver.requests())
@@ -304,10 +303,10 @@ def test_staff_hear_of_other_accounts_events_as_the_pages_let_them_see_them(
     board_only = staff_with("bea", "view_container")
     both = staff_with("bo", "view_query", "view_container")
     failed = {**lfd_event(alice), "id": "evt_failed", "type": "query.failed"}
-    record_deliveries([lfd_event(alice), failed])
+    record_deliveries(recorded([lfd_event(alice), failed]))
     heard = {
         (endpoint_user, event_type)
-        for endpoint_user, event_type in WebhookDelivery.objects.values_list(
+        for endpoint_user, event_type in Delivery.objects.webhooks().values_list(
             "endpoint__user__username", "event_type"
         )
     }

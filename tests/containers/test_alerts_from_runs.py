@@ -14,19 +14,19 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from containers_app import alerts, board, tasks
+from containers_app import board
 from containers_app.models import (
-    Alert,
-    AlertItem,
     Container,
     Event,
     Tariff,
     Watch,
 )
 from containers_app.verdict import NEEDS_PICKUP, pickup_verdict
+from notifications import tasks
 from notifications.channels.email import plan_alerts
 from notifications.dispatcher import dispatch
-from notifications.models import AlertPreference
+from notifications.models import AlertPreference, Delivery, DeliveryEvent
+from notifications.sending import send, sweep_deliveries
 from queries_app import parsing
 from queries_app.events import EventType
 from queries_app.models import AppointmentCheck, ContainerInfo, Query, Terminal
@@ -262,10 +262,10 @@ def test_two_runs_make_the_board_its_history_and_one_email_per_person(
     }
     assert want[alice] and (EventType.LFD_CHANGED, watched[0]) in want[bob]
     for account in (alice, bob):
-        alert = Alert.objects.get(user=account.user, query=second[account])
-        assert alert.status == Alert.Status.SENT and alert.attempts == 1
+        alert = Delivery.objects.emails().get(user=account.user, query=second[account])
+        assert alert.status == Delivery.Status.SUCCEEDED and alert.attempts == 1
         got = set(
-            AlertItem.objects.filter(alert=alert).values_list(
+            DeliveryEvent.objects.filter(delivery=alert).values_list(
                 "event__type", "event__container_number"
             )
         )
@@ -324,16 +324,16 @@ def test_two_runs_make_the_board_its_history_and_one_email_per_person(
     # A second delivery of the same events sends nothing: the board's task run again for the
     # same run, the same events planned again, the same alert sent again.
     sent_so_far = len(smtp.inbox.messages)
-    alerts_so_far = Alert.objects.count()
+    alerts_so_far = Delivery.objects.count()
     announced.clear()
     again = board.update_board(second[alice].pk)
     assert again.events == [] and dispatch() == 0
     assert plan_alerts(list(Event.objects.filter(query=second[alice])), query=None) == []
-    alert = Alert.objects.get(user=alice.user, query=second[alice])
-    assert alerts.send_alert(alert.pk) == "not due, or sent already"
+    alert = Delivery.objects.emails().get(user=alice.user, query=second[alice])
+    assert send(alert.pk) == "not due, taken or finished"
     run_queued_tasks(task_queue, until=lambda: task_queue.size() == 0)
     assert len(smtp.inbox.messages) == sent_so_far
-    assert Alert.objects.count() == alerts_so_far
+    assert Delivery.objects.count() == alerts_so_far
     assert announced == []
 
 
@@ -356,32 +356,32 @@ def test_an_smtp_outage_delays_an_alert_with_back_off_but_does_not_lose_it(
 
     started = timezone.now()
     second = run(alice, "containers", task_queue)
-    alert = Alert.objects.get(query=second)
-    assert alert.status == Alert.Status.RETRYING and alert.attempts == 1
+    alert = Delivery.objects.emails().get(query=second)
+    assert (alert.status, alert.attempts) == (Delivery.Status.PENDING, 1)  # to retry
     assert "ConnectionRefusedError" in alert.error
     assert 48 <= (alert.next_attempt_at - started).total_seconds() <= 75
     assert smtp.inbox.messages == []
 
     # Not due yet: the sweep leaves it. Due, with the server still down: a second try, twice
     # the back-off.
-    swept = alerts.send_due_alerts(now=alert.next_attempt_at - timedelta(seconds=1))
+    swept = sweep_deliveries(now=alert.next_attempt_at - timedelta(seconds=1))
     assert swept["enqueued"] == 0
     retry_at = alert.next_attempt_at + timedelta(seconds=1)
     with clock(retry_at):
-        assert tasks.send_due_alerts() == "1 alerts to send, 0 stuck"
+        assert sweep_deliveries()["enqueued"] == 1
         run_queued_tasks(task_queue, until=lambda: task_queue.size() == 0)
     alert.refresh_from_db()
-    assert alert.status == Alert.Status.RETRYING and alert.attempts == 2
+    assert (alert.status, alert.attempts) == (Delivery.Status.PENDING, 2)
     assert 115 <= (alert.next_attempt_at - retry_at).total_seconds() <= 125
 
     # The server is back: the next sweep delivers it, once.
     smtp.start()
     with clock(alert.next_attempt_at + timedelta(seconds=1)):
-        tasks.send_due_alerts()
+        tasks.sweep()
         run_queued_tasks(task_queue, until=lambda: task_queue.size() == 0)
-        assert tasks.send_due_alerts() == "0 alerts to send, 0 stuck"
+        assert sweep_deliveries() == {"enqueued": 0, "stuck": 0, "deliveries_deleted": 0}
     alert.refresh_from_db()
-    assert alert.status == Alert.Status.SENT and alert.attempts == 3 and alert.error == ""
+    assert alert.status == Delivery.Status.SUCCEEDED and alert.attempts == 3 and alert.error == ""
     [message] = smtp.inbox.wait_for(1)
     body = mailed(message)
     new = Event.objects.get(query=second, type=EventType.CONTAINER_NEW)
@@ -410,25 +410,29 @@ def test_a_refused_recipient_is_not_retried_and_says_why(
         raise smtplib.SMTPRecipientsRefused({"alice@example.com": (550, b"No such user")})
 
     monkeypatch.setattr("django.core.mail.EmailMultiAlternatives.send", refuse)
-    assert alerts.send_alert(alert.pk) == "failed"
+    assert send(alert.pk) == "attempt 1: failed (the mail server refused the recipient)"
     alert.refresh_from_db()
-    assert alert.status == Alert.Status.FAILED and alert.next_attempt_at is None
+    assert alert.status == Delivery.Status.FAILED and alert.next_attempt_at is None
     assert "refused the recipient" in alert.error
 
 
 def test_a_sender_that_died_mid_send_is_not_sent_again(alice: Account, db: Any) -> None:
     alice.user.email = "alice@example.com"
     alice.user.save()
-    alert = Alert.objects.create(
+    alert = Delivery.objects.create(
+        channel=Delivery.Channel.EMAIL,
         user=alice.user,
         recipient="alice@example.com",
         subject="x",
-        status=Alert.Status.SENDING,
-        claimed_until=timezone.now() - timedelta(seconds=1),
+        next_attempt_at=timezone.now() - timedelta(minutes=5),
+        claim_token="a-sender-that-died",
+        claim_expires_at=timezone.now() - timedelta(seconds=1),
     )
-    assert alerts.send_due_alerts()["stuck"] == 1
+    assert send(alert.pk) == "not due, taken or finished"  # nor taken over
+    assert sweep_deliveries()["stuck"] == 1
     alert.refresh_from_db()
-    assert alert.status == Alert.Status.FAILED and "in case it went out" in alert.error
+    assert alert.status == Delivery.Status.FAILED and "in case it went out" in alert.error
+    assert send(alert.pk) == "not due, taken or finished"
 
 
 def test_a_failed_query_and_rejected_credentials_alert_the_account_once(
@@ -457,8 +461,8 @@ def test_a_failed_query_and_rejected_credentials_alert_the_account_once(
     # Another failed query: its own failure is news, the same rejection is not.
     again = run_through_retries(start_query(account=rita, kind="appointments")[0], task_queue)
     assert again.status == Query.Status.FAILED
-    second = Alert.objects.get(query=again)
-    assert list(second.items.values_list("event__type", flat=True)) == [EventType.QUERY_FAILED]
+    second = Delivery.objects.emails().get(query=again)
+    assert list(second.links.values_list("event__type", flat=True)) == [EventType.QUERY_FAILED]
 
 
 def test_the_days_due_dates_are_alerted_once_a_day(

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from containers_app.models import Alert, Container, Event
-from notifications.models import AlertPreference
+from containers_app.models import Container, Event
+from notifications.models import AlertPreference, Delivery
 from queries_app.events import EventType
 from queries_app.models import Query
 from queries_app.services import start_query
@@ -50,10 +50,10 @@ def test_a_run_in_the_cluster_updates_the_board_and_mails_its_alert_once(
     sim.advance(alice.emodal_username)
     second = run()
     [message] = smtp.inbox.wait_for(1)
-    alert = Alert.objects.get()
-    wait_until(lambda: Alert.objects.get().status == Alert.Status.SENT)
+    alert = Delivery.objects.emails().get()
+    wait_until(lambda: Delivery.objects.get(pk=alert.pk).status == Delivery.Status.SUCCEEDED)
     assert alert.query == second
-    kinds = set(alert.items.values_list("event__type", "event__container_number"))
+    kinds = set(alert.links.values_list("event__type", "event__container_number"))
     assert kinds == {
         (EventType.CONTAINER_NEW, changes["added"][0]),
         (EventType.CONTAINER_GONE, changes["removed"][0]),

@@ -18,13 +18,12 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from containers_app.models import (
-    Alert,
     Container,
-    HistoryEntry,
     Tariff,
     Watch,
 )
-from notifications.models import AlertPreference
+from history.models import HistoryEntry
+from notifications.models import AlertPreference, Delivery
 from queries_app.events import EventType
 from queries_app.models import Query, RecurringRun, Terminal
 from sessions_app.models import Account
@@ -355,15 +354,17 @@ def test_alert_settings_start_from_the_defaults_and_save(alice: Account) -> None
     preference = AlertPreference.objects.get(user=alice.user)
     assert preference.events == ["container.gone", "query.failed"]
     assert (preference.scope, preference.lfd_due_days) == ("watched", 1)
-    Alert.objects.create(
+    Delivery.objects.create(
+        channel=Delivery.Channel.EMAIL,
         user=alice.user,
         recipient="alice@example.com",
         subject="E-Modal: 1 holds released",
-        status=Alert.Status.RETRYING,
+        attempts=1,
         error="Try 1 failed: ConnectionRefusedError",
     )
     listed = client.get(reverse("notifications:alerts")).content.decode()
     assert "E-Modal: 1 holds released" in listed and "ConnectionRefusedError" in listed
+    assert "Waiting to retry" in listed
 
 
 def schedule_form(**changes: Any) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from containers_app.models import Alert, Event
-from notifications.models import AlertPreference
+from containers_app.models import Event
+from notifications.models import AlertPreference, Delivery
 from queries_app.events import EventType
 from queries_app.models import Query
 from queries_app.services import cancel_query, start_query
@@ -66,7 +66,7 @@ def test_a_refresh_that_finds_the_password_rejected_alerts_once_per_credentials(
         manager.refresh_session(sam)
     drain(task_queue)
     assert Event.objects.filter(type=STOP).count() == 1
-    assert Alert.objects.count() == 1
+    assert Delivery.objects.emails().count() == 1
 
     # Credentials entered again (another username, the same wrong password), rejected too:
     # news again.
@@ -101,9 +101,9 @@ def test_a_run_that_finds_the_password_rejected_sends_one_message_with_both(
     drain(task_queue)
     assert query.status == Query.Status.FAILED
     # The stop was recorded when the login found it, and told in the run's message.
-    [alert] = Alert.objects.all()
+    [alert] = Delivery.objects.emails()
     assert alert.query_id == query.pk
-    assert set(alert.items.values_list("event__type", flat=True)) == {
+    assert set(alert.links.values_list("event__type", flat=True)) == {
         EventType.QUERY_FAILED,
         STOP,
     }
@@ -121,11 +121,11 @@ def test_a_stop_left_to_a_run_that_is_then_cancelled_is_told_on_its_own(
     drain(task_queue)
     # Recorded, and left to the live run's failure message.
     assert Event.objects.filter(type=STOP).count() == 1
-    assert not Alert.objects.exists()
+    assert not Delivery.objects.emails().exists()
     assert cancel_query(query=query)
     drain(task_queue)
-    [alert] = Alert.objects.all()
+    [alert] = Delivery.objects.emails()
     assert alert.query_id is None
-    assert list(alert.items.values_list("event__type", flat=True)) == [STOP]
+    assert list(alert.links.values_list("event__type", flat=True)) == [STOP]
     [message] = smtp.inbox.wait_for(1)
     assert message["To"] == "ted@example.com"

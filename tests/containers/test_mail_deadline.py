@@ -15,9 +15,9 @@ import pytest
 from django.core.mail import get_connection, send_mail
 from django.utils import timezone
 
-from containers_app.alerts import send_alert
-from containers_app.models import Alert
 from emodal_portal.mail import MailTooSlow
+from notifications.models import Delivery
+from notifications.sending import send
 from sessions_app.models import Account
 
 from ..hostile import elapsed
@@ -85,7 +85,8 @@ def test_an_smtp_server_dripping_its_greeting_fails_the_send_at_the_deadline(
 def test_an_alert_to_a_dripping_server_is_retried_later_with_a_readable_reason(
     alice: Account, dripping: DrippingSmtp, caplog: pytest.LogCaptureFixture
 ) -> None:
-    alert = Alert.objects.create(
+    alert = Delivery.objects.create(
+        channel=Delivery.Channel.EMAIL,
         user=alice.user,
         recipient="alice@example.com",
         account=alice,
@@ -93,11 +94,11 @@ def test_an_alert_to_a_dripping_server_is_retried_later_with_a_readable_reason(
         next_attempt_at=timezone.now(),
     )
     caplog.set_level(logging.INFO)
-    seconds, outcome = elapsed(lambda: send_alert(alert.pk))
+    seconds, outcome = elapsed(lambda: send(alert.pk))
     assert seconds <= 1.0 + 1, seconds
-    assert str(outcome).startswith("will retry at")
+    assert str(outcome).startswith("attempt 1: failed")
     alert.refresh_from_db()
-    assert alert.status == Alert.Status.RETRYING
+    assert alert.status == Delivery.Status.PENDING and alert.next_attempt_at is not None
     assert alert.error == "Try 1 failed: MailTooSlow: the mail server did not finish within 1 s"
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
 

@@ -14,10 +14,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from containers_app import alerts
-from containers_app.models import Alert, Container, Event
+from containers_app.models import Container, Event
 from notifications.channels.email import plan_alerts
-from notifications.models import AlertPreference
+from notifications.models import AlertPreference, Delivery
+from notifications.sending import send
 from queries_app import parsing
 from queries_app.events import EventType
 from queries_app.kinds.bulk_info import infos_from_bulk
@@ -82,11 +82,11 @@ def test_bad_container_numbers_in_a_sheet_are_left_out_and_the_runs_email_still_
     # The run's one e-mail went, with its good events and links only to container pages.
     events = Event.objects.filter(query=second)
     assert events.filter(type=EventType.LFD_CHANGED).exists()
-    alert = Alert.objects.get(user=alice.user, query=second)
-    assert alert.status == Alert.Status.SENT, alert.error
+    alert = Delivery.objects.emails().get(user=alice.user, query=second)
+    assert alert.status == Delivery.Status.SUCCEEDED, alert.error
     [(_, message)] = smtp.inbox.messages[inbox_before:]
     text, html = text_and_html(message)
-    told = Event.objects.filter(alert_items__alert=alert)
+    told = Event.objects.filter(delivery_links__delivery=alert)
     assert told.filter(type=EventType.LFD_CHANGED).exists()
     for event in told:
         assert f"https://portal.example.com/containers/{event.container_number}/" in text
@@ -143,7 +143,7 @@ def test_a_bad_number_recorded_before_the_check_loses_its_link_not_the_email_or_
             )
         )
     [alert] = plan_alerts(events, query=query)
-    assert alerts.send_alert(alert.pk) == "sent"
+    assert send(alert.pk) == "attempt 1: delivered"
     [(_, message)] = smtp.inbox.messages
     text, html = text_and_html(message)
     assert "https://portal.example.com/containers/MSCU1234565/" in text

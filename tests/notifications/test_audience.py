@@ -9,12 +9,11 @@ from typing import Any
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from api_app.models import WebhookDelivery
 from api_app.webhooks.endpoints import create_endpoint
-from containers_app.models import AlertItem, Container, Watch
+from containers_app.models import Container, Watch
 from notifications.channels.email import plan_alerts
 from notifications.channels.webhook import record_deliveries
-from notifications.models import AlertPreference
+from notifications.models import AlertPreference, Delivery, DeliveryEvent
 from outbox.models import Event
 from outbox.vocabulary import EventType
 from sessions_app.models import Account
@@ -71,10 +70,12 @@ def test_both_channels_tell_the_same_people_of_the_same_events(
     events = list(Event.objects.filter(pk__in=[e.pk for e in events]).select_related("account"))
 
     plan_alerts(events, query=None)
-    record_deliveries([event.as_dict() for event in events])
+    record_deliveries(events)
 
-    mailed = set(AlertItem.objects.values_list("user__username", "event__type"))
-    hooked = set(WebhookDelivery.objects.values_list("endpoint__user__username", "event_type"))
+    mailed = set(
+        DeliveryEvent.objects.filter(channel="email").values_list("user__username", "event__type")
+    )
+    hooked = set(Delivery.objects.webhooks().values_list("endpoint__user__username", "event_type"))
     assert mailed == {
         ("alice", LFD),
         ("alice", BOOKED),

@@ -15,13 +15,11 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.brokers import get_broker
 
-from api_app.models import WebhookDelivery
 from api_app.webhooks.endpoints import create_endpoint
 from containers_app import board
-from containers_app.models import AlertItem
 from notifications import dispatcher, tasks
 from notifications.dispatcher import dispatch
-from notifications.models import AlertPreference
+from notifications.models import AlertPreference, Delivery, DeliveryEvent
 from outbox.models import Event
 from outbox.vocabulary import EventType
 from portal.claims import CLAIM
@@ -65,7 +63,8 @@ def staff_endpoint(url: str) -> Any:
 
 def told_again(queries: list[Query], queue: TaskQueue) -> None:
     """Everything that could announce these events again: the engine's record of each end,
-    the end told to listeners, the board's task, the dispatcher and the sweep."""
+    the end told to listeners, the board's task, the dispatcher and the sweep — and every
+    event handed to the channels once more, as if its dispatch had never been recorded."""
     for query in queries:
         with transaction.atomic():
             record_end(query.pk)
@@ -74,6 +73,9 @@ def told_again(queries: list[Query], queue: TaskQueue) -> None:
     run_queued_tasks(queue, until=lambda: queue.size() == 0, max_rounds=2000)
     dispatch()
     tasks.sweep()
+    run_queued_tasks(queue, until=lambda: queue.size() == 0, max_rounds=2000)
+    Event.objects.update(dispatched_at=None)
+    assert dispatch() == Event.objects.count()
     run_queued_tasks(queue, until=lambda: queue.size() == 0, max_rounds=2000)
 
 
@@ -110,31 +112,38 @@ def test_a_failed_a_cancelled_and_a_merged_run_give_one_delivery_per_subscriber(
 
     # Each event: one delivery to its account's person's endpoint and one to staff's, each
     # received once (the same webhook-id on each endpoint's path).
-    deliveries = Counter(WebhookDelivery.objects.values_list("endpoint_id", "event_id"))
+    deliveries = Counter(Delivery.objects.webhooks().values_list("endpoint_id", "event_id"))
     expected = Counter(
         pair
         for event in events
         for pair in [(hooks[event.account_id].pk, event.key), (staff.pk, event.key)]
     )
     assert deliveries == expected
-    wait_until(lambda: not WebhookDelivery.objects.filter(status="pending").exists())
-    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"succeeded"}
+    wait_until(lambda: not Delivery.objects.webhooks().filter(status="pending").exists())
+    assert set(Delivery.objects.webhooks().values_list("status", flat=True)) == {"succeeded"}
     received = Counter((r.path, r.headers["webhook-id"]) for r in receiver.requests())
     assert set(received.values()) == {1}
     assert len(received) == sum(expected.values())
 
-    # Each person: each event they chose in at most one e-mail, the failure and the stop in
-    # rita's one message for the failed run.
-    items = Counter(AlertItem.objects.values_list("user_id", "event_id"))
+    # One table: each endpoint and each person told of an event by one delivery, once.
+    links = Counter(DeliveryEvent.objects.values_list("channel", "user_id", "endpoint_id", "event"))
+    assert links and set(links.values()) == {1}
+    assert DeliveryEvent.objects.filter(channel="webhook").count() == sum(expected.values())
+    assert not Delivery.objects.filter(links=None).exists()
+
+    # Each person: each event they chose in at most one e-mail, one e-mail per run; the failure
+    # and the stop in rita's one message for the failed run.
+    mails = DeliveryEvent.objects.filter(channel="email")
+    items = Counter(mails.values_list("user_id", "event_id"))
     assert items and set(items.values()) == {1}
-    told_rita = set(
-        AlertItem.objects.filter(user=rita.user).values_list("event__type", "alert__query_id")
-    )
+    per_run = Counter(Delivery.objects.emails().values_list("user_id", "query_id"))
+    assert set(per_run.values()) == {1}
+    told_rita = set(mails.filter(user=rita.user).values_list("event__type", "delivery__query_id"))
     assert told_rita == {
         (EventType.QUERY_FAILED, failed.pk),
         (EventType.CREDENTIALS_REJECTED, failed.pk),
     }
-    told_alice = set(AlertItem.objects.filter(user=alice.user).values_list("event_id", flat=True))
+    told_alice = set(mails.filter(user=alice.user).values_list("event_id", flat=True))
     assert set(container_events.values_list("pk", flat=True)) <= told_alice
     assert len(smtp.inbox.to("rita@example.com")) == 1
 
@@ -149,11 +158,11 @@ def test_a_dispatcher_that_dies_holding_events_leaves_them_to_the_next(
     # A dispatcher took it, then died before its commit.
     assert CLAIM.take(Event.objects.filter(pk=event.pk), token="dead", seconds=120)
     assert dispatch() == 0  # its claim holds: nobody else takes it meanwhile
-    assert not WebhookDelivery.objects.exists()
+    assert not Delivery.objects.webhooks().exists()
     later = timezone.now() + timedelta(seconds=121)
     assert dispatch(now=later) == 1
     assert dispatch(now=later) == 0
-    assert list(WebhookDelivery.objects.values_list("endpoint_id", "event_id")) == [
+    assert list(Delivery.objects.webhooks().values_list("endpoint_id", "event_id")) == [
         (hook.pk, f"query.failed:{query.pk}")
     ]
     run_queued_tasks(task_queue, until=lambda: task_queue.size() == 0)
@@ -174,7 +183,7 @@ def test_events_recorded_while_the_delivery_cluster_is_down_are_delivered_once_a
     wait_until(
         lambda: (
             not Event.objects.filter(dispatched_at=None).exists()
-            and not WebhookDelivery.objects.filter(status="pending").exists()
+            and not Delivery.objects.webhooks().filter(status="pending").exists()
         )
     )
     before = len(receiver.requests())
@@ -195,11 +204,11 @@ def test_events_recorded_while_the_delivery_cluster_is_down_are_delivered_once_a
     tasks.sweep()  # the minute's sweep
     receiver.wait_for(lambda got: len(got) == before + len(waiting))
     tasks.sweep()
-    wait_until(lambda: not WebhookDelivery.objects.filter(status="pending").exists())
+    wait_until(lambda: not Delivery.objects.webhooks().filter(status="pending").exists())
     ids = Counter(r.headers["webhook-id"] for r in receiver.requests())
     assert set(ids.values()) == {1}
     assert waiting <= set(ids)
-    assert WebhookDelivery.objects.filter(endpoint=hook).count() == len(ids)
+    assert Delivery.objects.webhooks().filter(endpoint=hook).count() == len(ids)
 
 
 def test_a_run_with_more_events_than_a_batch_is_one_email_per_person(
@@ -228,8 +237,7 @@ def test_a_run_with_more_events_than_a_batch_is_one_email_per_person(
     assert dispatcher.dispatch_batch() == 5
     assert dispatcher.dispatch_batch() == 5
     assert dispatcher.dispatch_batch() == 0
-    digests = Counter(
-        AlertItem.objects.filter(user=alice.user).values_list("alert__query_id", flat=True)
-    )
+    mails = DeliveryEvent.objects.filter(channel="email", user=alice.user)
+    digests = Counter(mails.values_list("delivery__query_id", flat=True))
     assert digests == {query.pk: 5, other.pk: 5}
-    assert AlertItem.objects.filter(user=alice.user).values("alert").distinct().count() == 2
+    assert mails.values("delivery").distinct().count() == 2

@@ -12,8 +12,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from containers_app.models import Alert, AlertItem, Container, Event, HistoryEntry, Watch
+from containers_app.models import Container, Event, Watch
 from containers_app.retention import prune_board
+from history.models import HistoryEntry
+from notifications.models import Delivery, DeliveryEvent
+from notifications.retention import prunable
 from ops_app import tasks
 from queries_app.events import EventType
 from sessions_app.models import Account
@@ -25,17 +28,19 @@ def ago(days: int) -> Any:
     return timezone.now() - timedelta(days=days)
 
 
-def alert(account: Account, event: Event, status: str, days: int) -> Alert:
-    made = Alert.objects.create(
+def alert(account: Account, event: Event, status: str, days: int, attempts: int = 1) -> Delivery:
+    made = Delivery.objects.create(
+        channel=Delivery.Channel.EMAIL,
         user=account.user,
         recipient="alice@example.com",
         account=account,
         subject="Changes",
         status=status,
         event_count=1,
+        attempts=attempts,
     )
-    Alert.objects.filter(pk=made.pk).update(created_at=ago(days))
-    AlertItem.objects.create(alert=made, user=account.user, event=event)
+    Delivery.objects.filter(pk=made.pk).update(created_at=ago(days))
+    DeliveryEvent.objects.create(delivery=made, event=event, channel="email", user=account.user)
     return made
 
 
@@ -73,24 +78,26 @@ def history(alice: Account) -> dict[str, Any]:
         "listed": listed,
         "long_gone": long_gone,
         "just_gone": just_gone,
-        "sent": alert(alice, old_sent, Alert.Status.SENT, 200),
-        "undeliverable": alert(alice, recent, Alert.Status.FAILED, 190),
-        "waiting": alert(alice, old_waiting, Alert.Status.RETRYING, 200),
+        "sent": alert(alice, old_sent, Delivery.Status.SUCCEEDED, 200),
+        "undeliverable": alert(alice, recent, Delivery.Status.FAILED, 190),
+        "waiting": alert(alice, old_waiting, Delivery.Status.PENDING, 200),
     }
 
 
 def test_old_records_go_and_what_is_still_needed_stays(history: dict[str, Any]) -> None:
-    counted = prune_board(older_than_days=180, dry_run=True)
+    counted = prune_board(older_than_days=180, dry_run=True, first=prunable)
     assert counted.tables == {"alerts": 2, "events": 1, "history": 2, "gone containers": 1}
-    assert Alert.objects.count() == 3 and HistoryEntry.objects.count() == 4  # nothing gone
+    assert Delivery.objects.count() == 3 and HistoryEntry.objects.count() == 4  # nothing gone
 
     batches: list[tuple[str, int]] = []
-    done = prune_board(older_than_days=180, batch_size=1, on_batch=lambda *b: batches.append(b))
+    done = prune_board(
+        older_than_days=180, batch_size=1, on_batch=lambda *b: batches.append(b), first=prunable
+    )
     # Deleted rows count cascades: each alert's item, the long-gone container's star and the
     # history entry it still had.
     assert done.tables == {"alerts": 4, "events": 1, "history": 2, "gone containers": 2}
     assert [name for name, _ in batches].count("alerts") == 2
-    assert set(Alert.objects.values_list("pk", flat=True)) == {history["waiting"].pk}
+    assert set(Delivery.objects.values_list("pk", flat=True)) == {history["waiting"].pk}
     assert set(Event.objects.values_list("key", flat=True)) == {"old-waiting", "recent"}
     assert set(Container.objects.values_list("container_number", flat=True)) == {
         "MSCU0000001",
@@ -102,7 +109,7 @@ def test_old_records_go_and_what_is_still_needed_stays(history: dict[str, Any]) 
     ) == [("MSCU0000001", 5), ("MSCU0000003", 10)]
     assert not Watch.objects.exists()
     # Nothing left to do the second time.
-    assert prune_board(older_than_days=180).rows == 0
+    assert prune_board(older_than_days=180, first=prunable).rows == 0
 
 
 def test_the_daily_prune_and_the_command_follow_the_setting(

@@ -6,7 +6,8 @@ Keeps every Query row, each account's latest successful query of each kind, the 
 most recent of each account and kind, and live queries (see ops_app/retention.py). Prints
 rows and bytes freed per table; bytes are estimated from each table's average row size.
 Then the board's records older than --board-older-than days (BOARD_RETENTION_DAYS by default;
-0 skips them): sent alerts, events, history, containers long gone (containers_app/retention.py).
+0 skips them): sent alerts, events (notifications/retention.py), history, containers long gone
+(containers_app/retention.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from containers_app.retention import BoardPruneReport, prune_board
+from notifications.retention import prunable as notifications_prunable
 from ops_app.retention import BATCH_SIZE, PruneReport, prune_results
 
 
@@ -107,6 +109,7 @@ class Command(BaseCommand):
                 dry_run=options["dry_run"],
                 batch_size=batch_size,
                 on_batch=progress,
+                first=notifications_prunable,
             )
             self.print_board(board, verbosity)
 
