@@ -87,7 +87,7 @@ def fill(count: int) -> tuple[int, str]:
     from django.utils import timezone
 
     from api_app.tokens import create_token
-    from queries_app.models import AppointmentCheck, ContainerChange, ContainerRow, Query
+    from queries_app.models import AppointmentCheck, ContainerRow, Query
     from sessions_app.models import Account
 
     rng = random.Random(7)
@@ -107,7 +107,8 @@ def fill(count: int) -> tuple[int, str]:
     )
     today = timezone.localdate()
     lines = ["MSCU", "MEDU", "CMAU", "HLXU", "OOLU"]
-    rows, checks, changes = [], [], []
+    rows, checks = [], []
+    moved: set[str] = set()
     for index in range(count):
         number = f"{lines[index % 5]}{index:07d}"
         trade = "IMPORT" if rng.random() < 0.7 else "EXPORT"
@@ -147,17 +148,8 @@ def fill(count: int) -> tuple[int, str]:
                 )
             )
         if rng.random() < 0.05:
-            changes.append(
-                ContainerChange(
-                    query=query,
-                    previous_query=previous,
-                    container_number=number,
-                    change="changed",
-                    fields={"last_free_day": [str(today), str(lfd)]},
-                )
-            )
+            moved.add(number)
     # The run before listed the same containers, the changed ones due today.
-    moved = {change.container_number for change in changes}
     ContainerRow.objects.bulk_create(
         [
             ContainerRow(
@@ -177,8 +169,8 @@ def fill(count: int) -> tuple[int, str]:
     )
     ContainerRow.objects.bulk_create(rows, batch_size=2000)
     AppointmentCheck.objects.bulk_create(checks, batch_size=2000)
-    ContainerChange.objects.bulk_create(changes, batch_size=2000)
-    # The board, as the runs' ends make it: the first run sets it, the second moves some LFDs.
+    # The board, as the runs' ends make it: the first run sets it, the second moves some LFDs
+    # (the run's changes are the history entries its merge records).
     from containers_app.board import update_board
 
     for run in (previous, query):
@@ -189,10 +181,10 @@ def fill(count: int) -> tuple[int, str]:
 
 
 def request_shapes(query_id: int) -> list[tuple[str, str]]:
-    from queries_app.models import ContainerChange
+    from history.models import HistoryEntry
 
     first_changed = (
-        ContainerChange.objects.filter(query_id=query_id)
+        HistoryEntry.objects.filter(query_id=query_id)
         .order_by("container_number")
         .values_list("container_number", flat=True)
         .first()

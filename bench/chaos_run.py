@@ -28,10 +28,10 @@ from django.test import Client
 from django.urls import reverse
 from django_q.models import OrmQ, Task
 
+from history.models import HistoryEntry
 from queries_app.models import (
     AppointmentCheck,
     AppointmentRow,
-    ContainerChange,
     ContainerInfo,
     ContainerRow,
     Query,
@@ -211,7 +211,11 @@ def check_duplicates() -> Check:
         "AppointmentCheck": duplicates(
             AppointmentCheck.objects.all(), ("query", "container_number")
         ),
-        "ContainerChange": duplicates(ContainerChange.objects.all(), ("query", "container_number")),
+        # A run's changes: one history entry per container and run (a merge recorded once).
+        "HistoryEntry": duplicates(
+            HistoryEntry.objects.exclude(query=None).exclude(change=HistoryEntry.Change.BOOKING),
+            ("query", "container_number"),
+        ),
         "AppointmentRow": duplicates(AppointmentRow.objects.all(), ("query", "row_number")),
         "sheets": duplicates(files.exclude(kind=QueryFile.Kind.SCREENSHOT), ("query", "kind")),
         # A screenshot is saved with its check: one that no check points to was stored twice.
@@ -225,7 +229,6 @@ def check_duplicates() -> Check:
             ContainerRow,
             ContainerInfo,
             AppointmentCheck,
-            ContainerChange,
             AppointmentRow,
         )
     )

@@ -15,7 +15,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from containers_app.models import Container, HistoryEntry
+from containers_app.models import Container
+from history.models import HistoryEntry
 from outbox.models import Event
 from outbox.record import record
 from outbox.vocabulary import EventType
@@ -233,6 +234,7 @@ def tell_container(booking_id: int) -> None:
             label = booking.get_state_display().split(":")[0].lower()
             HistoryEntry.objects.create(
                 container=container,
+                container_number=container.container_number,
                 query=booking.verify_query,
                 observed_at=now,
                 change=HistoryEntry.Change.BOOKING,

@@ -12,7 +12,6 @@ from django.http import HttpRequest
 from .models import (
     Container,
     Event,
-    HistoryEntry,
     Tariff,
     TariffTier,
 )
@@ -52,15 +51,6 @@ class ContainerAdmin(ReadOnlyAdmin):
     @admin.display(description="account")
     def account_name(self, obj: Container) -> str:
         return str(obj.account)
-
-
-@admin.register(HistoryEntry)
-class HistoryEntryAdmin(ReadOnlyAdmin):
-    list_display = ("container", "change", "observed_at", "query")
-    list_filter = ("change",)
-    list_select_related = ("container",)
-    search_fields = ("container__container_number",)
-    raw_id_fields = ("container", "query")
 
 
 @admin.register(Event)

@@ -1,7 +1,8 @@
 """The containers board: each container's latest known state (merged from the runs that saw
-it), the changes observed across runs, who watches it. (What people want to hear of and the
-alerts sent are the notifications app's; the recurring runs people set on the board are the
-queries app's.) Its events are the outbox's rows (`outbox.models.Event`, named here too)."""
+it), who watches it. (What runs observed changing is the `history` app's entries; what people
+want to hear of and the alerts sent are the notifications app's; the recurring runs people set
+on the board are the queries app's.) Its events are the outbox's rows (`outbox.models.Event`,
+named here too)."""
 
 from __future__ import annotations
 
@@ -149,38 +150,6 @@ class Container(models.Model):
 
     def days_left(self, today: date) -> int | None:
         return days_left(self.last_free_day, today)
-
-
-class HistoryEntry(models.Model):
-    """What one run observed changing for a container: new, back, gone, or which fields moved
-    (the container page's history)."""
-
-    class Change(models.TextChoices):
-        NEW = "new", "New on the list"
-        BACK = "back", "Back on the list"
-        CHANGED = "changed", "Changed"
-        GONE = "gone", "Gone from the list"
-        BOOKING = "booking", "Appointment"
-
-    container = models.ForeignKey(Container, on_delete=models.CASCADE, related_name="history")
-    query = models.ForeignKey(
-        Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    observed_at = models.DateTimeField()
-    change = models.CharField(max_length=10, choices=Change.choices)
-    # {field name: [before, after]} (JSON values: dates and times as ISO text).
-    fields = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-observed_at", "-id"]
-        verbose_name_plural = "history entries"
-        indexes = [
-            # A container's history, newest first.
-            models.Index(fields=["container", "observed_at"], name="history_container_time"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.container} {self.change} at {self.observed_at:%Y-%m-%d %H:%M}"
 
 
 class Watch(models.Model):

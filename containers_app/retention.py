@@ -19,7 +19,9 @@ from datetime import datetime, timedelta
 from django.db import models, transaction
 from django.utils import timezone
 
-from .models import Container, HistoryEntry
+from history.models import HistoryEntry
+
+from .models import Container
 
 BATCH_SIZE = 2000
 

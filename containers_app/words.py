@@ -1,4 +1,5 @@
-"""Events and history entries in words, the same on the pages and in the e-mails."""
+"""Events and history entries in words, the same on the pages and in the e-mails (the fields' and
+changes' names are the one label table, `history.labels`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from history.labels import CHANGE_WORDS, field_label
 from queries_app.events import EventType
 from sessions_app.services.accounts import stop_words
 
@@ -15,20 +17,6 @@ from .money import money_words
 from .verdict import Pickup
 
 PICKUP_WORDS = dict(Pickup.choices)
-
-FIELD_LABELS = {
-    "status": "status",
-    "holds": "holds",
-    "last_free_day": "last free day",
-    "good_through": "good through",
-    "pregate_ticket": "pregate ticket",
-    "terminal_code": "terminal",
-    "passed_pregate": "passed pregate",
-    "booking_number": "booking number",
-    "slot_count": "slots",
-    "earliest_slot": "earliest slot",
-    "appointment": "appointment",
-}
 
 
 def shown(value: Any, zone: tzinfo | None = None) -> str:
@@ -76,18 +64,10 @@ def describe_fields(fields: dict[str, Any], zone: tzinfo | None = None) -> list[
         elif name == "last_free_day" and before and after:
             lines.append(f"last free day moved from {shown(before)} to {shown(after)}")
         elif before in (None, ""):
-            lines.append(f"{FIELD_LABELS.get(name, name)} set to {shown(after, zone)}")
+            lines.append(f"{field_label(name)} set to {shown(after, zone)}")
         else:
-            label = FIELD_LABELS.get(name, name.replace("_", " "))
-            lines.append(f"{label}: {shown(before, zone)} → {shown(after, zone)}")
+            lines.append(f"{field_label(name)}: {shown(before, zone)} → {shown(after, zone)}")
     return lines
-
-
-CHANGE_WORDS = {
-    "new": "new on the list",
-    "back": "back on the list",
-    "gone": "gone from the list",
-}
 
 
 def describe_change(change: dict[str, Any], zone: tzinfo | None = None) -> str:

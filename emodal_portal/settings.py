@@ -119,6 +119,7 @@ INSTALLED_APPS = [
     "csp",
     "sessions_app",
     "outbox",
+    "history",
     "queries_app",
     "ops_app",
     "containers_app",
@@ -143,6 +144,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every page in the zone the person chose (kept in their session); the API in the site's.
+    "portal.timezones.UserZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -494,7 +497,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "EventTypeEnum": "outbox.vocabulary.EventType",
         "QueryStatusEnum": "queries_app.models.Query.Status",
-        "ContainerChangeEnum": "queries_app.models.ContainerChange.Change",
+        "ContainerChangeEnum": "history.models.HistoryEntry.Change",
         "DeliveryStatusEnum": "notifications.models.Delivery.Status",
     },
 }

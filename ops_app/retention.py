@@ -1,10 +1,9 @@
 """Retention: delete old queries' results (rows and files), in small batches.
 
 Kept: every Query row (the operations page and /metrics count them), each account's latest
-successful query of each kind (the next run's changes are computed against it), the
-`keep_last` most recent queries of each account and kind, live queries and the successful
-query each live one will compare with. Session events and the latency histograms are not
-results and are never pruned.
+successful query of each kind (its latest results), the `keep_last` most recent queries of each
+account and kind, and live queries. Session events, the latency histograms and a run's changes
+(the board's history, `containers_app/retention.py`) are not results and are not pruned here.
 
 Each batch is one short transaction deleting at most `batch_size` rows of one table, chosen
 as a primary-key range: writers on the same tables (running queries) wait at most one batch.
@@ -87,7 +86,7 @@ class PruneReport:
 def protected_query_ids(*, keep_last: int) -> set[int]:
     """Queries whose results stay, whatever their age."""
     latest_success = Query.objects.filter(status=Query.Status.SUCCEEDED)
-    # The latest successful query per account and kind, by the order change detection uses.
+    # The latest successful query per account and kind.
     ranked = latest_success.annotate(
         rank=Window(
             RowNumber(),
@@ -105,18 +104,7 @@ def protected_query_ids(*, keep_last: int) -> set[int]:
             )
         )
         protected |= set(recent.filter(rank__lte=keep_last).values_list("id", flat=True))
-    for live in Query.objects.live().only("id", "account_id", "kind", "created_at"):
-        protected.add(live.pk)
-        previous = (
-            latest_success.filter(
-                account_id=live.account_id, kind=live.kind, created_at__lt=live.created_at
-            )
-            .order_by("-created_at", "-id")
-            .values_list("id", flat=True)
-            .first()
-        )
-        if previous is not None:
-            protected.add(previous)
+    protected |= set(Query.objects.live().values_list("id", flat=True))
     return protected
 
 

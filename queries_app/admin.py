@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from django.utils.translation import ngettext
 
 from emodal_portal import ids  # noqa: F401 - registers <id:…>
+from history.models import HistoryEntry
 from sessions_app.admin import AccountAdmin, log_action
 from sessions_app.models import Account
 from sessions_app.services.options import TERMINAL, collision, options_for, warnings_against
@@ -21,7 +22,6 @@ from sessions_app.services.options import TERMINAL, collision, options_for, warn
 from . import schedule_admin  # noqa: F401  (locks down django-q2's schedule admin)
 from .models import (
     AppointmentCheck,
-    ContainerChange,
     ContainerInfo,
     Query,
     QueryFile,
@@ -57,7 +57,9 @@ class FileInline(ReadOnlyInline):
 
 
 class ChangeInline(ReadOnlyInline):
-    model = ContainerChange
+    """The run's changes: what the board observed when it merged the run."""
+
+    model = HistoryEntry
     fk_name = "query"
     fields = ["container_number", "change", "fields"]
 

@@ -365,40 +365,6 @@ class AppointmentRow(QueryResult):
         return self.appointment_number or f"row {self.row_number}"
 
 
-class ContainerChange(QueryResult):
-    """What changed for one container since the account's previous successful query of
-    the same kind."""
-
-    class Change(models.TextChoices):
-        NEW = "new", "New"
-        GONE = "gone", "Gone"
-        CHANGED = "changed", "Changed"
-
-    # No index of its own: the unique (query, …) index below starts with it, and a second
-    # one misleads PostgreSQL's planner on large queries.
-    query = models.ForeignKey(
-        Query, on_delete=models.CASCADE, related_name="changes", db_index=False
-    )
-    previous_query = models.ForeignKey(
-        Query, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    container_number = models.CharField(max_length=20)
-    change = models.CharField(max_length=10, choices=Change.choices)
-    # {field name: [before, after]} (labels are applied where shown, see `changes.py`).
-    fields = models.JSONField(default=dict, blank=True, help_text="field: [before, after]")
-
-    class Meta:
-        ordering = ["container_number"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["query", "container_number"], name="containerchange_unique_per_query"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.container_number} {self.change}"
-
-
 class TerminalQuerySet(models.QuerySet["Terminal"]):
     def unnamed(self) -> TerminalQuerySet:
         return self.filter(name="")

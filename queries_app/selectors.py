@@ -1,6 +1,9 @@
 """Reads for the pages and exports: which queries a person may see, a query's result tables,
 the containers table's rows with their checks and changes joined in SQL. Writes live in the
-services; presentation in `tables.py` and the views."""
+services; presentation in `tables.py` and the views.
+
+A run's changes are what the board's merge of it observed (`history.models.HistoryEntry`, the
+one change model, with the run as its `query`): new, back, gone, which fields moved."""
 
 from __future__ import annotations
 
@@ -9,10 +12,11 @@ from typing import Any
 
 from django.db.models import Exists, F, JSONField, OuterRef, QuerySet, Subquery
 
+from history.models import HistoryEntry
 from sessions_app.models import Account
 from sessions_app.secret_names import account_secrets
 
-from .models import AppointmentCheck, ContainerChange, ContainerRow, Query
+from .models import AppointmentCheck, ContainerRow, Query
 
 # A containers table's sorts, as the page's column headers and the API's `sort` name them, each
 # with what it orders by (a field of ContainerRow or an annotation of `annotate_containers`).
@@ -67,6 +71,11 @@ def result_counts(query: Query) -> dict[str, int]:
     }
 
 
+def run_changes(query: Query) -> QuerySet[HistoryEntry]:
+    """What the board observed changing when it merged this run, by container number."""
+    return HistoryEntry.objects.filter(query=query).order_by("container_number", "id")
+
+
 def container_trades(query: Query) -> list[str]:
     """The trade types among a query's containers (the filter's choices)."""
     return list(
@@ -89,7 +98,7 @@ def annotate_containers(rows: QuerySet[ContainerRow]) -> QuerySet[ContainerRow]:
     checks = AppointmentCheck.objects.filter(
         query=OuterRef("query"), container_number=OuterRef("container_number")
     )
-    changes = ContainerChange.objects.filter(
+    changes = HistoryEntry.objects.filter(
         query=OuterRef("query"), container_number=OuterRef("container_number")
     )
     return (
@@ -139,7 +148,7 @@ def filter_containers(
     if filters.get("changed") == "yes":
         rows = rows.filter(
             Exists(
-                ContainerChange.objects.filter(
+                HistoryEntry.objects.filter(
                     query=OuterRef("query"), container_number=OuterRef("container_number")
                 )
             )

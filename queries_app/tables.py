@@ -17,11 +17,12 @@ from django.http import HttpRequest, QueryDict
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from history.labels import field_label
+from history.models import HistoryEntry
 from portal.exports import cell_text
 
-from .changes import change_label
 from .forms import ContainerFilterForm
-from .models import ContainerChange, ContainerRow, Query
+from .models import ContainerRow, Query
 from .selectors import (
     DEFAULT_CONTAINER_SORT,
     annotated_containers,
@@ -35,14 +36,13 @@ DEFAULT_SORT = DEFAULT_CONTAINER_SORT
 
 
 def change_text(kind: str | None, fields: dict[str, Any] | None) -> str:
-    """'new', 'changed: holds, last free day' or '' — the words that go with the marker."""
-    if kind == ContainerChange.Change.NEW:
-        return "new"
-    if kind == ContainerChange.Change.CHANGED:
-        return "changed: " + ", ".join(change_label(name) for name in fields or {})
-    if kind == ContainerChange.Change.GONE:
-        return "gone"
-    return ""
+    """'new', 'back', 'gone', 'changed: holds, last free day', 'appointment' or '' — the words
+    that go with the marker."""
+    if kind == HistoryEntry.Change.CHANGED:
+        return "changed: " + ", ".join(field_label(name) for name in fields or {})
+    if kind == HistoryEntry.Change.BOOKING:
+        return "appointment"
+    return kind if kind and kind in HistoryEntry.Change.values else ""
 
 
 def change_details(fields: dict[str, Any] | None) -> str:
@@ -56,7 +56,7 @@ def change_details(fields: dict[str, Any] | None) -> str:
         return str(value)
 
     return "; ".join(
-        f"{change_label(name)}: {shown(pair[0])} → {shown(pair[1])}"
+        f"{field_label(name)}: {shown(pair[0])} → {shown(pair[1])}"
         for name, pair in (fields or {}).items()
         if isinstance(pair, list | tuple) and len(pair) == 2
     )

@@ -12,7 +12,7 @@ from rest_framework import serializers
 
 from containers_app.board import SHEET_FIELDS
 from containers_app.local_times import at_terminal, zone_of
-from containers_app.models import Container, HistoryEntry
+from containers_app.models import Container
 from containers_app.money import Charges, Tariffs
 from containers_app.selectors import (
     DEFAULT_SORT,
@@ -23,6 +23,7 @@ from containers_app.selectors import (
     BoardFilters,
 )
 from containers_app.verdict import Pickup
+from history.models import HistoryEntry
 from sessions_app.models import Account
 
 

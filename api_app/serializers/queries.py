@@ -8,10 +8,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from emodal_portal.ids import MAX_ID
+from history.models import HistoryEntry
 from queries_app.models import (
     AppointmentCheck,
     AppointmentRow,
-    ContainerChange,
     ContainerInfo,
     Query,
 )
@@ -112,7 +112,7 @@ class StartQuerySerializer(serializers.Serializer):
 
 
 class ChangeSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=ContainerChange.Change.choices)
+    kind = serializers.ChoiceField(choices=HistoryEntry.Change.choices)
     fields = serializers.DictField(
         child=serializers.ListField(), help_text="Field name: [before, after]."
     )
@@ -147,7 +147,8 @@ class ContainerSerializer(serializers.Serializer):
         allow_null=True, help_text="Slots found; null when it was not checked."
     )
     change = serializers.SerializerMethodField(
-        help_text="New or changed since the account's previous run (null: neither)."
+        help_text="What the board observed changing for it when it merged this run: new, back "
+        "(on the account's sheet again), changed, or an appointment booked (null: nothing)."
     )
 
     @extend_schema_field(ChangeSerializer(allow_null=True))
@@ -179,7 +180,7 @@ class ContainerFilterSerializer(serializers.Serializer):
     changed = serializers.ChoiceField(
         choices=["yes"],
         required=False,
-        help_text="Only containers new or changed since the previous run.",
+        help_text="Only containers with a change observed by this run (see `change`).",
     )
     sort = serializers.ChoiceField(
         choices=[key for key in CONTAINER_SORTS] + [f"-{key}" for key in CONTAINER_SORTS],
@@ -209,6 +210,19 @@ class AppointmentSerializer(serializers.ModelSerializer):
 
 
 class ChangeRowSerializer(serializers.ModelSerializer):
+    """One change the board observed when it merged the run (its history entry)."""
+
+    fields = serializers.DictField(
+        child=serializers.ListField(), help_text="Field name: [before, after]."
+    )
+    previous_query = serializers.IntegerField(
+        source="previous_query_id",
+        allow_null=True,
+        help_text="The run whose observation the board held before this one (what it was "
+        "compared with): the account's previous containers sheet for new, back, gone and the "
+        "sheet's fields; the previous details or slot check for theirs. Null when unknown.",
+    )
+
     class Meta:
-        model = ContainerChange
+        model = HistoryEntry
         fields = ["container_number", "change", "fields", "previous_query"]

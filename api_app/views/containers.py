@@ -12,11 +12,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from containers_app.models import Container, HistoryEntry
+from containers_app.models import Container
 from containers_app.money import Tariffs
 from containers_app.selectors import HISTORY_LIMIT, visible_containers
 from containers_app.selectors import board_rows as select_board
 from containers_app.selectors import visible_accounts as board_accounts
+from history.models import HistoryEntry
 
 from ..serializers import BoardContainerSerializer, BoardFilterSerializer, ContainerDetailSerializer
 from .common import PAGE_PARAMETERS, ContainerPagination, account_param, errors

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from history.models import HistoryEntry
 from outbox.models import Event
 from outbox.vocabulary import EventType
 from queries_app.models import Query, Terminal
@@ -17,7 +18,7 @@ from queries_app.terminal_rule import operators_terminal
 from sessions_app.models import Account
 
 from ..local_times import earliest_slot_text
-from ..models import LFD_DUE_MAX_DAYS, Container, HistoryEntry
+from ..models import LFD_DUE_MAX_DAYS, Container
 from ..money import Tariffs
 from ..verdict import container_verdict, left_terminal, needs_pickup
 from .observe import SHEET_FIELDS
@@ -62,8 +63,14 @@ class Merge:
     query: Query | None
     rows: dict[str, Container]
     baseline: bool  # the account's first run: its containers are not news
+    # The run whose containers sheet the board held before this one (what a sheet is compared
+    # with: new, back and gone are said against it).
+    previous_sheet_query_id: int | None = None
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     entry_times: dict[str, datetime] = field(default_factory=dict)
+    # Each entry's previous observation: the run the board's values came from (the first
+    # change of a container says it; the sheet is merged first).
+    entry_previous: dict[str, int | None] = field(default_factory=dict)
     events: dict[str, Event] = field(default_factory=dict)
     subjects: dict[str, Container] = field(default_factory=dict)  # each event's container
     created: list[Container] = field(default_factory=list)
@@ -72,16 +79,29 @@ class Merge:
     def is_new(self, container: Container) -> bool:
         return container.pk is None
 
-    def change(self, container: Container, kind: str, at: datetime) -> None:
-        entry = self.entries.setdefault(container.container_number, {"change": kind, "fields": {}})
+    def change(
+        self, container: Container, kind: str, at: datetime, previous: int | None = None
+    ) -> None:
+        number = container.container_number
+        entry = self.entries.setdefault(number, {"change": kind, "fields": {}})
         if kind != HistoryEntry.Change.CHANGED:
             entry["change"] = kind
-        self.entry_times[container.container_number] = at
+        self.entry_times[number] = at
+        if self.entry_previous.get(number) is None:
+            self.entry_previous[number] = previous
 
-    def field(self, container: Container, name: str, before: Any, after: Any, at: datetime) -> None:
+    def field(
+        self,
+        container: Container,
+        name: str,
+        before: Any,
+        after: Any,
+        at: datetime,
+        previous: int | None = None,
+    ) -> None:
         if self.is_new(container):
             return  # a new container's values are not changes
-        self.change(container, HistoryEntry.Change.CHANGED, at)
+        self.change(container, HistoryEntry.Change.CHANGED, at, previous)
         self.entries[container.container_number]["fields"][name] = [
             jsonable(before),
             jsonable(after),
@@ -133,7 +153,7 @@ def apply_sheet(merge: Merge, sheet: dict[str, dict[str, Any]], at: datetime) ->
             rows[number] = container
             merge.created.append(container)
             if not merge.baseline:
-                merge.change(container, HistoryEntry.Change.NEW, at)
+                merge.change(container, HistoryEntry.Change.NEW, at, merge.previous_sheet_query_id)
                 merge.event(
                     EventType.CONTAINER_NEW,
                     container,
@@ -148,7 +168,7 @@ def apply_sheet(merge: Merge, sheet: dict[str, dict[str, Any]], at: datetime) ->
         if container.gone_at is not None:
             container.gone_at = None
             merge.dirty.add(number)
-            merge.change(container, HistoryEntry.Change.BACK, at)
+            merge.change(container, HistoryEntry.Change.BACK, at, merge.previous_sheet_query_id)
             merge.event(
                 EventType.CONTAINER_NEW,
                 container,
@@ -162,7 +182,7 @@ def apply_sheet(merge: Merge, sheet: dict[str, dict[str, Any]], at: datetime) ->
             setattr(container, name, after)
             merge.dirty.add(number)
             if name in HISTORY_FIELDS:
-                merge.field(container, name, before, after, at)
+                merge.field(container, name, before, after, at, container.sheet_query_id)
             if name == "last_free_day" and after is not None:
                 merge.event(
                     EventType.LFD_CHANGED,
@@ -178,7 +198,7 @@ def apply_sheet(merge: Merge, sheet: dict[str, dict[str, Any]], at: datetime) ->
         if number not in sheet and container.gone_at is None:
             container.gone_at = at
             merge.dirty.add(number)
-            merge.change(container, HistoryEntry.Change.GONE, at)
+            merge.change(container, HistoryEntry.Change.GONE, at, merge.previous_sheet_query_id)
             merge.event(EventType.CONTAINER_GONE, container, at, {})
 
 
@@ -189,12 +209,26 @@ def apply_details(merge: Merge, details: Mapping[str, Mapping[str, Any]], at: da
             continue
         passed, booking = info["passed_pregate"], info["booking_number"]
         if passed is not None and passed != container.passed_pregate:
-            merge.field(container, "passed_pregate", container.passed_pregate, passed, at)
+            merge.field(
+                container,
+                "passed_pregate",
+                container.passed_pregate,
+                passed,
+                at,
+                container.details_query_id,
+            )
             if container.passed_pregate is False and passed:
                 merge.event(EventType.PREGATE_DONE, container, at, {"passed_pregate": True})
             container.passed_pregate = passed
         if booking and booking != container.booking_number:
-            merge.field(container, "booking_number", container.booking_number, booking, at)
+            merge.field(
+                container,
+                "booking_number",
+                container.booking_number,
+                booking,
+                at,
+                container.details_query_id,
+            )
             container.booking_number = booking
         if info["milestones"]:
             container.left_terminal = left_terminal(info["milestones"])
@@ -209,9 +243,15 @@ def apply_checks(merge: Merge, checks: Mapping[str, Mapping[str, Any]], at: date
             continue
         before, after = container.slot_count or 0, check["slot_count"]
         if (before > 0) != (after > 0):
-            merge.field(container, "slot_count", container.slot_count, after, at)
+            previous = container.check_query_id
+            merge.field(container, "slot_count", container.slot_count, after, at, previous)
             merge.field(
-                container, "earliest_slot", container.earliest_slot, check["earliest_slot"], at
+                container,
+                "earliest_slot",
+                container.earliest_slot,
+                check["earliest_slot"],
+                at,
+                previous,
             )
             if after > 0:
                 merge.event(
@@ -238,7 +278,15 @@ def apply_terminals(merge: Merge, numbers: Iterable[str], at: datetime) -> None:
         if codes is None:
             codes = dict(Terminal.objects.values_list("code", "id"))
         if code != container.terminal_code:
-            merge.field(container, "terminal_code", container.terminal_code, code, at)
+            # Read off the sheet's places (and the details' pregate): the sheet's run says it.
+            merge.field(
+                container,
+                "terminal_code",
+                container.terminal_code,
+                code,
+                at,
+                container.sheet_query_id,
+            )
         container.terminal_code, container.terminal_id = code, codes.get(code)
         merge.dirty.add(number)
 

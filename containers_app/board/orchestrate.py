@@ -7,12 +7,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from operator import attrgetter
 from typing import Any, cast
 
 from django.db import connections, router, transaction
 from django.db.models import Field
 from django.utils import timezone
 
+from history.models import HistoryEntry
 from outbox.models import Event
 from outbox.record import record
 from queries_app.models import Query
@@ -20,7 +22,7 @@ from queries_app.registry import board_feed
 from sessions_app.models import Account
 from sessions_app.secret_names import account_secrets
 
-from ..models import LFD_DUE_MAX_DAYS, Container, HistoryEntry
+from ..models import LFD_DUE_MAX_DAYS, Container
 from ..money import Tariffs
 from ..verdict import NEEDS_PICKUP
 from .merge import (
@@ -89,11 +91,20 @@ def update_board(query_id: int, *, today: date | None = None) -> BoardUpdate:
     with transaction.atomic():
         lock_account(query.account_id)
         rows = {c.container_number: c for c in Container.objects.filter(account=query.account)}
-        merge = Merge(account=query.account, query=query, rows=rows, baseline=not rows)
+        # The container the board's latest sheet listed: its run is the previous sheet.
+        seen = [c for c in rows.values() if c.sheet_seen_at is not None]
+        latest_row = max(seen, key=attrgetter("sheet_seen_at"), default=None)
+        merge = Merge(
+            account=query.account,
+            query=query,
+            rows=rows,
+            baseline=not rows,
+            previous_sheet_query_id=latest_row.sheet_query_id if latest_row else None,
+        )
         touched: set[str] = set()
         sheet_applied = False
         if observed.sheet is not None:
-            latest = max((c.sheet_seen_at for c in rows.values() if c.sheet_seen_at), default=None)
+            latest = latest_row.sheet_seen_at if latest_row else None
             if latest is None or observed.sheet_seen_at >= latest:
                 apply_sheet(merge, observed.sheet, observed.sheet_seen_at)
                 touched |= observed.sheet.keys()
@@ -134,7 +145,9 @@ def write(merge: Merge, *, sheet_seen_at: datetime | None) -> BoardUpdate:
         [
             HistoryEntry(
                 container=rows[number],
+                container_number=number,
                 query=query,
+                previous_query_id=merge.entry_previous.get(number),
                 observed_at=merge.entry_times[number],
                 change=entry["change"],
                 fields=entry["fields"],

@@ -164,7 +164,7 @@ def wait_for_a_retry(ends: float) -> bool:
 
 def should_switch(current: Query, rival: Live) -> bool:
     if current.work_left == 0:
-        # What is left needs no upstream call (e.g. comparing with the previous run): finish
+        # What is left needs no upstream call (e.g. a step that only stores): finish
         # it, so the account's browser is free for another.
         return False
     (current_class, current_rank), (rival_class, rival_rank) = (

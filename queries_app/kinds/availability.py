@@ -12,7 +12,7 @@ import queries_app.kinds.checking as checking
 from sessions_app.upstream import UpstreamError
 
 from .. import parsing
-from ..engine.steps import Outcome, QueryFailed, StepContext
+from ..engine.steps import DONE, Outcome, QueryFailed, StepContext
 from ..models import ContainerInfo, Query
 from ..registry import Feed, QueryKind, Step, register
 from ..results import TERMINAL_FIELDS
@@ -132,7 +132,7 @@ def appointments(ctx: StepContext) -> Outcome:
     """The run's last upstream call: whatever becomes of it, the run keeps its checks. A
     passing failure is tried again (then `give_up_appointments`); any other is a note."""
     try:
-        return Outcome(next_step="changes", write=read_appointments(ctx))
+        return Outcome(next_step=DONE, write=read_appointments(ctx))
     except QueryFailed as exc:
         reason = str(exc)
     except UpstreamError as exc:
@@ -145,7 +145,7 @@ def appointments(ctx: StepContext) -> Outcome:
 def give_up_appointments(query: Query, reason: str) -> Outcome:
     """A run whose appointments sheet keeps failing keeps its checks: it goes on without the
     sheet, saying so."""
-    return Outcome(next_step="changes", note=f"The account's appointments were not read: {reason}")
+    return Outcome(next_step=DONE, note=f"The account's appointments were not read: {reason}")
 
 
 def work_left(query: Query) -> int:

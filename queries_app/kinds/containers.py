@@ -1,5 +1,6 @@
-"""Containers: the account's containers sheet (scrolled to the end), stored as typed rows and
-compared with the account's previous run."""
+"""Containers: the account's containers sheet (scrolled to the end), stored as typed rows. What
+changed since the account's previous sheet is the board's to say: its merge of the run records
+the run's changes (`history`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from typing import Any
 from sessions_app.upstream import UpstreamRejected
 
 from .. import parsing
-from ..changes import detect_changes
-from ..engine.steps import Outcome, QueryFailed, StepContext
+from ..engine.steps import DONE, Outcome, QueryFailed, StepContext
 from ..registry import Feed, QueryKind, Step, register
 from ..results import container_rows, note_terminal_codes, store_container_rows, terminal_codes
 from .params import NoParams
@@ -41,10 +41,17 @@ def read_containers(ctx: StepContext) -> tuple[dict[str, dict[str, Any]], Any, s
 
 def containers(ctx: StepContext) -> Outcome:
     _, write, note = read_containers(ctx)
-    return Outcome(next_step="changes", write=write, progress_done=1, progress_total=1, note=note)
+    return Outcome(next_step=DONE, write=write, progress_done=1, progress_total=1, note=note)
 
 
-CHANGES_STEP = Step(detect_changes, "Comparing with the previous run")
+def compared(ctx: StepContext) -> Outcome:
+    """A run stored at its former last step (comparing with the previous run, which the board's
+    merge does now) ends there."""
+    return Outcome(DONE)
+
+
+# The former last step, kept for runs stored at it: nothing runs next.
+CHANGES_STEP = Step(compared, "Comparing with the previous run")
 
 CONTAINERS = register(
     QueryKind(

@@ -14,10 +14,12 @@ from django.utils import timezone
 
 from containers_app.board import update_board
 from containers_app.models import Container, Watch
-from queries_app.models import AppointmentCheck, ContainerChange, ContainerRow, Query
+from history.models import HistoryEntry
+from queries_app.models import AppointmentCheck, ContainerRow, Query
 from queries_app.services import start_query
 from sessions_app.models import Account
 
+from ..changes import add_change
 from ..conftest import make_account
 from ..taskqueue import TaskQueue
 
@@ -250,11 +252,11 @@ def test_a_querys_containers_take_the_pages_filters_sort_and_pages(
     AppointmentCheck.objects.create(
         query=query, container_number="MSCU0000003", slot_count=2, outcome="available"
     )
-    ContainerChange.objects.create(
-        query=query,
-        container_number="MSCU0000004",
-        change=ContainerChange.Change.CHANGED,
-        fields={"last_free_day": ["2026-01-01", "2026-01-03"]},
+    add_change(
+        query,
+        "MSCU0000004",
+        HistoryEntry.Change.CHANGED,
+        {"last_free_day": ["2026-01-01", "2026-01-03"]},
     )
     client = api(alice.user)
     url = f"/api/v1/queries/{query.pk}/containers/"

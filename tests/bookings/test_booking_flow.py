@@ -12,9 +12,10 @@ from django.utils import timezone
 
 from bookings_app import services, verdicts
 from bookings_app.models import Booking
-from containers_app.models import Container, HistoryEntry
+from containers_app.models import Container
 from containers_app.words import describe_change
 from emodal_sim import DEFAULT_LATENCIES
+from history.models import HistoryEntry
 from outbox.models import Event
 from outbox.vocabulary import EventType
 from queries_app.services import start_query

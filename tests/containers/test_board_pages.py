@@ -19,10 +19,10 @@ from openpyxl import load_workbook
 
 from containers_app.models import (
     Container,
-    HistoryEntry,
     Tariff,
     Watch,
 )
+from history.models import HistoryEntry
 from notifications.models import AlertPreference, Delivery
 from queries_app.events import EventType
 from queries_app.models import Query, RecurringRun, Terminal

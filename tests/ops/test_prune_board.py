@@ -12,8 +12,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from containers_app.models import Container, Event, HistoryEntry, Watch
+from containers_app.models import Container, Event, Watch
 from containers_app.retention import prune_board
+from history.models import HistoryEntry
 from notifications.models import Delivery, DeliveryEvent
 from notifications.retention import prunable
 from ops_app import tasks

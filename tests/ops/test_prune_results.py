@@ -26,7 +26,6 @@ from queries_app.checks import check_stored_schedules
 from queries_app.models import (
     AppointmentCheck,
     AppointmentRow,
-    ContainerChange,
     ContainerInfo,
     ContainerRow,
     Query,
@@ -73,7 +72,6 @@ def make_query(
             query=query, container_number=number, screenshot=stored if i == 0 else None
         )
         AppointmentRow.objects.create(query=query, row_number=i, raw={})
-        ContainerChange.objects.create(query=query, container_number=number, change="new")
     return query
 
 
@@ -85,7 +83,6 @@ def result_counts(query: Query) -> dict[str, int]:
 
 
 FULL = {
-    "containerchange": 3,
     "appointmentcheck": 3,
     "appointmentrow": 3,
     "containerinfo": 3,
@@ -102,7 +99,7 @@ def test_old_results_go_and_each_accounts_latest_stay(alice: Account, bob: Accou
     a_older_kept = make_query(alice, age_days=40)  # the second most recent: --keep-last 2
     a_recent = make_query(alice, age_days=1)
     a_other_kind = make_query(alice, age_days=60, kind="containers")  # its kind's latest
-    # bob: his latest success is old (kept: the next run compares with it); an older one goes.
+    # bob: his latest success is old (kept: his latest results); an older one goes.
     b_old = make_query(bob, age_days=90)
     b_latest_success = make_query(bob, age_days=70)
     b_failed_after = make_query(bob, age_days=65, status="failed")
@@ -136,7 +133,7 @@ def test_old_results_go_and_each_accounts_latest_stay(alice: Account, bob: Accou
     assert "results of 4 queries" in text
     assert "queries_app_containerrow" in text and "12 rows" in text
     assert "4 files" in text
-    assert "Freed 64 rows and 4 files" in text  # 5 tables × 3 rows + 1 file row, × 4
+    assert "Freed 52 rows and 4 files" in text  # 4 tables × 3 rows + 1 file row, × 4
 
 
 def test_a_dry_run_counts_and_deletes_nothing(alice: Account) -> None:
@@ -146,7 +143,7 @@ def test_a_dry_run_counts_and_deletes_nothing(alice: Account) -> None:
     call_command("prune_results", "--older-than", "30", "--dry-run", stdout=out)
     assert result_counts(old) == FULL
     assert Path(old.files.get().file.path).exists()
-    assert "Would free 16 rows and 1 files" in out.getvalue()
+    assert "Would free 13 rows and 1 files" in out.getvalue()
 
 
 def test_it_deletes_in_batches_of_the_size_asked(alice: Account) -> None:
@@ -157,8 +154,8 @@ def test_it_deletes_in_batches_of_the_size_asked(alice: Account) -> None:
         older_than_days=30, batch_size=4, on_batch=lambda table, rows: batches.append((table, rows))
     )
     assert all(rows <= 4 for _, rows in batches)
-    assert report.rows == 3 * (5 * 7 + 1)
-    assert report.batches == len(batches) >= (3 * 7) // 4 * 5
+    assert report.rows == 3 * (4 * 7 + 1)
+    assert report.batches == len(batches) >= (3 * 7) // 4 * 4
     assert all(result_counts(q) == EMPTY for q in old)
 
 
@@ -210,7 +207,7 @@ def test_the_daily_schedule_is_installed_and_follows_the_settings(
     assert result_counts(old) == FULL
     settings.RESULTS_RETENTION_DAYS = 30
     settings.RESULTS_KEEP_LAST = 0
-    assert tasks.prune_results().startswith("16 rows and 1 files")
+    assert tasks.prune_results().startswith("13 rows and 1 files")
     assert result_counts(old) == EMPTY
 
 

@@ -19,10 +19,10 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
+from history.models import HistoryEntry
 from queries_app.models import (
     AppointmentCheck,
     AppointmentRow,
-    ContainerChange,
     ContainerInfo,
     ContainerRow,
     Query,
@@ -30,6 +30,7 @@ from queries_app.models import (
 )
 from sessions_app.models import Account
 
+from ..changes import add_change, add_changes
 from ..conftest import make_account
 
 pytestmark = pytest.mark.django_db
@@ -555,9 +556,7 @@ def test_infos_checks_and_changes_are_shown_with_their_errors(
         outcome=AppointmentCheck.Outcome.FAILED,
         error="Phase 1 failed",
     )
-    ContainerChange.objects.create(
-        query=query, container_number="GONE0000001", change=ContainerChange.Change.GONE
-    )
+    add_change(query, "GONE0000001", HistoryEntry.Change.GONE)
     html = login(client, alice).get(detail_url(query)).content.decode()
     infos = table(html, "infos-table")
     assert infos[1][0] == number(0) and infos[1][3] == "Yes"
@@ -615,14 +614,12 @@ def results(alice: Account) -> Query:
     add_containers(query, 40)
     add_checks(query, [number(i) for i in range(0, 40, 4)], slots=2)
     add_checks(query, [number(i) for i in range(2, 40, 4)], slots=0)
-    ContainerChange.objects.create(
-        query=query, container_number=number(3), change=ContainerChange.Change.NEW
-    )
-    ContainerChange.objects.create(
-        query=query,
-        container_number=number(5),
-        change=ContainerChange.Change.CHANGED,
-        fields={"holds": [True, False], "last free day": ["2025-10-01", "2025-10-03"]},
+    add_change(query, number(3), HistoryEntry.Change.NEW)
+    add_change(
+        query,
+        number(5),
+        HistoryEntry.Change.CHANGED,
+        {"holds": [True, False], "last free day": ["2025-10-01", "2025-10-03"]},
     )
     return query
 
@@ -846,10 +843,7 @@ def _big_run(account: Account, count: int) -> Query:
     query = make_query(account)
     add_containers(query, count)
     add_checks(query, [number(i) for i in range(0, count, 3)])
-    ContainerChange.objects.bulk_create(
-        ContainerChange(query=query, container_number=number(i), change="new")
-        for i in range(0, count, 10)
-    )
+    add_changes(query, [number(i) for i in range(0, count, 10)], "new")
     ContainerInfo.objects.bulk_create(
         ContainerInfo(query=query, container_number=number(i)) for i in range(0, count, 3)
     )
