@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import ngettext
 
-from .models import ApiToken, WebhookEndpoint
+from .models import ApiToken
 from .tokens import revoke_token
 
 
@@ -43,27 +43,3 @@ class ApiTokenAdmin(admin.ModelAdmin):
             request,
             ngettext("%(n)d token revoked.", "%(n)d tokens revoked.", count) % {"n": count},
         )
-
-
-@admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
-    list_display = ["url", "user", "enabled", "last_success_at", "last_failure_at", "created_at"]
-    list_filter = ["enabled"]
-    list_select_related = ["user"]
-    search_fields = ["url", "user__username", "description"]
-    # The signing secret is never shown (its owner saw it once).
-    exclude = ["secret"]
-    readonly_fields = [
-        "user",
-        "disabled_at",
-        "disabled_reason",
-        "last_success_at",
-        "last_failure_at",
-        "created_at",
-    ]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEndpoint]:
-        return super().get_queryset(request).defer("secret")

@@ -1,4 +1,4 @@
-"""API tokens, and webhook endpoints (their deliveries are notifications')."""
+"""Personal API tokens. (Webhook endpoints and their deliveries are the notifications app's.)"""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-
-from sessions_app.fields import SecretCharField
 
 
 class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
@@ -61,35 +59,3 @@ class ApiToken(models.Model):
 
     def get_state_display(self) -> str:
         return self.State(self.state()).label
-
-
-class WebhookEndpoint(models.Model):
-    """A URL a user registered to be sent events (Standard Webhooks: signed with its secret)."""
-
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_endpoints"
-    )
-    # Checked by the service (`webhooks.endpoints.clean_url`): http(s), no credentials, public.
-    url = models.CharField("URL", max_length=2000)
-    description = models.CharField(max_length=200, blank=True)
-    # The EventType values it receives.
-    events = models.JSONField(default=list)
-    # "whsec_" + base64 of 32 random bytes: the signing key, shared with the receiver, so it
-    # cannot be hashed; stored encrypted (FIELD_ENCRYPTION_KEY) and shown once.
-    secret = SecretCharField("signing secret", max_length=100)
-    enabled = models.BooleanField(default=True)
-    disabled_at = models.DateTimeField(null=True, blank=True)
-    disabled_reason = models.CharField(max_length=255, blank=True)
-    last_success_at = models.DateTimeField(null=True, blank=True)
-    last_failure_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name = "webhook endpoint"
-
-    SECRET_FIELDS = ("secret",)
-
-    def __str__(self) -> str:
-        return self.url

@@ -19,13 +19,13 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
-from notifications.models import Delivery
+from notifications import endpoints as webhook_endpoints
+from notifications.models import Delivery, WebhookEndpoint
 from portal.http import AuthenticatedHttpRequest
 
 from .forms import TokenForm, WebhookForm
-from .models import ApiToken, WebhookEndpoint
+from .models import ApiToken
 from .tokens import create_token, revoke_token
-from .webhooks import endpoints as webhook_endpoints
 
 DELIVERIES_PER_PAGE = 50
 

@@ -160,8 +160,8 @@ FORMS = [
 def ssrf() -> None:
     from django.core.exceptions import ValidationError
 
-    from api_app.webhooks.endpoints import clean_url
     from notifications.channels import webhook_transport as transport
+    from notifications.endpoints import clean_url
 
     settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
     registered = resolved = 0

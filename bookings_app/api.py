@@ -16,16 +16,21 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import exceptions, generics, serializers, status
+from rest_framework import exceptions, generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api_app.serializers import ErrorSerializer
-from api_app.views.common import Conflict, Pagination, errors, service_error
-from queries_app import access
-from queries_app.access import NO_ACCOUNT_MESSAGE
-from queries_app.selectors import own_account
+from api_app.views.common import (
+    Conflict,
+    Pagination,
+    account_to_start_for,
+    errors,
+    service_error,
+    start_responses,
+    started,
+)
 
 from . import services
 from .models import Booking
@@ -109,13 +114,11 @@ def _denied() -> exceptions.PermissionDenied:
         tags=["bookings"],
         summary="Start a booking (a fresh check of the container's slots)",
         request=StartBookingSerializer,
-        responses={
-            201: OpenApiResponse(BookingSerializer, description="Started: state `checking`."),
-            200: OpenApiResponse(
-                BookingSerializer, description="The container's booking already under way."
-            ),
-            **errors(400, 403, 404),
-        },
+        responses=start_responses(
+            BookingSerializer,
+            started="Started: state `checking`.",
+            under_way="The container's booking already under way.",
+        ),
     ),
 )
 class BookingList(generics.ListAPIView):
@@ -132,28 +135,17 @@ class BookingList(generics.ListAPIView):
         given = StartBookingSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         data: dict[str, Any] = given.validated_data
-        user = request.user
-        if data.get("account") is not None:
-            account = access.visible_accounts(user).filter(pk=data["account"]).first()
-            if account is None:
-                raise exceptions.NotFound(f"No account #{data['account']} you may see.")
-        else:
-            account = own_account(user)
-            if account is None:
-                raise exceptions.PermissionDenied(NO_ACCOUNT_MESSAGE)
+        account = account_to_start_for(request.user, data.get("account"))
         try:
             booking, created = services.start_booking(
-                user=user, account=account, container_number=data["container_number"]
+                user=request.user, account=account, container_number=data["container_number"]
             )
         except PermissionDenied:
             raise _denied() from None
         except services.BookingRefused as refused:
             raise exceptions.ValidationError({"container_number": [str(refused)]}) from None
-        return Response(
-            BookingSerializer(booking).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-            headers={"Location": reverse("api:booking-detail", args=[booking.pk])},
-        )
+        location = reverse("api:booking-detail", args=[booking.pk])
+        return started(BookingSerializer(booking).data, created=created, location=location)
 
 
 @extend_schema(tags=["bookings"], responses={200: BookingSerializer, **errors(404)})

@@ -4,6 +4,9 @@ fresh check, the confirmation step, and the booking's state. Views shape input a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -12,12 +15,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from emodal_portal.ids import parse_id
-from portal.timezones import in_user_zone
 from queries_app import access
 from queries_app.selectors import own_account
 
 from . import services
 from .models import Booking
+
+T = TypeVar("T")
 
 NO_PERMISSION = (
     "Booking needs the “Can book appointments” permission: ask an administrator to give it to you."
@@ -36,9 +40,24 @@ def _visible(request: HttpRequest, pk: int) -> Booking:
     return booking
 
 
+def _told(request: HttpRequest, service: Callable[..., T], **given: Any) -> T | None:
+    """What the service (called for the person, `user=`) answers; None when it refused, the
+    person told why."""
+    try:
+        return service(user=request.user, **given)
+    except PermissionDenied:
+        messages.error(request, NO_PERMISSION)
+    except services.BookingConflict as conflict:
+        messages.warning(request, str(conflict))
+    except services.BookingRefused as refused:
+        messages.error(request, str(refused))
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
+    return None
+
+
 @require_GET
 @login_required
-@in_user_zone
 def booking_list(request: HttpRequest) -> HttpResponse:
     bookings = Booking.objects.visible_to(request.user).select_related("account__user")[:200]
     return render(request, "bookings/list.html", {"bookings": bookings})
@@ -59,16 +78,10 @@ def booking_start(request: HttpRequest) -> HttpResponse:
     if account is None or not number:
         messages.error(request, "Choose a container of an account you may book for.")
         return redirect("containers:board")
-    try:
-        booking, created = services.start_booking(
-            user=request.user, account=account, container_number=number
-        )
-    except PermissionDenied:
-        messages.error(request, NO_PERMISSION)
+    started = _told(request, services.start_booking, account=account, container_number=number)
+    if started is None:
         return redirect("containers:detail", number=number)
-    except services.BookingRefused as refused:
-        messages.error(request, str(refused))
-        return redirect("containers:detail", number=number)
+    booking, created = started
     if not created:
         messages.info(
             request,
@@ -79,7 +92,6 @@ def booking_start(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-@in_user_zone
 def booking_detail(request: HttpRequest, pk: int) -> HttpResponse:
     booking = _visible(request, pk)
     slot = request.GET.get("slot")
@@ -105,17 +117,8 @@ def booking_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def booking_confirm(request: HttpRequest, pk: int) -> HttpResponse:
     booking = _visible(request, pk)
-    try:
-        services.confirm_booking(
-            booking=booking, user=request.user, slot=request.POST.get("slot", "")
-        )
-    except PermissionDenied:
-        messages.error(request, NO_PERMISSION)
-    except services.BookingConflict as conflict:
-        messages.warning(request, str(conflict))
-    except ValidationError:
-        messages.error(request, "Choose one of the slots the check offered.")
-    else:
+    slot = request.POST.get("slot", "")
+    if _told(request, services.confirm_booking, booking=booking, slot=slot) is not None:
         messages.success(
             request,
             "Sent to E-Modal, once. The portal now reads the account's appointments to see "
@@ -128,12 +131,7 @@ def booking_confirm(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def booking_recheck(request: HttpRequest, pk: int) -> HttpResponse:
     booking = _visible(request, pk)
-    try:
-        services.recheck(booking=booking, user=request.user)
-    except PermissionDenied:
-        messages.error(request, NO_PERMISSION)
-    except services.BookingRefused as refused:
-        messages.error(request, str(refused))
+    _told(request, services.recheck, booking=booking)
     return redirect("bookings:detail", pk=booking.pk)
 
 
@@ -141,12 +139,6 @@ def booking_recheck(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def booking_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     booking = _visible(request, pk)
-    try:
-        services.cancel_booking(booking=booking, user=request.user)
-    except PermissionDenied:
-        messages.error(request, NO_PERMISSION)
-    except services.BookingConflict as conflict:
-        messages.warning(request, str(conflict))
-    else:
+    if _told(request, services.cancel_booking, booking=booking) is not None:
         messages.info(request, "Cancelled: nothing was sent to E-Modal.")
     return redirect("bookings:detail", pk=booking.pk)

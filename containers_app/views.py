@@ -27,7 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 from emodal_portal.ids import parse_id
 from portal.exports import export_response
 from portal.http import AuthenticatedHttpRequest, next_or
-from portal.timezones import TimeZoneForm, in_user_zone, user_zone
+from portal.timezones import TimeZoneForm, user_zone
 from queries_app import recurring
 from queries_app.models import Query, RecurringRun
 
@@ -169,7 +169,6 @@ def _board_context(
 
 @require_GET
 @login_required
-@in_user_zone
 def board(request: HttpRequest) -> HttpResponse:
     return render(request, "containers/board.html", _board_context(request))
 
@@ -198,7 +197,6 @@ def _visible_container(request: HttpRequest, number: str) -> list[Container]:
 
 @require_GET
 @login_required
-@in_user_zone
 def container_detail(request: HttpRequest, number: str) -> HttpResponse:
     containers = _visible_container(request, number)
     if len(containers) > 1:
@@ -254,7 +252,6 @@ def _manageable_run(request: HttpRequest, pk: int) -> RecurringRun:
 
 @require_POST
 @login_required
-@in_user_zone
 def schedule_add(request: HttpRequest) -> HttpResponse:
     accounts = manageable_accounts(request.user)
     choose = sees_all(request.user) and len(accounts) > 1

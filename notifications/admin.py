@@ -1,6 +1,6 @@
-"""Notifications in the admin: people's alert preferences; deliveries, read-only (written by
-the dispatcher's channels and the senders), filterable by channel and status — an endpoint's
-signing secret is never read."""
+"""Notifications in the admin: people's alert preferences and webhook endpoints (whose signing
+secrets are never shown); deliveries, read-only (written by the dispatcher's channels and the
+senders), filterable by channel and status — an endpoint's signing secret is never read."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from .models import AlertPreference, Delivery, DeliveryAttempt, DeliveryEvent
+from .models import AlertPreference, Delivery, DeliveryAttempt, DeliveryEvent, WebhookEndpoint
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -97,3 +97,27 @@ class AlertPreferenceAdmin(admin.ModelAdmin):
     list_filter = ("channel", "scope")
     search_fields = ("user__username",)
     raw_id_fields = ("user",)
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ["url", "user", "enabled", "last_success_at", "last_failure_at", "created_at"]
+    list_filter = ["enabled"]
+    list_select_related = ["user"]
+    search_fields = ["url", "user__username", "description"]
+    # The signing secret is never shown (its owner saw it once).
+    exclude = ["secret"]
+    readonly_fields = [
+        "user",
+        "disabled_at",
+        "disabled_reason",
+        "last_success_at",
+        "last_failure_at",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEndpoint]:
+        return super().get_queryset(request).defer("secret")

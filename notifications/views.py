@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from portal.http import AuthenticatedHttpRequest
-from portal.timezones import in_user_zone, user_zone
+from portal.timezones import user_zone
 
 from .forms import AlertPreferenceForm
 from .models import Delivery, preferences_for
@@ -18,7 +18,6 @@ from .models import Delivery, preferences_for
 
 @require_http_methods(["GET", "POST"])
 @login_required
-@in_user_zone
 def alert_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     preference = preferences_for(request.user)
     form = AlertPreferenceForm(request.POST or None, instance=preference)

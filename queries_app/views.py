@@ -32,7 +32,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal.exports import export_response
 from portal.http import AuthenticatedHttpRequest
-from portal.timezones import TimeZoneForm, in_user_zone, user_zone
+from portal.timezones import TimeZoneForm, user_zone
 from sessions_app.models import Account
 
 from . import access
@@ -96,7 +96,6 @@ def _render_list(
 
 @require_GET
 @login_required
-@in_user_zone
 def query_list(request: HttpRequest) -> HttpResponse:
     own = own_account(request.user)
     return _render_list(request, _start_form(request, own), own)
@@ -104,7 +103,6 @@ def query_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-@in_user_zone
 def query_start(request: HttpRequest) -> HttpResponse:
     own = own_account(request.user)
     form = _start_form(request, own, request.POST)
@@ -192,7 +190,6 @@ def _results(request: HttpRequest, query: Query) -> dict[str, Any]:
 
 @require_GET
 @login_required
-@in_user_zone
 def query_detail(request: HttpRequest, pk: int) -> HttpResponse:
     query = _visible_query(request, pk)
     context = {
@@ -207,7 +204,6 @@ def query_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @never_cache
 @require_GET
 @login_required
-@in_user_zone
 def query_progress(request: HttpRequest, pk: int) -> JsonResponse:
     """What the detail page's poller needs: the figures, and the status panel re-rendered so
     that the page and the script never disagree on wording."""

@@ -1,5 +1,5 @@
 """What the API reads and writes, translated to and from JSON. Nothing here decides: rules
-live in `queries_app.services`, `queries_app.access` and `api_app.webhooks.endpoints`. One
+live in `queries_app.services`, `queries_app.access` and `notifications.endpoints`. One
 module per resource, as the views (`errors` holds the one shape of every error)."""
 
 from .accounts import AccountSerializer, KindParamSerializer, KindSerializer

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from notifications.models import Delivery, DeliveryAttempt
+from notifications.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from queries_app.events import EventType
-
-from ..models import WebhookEndpoint
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):

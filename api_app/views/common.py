@@ -1,5 +1,6 @@
-"""What the API's views share: the error answers of the schema, pagination, and how a service's
-refusal or a bad id becomes a 400 (also used by the bookings API)."""
+"""What the API's views share: the error answers of the schema, pagination, how a service's
+refusal or a bad id becomes a 400, and the shape of a POST that starts something (also used by
+the bookings API)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
+from rest_framework.response import Response
 
 from emodal_portal.ids import id_error, parse_id
+from queries_app import access
+from queries_app.access import NO_ACCOUNT_MESSAGE
+from queries_app.selectors import own_account
+from sessions_app.models import Account
 
 from ..serializers import ErrorSerializer
 
@@ -33,6 +39,38 @@ ERRORS = {
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: ERRORS[code] for code in (401, 429, *codes)}
+
+
+def start_responses(serializer: Any, *, started: str, under_way: str) -> dict[int, OpenApiResponse]:
+    """The answers of a POST that starts something: 201, or 200 with the one already under way."""
+    return {
+        201: OpenApiResponse(serializer, description=started),
+        200: OpenApiResponse(serializer, description=under_way),
+        **errors(400, 403, 404),
+    }
+
+
+def started(data: Any, *, created: bool, location: str) -> Response:
+    """A POST's answer (`start_responses`): 201 for a new one, 200 for the one under way."""
+    return Response(
+        data,
+        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        headers={"Location": location},
+    )
+
+
+def account_to_start_for(user: Any, account_id: int | None) -> Account:
+    """The account a POST starts something for: the one it names (404 unless the caller may
+    see it), else the caller's own (403 without one)."""
+    if account_id is not None:
+        account = access.visible_accounts(user).filter(pk=account_id).first()
+        if account is None:
+            raise exceptions.NotFound(f"No account #{account_id} you may see.")
+        return account
+    own = own_account(user)
+    if own is None:
+        raise exceptions.PermissionDenied(NO_ACCOUNT_MESSAGE)
+    return own
 
 
 class Pagination(PageNumberPagination):

@@ -15,18 +15,16 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import exceptions, generics, status
+from rest_framework import exceptions, generics
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from queries_app import access
-from queries_app.access import NO_ACCOUNT_MESSAGE
 from queries_app.models import Query
 from queries_app.selectors import (
     annotated_containers,
     filter_containers,
-    own_account,
     run_changes,
     sort_containers,
     visible_queries,
@@ -52,8 +50,11 @@ from .common import (
     Pagination,
     QueryPagination,
     account_param,
+    account_to_start_for,
     errors,
     service_error,
+    start_responses,
+    started,
 )
 
 
@@ -72,15 +73,12 @@ from .common import (
         tags=["queries"],
         summary="Start a query",
         request=StartQuerySerializer,
-        responses={
-            201: OpenApiResponse(QuerySerializer, description="Started."),
-            200: OpenApiResponse(
-                QuerySerializer,
-                description="The same query (account, kind, parameters) was already pending "
-                "or running: that one, not a second.",
-            ),
-            **errors(400, 403, 404),
-        },
+        responses=start_responses(
+            QuerySerializer,
+            started="Started.",
+            under_way="The same query (account, kind, parameters) was already pending or "
+            "running: that one, not a second.",
+        ),
     ),
 )
 class QueryList(generics.ListAPIView):
@@ -111,19 +109,12 @@ class QueryList(generics.ListAPIView):
         given.is_valid(raise_exception=True)
         data = given.validated_data
         user = request.user
-        if data.get("account") is not None:
-            account = access.visible_accounts(user).filter(pk=data["account"]).first()
-            if account is None:
-                raise exceptions.NotFound(f"No account #{data['account']} you may see.")
-            if not access.may_start_for(user, account):
-                raise exceptions.PermissionDenied(
-                    "Starting queries for another account needs “Can view query” and “Can "
-                    "start queries for any account”."
-                )
-        else:
-            account = own_account(user)
-            if account is None:
-                raise exceptions.PermissionDenied(NO_ACCOUNT_MESSAGE)
+        account = account_to_start_for(user, data.get("account"))
+        if data.get("account") is not None and not access.may_start_for(user, account):
+            raise exceptions.PermissionDenied(
+                "Starting queries for another account needs “Can view query” and “Can start "
+                "queries for any account”."
+            )
         try:
             query, created = start_query(
                 account=account, kind=data["kind"], params=data["params"], started_by=user
@@ -131,11 +122,8 @@ class QueryList(generics.ListAPIView):
         except DjangoValidationError as error:
             raise service_error(error, prefix="params.") from None
         query = visible_queries(user).select_related("started_by").get(pk=query.pk)
-        return Response(
-            QuerySerializer(query).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-            headers={"Location": reverse("api:query-detail", args=[query.pk])},
-        )
+        location = reverse("api:query-detail", args=[query.pk])
+        return started(QuerySerializer(query).data, created=created, location=location)
 
 
 def visible_query(request: Request, pk: int) -> Query:

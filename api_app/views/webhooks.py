@@ -17,10 +17,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from notifications.models import Delivery
+from notifications import endpoints as webhook_endpoints
+from notifications.models import Delivery, WebhookEndpoint
 
 from ..errors import error_body
-from ..models import WebhookEndpoint
 from ..serializers import (
     ErrorSerializer,
     SecretSerializer,
@@ -29,7 +29,6 @@ from ..serializers import (
     WebhookEndpointSerializer,
     WebhookEndpointWriteSerializer,
 )
-from ..webhooks import endpoints as webhook_endpoints
 from .common import Pagination, caller, errors, service_error
 
 

@@ -28,7 +28,7 @@ from sessions_app.models import Account
 
 from .. import retry
 from ..audience import Audience
-from ..models import Channel, Delivery, DeliveryEvent
+from ..models import Channel, Delivery, DeliveryEvent, WebhookEndpoint
 from ..queue import enqueue
 from . import webhook_transport
 from .base import Outcome
@@ -36,11 +36,6 @@ from .base import Outcome
 logger = logging.getLogger(__name__)
 
 TEST_EVENT_TYPE = "webhook.test"
-
-
-def endpoint_model() -> Any:
-    """The endpoints' model (the API's), as the deliveries' foreign key names it."""
-    return Delivery._meta.get_field("endpoint").related_model
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -105,9 +100,7 @@ def record_deliveries(events: list[Event]) -> list[int]:
         return []
     endpoints = [
         endpoint
-        for endpoint in endpoint_model()
-        .objects.filter(enabled=True)
-        .only("id", "user_id", "events")
+        for endpoint in WebhookEndpoint.objects.filter(enabled=True).only("id", "user_id", "events")
         if any(event.type in endpoint.events for event in events)
     ]
     if not endpoints:
@@ -166,15 +159,22 @@ def record_deliveries(events: list[Event]) -> list[int]:
     return fresh
 
 
+def endpoint_of(delivery: Delivery) -> int:
+    """The endpoint a webhook delivery goes to (every one has one: `ONE_RECIPIENT`)."""
+    if delivery.endpoint_id is None:
+        raise ValueError(f"Delivery {delivery.pk} goes to no webhook endpoint.")
+    return delivery.endpoint_id
+
+
 def drop_over_limit(rows: list[Delivery]) -> None:
     """Mark the new deliveries past their owner's limit of waiting ones as not sent."""
     limit = settings.WEBHOOK_MAX_PENDING_PER_USER
     if not limit:
         return
     owner_of = dict(
-        endpoint_model()
-        .objects.filter(pk__in={row.endpoint_id for row in rows})
-        .values_list("pk", "user_id")
+        WebhookEndpoint.objects.filter(pk__in={row.endpoint_id for row in rows}).values_list(
+            "pk", "user_id"
+        )
     )
     waiting = Counter(
         dict(
@@ -191,7 +191,7 @@ def drop_over_limit(rows: list[Delivery]) -> None:
     )
     now = timezone.now()
     for row in rows:
-        owner = owner_of[row.endpoint_id]
+        owner = owner_of[endpoint_of(row)]
         if waiting[owner] < limit:
             waiting[owner] += 1
             continue
@@ -227,7 +227,7 @@ class WebhookChannel:
         return timedelta(seconds=settings.WEBHOOK_LOST_AFTER_SECONDS)
 
     def send(self, delivery: Delivery, now: datetime) -> Outcome:
-        endpoint = endpoint_model().objects.get(pk=delivery.endpoint_id)
+        endpoint = WebhookEndpoint.objects.get(pk=endpoint_of(delivery))
         if not endpoint.enabled and not delivery.is_test:
             return Outcome(ok=False, error="The endpoint is disabled.", cancelled=True)
         try:
@@ -256,13 +256,13 @@ class WebhookChannel:
         disabled if nothing was delivered to it meanwhile (its owner told after the commit)."""
         if delivery.is_test:
             return
-        endpoints = endpoint_model().objects.filter(pk=delivery.endpoint_id)
+        endpoints = WebhookEndpoint.objects.filter(pk=endpoint_of(delivery))
         if outcome.ok:
             endpoints.update(last_success_at=at)
             return
         endpoints.update(last_failure_at=at)
         if status == Delivery.Status.FAILED and disable_if_failing(delivery, at):
-            transaction.on_commit(partial(alert_owner, delivery.endpoint_id))
+            transaction.on_commit(partial(alert_owner, endpoint_of(delivery)))
 
 
 def disable_if_failing(delivery: Delivery, now: datetime) -> bool:
@@ -274,8 +274,7 @@ def disable_if_failing(delivery: Delivery, now: datetime) -> bool:
         f"(last: {delivery_error(delivery.pk)}), and nothing was delivered in between."
     )[:255]
     disabled = (
-        endpoint_model()
-        .objects.filter(pk=delivery.endpoint_id, enabled=True)
+        WebhookEndpoint.objects.filter(pk=endpoint_of(delivery), enabled=True)
         .filter(Q(last_success_at=None) | Q(last_success_at__lt=delivery.created_at))
         .update(enabled=False, disabled_at=now, disabled_reason=reason)
     )
@@ -298,9 +297,9 @@ def delivery_error(delivery_id: int) -> str:
     )
 
 
-def alert_owner(endpoint_id: int | None) -> None:
+def alert_owner(endpoint_id: int) -> None:
     """Tell the endpoint's owner it was disabled (Django's mail API; logged either way)."""
-    endpoint = endpoint_model().objects.select_related("user").get(pk=endpoint_id)
+    endpoint = WebhookEndpoint.objects.select_related("user").get(pk=endpoint_id)
     logger.warning("Webhook endpoint %s disabled: %s", endpoint.pk, endpoint.disabled_reason)
     address = endpoint.user.email
     if not address:

@@ -15,8 +15,8 @@ from standardwebhooks.webhooks import Webhook
 
 from api_app.models import ApiToken
 from api_app.tokens import revoke_token
-from api_app.webhooks.endpoints import create_endpoint
 from containers_app.models import Container, Event
+from notifications.endpoints import create_endpoint
 from notifications.models import Delivery
 from queries_app.events import EventType
 from queries_app.models import Query

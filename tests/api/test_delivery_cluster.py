@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from api_app.webhooks.endpoints import create_endpoint
 from emodal_sim.data import containers_for
 from notifications.channels.webhook import record_deliveries
+from notifications.endpoints import create_endpoint
 from notifications.models import Delivery, DeliveryAttempt
 from queries_app.models import Query
 from queries_app.services import start_query

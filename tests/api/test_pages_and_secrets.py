@@ -12,10 +12,10 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from api_app.models import ApiToken, WebhookEndpoint
-from api_app.webhooks.endpoints import create_endpoint
+from api_app.models import ApiToken
 from notifications.channels.webhook import body_for
-from notifications.models import Delivery
+from notifications.endpoints import create_endpoint
+from notifications.models import Delivery, WebhookEndpoint
 from queries_app.events import end_event
 from queries_app.models import Query
 from sessions_app.models import Account
@@ -104,7 +104,7 @@ def test_admin_pages_open_and_show_no_secret(
     client.force_login(staff)
     stored = {
         "api_app_apitoken": ApiToken.objects.get().pk,
-        "api_app_webhookendpoint": endpoint.pk,
+        "notifications_webhookendpoint": endpoint.pk,
         "notifications_delivery": Delivery.objects.webhooks().get().pk,
     }
     for model, pk in stored.items():

@@ -120,7 +120,7 @@ def test_the_webhook_sweep_is_scheduled_and_drops_what_is_no_longer_needed(
 ) -> None:
     from django_q.models import Schedule
 
-    from api_app.webhooks.endpoints import create_endpoint
+    from notifications.endpoints import create_endpoint
     from notifications.models import Delivery
     from notifications.sending import sweep_deliveries
     from queries_app.checks import check_stored_schedules

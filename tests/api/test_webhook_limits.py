@@ -18,9 +18,9 @@ import urllib3
 from django.core.exceptions import ValidationError
 from django.test import Client
 
-from api_app.webhooks.endpoints import create_endpoint
 from notifications.channels import webhook_transport as transport
 from notifications.channels.webhook import record_deliveries
+from notifications.endpoints import create_endpoint
 from notifications.models import Delivery, DeliveryAttempt
 from notifications.sending import send
 from sessions_app.models import Account

@@ -18,9 +18,8 @@ from django.test import Client
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from api_app.models import WebhookEndpoint
-from api_app.webhooks.endpoints import create_endpoint
-from notifications.models import AlertPreference, Delivery
+from notifications.endpoints import create_endpoint
+from notifications.models import AlertPreference, Delivery, WebhookEndpoint
 from notifications.sending import send, sweep_deliveries
 from sessions_app.models import Account
 

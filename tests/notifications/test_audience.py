@@ -9,10 +9,10 @@ from typing import Any
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from api_app.webhooks.endpoints import create_endpoint
 from containers_app.models import Container, Watch
 from notifications.channels.email import plan_alerts
 from notifications.channels.webhook import record_deliveries
+from notifications.endpoints import create_endpoint
 from notifications.models import AlertPreference, Delivery, DeliveryEvent
 from outbox.models import Event
 from outbox.vocabulary import EventType

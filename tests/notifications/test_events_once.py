@@ -15,10 +15,10 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.brokers import get_broker
 
-from api_app.webhooks.endpoints import create_endpoint
 from containers_app import board
 from notifications import dispatcher, tasks
 from notifications.dispatcher import dispatch
+from notifications.endpoints import create_endpoint
 from notifications.models import AlertPreference, Delivery, DeliveryEvent
 from outbox.models import Event
 from outbox.vocabulary import EventType

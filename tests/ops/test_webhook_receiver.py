@@ -14,8 +14,8 @@ import pytest
 import requests
 from django.utils import timezone
 
-from api_app.webhooks.endpoints import new_secret
 from notifications.channels.webhook import signed_headers
+from notifications.endpoints import new_secret
 
 from ..containers.smtp import free_port
 from ..processes import ROOT

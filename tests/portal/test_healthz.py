@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
-from api_app.webhooks.endpoints import create_endpoint, send_test_event
+from notifications.endpoints import create_endpoint, send_test_event
 from ops_app.health import public_name
 from queries_app.services import start_query
 from sessions_app.models import Account, UpstreamBreaker

@@ -1,10 +1,13 @@
-"""Registering, changing and testing webhook endpoints (the pages and the API call these)."""
+"""Registering, changing and testing webhook endpoints (the API's pages and its /webhooks/
+resource call these): a URL checked before it is kept (http(s), no credentials, a public
+address), its event types, its signing secret (made here, shown once), its test event."""
 
 from __future__ import annotations
 
 import base64
 import math
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,12 +18,11 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
-from notifications.channels import webhook as webhook_channel
-from notifications.channels.webhook_transport import AddressRefused, check_literal_host
-from notifications.models import Delivery
-from queries_app.events import EventType
+from outbox.vocabulary import EventType
 
-from ..models import WebhookEndpoint
+from .channels import webhook as webhook_channel
+from .channels.webhook_transport import AddressRefused, check_literal_host
+from .models import URL_MAX_LENGTH, Delivery, WebhookEndpoint
 
 MAX_ENDPOINTS_PER_USER = 20
 
@@ -48,7 +50,7 @@ def clean_url(url: str) -> str:
             check_literal_host(parts.hostname or "")
         except AddressRefused as exc:
             errors.append(f"Webhooks are only sent to public addresses: {exc}")
-    if len(url) > WebhookEndpoint._meta.get_field("url").max_length:
+    if len(url) > URL_MAX_LENGTH:
         errors.append("A URL has at most 2000 characters.")
     if errors:
         raise ValidationError({"url": errors})
@@ -78,19 +80,23 @@ def clean_description(text: str) -> str:
     return text
 
 
+# What an owner may set, each with its check.
+CLEANERS: dict[str, Callable[[Any], Any]] = {
+    "url": clean_url,
+    "events": clean_events,
+    "description": clean_description,
+}
+
+
 def create_endpoint(
     *, user: Any, url: str, events: list[str], description: str = ""
 ) -> tuple[WebhookEndpoint, str]:
     """(the endpoint, its signing secret): the secret is shown to its owner this once."""
     fields: dict[str, Any] = {}
     problems: dict[str, list[str]] = {}
-    for name, clean, value in (
-        ("url", clean_url, url),
-        ("events", clean_events, events),
-        ("description", clean_description, description),
-    ):
+    for name, value in (("url", url), ("events", events), ("description", description)):
         try:
-            fields[name] = clean(value)
+            fields[name] = CLEANERS[name](value)
         except ValidationError as exc:
             problems.update(exc.message_dict)
     if problems:
@@ -106,11 +112,10 @@ def update_endpoint(*, endpoint: WebhookEndpoint, **changes: Any) -> WebhookEndp
     """Change the URL, events, description, or enable/disable it (enabling clears the reason
     it was disabled for)."""
     problems: dict[str, list[str]] = {}
-    cleaners = {"url": clean_url, "events": clean_events, "description": clean_description}
     for name, value in changes.items():
-        if name in cleaners:
+        if name in CLEANERS:
             try:
-                setattr(endpoint, name, cleaners[name](value))
+                setattr(endpoint, name, CLEANERS[name](value))
             except ValidationError as exc:
                 problems.update(exc.message_dict)
         elif name == "enabled":
