@@ -278,17 +278,23 @@ def test_make_serve_styles_the_admin_and_follows_a_running_query(
     expect(page).to_have_url(re.compile(r"/queries/\d+/$"))
     page.evaluate("window.stillTheSamePage = true")
 
-    progress = page.locator("#query-status progress")
+    # The status and its progress bar read together, in one look at the page: the page may
+    # swap in the finished run's status (a full bar, 1 of 1) between two separate reads.
+    read_status = """() => { const status = document.querySelector('#query-status');
+                             const bar = status && status.querySelector('progress');
+                             return [status ? status.innerText : '',
+                                     bar ? bar.getAttribute('value') || '' : null]; }"""
     seen: list[str] = []
     deadline = time.monotonic() + 120
-    while "Succeeded" not in page.locator("#query-status").inner_text():
+    while True:
+        text, value = page.evaluate(read_status)
+        if "Succeeded" in text:
+            break
         assert time.monotonic() < deadline, f"the run did not end; progress seen: {seen}"
-        if progress.count():
-            value = progress.first.get_attribute("value") or ""
-            if not seen or seen[-1] != value:
-                seen.append(value)
-                if len(seen) == 3:
-                    shot(page, "served-running-query")
+        if value is not None and (not seen or seen[-1] != value):
+            seen.append(value)
+            if len(seen) == 3:
+                shot(page, "served-running-query")
         page.wait_for_timeout(100)
     moving = [int(v) for v in seen if v.isdigit()]
     assert len(set(moving)) >= 3, seen  # at least three different counts on one page
