@@ -7,7 +7,7 @@ named here too)."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.conf import settings
 from django.db import models
@@ -20,6 +20,9 @@ from queries_app.models import Query, Terminal
 from sessions_app.models import Account
 
 from .verdict import Pickup
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 # Container events whose last free day is this many days away or less (today included) are
 # recorded as `container.lfd_due`; each person's alert takes those within their own N.
@@ -150,6 +153,17 @@ class Container(models.Model):
 
     def days_left(self, today: date) -> int | None:
         return days_left(self.last_free_day, today)
+
+
+class BoardMarks(TypedDict):
+    """What the board's read adds to each container (`selectors.visible_containers`)."""
+
+    watched: bool
+
+
+if TYPE_CHECKING:
+    # A container as the board reads it: with whether the person reading watches it.
+    BoardContainer = WithAnnotations[Container, BoardMarks]
 
 
 class Watch(models.Model):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import (
     Case,
@@ -32,12 +32,15 @@ from .models import VIEW_CONTAINERS, Container, Watch
 from .money import ZERO, Tariffs
 from .verdict import NEEDS_PICKUP, Pickup
 
+if TYPE_CHECKING:
+    from .models import BoardContainer
+
 
 def sees_all(user: Any) -> bool:
     return access.sees_others(user, VIEW_CONTAINERS)
 
 
-def visible_containers(user: Any) -> QuerySet[Container]:
+def visible_containers(user: Any) -> QuerySet[BoardContainer]:
     """The containers a person may see, ready for a page: with their terminal's name, their
     account's name (never its secrets), and whether this person watches them."""
     return (
@@ -98,8 +101,8 @@ def parse_sort(value: str) -> tuple[str, bool]:
 
 
 def sort_by_money(
-    rows: QuerySet[Container], descending: bool, *, today: date, tariffs: Tariffs
-) -> QuerySet[Container]:
+    rows: QuerySet[BoardContainer], descending: bool, *, today: date, tariffs: Tariffs
+) -> QuerySet[BoardContainer]:
     """Most money first (charges so far, then what another day adds), then the soonest last
     free day. Only containers still to pull whose free time is over or ends today can cost
     anything, and what they cost depends on their terminal and last free day alone: the amount
@@ -107,7 +110,7 @@ def sort_by_money(
     branches at most, whatever the number of containers)."""
     pairs = (
         rows.filter(gone_at__isnull=True, pickup__in=NEEDS_PICKUP, last_free_day__lte=today)
-        .exclude(terminal_id=None)
+        .exclude(terminal_id__isnull=True)
         .order_by()
         .values_list("terminal_id", "last_free_day")
         .distinct()
@@ -140,13 +143,13 @@ def sort_by_money(
 
 
 def sort_rows(
-    rows: QuerySet[Container],
+    rows: QuerySet[BoardContainer],
     key: str,
     descending: bool,
     *,
     today: date | None = None,
     tariffs: Tariffs | None = None,
-) -> QuerySet[Container]:
+) -> QuerySet[BoardContainer]:
     if key == "money":
         return sort_by_money(
             rows,
@@ -231,13 +234,13 @@ class BoardFilters:
 
 
 def board_rows(
-    rows: QuerySet[Container],
+    rows: QuerySet[BoardContainer],
     filters: BoardFilters,
     *,
     today: date,
     zone: tzinfo,
     tariffs: Tariffs | None = None,
-) -> QuerySet[Container]:
+) -> QuerySet[BoardContainer]:
     """These containers filtered and sorted as `filters` say."""
     return sort_rows(
         filter_board(rows, filters, today=today, zone=zone),
@@ -249,8 +252,8 @@ def board_rows(
 
 
 def filter_board(
-    rows: QuerySet[Container], filters: BoardFilters, *, today: date, zone: tzinfo
-) -> QuerySet[Container]:
+    rows: QuerySet[BoardContainer], filters: BoardFilters, *, today: date, zone: tzinfo
+) -> QuerySet[BoardContainer]:
     show = filters.show
     if show == "gone":
         rows = rows.filter(gone_at__isnull=False)

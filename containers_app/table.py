@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from html import escape as html_escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
 from django.urls import reverse
@@ -24,6 +24,9 @@ from .money import Charges, Tariffs, money_words
 from .verdict import NEEDS_PICKUP, Pickup, needs_pickup
 from .words import days_left_words, describe_change, due_urgency
 
+if TYPE_CHECKING:
+    from .models import BoardContainer
+
 PER_PAGE = 100
 SLOT_FORMAT = "%Y-%m-%d %H:%M"
 
@@ -33,10 +36,10 @@ class Column:
     key: str
     label: str
     # How a row's value reads (typed), for the exports; the page's sorts are selectors.SORTS.
-    value: Callable[[Container], Any] | None = None
+    value: Callable[[BoardContainer], Any] | None = None
     staff_only: bool = False
 
-    def read(self, row: Container) -> Any:
+    def read(self, row: BoardContainer) -> Any:
         return self.value(row) if self.value else getattr(row, self.key)
 
 
@@ -119,7 +122,7 @@ def build_columns(
 
 @dataclass
 class BoardTable:
-    rows: QuerySet[Container]
+    rows: QuerySet[BoardContainer]
     columns: list[Column]
     today: date
     zone: tzinfo
@@ -133,7 +136,7 @@ class BoardTable:
     may_book: bool = False
     headers: list[dict[str, Any]] = field(default_factory=list)
 
-    def cells(self, row: Container, zone: tzinfo) -> list[str]:
+    def cells(self, row: BoardContainer, zone: tzinfo) -> list[str]:
         return [cell_text(column.read(row), zone) for column in self.columns]
 
     def _when(self, value: datetime | None) -> str:
@@ -153,7 +156,7 @@ class BoardTable:
             )
         return self._url_cache
 
-    def row_html(self, row: Container) -> SafeString:
+    def row_html(self, row: BoardContainer) -> SafeString:
         """One row of the page. Every value from the row is escaped (`esc`)."""
         detail, watch_url, query_url = self._urls()
         number = esc(row.container_number)

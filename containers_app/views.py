@@ -189,7 +189,7 @@ def _visible_container(request: HttpRequest, number: str) -> list[Container]:
         if account is None:
             raise Http404("No such account.")
         found = found.filter(account_id=account)
-    containers = list(found)
+    containers: list[Container] = list(found)
     if not containers:
         raise Http404("No such container on your board.")
     return containers
