@@ -109,9 +109,9 @@ def record_listed_options(
         ],
         ignore_conflicts=True,
     )
-    ListedOption.objects.filter(account_id=owner, label=label, text__in=texts).update(
-        last_seen_at=now
-    )
+    # The account's own list, or E-Modal's (no account).
+    owned = Q(account__isnull=True) if owner is None else Q(account_id=owner)
+    ListedOption.objects.filter(owned, label=label, text__in=texts).update(last_seen_at=now)
     return len(texts)
 
 
