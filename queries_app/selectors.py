@@ -7,8 +7,8 @@ one change model, with the run as its `query`): new, back, gone, which fields mo
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.db.models import Exists, F, JSONField, OuterRef, QuerySet, Subquery
 
@@ -17,6 +17,9 @@ from sessions_app.models import Account
 from sessions_app.secret_names import account_secrets
 
 from .models import AppointmentCheck, ContainerRow, Query
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 # A containers table's sorts, as the page's column headers and the API's `sort` name them, each
 # with what it orders by (a field of ContainerRow or an annotation of `annotate_containers`).
@@ -87,13 +90,27 @@ def container_trades(query: Query) -> list[str]:
     )
 
 
-def annotated_containers(query: Query) -> QuerySet[ContainerRow]:
+class CheckAndChange(TypedDict):
+    """What `annotate_containers` adds to each row: its query's slot check and change."""
+
+    earliest_slot: datetime | None
+    slot_count: int | None
+    check_outcome: str | None
+    change_kind: str | None
+    change_fields: dict[str, Any] | None
+
+
+if TYPE_CHECKING:
+    AnnotatedRow = WithAnnotations[ContainerRow, CheckAndChange]
+
+
+def annotated_containers(query: Query) -> QuerySet[AnnotatedRow]:
     """The query's containers with their slot check and change joined in SQL (one query for
     any number of rows; both joins use the (query, container_number) unique indexes)."""
     return annotate_containers(ContainerRow.objects.filter(query=query))
 
 
-def annotate_containers(rows: QuerySet[ContainerRow]) -> QuerySet[ContainerRow]:
+def annotate_containers(rows: QuerySet[ContainerRow]) -> QuerySet[AnnotatedRow]:
     """Container rows (of one query or several) with their own query's slot check and change."""
     checks = AppointmentCheck.objects.filter(
         query=OuterRef("query"), container_number=OuterRef("container_number")
@@ -114,8 +131,8 @@ def annotate_containers(rows: QuerySet[ContainerRow]) -> QuerySet[ContainerRow]:
 
 
 def filter_containers(
-    rows: QuerySet[ContainerRow], filters: dict[str, Any], *, today: date
-) -> QuerySet[ContainerRow]:
+    rows: QuerySet[AnnotatedRow], filters: dict[str, Any], *, today: date
+) -> QuerySet[AnnotatedRow]:
     if filters.get("q"):
         rows = rows.filter(container_number__icontains=filters["q"].strip())
     if filters.get("holds") in ("yes", "no"):
@@ -157,8 +174,8 @@ def filter_containers(
 
 
 def sort_containers(
-    rows: QuerySet[ContainerRow], key: str, descending: bool
-) -> QuerySet[ContainerRow]:
+    rows: QuerySet[AnnotatedRow], key: str, descending: bool
+) -> QuerySet[AnnotatedRow]:
     """Rows in the order of one of `CONTAINER_SORTS`."""
     expression = F(CONTAINER_SORTS[key])
     # Blanks go last either way: a dispatcher sorting by last free day wants dates first.
