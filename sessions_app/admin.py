@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.db.models import Count, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -17,7 +19,7 @@ from django.utils.translation import ngettext
 
 from . import tasks
 from .forms import AccountForm
-from .models import Account, ListedOption, SessionEvent
+from .models import Account, AccountQuerySet, ListedOption, SessionEvent
 from .services import (
     BUDGET_WINDOW,
     allow_logins,
@@ -26,6 +28,9 @@ from .services import (
     update_account_credentials,
 )
 from .services.options import TRUCKING
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 
 class SessionStateFilter(admin.SimpleListFilter):
@@ -43,17 +48,19 @@ class SessionStateFilter(admin.SimpleListFilter):
             if settings.EMODAL_SESSION_IDLE_SECONDS
             else timezone.now() - timedelta(days=36500)
         )
+        # The admin's accounts are read through `Account.objects`: an AccountQuerySet.
+        accounts = cast(AccountQuerySet, queryset)
         if self.value() == "live":
-            return queryset.with_session().filter(session_last_used_at__gt=cutoff)
+            return accounts.with_session().filter(session_last_used_at__gt=cutoff)
         if self.value() == "expired":
-            return queryset.with_session().filter(session_last_used_at__lte=cutoff)
+            return accounts.with_session().filter(session_last_used_at__lte=cutoff)
         if self.value() == "none":
             return queryset.filter(session_id=None)
         return queryset
 
 
 # What the portal knows of an account's state: shown, never edited.
-STATE_FIELDS = [
+STATE_FIELDS = (
     "credential_state",
     "credential_error",
     "login_failures",
@@ -66,7 +73,7 @@ STATE_FIELDS = [
     "browser_closes_at",
     "created_at",
     "updated_at",
-]
+)
 
 
 class NeedsPersonFilter(admin.SimpleListFilter):
@@ -78,8 +85,16 @@ class NeedsPersonFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Account]) -> QuerySet[Account]:
         if self.value() == "yes":
-            return queryset.needing_a_person()
+            return cast(AccountQuerySet, queryset).needing_a_person()
         return queryset
+
+
+class CaptchaSolves(TypedDict):
+    """What `AccountAdmin.get_queryset` adds to each account."""
+
+    solves_24h: int
+    solves_1h: int
+    solves_all_1h: int
 
 
 @admin.register(Account)
@@ -199,7 +214,7 @@ class AccountAdmin(admin.ModelAdmin):
         )
 
     @admin.display(description="captcha solves (24 h)", ordering="solves_24h")
-    def captcha_solves_24h(self, account: Account) -> str:
+    def captcha_solves_24h(self, account: WithAnnotations[Account, CaptchaSolves]) -> str:
         per_account = settings.EMODAL_CAPTCHA_BUDGET_PER_ACCOUNT_HOUR
         portal = settings.EMODAL_CAPTCHA_BUDGET_PER_HOUR
         if 0 < per_account <= account.solves_1h:
@@ -235,7 +250,7 @@ class AccountAdmin(admin.ModelAdmin):
             )
 
     def construct_change_message(
-        self, request: HttpRequest, form: AccountForm, formsets: Any, add: bool = False
+        self, request: HttpRequest, form: Form, formsets: Any, add: bool = False
     ) -> list[dict[str, Any]]:
         # Audited by field name only: Django's default does that too, but the secret fields
         # are not model form fields here, so name them explicitly.
@@ -273,7 +288,7 @@ class AccountAdmin(admin.ModelAdmin):
                     "queryset": queryset,
                     "opts": self.model._meta,
                     "action_name": "force_session_refresh",
-                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                    "action_checkbox_name": ACTION_CHECKBOX_NAME,
                 },
             )
         count = 0
@@ -318,7 +333,7 @@ class AccountAdmin(admin.ModelAdmin):
         )
 
     @admin.action(description="Drop session", permissions=["change"])
-    def drop_session(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
+    def drop_session(self, request: HttpRequest, queryset: AccountQuerySet) -> None:
         count = 0
         for account in queryset.with_session():
             tasks.enqueue_drop_session(account_id=account.pk)
@@ -343,7 +358,8 @@ def counted(singular: str, plural: str, count: int) -> str:
 def log_action(request: HttpRequest, obj: Any, text: str, flag: int = CHANGE) -> None:
     """An admin log entry for a custom action (Django writes none by itself)."""
     LogEntry.objects.log_actions(
-        user_id=request.user.pk,
+        # Admin actions are run by a signed-in person: their id is never None.
+        user_id=cast(int, request.user.pk),
         queryset=[obj],
         action_flag=flag,
         change_message=text,
