@@ -33,7 +33,7 @@ class BookingAdmin(admin.ModelAdmin):
     list_select_related = ("account__user", "requested_by")
     actions = ("settle_booked", "settle_not_booked")
     readonly_fields = [f.name for f in Booking._meta.fields] + ["page", "sheet_link"]
-    fields = readonly_fields
+    fields = tuple(readonly_fields)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.models import ADDITION
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
@@ -27,6 +28,7 @@ from .models import (
     QueryFile,
     RecurringRun,
     Terminal,
+    TerminalQuerySet,
 )
 from .query_page_admin import query_page_urls
 from .recurring import delete_recurring_run
@@ -48,7 +50,7 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return list(self.fields or [])
+        return list(cast("list[str]", self.fields or []))  # flat: names, no groups
 
 
 class FileInline(ReadOnlyInline):
@@ -227,7 +229,8 @@ class NeedsNameFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Terminal]) -> QuerySet[Terminal]:
         if self.value() == "no":
-            return queryset.unnamed()
+            # The admin's terminals are read through `Terminal.objects`: a TerminalQuerySet.
+            return cast(TerminalQuerySet, queryset).unnamed()
         if self.value() == "yes":
             return queryset.exclude(name="")
         return queryset
@@ -360,7 +363,7 @@ def _start_for_accounts(
                 "accounts": queryset.select_related("user"),
                 "opts": model_admin.model._meta,
                 "action_name": action,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
             },
         )
     started = failed = running = 0
