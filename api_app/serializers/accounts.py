@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 from django import forms
 from drf_spectacular.utils import extend_schema_field
@@ -42,18 +43,21 @@ class AccountSerializer(serializers.ModelSerializer):
 
 
 class KindParamSerializer(serializers.Serializer):
+    # `label`, `required`, `help_text`: the API's names, and attributes of DRF's own fields
+    # (the stubs see each as a clash).
     name = serializers.CharField()
-    label = serializers.CharField()
-    required = serializers.BooleanField()
-    help_text = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    required = serializers.BooleanField()  # type: ignore[assignment]
+    help_text = serializers.CharField()  # type: ignore[assignment]
     type = serializers.ChoiceField(choices=["string", "list of container numbers", "choice"])
     choices = serializers.ListField(child=serializers.CharField(), required=False)
 
 
 class KindSerializer(serializers.Serializer):
+    # `label`, `help_text`: as in KindParamSerializer.
     code = serializers.CharField()
-    label = serializers.CharField()
-    help_text = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    help_text = serializers.CharField()  # type: ignore[assignment]
     params = serializers.SerializerMethodField()
 
     @extend_schema_field(KindParamSerializer(many=True))
@@ -73,6 +77,8 @@ class KindSerializer(serializers.Serializer):
                 item["type"] = "list of container numbers"
             elif isinstance(field, forms.ChoiceField):
                 item["type"] = "choice"
-                item["choices"] = [str(value) for value, _ in field.choices if value]
+                # A form field's choices are kept as (value, label) pairs.
+                choices = cast("Iterable[tuple[Any, Any]]", field.choices)
+                item["choices"] = [str(value) for value, _ in choices if value]
             found.append(item)
         return found

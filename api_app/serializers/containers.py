@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.utils import timezone
@@ -124,7 +124,8 @@ class BoardContainerSerializer(serializers.ModelSerializer):
     def _charges(self, row: Container) -> Charges | None:
         tariffs = self.context.get("tariffs")
         if tariffs is None:
-            tariffs = self.context["tariffs"] = Tariffs.load()
+            # The root serializer's context: a dict, kept for the other rows.
+            tariffs = cast(dict[str, Any], self.context)["tariffs"] = Tariffs.load()
         return tariffs.charges(row, self.context.get("today") or timezone.localdate())
 
     @extend_schema_field(serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True))
@@ -143,7 +144,10 @@ class HistoryEntrySerializer(serializers.ModelSerializer):
     query = serializers.IntegerField(
         source="query_id", allow_null=True, help_text="The run that observed it."
     )
-    fields = serializers.DictField(child=serializers.ListField(), help_text="[before, after]")
+    # Named like DRF's own `Serializer.fields` (the API's name): the stubs see a clash.
+    fields = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(), help_text="[before, after]"
+    )
 
     class Meta:
         model = HistoryEntry
@@ -235,7 +239,9 @@ class BoardFilterSerializer(serializers.Serializer):
         account = self.fields["account"]
         assert isinstance(account, serializers.PrimaryKeyRelatedField)
         # (None when the schema reads the fields.)
-        account.queryset = self.context.get("accounts", Account.objects.none())
+        accounts = self.context.get("accounts", Account.objects.none())
+        # The stubs read the Manager in this attribute's type as a descriptor of the field.
+        account.queryset = accounts  # type: ignore[arg-type]
 
     def validate_q(self, value: str) -> str:
         if len(value) > Q_MAX_LENGTH:

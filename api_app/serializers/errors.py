@@ -15,7 +15,8 @@ class ErrorSerializer(serializers.Serializer):
         "conflict, payload_too_large, bad_request, server_error."
     )
     message = serializers.CharField(help_text="What went wrong, in words for a person.")
-    fields = serializers.DictField(
+    # Named like DRF's own `Serializer.fields` (the API's name): the stubs see a clash.
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text='Validation errors by field ("params.container_id"); "_" for the request '

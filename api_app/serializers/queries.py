@@ -68,7 +68,8 @@ class QuerySerializer(serializers.ModelSerializer):
             return query.step
 
     def get_started_by(self, query: Query) -> str | None:
-        return query.started_by.get_username() if query.started_by_id else None
+        started_by = query.started_by  # None, without a read, when there is no id
+        return started_by.get_username() if started_by is not None else None
 
 
 class ResultCountsSerializer(serializers.Serializer):
@@ -113,7 +114,8 @@ class StartQuerySerializer(serializers.Serializer):
 
 class ChangeSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=HistoryEntry.Change.choices)
-    fields = serializers.DictField(
+    # Named like DRF's own `Serializer.fields` (the API's name): the stubs see a clash.
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(), help_text="Field name: [before, after]."
     )
 
@@ -212,7 +214,8 @@ class AppointmentSerializer(serializers.ModelSerializer):
 class ChangeRowSerializer(serializers.ModelSerializer):
     """One change the board observed when it merged the run (its history entry)."""
 
-    fields = serializers.DictField(
+    # Named like DRF's own `Serializer.fields` (the API's name): the stubs see a clash.
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(), help_text="Field name: [before, after]."
     )
     previous_query = serializers.IntegerField(
