@@ -343,12 +343,18 @@ def send_booking(booking_id: int, *, manager: SessionManager | None = None) -> s
         sent.append(True)
         return api.make_appointment(session_id, **booking.request)
 
-    call_seconds = client.timeouts["make_appointment"] * client.timeout_scale + 30
+    allowance = client.timeouts["make_appointment"] * client.timeout_scale
+    call_seconds = allowance + 30
     outcome: Outcome
     answer: dict[str, Any]
     busy = False
     try:
-        body = manager.run(booking.account, book, call_seconds=call_seconds)
+        # No answer in time (or a connection dropped after the request left): the server goes
+        # on with the booking in that browser, so the account's lease stays held for the
+        # call's allowance once more, and lapses by itself (README, "Booking a slot").
+        body = manager.run(
+            booking.account, book, call_seconds=call_seconds, hold_on_timeout=allowance
+        )
     except NotResent:
         outcome = Outcome(
             Booking.State.FAILED,
@@ -366,8 +372,9 @@ def send_booking(booking_id: int, *, manager: SessionManager | None = None) -> s
         answer = {"status": error.status, "error": error.readable(), **_kept(error.payload)}
         outcome = _failure_outcome(error, sent=bool(sent))
         # No answer in time: the server goes on with the booking in that browser for minutes
-        # more, and a read now would drive the same browser at once. The sweep reads later.
-        busy = isinstance(error, UpstreamTimeout)
+        # more (its lease is held meanwhile), and a read now would only wait for it. The
+        # sweep reads later.
+        busy = isinstance(error, UpstreamTimeout) or error.may_still_run
     except Exception as error:  # noqa: BLE001 - whatever broke, the request may have left
         logger.exception("booking %s: the call broke", booking_id)
         answer = {"error": type(error).__name__}

@@ -66,6 +66,7 @@ STATE_FIELDS = (
     "login_failures",
     "credentials_changed_at",
     "session_state_display",
+    "in_use_display",
     "session_created_at",
     "session_last_used_at",
     "session_uses",
@@ -107,6 +108,7 @@ class AccountAdmin(admin.ModelAdmin):
         "session_age",
         "session_last_used_at",
         "session_uses",
+        "in_use_display",
         "captcha_solves_24h",
         "upstream_url",
         "trucking_company",
@@ -179,6 +181,16 @@ class AccountAdmin(admin.ModelAdmin):
     @admin.display(description="session")
     def session_state_display(self, account: Account) -> str:
         return {"live": "Live", "expired": "Expired", "none": "None"}[account.session_state]
+
+    @admin.display(description="in use")
+    def in_use_display(self, account: Account) -> str:
+        """Whether a task holds the account's lease (drives its browser) now, and until when
+        at the latest: a booking whose answer never came holds it until the server can no
+        longer be booking in that browser."""
+        until = account.lease_expires_at
+        if not account.lease_token or until is None or until <= timezone.now():
+            return "—"
+        return f"In use until {timezone.localtime(until):%H:%M:%S}"
 
     @admin.display(description="session age")
     def session_age(self, account: Account) -> str:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import DatabaseError, connections
 from django.db.models import Case, DateTimeField, F, IntegerField, Q, Value, When
@@ -29,10 +30,12 @@ LEASE_CLAIM = Claim(token_field="lease_token", expires_field="lease_expires_at")
 @dataclass
 class Lease:
     """A held account lease. `touch_version`, once set, makes the release also record the
-    use of that session (one UPDATE for both)."""
+    use of that session (one UPDATE for both). `keep_seconds`, once set, makes the release
+    keep the lease that long from then instead (see `AccountLease.keep`)."""
 
     token: str
     touch_version: int | None = None
+    keep_seconds: float | None = None
 
 
 def drop_broken_connections() -> bool:
@@ -75,14 +78,15 @@ class AccountLease:
         try:
             yield lease
         finally:
+            end = self.keep if lease.keep_seconds else self.give_back
             try:
-                self.give_back(account, lease)
+                end(account, lease)
             except DatabaseError:
                 # The connection died during the call (e.g. the database restarted): the
                 # lease is given back on a new one, or the next step waits it out.
                 if not drop_broken_connections():
                     raise
-                self.give_back(account, lease)
+                end(account, lease)
 
     def take(self, account: Account, token: str, seconds: float | None = None) -> bool:
         """The account's lease for `token` if nobody holds it now (no waiting)."""
@@ -93,7 +97,24 @@ class AccountLease:
         )
 
     def give_back(self, account: Account, lease: Lease) -> None:
-        changes: dict[str, object] = {}
+        LEASE_CLAIM.give_back(
+            Account.objects.filter(pk=account.pk), token=lease.token, **self._used(account, lease)
+        )
+
+    def keep(self, account: Account, lease: Lease) -> None:
+        """Instead of giving the lease back, hold it `lease.keep_seconds` from now (exactly:
+        not raised to `lease_seconds`); nobody renews it, so it then lapses by itself. For a
+        call the server may still be running in that browser (see `SessionManager.run`)."""
+        LEASE_CLAIM.renew(
+            Account.objects.filter(pk=account.pk),
+            token=lease.token,
+            seconds=lease.keep_seconds or 0,
+            **self._used(account, lease),
+        )
+
+    def _used(self, account: Account, lease: Lease) -> dict[str, Any]:
+        """The columns that record the use of the session, if it was used."""
+        changes: dict[str, Any] = {}
         if lease.touch_version is not None:
             # The session was used: bump its idle timer, unless it was replaced meanwhile.
             now = timezone.now()
@@ -109,7 +130,7 @@ class AccountLease:
                 output_field=IntegerField(),
             )
             account.session_last_used_at = now
-        LEASE_CLAIM.give_back(Account.objects.filter(pk=account.pk), token=lease.token, **changes)
+        return changes
 
     def extend(self, account: Account, token: str, seconds: float | None) -> None:
         """Keep the lease `seconds` more (at least `lease_seconds`); `LeaseLost` if another

@@ -19,6 +19,7 @@ The manager is a thin facade over its collaborators, each given what it needs wh
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from django.conf import settings
 from django.db import connection
 
 from ..models import Account, SessionEvent
-from ..upstream import EModalClient, SessionGone, UpstreamRejected
+from ..upstream import EModalClient, SessionGone, UpstreamError, UpstreamRejected
 from .capacity import Browsers
 from .errors import AccountIncomplete, AccountUnreadable
 from .lease import AccountLease, Lease
@@ -36,6 +37,8 @@ from .logins import Logins
 from .store import SessionStore
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 # One client per server and thread: its HTTP connections are kept from one call to the next
 # (a worker runs one task at a time). Keyed by the settings it is built from, so a change of
@@ -143,12 +146,19 @@ class SessionManager:
         operation: Callable[[EModalClient, str], T],
         *,
         call_seconds: float | None = None,
+        hold_on_timeout: float | None = None,
     ) -> T:
         """Run `operation(client, session_id)` with a working session for the account.
 
         The account's lease is held for the whole call (one call per browser). If the upstream
         says the session is gone, it is replaced once and the call retried once; a second
-        failure is a real failure."""
+        failure is a real failure.
+
+        `hold_on_timeout` (seconds): when the call fails in a way the server may still be
+        running it in that browser (no answer in time, or a connection dropped after the
+        request left: `UpstreamError.may_still_run`), the lease is not given back but held that
+        long from then, and lapses by itself: nothing else drives that browser meanwhile. Only
+        a booking asks for it; other calls give the lease back at once, as before."""
         if connection.in_atomic_block:
             # A transaction held across a call of seconds to minutes would lock SQLite for
             # every other worker and pin a PostgreSQL connection.
@@ -156,21 +166,42 @@ class SessionManager:
         if call_seconds is None:
             call_seconds = self.client_for(account).longest_call_seconds() + 30
         with self.lease.hold(account, seconds=call_seconds) as lease:
-            session_id, reused = self._ensure_session(account, lease.token)
-            if not reused:  # logging in took part of the lease's time
-                self.lease.extend(account, lease.token, call_seconds)
-            version = account.session_version
             try:
-                return self._call(account, operation, session_id, lease, version)
-            except SessionGone:
-                started = time.monotonic()
-                lease.touch_version = None
-                self.store.clear(account, version)
-                self.store.record(account, SessionEvent.Kind.REPLACED, started)
-                session_id, _ = self._ensure_session(account, lease.token)
-                self.lease.extend(account, lease.token, call_seconds)
-                version = account.session_version
-                return self._call(account, operation, session_id, lease, version)
+                return self._run(account, operation, lease, call_seconds)
+            except UpstreamError as error:
+                if hold_on_timeout and error.may_still_run:
+                    lease.keep_seconds = hold_on_timeout
+                    logger.warning(
+                        "account %s: its browser may still be running %s; its lease is held "
+                        "%.0f s more",
+                        account.pk,
+                        error.endpoint,
+                        hold_on_timeout,
+                    )
+                raise
+
+    def _run(
+        self,
+        account: Account,
+        operation: Callable[[EModalClient, str], T],
+        lease: Lease,
+        call_seconds: float,
+    ) -> T:
+        session_id, reused = self._ensure_session(account, lease.token)
+        if not reused:  # logging in took part of the lease's time
+            self.lease.extend(account, lease.token, call_seconds)
+        version = account.session_version
+        try:
+            return self._call(account, operation, session_id, lease, version)
+        except SessionGone:
+            started = time.monotonic()
+            lease.touch_version = None
+            self.store.clear(account, version)
+            self.store.record(account, SessionEvent.Kind.REPLACED, started)
+            session_id, _ = self._ensure_session(account, lease.token)
+            self.lease.extend(account, lease.token, call_seconds)
+            version = account.session_version
+            return self._call(account, operation, session_id, lease, version)
 
     # -- getting a session (lease held) --------------------------------------------------------
 

@@ -52,6 +52,9 @@ class UpstreamError(Exception):
     # False where the call was not even tried (the breaker said wait): not a failure of the
     # work that waits, so it does not use up that work's tries.
     counts_as_failure: ClassVar[bool] = True
+    # True where the request reached the server and no answer began: the server may still be
+    # running the call in that session's browser (it has no request timeout).
+    may_still_run: bool = False
 
     def __init__(
         self,
@@ -132,6 +135,7 @@ class UpstreamTimeout(UpstreamUnavailable):
 
     disposition = Disposition.INDETERMINATE
     retryable = False
+    may_still_run = True
 
 
 class CircuitOpen(UpstreamUnavailable):

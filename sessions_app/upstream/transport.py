@@ -25,6 +25,7 @@ from typing import IO, Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 
 from emodal_portal.outbound import (
@@ -266,7 +267,9 @@ class Transport:
         except requests.exceptions.RequestException as exc:
             if deadline.passed or isinstance(exc, requests.exceptions.ReadTimeout):
                 raise classify_fault(path, "timeout") from None
-            raise classify_fault(path, "connection", exc=exc) from None
+            error = classify_fault(path, "connection", exc=exc)
+            error.may_still_run = request_left(exc)
+            raise error from None
         if deadline.passed:  # the headers may have been cut short
             response.close()
             raise classify_fault(path, "timeout")
@@ -370,3 +373,12 @@ def _json_body(content: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
+
+
+def request_left(exc: requests.exceptions.RequestException) -> bool:
+    """Whether a request that failed without an answer may have reached the server: all but a
+    connection that never opened (refused, unreachable, connect timeout)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return not isinstance(reason, NewConnectionError | ConnectTimeoutError)
