@@ -9,20 +9,14 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from portal.admin import ReadOnlyAdmin
+
 from .models import (
     Container,
     Event,
     Tariff,
     TariffTier,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Container)

@@ -4,24 +4,13 @@ senders), filterable by channel and status — an endpoint's signing secret is n
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from portal.admin import ReadOnlyAdmin, ReadOnlyInline
+
 from .models import AlertPreference, Delivery, DeliveryAttempt, DeliveryEvent, WebhookEndpoint
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class DeliveryEventInline(ReadOnlyInline):
@@ -39,7 +28,8 @@ class DeliveryAttemptInline(ReadOnlyInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(ReadOnlyAdmin):
+    deletable = False  # what was sent: pruned by retention, not by hand
     list_display = (
         "pk",
         "created_at",
@@ -80,15 +70,6 @@ class DeliveryAdmin(admin.ModelAdmin):
         if delivery.channel == Delivery.Channel.EMAIL:
             return delivery.subject
         return f"{delivery.event_type} {delivery.event_id}"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(AlertPreference)

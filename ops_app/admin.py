@@ -16,6 +16,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from emodal_portal.login_protection import PortalAccessAttemptAdmin
+from portal.admin import ReadOnlyAdmin
 
 from .charts import Series, bar_chart, column_chart
 from .dashboard import CAPTCHA_OUTCOMES, DEFAULT_PERIOD, PERIODS, operations_figures
@@ -34,8 +35,10 @@ class PeriodForm(forms.Form):
 
 
 @admin.register(Operations)
-class OperationsAdmin(admin.ModelAdmin):
+class OperationsAdmin(ReadOnlyAdmin):
     """No table behind it: one page, no objects to list, add, change or delete."""
+
+    deletable = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Operations]:
         return Operations.objects.none()
@@ -45,15 +48,6 @@ class OperationsAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.has_module_permission(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list[Any]:
         info = (self.opts.app_label, self.opts.model_name)

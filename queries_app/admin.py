@@ -16,6 +16,7 @@ from django.utils.translation import ngettext
 
 from emodal_portal import ids  # noqa: F401 - registers <id:…>
 from history.models import HistoryEntry
+from portal.admin import ReadOnlyAdmin, ReadOnlyInline
 from sessions_app.admin import AccountAdmin, log_action
 from sessions_app.models import Account
 from sessions_app.services.options import TERMINAL, collision, options_for, warnings_against
@@ -37,28 +38,20 @@ from .services import TriggerLimitReached, cancel_query, rerun_query, start_quer
 from .views import PROGRESS_POLL_MS
 
 
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
+class ResultInline(ReadOnlyInline):
     show_change_link = False
     max_num = 0
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return list(cast("list[str]", self.fields or []))  # flat: names, no groups
 
 
-class FileInline(ReadOnlyInline):
+class FileInline(ResultInline):
     model = QueryFile
     fields = ["name", "kind", "size", "created_at"]
 
 
-class ChangeInline(ReadOnlyInline):
+class ChangeInline(ResultInline):
     """The run's changes: what the board observed when it merged the run."""
 
     model = HistoryEntry
@@ -66,7 +59,7 @@ class ChangeInline(ReadOnlyInline):
     fields = ["container_number", "change", "fields"]
 
 
-class CheckInline(ReadOnlyInline):
+class CheckInline(ResultInline):
     model = AppointmentCheck
     fields = [
         "container_number",
@@ -83,7 +76,7 @@ class CheckInline(ReadOnlyInline):
     ]
 
 
-class InfoInline(ReadOnlyInline):
+class InfoInline(ResultInline):
     model = ContainerInfo
     fields = [
         "container_number",
@@ -241,7 +234,7 @@ LISTED_TERMINALS: ContextVar[list[str] | None] = ContextVar("listed_terminals", 
 
 
 @admin.register(RecurringRun)
-class RecurringRunAdmin(admin.ModelAdmin):
+class RecurringRunAdmin(ReadOnlyAdmin):
     """Set on the board (or by `run_queries --schedule`), where their schedule is kept in step;
     here they can be looked at and deleted."""
 
@@ -250,12 +243,6 @@ class RecurringRunAdmin(admin.ModelAdmin):
     list_select_related = ("account__user", "created_by")
     search_fields = ("account__user__username",)
     raw_id_fields = ("account", "created_by", "schedule", "last_query")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def delete_model(self, request: HttpRequest, obj: RecurringRun) -> None:
         delete_recurring_run(run=obj)

@@ -17,6 +17,8 @@ from django.utils.html import format_html_join
 from django.utils.timesince import timesince
 from django.utils.translation import ngettext
 
+from portal.admin import ReadOnlyAdmin
+
 from . import tasks
 from .forms import AccountForm
 from .models import Account, AccountQuerySet, ListedOption, SessionEvent
@@ -380,25 +382,18 @@ def log_action(request: HttpRequest, obj: Any, text: str, flag: int = CHANGE) ->
 
 
 @admin.register(SessionEvent)
-class SessionEventAdmin(admin.ModelAdmin):
+class SessionEventAdmin(ReadOnlyAdmin):
+    deletable = False  # the log of logins and captchas staff count the cost by
+
     list_display = ["created_at", "account", "kind", "captcha_spent", "duration_ms", "detail"]
     list_filter = ["kind", "captcha_spent", "created_at"]
     list_select_related = ["account__user"]
     search_fields = ["account__user__username", "detail"]
     date_hierarchy = "created_at"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(ListedOption)
-class ListedOptionAdmin(admin.ModelAdmin):
+class ListedOptionAdmin(ReadOnlyAdmin):
     """What E-Modal's appointment page has listed, read from its own failures: kept by the
     portal, deleted by staff when stale, never edited."""
 
@@ -406,9 +401,3 @@ class ListedOptionAdmin(admin.ModelAdmin):
     list_filter = ["label"]
     list_select_related = ["account__user"]
     search_fields = ["text", "account__user__username"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

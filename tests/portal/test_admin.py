@@ -186,3 +186,31 @@ def test_refresh_task_replaces_the_session(alice: Account, sim: SimControl) -> N
     assert tasks.drop_session(alice.pk) == "dropped"
     alice.refresh_from_db()
     assert alice.session_id is None
+
+
+# The records the portal keeps, read-only for every staff member (a superuser included): never
+# added or edited from the admin; the logs never deleted by hand either.
+KEPT_RECORDS = [
+    ("containers_app", "container", True),
+    ("history", "historyentry", True),
+    ("queries_app", "recurringrun", True),
+    ("sessions_app", "listedoption", True),
+    ("sessions_app", "sessionevent", False),
+    ("notifications", "delivery", False),
+]
+
+
+@pytest.mark.parametrize(("app", "model", "deletable"), KEPT_RECORDS)
+def test_kept_records_are_read_only_in_the_admin(
+    admin_client_: Client, app: str, model: str, deletable: bool
+) -> None:
+    assert admin_client_.get(reverse(f"admin:{app}_{model}_add")).status_code == 403
+    changelist = admin_client_.get(reverse(f"admin:{app}_{model}_changelist"))
+    assert changelist.status_code == 200
+    form = changelist.context["action_form"]  # None: no action at all
+    actions = [name for name, _ in form.fields["action"].choices] if form else []
+    assert ("delete_selected" in actions) is deletable
+    # No such row: a record staff may delete sends them back to the list; one they may not
+    # is refused before it is even looked for.
+    delete = admin_client_.get(reverse(f"admin:{app}_{model}_delete", args=[999999]))
+    assert delete.status_code == (302 if deletable else 403)
